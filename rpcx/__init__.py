@@ -1,0 +1,1 @@
+"""rpcx: typed, pluggable RPC for Python on trio."""

@@ -1,0 +1,1 @@
+"""Marshalling, driven by the runtime schema."""
