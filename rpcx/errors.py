@@ -136,6 +136,9 @@ class DeclaredError(RpcError):
     def __attrs_post_init__(self) -> None:
         RpcError.__init__(self, self.rpcx_code, self._describe())
 
+    def __str__(self) -> str:
+        return self.message
+
     def _describe(self) -> str:
         spec = getattr(type(self), "__rpcx_spec__", None)
         name = spec.name if spec is not None else type(self).__name__

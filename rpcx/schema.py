@@ -140,7 +140,7 @@ class TypeRef:
             return f"{self.item.describe()}?"
         if self.cls is not None:
             return str(spec_of(self.cls).name)
-        return self.kind.value
+        return str(self.kind.value)
 
 
 @attrs.frozen
@@ -237,10 +237,11 @@ class ServiceSpec:
         return None
 
 
-def spec_of(cls: type[Any]) -> EnumSpec | StructSpec | UnionSpec:
-    """The schema descriptor of a generated class."""
+def spec_of(cls: type[Any]) -> EnumSpec | StructSpec | UnionSpec | ServiceSpec:
+    """The schema descriptor of a generated class (a service's client or base class gives
+    the ServiceSpec)."""
     spec = getattr(cls, "__rpcx_spec__", None)
-    if not isinstance(spec, EnumSpec | StructSpec | UnionSpec):
+    if not isinstance(spec, EnumSpec | StructSpec | UnionSpec | ServiceSpec):
         raise TypeError(f"{cls!r} is not an rpcx generated type")
     return spec
 

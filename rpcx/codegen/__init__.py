@@ -1,1 +1,146 @@
-"""Model → Python source."""
+"""Model → Python source, byte-for-byte deterministic.
+
+``generate(file)`` returns the module name and the text of one generated module. Layout of
+a module: banner, docstring, imports, ``__all__``, enums, then structs/unions/errors in
+source order, client stubs and server base classes, then the schema specs attached to the
+classes (``rpcx.spec_of(Card)`` reads them back).
+"""
+
+from __future__ import annotations
+
+from rpcx.codegen import names
+from rpcx.codegen.header import banner
+from rpcx.codegen.render_services import render_client, render_server_base, service_spec_lines
+from rpcx.codegen.render_types import render_enum, render_record, type_spec_lines
+from rpcx.codegen.writer import Writer
+from rpcx.compiler import model
+
+__all__ = ["generate"]
+
+
+def _types_used(file: model.File) -> set[str]:
+    """Standard-library modules the module needs, beyond what every module imports."""
+    found: set[str] = set()
+
+    def visit(f: model.Field) -> None:
+        found.update(names.uses(f.type))
+
+    for decl in file.decls:
+        if isinstance(decl, model.StructDecl):
+            for f in decl.fields:
+                visit(f)
+        elif isinstance(decl, model.UnionDecl):
+            found.add("typing")
+            for f in decl.variants:
+                visit(f)
+        elif isinstance(decl, model.ServiceDecl):
+            found.update(("abc", "collections.abc"))
+            for m in decl.methods:
+                for f in m.params:
+                    visit(f)
+                if m.result is not None:
+                    found.add("typing")
+                    found.update(names.uses(m.result))
+    return found
+
+
+_ALIASES = {
+    "abc": "_abc",
+    "collections.abc": "_cabc",
+    "datetime": "_datetime",
+    "decimal": "_decimal",
+    "typing": "_typing",
+}
+
+
+def _imported_modules(file: model.File) -> list[str]:
+    """Sibling generated modules this one refers to (only those actually used)."""
+    used: set[str] = set()
+
+    def visit(t: model.ModelType | None) -> None:
+        if t is None:
+            return
+        if t.module is not None and t.module != file.module:
+            used.add(t.module)
+        visit(t.item)
+        visit(t.key)
+
+    for decl in file.decls:
+        if isinstance(decl, model.StructDecl):
+            for f in decl.fields:
+                visit(f.type)
+        elif isinstance(decl, model.UnionDecl):
+            for f in decl.variants:
+                visit(f.type)
+        elif isinstance(decl, model.ServiceDecl):
+            for m in decl.methods:
+                for f in m.params:
+                    visit(f.type)
+                visit(m.result)
+                for t in m.throws:
+                    visit(t)
+    return sorted(used)
+
+
+def _public_names(file: model.File) -> list[str]:
+    out: list[str] = []
+    for decl in file.decls:
+        if isinstance(decl, model.ServiceDecl):
+            out += [names.client_name(decl.name), names.service_name(decl.name)]
+        else:
+            out.append(decl.name)
+    return sorted(out)
+
+
+def generate(file: model.File) -> tuple[str, str]:
+    """Return ``(module_name, source)`` for one checked file."""
+    here = file.module
+    w = Writer()
+    w.lines(banner(file))
+    w.lines(names.docstring(f"Types and stubs for package {file.package}.", w.width))
+    w.blank()
+    w.line("from __future__ import annotations")
+    w.blank()
+    stdlib = _types_used(file)
+    for module in sorted(stdlib):
+        w.line(f"import {module} as {_ALIASES[module]}")
+    if stdlib:
+        w.blank()
+    w.line("import rpcx.stubs as _rt")
+    siblings = _imported_modules(file)
+    if siblings:
+        w.blank()
+        for module in siblings:
+            w.line(f"from . import {module} as {names.import_alias(module)}")
+    w.blank()
+    public = _public_names(file)
+    if public:
+        w.line("__all__ = [")
+        with w.indented():
+            for name in public:
+                w.line(f'"{name}",')
+        w.line("]")
+    else:
+        w.line("__all__: list[str] = []")
+    w.blank(2)
+
+    for decl in file.decls:
+        if isinstance(decl, model.EnumDecl):
+            render_enum(w, decl)
+    for decl in file.decls:
+        if isinstance(decl, model.StructDecl | model.UnionDecl):
+            render_record(w, decl, here)
+    for decl in file.decls:
+        if isinstance(decl, model.ServiceDecl):
+            render_client(w, decl, here)
+            render_server_base(w, decl, here)
+
+    w.line("# Schema descriptors, read by codecs, the runtime and tools (rpcx.spec_of).")
+    for decl in file.decls:
+        if isinstance(decl, model.ServiceDecl):
+            w.lines(service_spec_lines(decl, here, w.width))
+        else:
+            w.lines(type_spec_lines(decl, here, w.width))
+    return here, w.text()
+
+

@@ -1,0 +1,151 @@
+"""IDL names → Python names, and Python literals for docstrings and defaults.
+
+The compiler rejects identifiers that cannot be used unchanged (Python keywords, leading
+underscores, builtins the generated annotations use), so names pass through as they are.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import textwrap
+
+from rpcx.compiler import model
+from rpcx.schema import Kind
+
+__all__ = [
+    "client_name", "docstring", "literal", "py_type", "pystr", "service_name", "type_name",
+]
+
+IMPORT_PREFIX = "_i_"
+
+
+def client_name(service: str) -> str:
+    return f"{service}Client"
+
+
+def service_name(service: str) -> str:
+    return f"{service}Service"
+
+
+def import_alias(module: str) -> str:
+    return f"{IMPORT_PREFIX}{module}"
+
+
+def type_name(t: model.ModelType, here: str) -> str:
+    """The Python expression naming a declared type, from module ``here``."""
+    assert t.ref is not None and t.module is not None
+    short = t.ref.rsplit(".", 1)[-1]
+    return short if t.module == here else f"{import_alias(t.module)}.{short}"
+
+
+_PRIMITIVES = {
+    Kind.BOOL: "bool",
+    Kind.INT: "int",
+    Kind.FLOAT: "float",
+    Kind.DECIMAL: "_decimal.Decimal",
+    Kind.STRING: "str",
+    Kind.BYTES: "bytes",
+    Kind.TIMESTAMP: "_datetime.datetime",
+}
+
+
+def py_type(t: model.ModelType, here: str) -> str:
+    """The Python annotation for a type."""
+    if t.kind in _PRIMITIVES:
+        return _PRIMITIVES[t.kind]
+    if t.kind is Kind.LIST:
+        assert t.item is not None
+        return f"list[{py_type(t.item, here)}]"
+    if t.kind is Kind.MAP:
+        assert t.item is not None and t.key is not None
+        return f"dict[{py_type(t.key, here)}, {py_type(t.item, here)}]"
+    if t.kind is Kind.OPTIONAL:
+        assert t.item is not None
+        return f"{py_type(t.item, here)} | None"
+    return type_name(t, here)
+
+
+def uses(t: model.ModelType) -> set[str]:
+    """Standard-library modules an annotation or spec of ``t`` needs."""
+    found: set[str] = set()
+    if t.kind is Kind.DECIMAL:
+        found.add("decimal")
+    if t.kind is Kind.TIMESTAMP:
+        found.add("datetime")
+    for inner in (t.item, t.key):
+        if inner is not None:
+            found |= uses(inner)
+    return found
+
+
+def pystr(value: str | bytes) -> str:
+    """A Python literal for a string or bytes, double-quoted where that needs no escapes."""
+    text = repr(value)
+    prefix = "b" if isinstance(value, bytes) else ""
+    body = text[len(prefix):]
+    if body.startswith("'") and '"' not in body[1:-1]:
+        return f'{prefix}"{body[1:-1].replace(chr(92) + chr(39), chr(39))}"'
+    return text
+
+
+def literal(value: model.Value, t: model.ModelType, here: str) -> str:
+    """A Python expression for a default value of type ``t``."""
+    if t.kind is Kind.OPTIONAL:
+        assert t.item is not None
+        return "None" if value is None else literal(value, t.item, here)
+    if isinstance(value, model.EnumValue):
+        return f"{type_name(t, here)}.{value.member}"
+    if isinstance(value, bool | str | bytes | int):
+        if t.kind is Kind.FLOAT and not isinstance(value, bool):
+            return repr(float(value))
+        if t.kind is Kind.DECIMAL and isinstance(value, int):
+            return f"_decimal.Decimal({pystr(str(value))})"
+        if isinstance(value, str | bytes):
+            return pystr(value)
+        return repr(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, decimal.Decimal):
+        return f"_decimal.Decimal({pystr(str(value))})"
+    if isinstance(value, datetime.datetime):
+        return _datetime_literal(value)
+    if isinstance(value, list):
+        assert t.item is not None
+        return "[" + ", ".join(literal(v, t.item, here) for v in value) + "]"
+    if isinstance(value, dict):
+        assert t.item is not None and t.key is not None
+        key_t, item_t = t.key, t.item
+        return "{" + ", ".join(
+            f"{literal(k, key_t, here)}: {literal(v, item_t, here)}" for k, v in value.items()
+        ) + "}"
+    raise AssertionError(f"unexpected default {value!r}")
+
+
+def _datetime_literal(value: datetime.datetime) -> str:
+    offset = value.utcoffset()
+    assert offset is not None, "the compiler only produces aware timestamps"
+    if offset:
+        tz = f"_datetime.timezone(_datetime.timedelta(seconds={int(offset.total_seconds())}))"
+    else:
+        tz = "_datetime.UTC"
+    parts = [value.year, value.month, value.day, value.hour, value.minute, value.second,
+             value.microsecond]
+    return f"_datetime.datetime({', '.join(str(p) for p in parts)}, tzinfo={tz})"
+
+
+def docstring(doc: str, width: int) -> list[str]:
+    """Lines of a triple-quoted docstring, wrapped to ``width`` columns, safely escaped."""
+    text = doc.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').strip()
+    if text.endswith('"'):
+        text += " "
+    paragraphs: list[str] = []
+    for raw in text.split("\n"):
+        if len(raw) + 6 <= width:
+            paragraphs.append(raw.rstrip())
+        else:
+            paragraphs.extend(textwrap.wrap(raw, width - 6, break_on_hyphens=False,
+                                            break_long_words=False) or [""])
+    if len(paragraphs) == 1 and len(paragraphs[0]) + 6 <= width:
+        return [f'"""{paragraphs[0]}"""']
+    return ['"""' + paragraphs[0], *paragraphs[1:], '"""']

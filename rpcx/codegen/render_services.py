@@ -1,0 +1,168 @@
+"""Services → the ``<Svc>Client`` stub, the ``<Svc>Service`` base class and method specs."""
+
+from __future__ import annotations
+
+from rpcx.codegen import names
+from rpcx.codegen.exprs import Call, Expr, Tuple, format_expr
+from rpcx.codegen.render_types import field_spec, spec_of_type
+from rpcx.codegen.writer import Writer
+from rpcx.compiler import model
+from rpcx.schema import Kind
+
+__all__ = ["method_spec_name", "render_client", "render_server_base", "service_spec_lines"]
+
+
+def method_spec_name(service: model.ServiceDecl, method: model.Method) -> str:
+    return f"_m_{service.name}_{method.name}"
+
+
+def _doc(w: Writer, doc: str, deprecated: str | None) -> bool:
+    text = doc
+    if deprecated is not None:
+        text = f"{text}\n\nDeprecated: {deprecated}" if text else f"Deprecated: {deprecated}"
+    if text:
+        w.lines(names.docstring(text, w.width))
+    return bool(text)
+
+
+def _needs_none_default(f: model.Field) -> bool:
+    """List and map defaults are mutable: the client signature takes None to mean them."""
+    return (f.type.kind in (Kind.LIST, Kind.MAP)
+            and not isinstance(f.default, model._NoDefault) and f.default is not None)
+
+
+def _client_params(method: model.Method, here: str) -> list[str]:
+    params: list[str] = ["self"]
+    seen_default = keyword_only = False
+    for f in method.params:
+        annotation = names.py_type(f.type, here)
+        if _needs_none_default(f):
+            text = f"{f.name}: {annotation} | None = None"
+        elif not isinstance(f.default, model._NoDefault):
+            text = f"{f.name}: {annotation} = {names.literal(f.default, f.type, here)}"
+        elif f.type.kind is Kind.OPTIONAL:
+            text = f"{f.name}: {annotation} = None"
+        else:
+            if seen_default and not keyword_only:
+                # A required parameter after a defaulted one can only be keyword-only.
+                params.append("*")
+                keyword_only = True
+            text = f"{f.name}: {annotation}"
+        if "=" in text:
+            seen_default = True
+        params.append(text)
+    if not keyword_only:
+        params.append("*")
+    params.append("timeout: float | None = None")
+    params.append("metadata: _cabc.Mapping[str, str] | None = None")
+    return params
+
+
+def _arg_values(method: model.Method, here: str) -> list[str]:
+    values = []
+    for f in method.params:
+        if _needs_none_default(f):
+            assert not isinstance(f.default, model._NoDefault)
+            values.append(f"{names.literal(f.default, f.type, here)} if {f.name} is None "
+                          f"else {f.name}")
+        else:
+            values.append(f.name)
+    return values
+
+
+def _result_type(method: model.Method, here: str) -> str:
+    return "None" if method.result is None else names.py_type(method.result, here)
+
+
+def render_client(w: Writer, service: model.ServiceDecl, here: str) -> None:
+    w.line(f"class {names.client_name(service.name)}:")
+    with w.indented():
+        doc = f"Client stub for {service.qualified}: each method calls the remote service."
+        if service.doc:
+            doc = f"{doc}\n\n{service.doc}"
+        _doc(w, doc, service.deprecated)
+        w.blank()
+        w.line('__slots__ = ("_channel",)')
+        w.blank()
+        w.line("def __init__(self, channel: _rt.Invoker) -> None:")
+        with w.indented():
+            w.line("self._channel = channel")
+        for method in service.methods:
+            w.blank()
+            result = _result_type(method, here)
+            w.lines(format_expr(Call(f"async def {method.name}",
+                                     tuple(_client_params(method, here))),
+                                w.width, suffix=f" -> {result}:"))
+            with w.indented():
+                _doc(w, method.doc, method.deprecated)
+                values = _arg_values(method, here)
+                args: Expr = Tuple(tuple(values))
+                func = "self._channel.call_oneway" if method.oneway else "self._channel.call"
+                call = Call(f"await {func}", (method_spec_name(service, method), args,
+                                              "timeout=timeout", "metadata=metadata"))
+                if method.result is None:
+                    w.lines(format_expr(call, w.width))
+                else:
+                    w.lines(format_expr(call, w.width, prefix="result = "))
+                    w.line(f"return _typing.cast({result}, result)")
+    w.blank(2)
+
+
+def render_server_base(w: Writer, service: model.ServiceDecl, here: str) -> None:
+    w.line(f"class {names.service_name(service.name)}(_abc.ABC):")
+    with w.indented():
+        doc = (f"Base class for servers of {service.qualified}: implement every method.\n\n"
+               "Handlers receive every argument with IDL defaults already applied, so these "
+               "signatures have no defaults.")
+        if service.doc:
+            doc = f"{doc}\n\n{service.doc}"
+        _doc(w, doc, service.deprecated)
+        for method in service.methods:
+            w.blank()
+            params = ["self", *(f"{f.name}: {names.py_type(f.type, here)}"
+                                for f in method.params)]
+            w.line("@_abc.abstractmethod")
+            w.lines(format_expr(Call(f"async def {method.name}", tuple(params)), w.width,
+                                suffix=f" -> {_result_type(method, here)}:"))
+            with w.indented():
+                if not _doc(w, method.doc, method.deprecated):
+                    w.line("...")
+    w.blank(2)
+
+
+def method_spec_lines(service: model.ServiceDecl, method: model.Method, here: str,
+                      width: int) -> list[str]:
+    params = Call("_rt.StructSpec", (
+        names.pystr(f"{service.qualified}.{method.name}"), "None",
+        Tuple(tuple(field_spec(f, here) for f in method.params))))
+    result = "None" if method.result is None else spec_of_type(method.result, here)
+    args: list[Expr] = [names.pystr(method.name), names.pystr(service.qualified), params, result]
+    if method.throws:
+        args.append("throws=" + "(" + ", ".join(names.type_name(t, here) for t in method.throws)
+                    + ("," if len(method.throws) == 1 else "") + ")")
+    if method.oneway:
+        args.append("oneway=True")
+    if method.idempotent:
+        args.append("idempotent=True")
+    if method.deadline is not None:
+        args.append(f"deadline={method.deadline!r}")
+    if method.deprecated is not None:
+        args.append(f"deprecated={names.pystr(method.deprecated)}")
+    if method.doc:
+        args.append(f"doc={names.pystr(method.doc)}")
+    return format_expr(Call("_rt.MethodSpec", tuple(args)), width,
+                       prefix=f"{method_spec_name(service, method)} = ")
+
+
+def service_spec_lines(service: model.ServiceDecl, here: str, width: int) -> list[str]:
+    lines: list[str] = []
+    for method in service.methods:
+        lines.extend(method_spec_lines(service, method, here, width))
+    methods = Tuple(tuple(method_spec_name(service, m) for m in service.methods))
+    doc: list[Expr] = [f"doc={names.pystr(service.doc)}"] if service.doc else []
+    spec = Call("_rt.ServiceSpec", (names.pystr(service.qualified), methods, *doc))
+    spec_name = f"_s_{service.name}"
+    lines.extend(format_expr(spec, width, prefix=f"{spec_name} = "))
+    lines.append(f"_rt.attach({names.client_name(service.name)}, {spec_name})")
+    lines.append(f"_rt.attach({names.service_name(service.name)}, {spec_name})")
+    return lines

@@ -1,0 +1,50 @@
+"""An indentation-aware line buffer: the only way codegen emits text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["Writer"]
+
+
+class Writer:
+    def __init__(self, indent: str = "    ") -> None:
+        self._lines: list[str] = []
+        self._indent = indent
+        self._level = 0
+
+    def line(self, text: str = "") -> None:
+        self._lines.append(f"{self._indent * self._level}{text}" if text else "")
+
+    def lines(self, texts: list[str]) -> None:
+        for text in texts:
+            self.line(text)
+
+    def blank(self, count: int = 1) -> None:
+        """Ensure ``count`` blank lines end the buffer (never more)."""
+        have = 0
+        for text in reversed(self._lines):
+            if text:
+                break
+            have += 1
+        for _ in range(count - have):
+            self._lines.append("")
+
+    @contextmanager
+    def indented(self) -> Iterator[None]:
+        self._level += 1
+        try:
+            yield
+        finally:
+            self._level -= 1
+
+    @property
+    def width(self) -> int:
+        """Columns left on the current line before the 99-column limit."""
+        return 99 - len(self._indent) * self._level
+
+    def text(self) -> str:
+        while self._lines and not self._lines[-1]:
+            self._lines.pop()
+        return "\n".join(self._lines) + "\n"
