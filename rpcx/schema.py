@@ -29,7 +29,6 @@ UNION      the generated attrs class, exactly one variant attribute not None
 from __future__ import annotations
 
 import enum
-
 from typing import Any, Final
 
 import attrs

@@ -164,7 +164,8 @@ def type_spec_lines(decl: model.Decl, here: str, width: int) -> list[str]:
     elif isinstance(decl, model.StructDecl):
         fields = Tuple(tuple(field_spec(f, here) for f in decl.fields))
         error = ["is_error=True"] if decl.is_error else []
-        spec = Call("_rt.StructSpec", (names.pystr(decl.qualified), decl.name, fields, *error, *doc))
+        spec = Call("_rt.StructSpec",
+                    (names.pystr(decl.qualified), decl.name, fields, *error, *doc))
     else:
         raise AssertionError(f"not a type: {decl!r}")
     return format_expr(Call("_rt.attach", (decl.name, spec)), width)
