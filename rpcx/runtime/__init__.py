@@ -1,0 +1,1 @@
+"""trio adapters that drive the protocol over transports and apply codecs."""

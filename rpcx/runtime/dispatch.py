@@ -1,0 +1,156 @@
+"""Method path → handler, and the one mapping between handler outcomes and replies.
+
+Server side, :meth:`Dispatcher.dispatch` decodes the arguments, runs the handler and turns
+whatever happened into a :data:`Reply`:
+
+- a return value → :class:`Success` with the encoded result;
+- an IDL error the method ``throws`` → :class:`Failure` with the error's qualified name
+  and its encoded fields, so the client can raise the same generated class;
+- an :class:`~rpcx.errors.RpcError` → its code, message and details;
+- undecodable arguments → ``INVALID_ARGUMENT`` naming the field;
+- anything else → ``INTERNAL`` with a safe message; the traceback is logged, never sent.
+
+Client side, :func:`unpack_reply` turns a reply back into a value or an exception.
+Transports and framing are elsewhere: this module sees only bytes and codecs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from rpcx.codec.base import Codec
+from rpcx.errors import CodecError, DeclaredError, RemoteError, RpcError
+from rpcx.schema import MethodSpec, ServiceSpec, StructSpec, spec_of, struct_ref
+from rpcx.status import Status
+
+__all__ = ["Dispatcher", "Failure", "Reply", "Success", "unpack_reply"]
+
+logger = logging.getLogger("rpcx.server")
+
+
+@attrs.frozen
+class Success:
+    payload: bytes
+    """The encoded result (empty for a method that returns nothing)."""
+
+
+@attrs.frozen
+class Failure:
+    status: Status
+    message: str
+    details: Mapping[str, Any] = attrs.field(factory=dict)
+    error_name: str | None = None
+    """Qualified name of a declared IDL error (``payments.CardDeclined``)."""
+    error_payload: bytes | None = None
+    """The declared error's fields, encoded like a struct."""
+
+
+Reply = Success | Failure
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+@attrs.frozen
+class Route:
+    method: MethodSpec
+    handler: Handler
+
+
+def _service_spec(impl: object) -> ServiceSpec:
+    for klass in type(impl).__mro__:
+        spec = klass.__dict__.get("__rpcx_spec__")
+        if isinstance(spec, ServiceSpec):
+            return spec
+    raise TypeError(f"{impl!r} does not implement a generated rpcx service base class")
+
+
+class Dispatcher:
+    """Routes ``package.Service/method`` to the implementations it was given."""
+
+    def __init__(self, services: Iterable[object]) -> None:
+        self._routes: dict[str, Route] = {}
+        self.services: list[ServiceSpec] = []
+        for impl in services:
+            spec = _service_spec(impl)
+            if any(s.name == spec.name for s in self.services):
+                raise ValueError(f"service {spec.name!r} is registered twice")
+            self.services.append(spec)
+            for method in spec.methods:
+                self._routes[method.path] = Route(method, getattr(impl, method.py_name))
+
+    def lookup(self, path: str) -> Route | None:
+        return self._routes.get(path)
+
+    async def dispatch(self, path: str, payload: bytes, codec: Codec) -> Reply:
+        route = self._routes.get(path)
+        if route is None:
+            return Failure(Status.UNIMPLEMENTED, f"unknown method {path!r}")
+        method = route.method
+        try:
+            args = codec.decode(method.params, payload)
+        except CodecError as exc:
+            return Failure(Status.INVALID_ARGUMENT, f"invalid arguments to {path}: {exc}")
+        try:
+            result = await route.handler(*args)
+        except DeclaredError as exc:
+            return _declared_failure(method, exc, codec)
+        except RpcError as exc:
+            return Failure(exc.code, exc.message, exc.details)
+        except Exception:
+            logger.exception("handler for %s raised", path)
+            return Failure(Status.INTERNAL, f"internal error in {path}")
+        if method.result is None:
+            return Success(b"")
+        try:
+            return Success(codec.encode(method.result, result))
+        except CodecError as exc:
+            logger.error("handler for %s returned an invalid result: %s", path, exc)
+            return Failure(Status.INTERNAL, f"internal error in {path}: invalid result")
+
+
+def _declared_failure(method: MethodSpec, exc: DeclaredError, codec: Codec) -> Failure:
+    if type(exc) not in method.throws:
+        logger.error("handler for %s raised %r, which the method does not declare",
+                     method.path, exc)
+        return Failure(Status.INTERNAL, f"internal error in {method.path}")
+    spec = spec_of(type(exc))
+    assert isinstance(spec, StructSpec)
+    try:
+        payload = codec.encode(struct_ref(type(exc)), exc)
+    except CodecError as err:
+        logger.error("handler for %s raised an invalid %s: %s", method.path, spec.name, err)
+        return Failure(Status.INTERNAL, f"internal error in {method.path}")
+    return Failure(exc.code, exc.message, error_name=spec.name, error_payload=payload)
+
+
+def unpack_reply(method: MethodSpec, reply: Reply, codec: Codec) -> Any:
+    """The call's result, or raise what the server reported.
+
+    A declared error arrives as its generated class. A payload that does not decode is
+    reported as ``INTERNAL`` on the client with the codec's message (the server broke the
+    contract, or the schemas have diverged).
+    """
+    if isinstance(reply, Success):
+        if method.result is None:
+            return None
+        try:
+            return codec.decode(method.result, reply.payload)
+        except CodecError as exc:
+            raise RemoteError(Status.INTERNAL,
+                              f"undecodable result from {method.path}: {exc}") from None
+    if reply.error_name is not None and reply.error_payload is not None:
+        for cls in method.throws:
+            if spec_of(cls).name == reply.error_name:
+                try:
+                    error = codec.decode(struct_ref(cls), reply.error_payload)
+                except CodecError as exc:
+                    raise RemoteError(
+                        Status.INTERNAL,
+                        f"undecodable {reply.error_name} from {method.path}: {exc}") from None
+                assert isinstance(error, DeclaredError)
+                raise error
+    raise RemoteError(reply.status, reply.message, reply.details)
