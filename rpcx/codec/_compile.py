@@ -1,0 +1,450 @@
+"""Schema → specialised converter functions, generated as Python source once per schema node.
+
+A codec does its work in two steps: a *converter* turns a typed value into plain data
+(dicts, lists, str, int, ...) that ``cbor2`` or ``json`` can serialise, or turns the plain
+data they parsed back into typed values, checking every value against the schema on the
+way. The converters are the hot path, so they are not interpreted from the schema at each
+call: like attrs does for ``__init__``, :class:`Compiler` writes one Python function per
+struct, union, list and map node, with the checks for primitive fields inlined, and
+``exec``s it once. Functions are cached by the identity of their schema node (a reference
+to the node is kept, so the identity stays valid). Recursive schemas work because the
+generated functions call each other through module-level names resolved at call time.
+
+Errors raise :class:`~rpcx.codec.convert.PathError`; each struct, list and map level adds
+its path segment as the error passes through, so the happy path pays only for a ``try``.
+"""
+
+from __future__ import annotations
+
+import copy
+import decimal
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from rpcx.codec import convert
+from rpcx.schema import (
+    MISSING,
+    EnumSpec,
+    FieldSpec,
+    Kind,
+    StructSpec,
+    TypeRef,
+    UnionSpec,
+    spec_of,
+)
+
+__all__ = ["Compiler", "Converter"]
+
+Converter = Callable[[Any], Any]
+
+_RANGE = "if not -9223372036854775808 <= {s} <= 9223372036854775807: raise _range_error({s})"
+
+
+class Compiler:
+    """Generates and caches the converters of one codec in one direction.
+
+    ``json`` selects the JSON mapping (keys are field names, JSON scalar conventions)
+    instead of CBOR (keys are field tags); ``encode`` selects typed → plain.
+    """
+
+    def __init__(self, *, json: bool, encode: bool, max_collection_len: int) -> None:
+        self._json = json
+        self._encode = encode
+        self._max_len = max_collection_len
+        self._ns: dict[str, Any] = {
+            "_PathError": convert.PathError,
+            "_type_error": convert.type_error,
+            "_range_error": convert.range_error,
+            "_fail": convert.fail,
+            "_key_seg": convert.key_seg,
+            "_cv": convert,
+            "_Decimal": decimal.Decimal,
+            "_MISSING": MISSING,
+            "_deepcopy": copy.deepcopy,
+        }
+        self._fns: dict[int, tuple[object, str]] = {}
+        self._queue: list[tuple[str, Callable[[str], list[str]]]] = []
+        self._counter = itertools.count()
+
+    # ---- public ------------------------------------------------------------------
+
+    def compile(self, schema: TypeRef | StructSpec) -> Converter:
+        """The converter for a top-level schema (cached)."""
+        name = self._fn_for(schema)
+        while self._queue:
+            fname, make = self._queue.pop()
+            source = "\n".join(make(fname)) + "\n"
+            exec(compile(source, f"<rpcx converter {fname}>", "exec"), self._ns)
+        fn: Converter = self._ns[name]
+        return fn
+
+    # ---- naming ------------------------------------------------------------------
+
+    def _tmp(self, prefix: str = "t") -> str:
+        return f"{prefix}{next(self._counter)}"
+
+    def _const(self, value: object, prefix: str = "_k") -> str:
+        name = self._tmp(prefix)
+        self._ns[name] = value
+        return name
+
+    def _fn_for(self, node: TypeRef | StructSpec | UnionSpec) -> str:
+        """The name of the converter function of a node, queueing its generation."""
+        target: TypeRef | StructSpec | UnionSpec = node
+        if isinstance(node, TypeRef) and node.kind in (Kind.STRUCT, Kind.UNION):
+            assert node.cls is not None
+            spec = spec_of(node.cls)
+            assert isinstance(spec, StructSpec | UnionSpec)
+            target = spec
+        entry = self._fns.get(id(target))
+        if entry is not None:
+            return entry[1]
+        name = self._tmp("_f")
+        self._fns[id(target)] = (target, name)
+        if isinstance(target, StructSpec):
+            spec_s = target
+            self._queue.append((name, lambda fname: self._struct_fn(fname, spec_s)))
+        elif isinstance(target, UnionSpec):
+            spec_u = target
+            self._queue.append((name, lambda fname: self._union_fn(fname, spec_u)))
+        elif target.kind is Kind.LIST:
+            ref_l = target
+            self._queue.append((name, lambda fname: self._list_fn(fname, ref_l)))
+        elif target.kind is Kind.MAP:
+            ref_m = target
+            self._queue.append((name, lambda fname: self._map_fn(fname, ref_m)))
+        else:
+            ref_p = target
+            self._queue.append((name, lambda fname: self._plain_fn(fname, ref_p)))
+        return name
+
+    # ---- statements for one value -----------------------------------------------
+
+    def _emit(self, t: TypeRef, s: str, d: str, ind: str) -> list[str]:
+        """Lines converting the value in variable ``s`` into variable ``d``."""
+        k = t.kind
+        if k is Kind.OPTIONAL:
+            assert t.item is not None
+            inner = self._emit(t.item, s, d, ind + "    ")
+            return [f"{ind}if {s} is None:", f"{ind}    {d} = None", f"{ind}else:", *inner]
+        if k in (Kind.LIST, Kind.MAP, Kind.STRUCT, Kind.UNION):
+            return [f"{ind}{d} = {self._fn_for(t)}({s})"]
+        if k is Kind.ENUM:
+            body = self._enum_lines(t, s, d)
+        else:
+            body = self._scalar_lines(k, repr(t.describe()), s, d)
+        return [ind + line for line in body]
+
+    def _scalar_lines(self, k: Kind, e: str, s: str, d: str) -> list[str]:
+        """Inline checks for a primitive value; ``e`` is the expected type as a literal."""
+        enc, js = self._encode, self._json
+        check = f"if {s}.__class__ is not {{py}}: raise _type_error({e}, {s})"
+        if k is Kind.BOOL:
+            return [check.format(py="bool"), f"{d} = {s}"]
+        if k is Kind.STRING:
+            if enc:
+                return [f"if {s}.__class__ is not str: {s} = _cv.as_str({s}, {e})", f"{d} = {s}"]
+            if js:
+                return [check.format(py="str"),
+                        f"if not {s}.isascii(): _cv.check_text({s})", f"{d} = {s}"]
+            return [check.format(py="str"), f"{d} = {s}"]
+        if k is Kind.BYTES:
+            if enc:
+                lines = [f"if {s}.__class__ is not bytes: {s} = _cv.as_bytes({s}, {e})"]
+                return [*lines, f"{d} = _cv.bytes_to_json({s})" if js else f"{d} = {s}"]
+            if js:
+                return [f"{d} = _cv.bytes_from_json({s}, {e})"]
+            return [check.format(py="bytes"), f"{d} = {s}"]
+        if k is Kind.INT:
+            if enc:
+                return [f"if {s}.__class__ is not int: {s} = _cv.as_int({s}, {e})",
+                        _RANGE.format(s=s), f"{d} = {s}"]
+            if js:
+                return [f"{d} = _cv.int_from_json({s}, {e})"]
+            return [check.format(py="int"), _RANGE.format(s=s), f"{d} = {s}"]
+        if k is Kind.FLOAT:
+            if enc:
+                lines = [f"if {s}.__class__ is not float: {s} = _cv.as_float({s}, {e})"]
+                return [*lines, f"{d} = _cv.float_to_json({s})" if js else f"{d} = {s}"]
+            if js:
+                return [f"{d} = _cv.float_from_json({s}, {e})"]
+            return [check.format(py="float"), f"{d} = {s}"]
+        if k is Kind.DECIMAL:
+            if enc:
+                conv = f"_cv.check_decimal({s})"
+                return [f"{d} = str({conv})" if js else f"{d} = {conv}"]
+            if js:
+                return [f"{d} = _cv.decimal_from_json({s}, {e})"]
+            # CBOR: the tag-4 decoder already built and checked the Decimal.
+            return [check.format(py="_Decimal"), f"{d} = {s}"]
+        assert k is Kind.TIMESTAMP, k
+        if enc:
+            fn = "timestamp_to_text" if js else "timestamp_to_us"
+            return [f"{d} = _cv.{fn}({s})"]
+        if js:
+            return [check.format(py="str"), f"{d} = _cv.timestamp_from_text({s})"]
+        return [check.format(py="int"), f"{d} = _cv.us_to_timestamp({s})"]
+
+    def _enum_tables(self, t: TypeRef) -> tuple[str, str, str, str]:
+        assert t.cls is not None
+        spec = spec_of(t.cls)
+        assert isinstance(spec, EnumSpec)
+        cls = spec.cls
+        by_value = {m.value: m for m in cls}
+        by_name = {m.name: m for m in cls}
+        names = {m.value: m.name for m in cls}
+        return (self._const(cls, "_E"), self._const(by_value, "_ev"),
+                self._const(by_name, "_en"), self._const(names, "_enm"))
+
+    def _enum_lines(self, t: TypeRef, s: str, d: str) -> list[str]:
+        cls, by_value, by_name, names = self._enum_tables(t)
+        e = repr(t.describe())
+        if self._encode:
+            lines = [f"if {s}.__class__ is not {cls} and not isinstance({s}, {cls}): "
+                     f"raise _type_error({e}, {s})",
+                     f"{d} = {s}._value_",
+                     _RANGE.format(s=d)]
+            if self._json:
+                lines.append(f"{d} = {names}.get({d}, {d})")
+            return lines
+        if self._json:
+            return [f"{d} = _cv.enum_from_json({cls}, {by_name}, {by_value}, {s}, {e})"]
+        return [f"if {s}.__class__ is not int: raise _type_error({e}, {s})",
+                f"{d} = {by_value}.get({s})",
+                f"if {d} is None: {d} = _cv.enum_unknown({cls}, {s})"]
+
+    def _key_lines(self, t: TypeRef, s: str, d: str) -> list[str]:
+        """Checks and conversion of a map key (string, int or enum)."""
+        e = repr(f"{t.describe()} map key")
+        k = t.kind
+        if not self._json or k is Kind.STRING:
+            if k is Kind.ENUM:
+                return self._enum_lines(t, s, d)
+            return self._scalar_lines(k, e, s, d)
+        if k is Kind.INT:
+            if self._encode:
+                return [*self._scalar_lines(k, e, s, d), f"{d} = str({d})"]
+            return [f"{d} = _cv.int_key_from_json({s})"]
+        assert k is Kind.ENUM, k
+        if self._encode:
+            return [*self._enum_lines(t, s, d), f"{d} = str({d})"]
+        cls, by_value, by_name, _names = self._enum_tables(t)
+        return [f"{d} = _cv.enum_key_from_json({cls}, {by_name}, {by_value}, {s}, {e})"]
+
+    # ---- functions ---------------------------------------------------------------
+
+    def _plain_fn(self, fname: str, t: TypeRef) -> list[str]:
+        return [f"def {fname}(v):", *self._emit(t, "v", "r", "    "), "    return r"]
+
+    def _len_check(self, what: str) -> str:
+        return (f"    if len(v) > {self._max_len}: _fail(f'{what} of {{len(v)}} entries exceeds "
+                f"max_collection_len ({self._max_len})')")
+
+    def _list_fn(self, fname: str, t: TypeRef) -> list[str]:
+        assert t.item is not None
+        e = repr(t.describe())
+        if self._encode:
+            head = [f"    if v.__class__ is not list and not isinstance(v, (list, tuple)): "
+                    f"raise _type_error({e}, v)"]
+        else:
+            head = [f"    if v.__class__ is not list: raise _type_error({e}, v)"]
+        return [
+            f"def {fname}(v):",
+            *head,
+            self._len_check("list"),
+            "    out = []",
+            "    append = out.append",
+            "    i = 0",
+            "    try:",
+            "        for x in v:",
+            *self._emit(t.item, "x", "y", "            "),
+            "            append(y)",
+            "            i += 1",
+            "    except _PathError as exc:",
+            "        exc.segs.append(f'[{i}]')",
+            "        raise",
+            "    return out",
+        ]
+
+    def _map_fn(self, fname: str, t: TypeRef) -> list[str]:
+        assert t.item is not None and t.key is not None
+        e = repr(t.describe())
+        return [
+            f"def {fname}(v):",
+            f"    if v.__class__ is not dict and not isinstance(v, dict): "
+            f"raise _type_error({e}, v)",
+            self._len_check("map"),
+            "    out = {}",
+            "    k = None",
+            "    try:",
+            "        for k, x in v.items():",
+            *[" " * 12 + line for line in self._key_lines(t.key, "k", "kk")],
+            *self._emit(t.item, "x", "y", "            "),
+            "            out[kk] = y",
+            "    except _PathError as exc:",
+            "        exc.segs.append(_key_seg(k))",
+            "        raise",
+            "    return out",
+        ]
+
+    def _wire_key(self, f: FieldSpec) -> str:
+        return repr(f.name) if self._json else repr(f.tag)
+
+    def _struct_fn(self, fname: str, spec: StructSpec) -> list[str]:
+        if self._encode:
+            return self._struct_enc(fname, spec)
+        return self._struct_dec(fname, spec)
+
+    def _struct_enc(self, fname: str, spec: StructSpec) -> list[str]:
+        lines = [f"def {fname}(obj):"]
+        n = len(spec.fields)
+        if spec.cls is None:
+            lines += [
+                "    if obj.__class__ is not tuple and not isinstance(obj, (tuple, list)):",
+                f"        raise _type_error('parameters of {spec.name}', obj)",
+                f"    if len(obj) != {n}:",
+                f"        _fail(f'expected {n} parameters, got {{len(obj)}}')",
+            ]
+        else:
+            cls = self._const(spec.cls, "_C")
+            lines.append(f"    if obj.__class__ is not {cls} and not isinstance(obj, {cls}): "
+                         f"raise _type_error({spec.name!r}, obj)")
+        lines += ["    out = {}", "    f = ''", "    try:"]
+        for i, field in enumerate(spec.fields):
+            get = f"obj[{i}]" if spec.cls is None else f"obj.{field.py_name}"
+            key = self._wire_key(field)
+            lines.append(f"        f = {'.' + field.name!r}")
+            lines.append(f"        v = {get}")
+            if field.type.kind is Kind.OPTIONAL:
+                assert field.type.item is not None
+                lines.append("        if v is not None:")
+                lines += self._emit(field.type.item, "v", "r", " " * 12)
+                lines.append(f"            out[{key}] = r")
+                if field.default is not None:
+                    # Absent would decode as the default, so None must be sent as null.
+                    lines.append(f"        else: out[{key}] = None")
+            else:
+                lines += self._emit(field.type, "v", "r", " " * 8)
+                lines.append(f"        out[{key}] = r")
+        lines += [
+            "    except _PathError as exc:",
+            "        exc.segs.append(f)",
+            "        raise",
+            "    return out",
+        ]
+        return lines
+
+    def _default_expr(self, field: FieldSpec) -> str:
+        default = field.default
+        if default is None or isinstance(default, bool | int | float | str | bytes):
+            return repr(default) if not isinstance(default, float) else self._const(default)
+        if isinstance(default, list | dict) and not default:
+            return "[]" if isinstance(default, list) else "{}"
+        if isinstance(default, list | dict):
+            return f"_deepcopy({self._const(default)})"
+        return self._const(default)
+
+    def _struct_dec(self, fname: str, spec: StructSpec) -> list[str]:
+        e = repr(spec.name if spec.cls is not None else f"parameters of {spec.name}")
+        lines = [
+            f"def {fname}(m):",
+            f"    if m.__class__ is not dict: raise _type_error({e}, m)",
+            "    f = ''",
+            "    try:",
+        ]
+        args = []
+        for i, field in enumerate(spec.fields):
+            a = f"a{i}"
+            args.append(a)
+            lines.append(f"        v = m.get({self._wire_key(field)}, _MISSING)")
+            lines.append("        if v is _MISSING:")
+            if field.required:
+                lines.append("            f = ''")
+                lines.append(f"            _fail({'missing required field ' + repr(field.name)!r})")
+            else:
+                lines.append(f"            {a} = {self._default_expr(field)}")
+            lines.append("        else:")
+            lines.append(f"            f = {'.' + field.name!r}")
+            lines += self._emit(field.type, "v", a, " " * 12)
+        lines += [
+            "    except _PathError as exc:",
+            "        if f: exc.segs.append(f)",
+            "        raise",
+        ]
+        if spec.cls is None:
+            lines.append(f"    return ({''.join(a + ', ' for a in args)})")
+            return lines
+        cls = self._const(spec.cls, "_C")
+        kwargs = ", ".join(f"{f.py_name}={a}" for f, a in zip(spec.fields, args, strict=True))
+        lines += [
+            "    try:",
+            f"        return {cls}({kwargs})",
+            "    except Exception as exc:",
+            f"        raise _PathError(f'invalid {spec.name}: {{exc}}') from exc",
+        ]
+        return lines
+
+    def _union_fn(self, fname: str, spec: UnionSpec) -> list[str]:
+        cls = self._const(spec.cls, "_C")
+        uname = spec.name
+        if self._encode:
+            lines = [
+                f"def {fname}(obj):",
+                f"    if obj.__class__ is not {cls} and not isinstance(obj, {cls}): "
+                f"raise _type_error({uname!r}, obj)",
+                "    out = None",
+                "    n = 0",
+                "    f = ''",
+                "    try:",
+            ]
+            for field in spec.variants:
+                lines += [
+                    f"        v = obj.{field.py_name}",
+                    "        if v is not None:",
+                    f"            f = {'.' + field.name!r}",
+                    "            n += 1",
+                    *self._emit(field.type, "v", "r", " " * 12),
+                    f"            out = {{{self._wire_key(field)}: r}}",
+                ]
+            lines += [
+                "    except _PathError as exc:",
+                "        exc.segs.append(f)",
+                "        raise",
+                "    if n != 1:",
+                f"        _fail(f'union {uname!r} must have exactly one variant set, got {{n}}')",
+                "    return out",
+            ]
+            return lines
+        lines = [
+            f"def {fname}(m):",
+            f"    if m.__class__ is not dict: raise _type_error({uname!r}, m)",
+            "    if len(m) != 1:",
+            f"        _fail(f'union {uname!r} needs exactly one variant, got {{len(m)}} entries')",
+            "    for k, v in m.items(): pass",
+            "    f = ''",
+            "    try:",
+        ]
+        for i, field in enumerate(spec.variants):
+            cond = "if" if i == 0 else "elif"
+            lines += [
+                f"        {cond} k == {self._wire_key(field)} and k.__class__ is "
+                f"{'str' if self._json else 'int'}:",
+                f"            f = {'.' + field.name!r}",
+                *self._emit(field.type, "v", "r", " " * 12),
+                "            if r is None:",
+                f"                _fail('variant {field.name} of union {uname!r} is null')",
+                "            try:",
+                f"                return {cls}({field.py_name}=r)",
+                "            except Exception as exc:",
+                f"                raise _PathError(f'invalid {uname}: {{exc}}') from exc",
+            ]
+        what = "name" if self._json else "tag"
+        lines += [
+            "    except _PathError as exc:",
+            "        if f: exc.segs.append(f)",
+            "        raise",
+            f"    _fail(f'unknown variant {what} {{k!r}} of union {uname!r}')",
+        ]
+        return lines
+

@@ -1,0 +1,55 @@
+"""The codec interface and the registry of codecs by name."""
+
+from __future__ import annotations
+
+from typing import Any, Final, Protocol, TypeAlias
+
+from rpcx.schema import StructSpec, TypeRef
+
+__all__ = [
+    "DEFAULT_MAX_COLLECTION_LEN",
+    "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "Codec",
+    "Schema",
+    "get_codec",
+]
+
+Schema: TypeAlias = TypeRef | StructSpec
+"""What a codec encodes: a type, or a struct/params spec."""
+
+DEFAULT_MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024
+"""4 MiB: larger than any sane RPC payload, small enough that a hostile one is cheap."""
+DEFAULT_MAX_DEPTH: Final = 64
+"""Nesting of containers (structs, unions, lists and maps all count)."""
+DEFAULT_MAX_COLLECTION_LEN: Final = 100_000
+"""Entries in one list or map of the schema."""
+
+
+class Codec(Protocol):
+    """Turns schema-typed values into bytes and back.
+
+    ``decode`` validates everything against the schema. Every failure, in either direction,
+    is a :class:`rpcx.errors.CodecError` whose ``path`` says where the bad value is.
+    """
+
+    name: str
+    """``"cbor"`` or ``"json"``."""
+    content_type: str
+    """``"application/cbor"`` or ``"application/json"``."""
+
+    def encode(self, schema: Schema, value: object) -> bytes: ...
+
+    def decode(self, schema: Schema, data: bytes) -> Any: ...
+
+
+def get_codec(name: str) -> Codec:
+    """A codec with the default limits, by name (``"cbor"`` or ``"json"``)."""
+    from rpcx.codec.cbor_codec import CborCodec
+    from rpcx.codec.json_codec import JsonCodec
+
+    if name == "cbor":
+        return CborCodec()
+    if name == "json":
+        return JsonCodec()
+    raise ValueError(f"unknown codec {name!r} (expected 'cbor' or 'json')")

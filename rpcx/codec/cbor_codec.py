@@ -1,0 +1,149 @@
+"""The CBOR codec: the rpcx wire format for payloads (see ``docs/marshalling.md``).
+
+Structs are CBOR maps keyed by integer field tag; unions are one-entry maps; decimals are
+tag 4 decimal fractions; timestamps are integer microseconds since the Unix epoch. Decoding
+refuses every CBOR tag other than 4, duplicate map keys, indefinite lengths, trailing bytes,
+and anything nested deeper than ``max_depth``.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Sequence
+from typing import Any, Final, NoReturn
+
+import cbor2
+
+from rpcx.codec._compile import Compiler
+from rpcx.codec._limits import ConverterCache, check_limit, too_big
+from rpcx.codec.base import (
+    DEFAULT_MAX_COLLECTION_LEN,
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    Schema,
+)
+from rpcx.codec.convert import PathError, decimal_from_parts
+from rpcx.errors import CodecError
+
+__all__ = ["CborCodec"]
+
+DECIMAL_TAG: Final = 4
+
+# Tags cbor2 6.x decodes by itself (found by probing 0..70000 on cbor2 6.3.0). They go
+# through ``semantic_decoders``; every other tag goes through ``tag_hook``. Both refuse.
+_BUILTIN_TAGS: Final = (0, 1, 2, 3, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258,
+                        260, 261, 1004, 43000, 55799)
+
+# The payload is decoded as the second-to-last item of ``[payload, undefined]``: cbor2's
+# ``loads`` ignores trailing bytes, and this makes most of them visible (see the docs).
+_PREFIX: Final = b"\x82"
+_SUFFIX: Final = b"\xf7"
+
+
+def _refuse(tag: int) -> NoReturn:
+    raise PathError(f"CBOR tag {tag} is not allowed (only tag 4, decimal fraction)")
+
+
+def _semantic_refuse(tag: int) -> Any:
+    def refuse(_value: object, _immutable: bool) -> NoReturn:
+        _refuse(tag)
+
+    return refuse
+
+
+def _tag_hook(tag: cbor2.CBORTag, _immutable: bool) -> NoReturn:
+    _refuse(tag.tag)
+
+
+def _decimal(value: object, _immutable: bool) -> decimal.Decimal:
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes) or len(value) != 2:
+        raise PathError("decimal fraction must be [int exponent, int mantissa]")
+    return decimal_from_parts(value[0], value[1])
+
+
+_SEMANTIC: Final[dict[int, Any]] = {tag: _semantic_refuse(tag) for tag in _BUILTIN_TAGS}
+_SEMANTIC[DECIMAL_TAG] = _decimal
+
+
+def _decode_error(exc: BaseException) -> CodecError:
+    cause = exc.__cause__
+    while cause is not None and not isinstance(cause, PathError):
+        cause = cause.__cause__
+    if isinstance(cause, PathError):
+        return CodecError(f"invalid CBOR: {cause.reason}")
+    if isinstance(exc, RecursionError):
+        return CodecError("invalid CBOR: nested too deeply")
+    if isinstance(exc, MemoryError):
+        return CodecError("invalid CBOR: out of memory")
+    return CodecError(f"invalid CBOR: {exc}")
+
+
+class CborCodec:
+    """Tag-keyed CBOR through cbor2, validated against the schema both ways.
+
+    :param max_message_bytes: the largest encoded message accepted or produced.
+    :param max_depth: the deepest nesting of CBOR containers accepted when decoding.
+    :param max_collection_len: the most entries in one schema list or map, both ways.
+    """
+
+    name: Final = "cbor"
+    content_type: Final = "application/cbor"
+
+    def __init__(self, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 max_depth: int = DEFAULT_MAX_DEPTH,
+                 max_collection_len: int = DEFAULT_MAX_COLLECTION_LEN) -> None:
+        self.max_message_bytes = check_limit("max_message_bytes", max_message_bytes)
+        self.max_depth = check_limit("max_depth", max_depth)
+        self.max_collection_len = check_limit("max_collection_len", max_collection_len)
+        self._encoders = ConverterCache(
+            Compiler(json=False, encode=True, max_collection_len=max_collection_len))
+        self._decoders = ConverterCache(
+            Compiler(json=False, encode=False, max_collection_len=max_collection_len))
+
+    def __repr__(self) -> str:
+        return (f"CborCodec(max_message_bytes={self.max_message_bytes}, "
+                f"max_depth={self.max_depth}, max_collection_len={self.max_collection_len})")
+
+    def encode(self, schema: Schema, value: object) -> bytes:
+        convert = self._encoders.get(schema)
+        try:
+            data = cbor2.dumps(convert(value))
+        except PathError as exc:
+            raise exc.to_codec_error() from None
+        except RecursionError:
+            raise CodecError("value nested too deeply to encode") from None
+        except Exception as exc:
+            raise CodecError(f"cannot encode: {exc}") from exc
+        if len(data) > self.max_message_bytes:
+            raise too_big(len(data), self.max_message_bytes)
+        return data
+
+    def decode(self, schema: Schema, data: bytes) -> Any:
+        convert = self._decoders.get(schema)
+        if type(data) is not bytes:
+            if not isinstance(data, bytes | bytearray | memoryview):
+                raise CodecError(f"expected bytes to decode, got {type(data).__name__}")
+            data = bytes(data)
+        if len(data) > self.max_message_bytes:
+            raise too_big(len(data), self.max_message_bytes)
+        try:
+            wrapped = cbor2.loads(
+                _PREFIX + data + _SUFFIX,
+                semantic_decoders=_SEMANTIC,
+                tag_hook=_tag_hook,
+                max_depth=self.max_depth + 1,
+                allow_indefinite=False,
+                allow_duplicate_keys=False,
+            )
+        except Exception as exc:
+            raise _decode_error(exc) from None
+        if wrapped[1] is not cbor2.undefined:
+            raise CodecError("invalid CBOR: trailing bytes after the message")
+        try:
+            return convert(wrapped[0])
+        except PathError as exc:
+            raise exc.to_codec_error() from None
+        except RecursionError:
+            raise CodecError("value nested too deeply to decode") from None
+        except Exception as exc:  # pragma: no cover - a bug in a converter
+            raise CodecError(f"cannot decode: {exc!r}") from exc

@@ -1,0 +1,142 @@
+"""The JSON codec: the HTTP gateway's mapping of the same schemas (see ``docs/marshalling.md``).
+
+Structs are objects keyed by IDL field name; decimals are strings; bytes are base64;
+timestamps are RFC 3339 strings in UTC; enums are member names. Output is compact UTF-8
+with keys in declaration order, so the same value always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import decimal
+import json
+from typing import Any, Final, NoReturn
+
+from rpcx.codec._compile import Compiler
+from rpcx.codec._limits import ConverterCache, check_limit, too_big
+from rpcx.codec.base import (
+    DEFAULT_MAX_COLLECTION_LEN,
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    Schema,
+)
+from rpcx.codec.convert import PathError
+from rpcx.errors import CodecError
+
+__all__ = ["JsonCodec"]
+
+
+class _BadJson(ValueError):
+    pass
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:  # pragma: no branch - a duplicate exists
+            if key in seen:
+                raise _BadJson(f"duplicate key {key[:40]!r}")
+            seen.add(key)
+    return result
+
+
+def _constant(name: str) -> NoReturn:
+    raise _BadJson(f"{name} is not JSON (write the string {name!r} for a float)")
+
+
+_DECODE_OPTIONS: Final[dict[str, Any]] = {
+    "object_pairs_hook": _object,
+    # Numbers with a fraction or exponent are read exactly; float fields convert them.
+    "parse_float": decimal.Decimal,
+    "parse_constant": _constant,
+}
+
+
+def _check_depth(value: object, max_depth: int) -> None:
+    """Refuse JSON nested deeper than ``max_depth`` containers (iteratively)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if type(item) is dict:
+            children: Any = item.values()
+        elif type(item) is list:
+            children = item
+        else:
+            continue
+        if depth > max_depth:
+            raise CodecError(f"invalid JSON: nested deeper than max_depth ({max_depth})")
+        stack.extend((child, depth + 1) for child in children
+                     if type(child) is dict or type(child) is list)
+
+
+class JsonCodec:
+    """Name-keyed JSON, validated against the schema both ways.
+
+    :param max_message_bytes: the largest encoded message accepted or produced.
+    :param max_depth: the deepest nesting of JSON arrays and objects accepted when decoding.
+    :param max_collection_len: the most entries in one schema list or map, both ways.
+    """
+
+    name: Final = "json"
+    content_type: Final = "application/json"
+
+    def __init__(self, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 max_depth: int = DEFAULT_MAX_DEPTH,
+                 max_collection_len: int = DEFAULT_MAX_COLLECTION_LEN) -> None:
+        self.max_message_bytes = check_limit("max_message_bytes", max_message_bytes)
+        self.max_depth = check_limit("max_depth", max_depth)
+        self.max_collection_len = check_limit("max_collection_len", max_collection_len)
+        self._encoders = ConverterCache(
+            Compiler(json=True, encode=True, max_collection_len=max_collection_len))
+        self._decoders = ConverterCache(
+            Compiler(json=True, encode=False, max_collection_len=max_collection_len))
+
+    def __repr__(self) -> str:
+        return (f"JsonCodec(max_message_bytes={self.max_message_bytes}, "
+                f"max_depth={self.max_depth}, max_collection_len={self.max_collection_len})")
+
+    def encode(self, schema: Schema, value: object) -> bytes:
+        convert = self._encoders.get(schema)
+        try:
+            text = json.dumps(convert(value), ensure_ascii=False, separators=(",", ":"),
+                              allow_nan=False)
+            data = text.encode("utf-8")
+        except PathError as exc:
+            raise exc.to_codec_error() from None
+        except RecursionError:
+            raise CodecError("value nested too deeply to encode") from None
+        except Exception as exc:
+            raise CodecError(f"cannot encode: {exc}") from exc
+        if len(data) > self.max_message_bytes:
+            raise too_big(len(data), self.max_message_bytes)
+        return data
+
+    def decode(self, schema: Schema, data: bytes) -> Any:
+        convert = self._decoders.get(schema)
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise CodecError(f"expected bytes to decode, got {type(data).__name__}")
+        if len(data) > self.max_message_bytes:
+            raise too_big(len(data), self.max_message_bytes)
+        try:
+            text = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CodecError(f"invalid JSON: not UTF-8 at byte {exc.start}") from None
+        try:
+            parsed = json.loads(text, **_DECODE_OPTIONS)
+        except json.JSONDecodeError as exc:
+            raise CodecError(f"malformed JSON at {exc.lineno}:{exc.colno}: {exc.msg}") from None
+        except _BadJson as exc:
+            raise CodecError(f"invalid JSON: {exc}") from None
+        except RecursionError:
+            raise CodecError("invalid JSON: nested too deeply") from None
+        except Exception as exc:  # int too long, out of memory, ...
+            raise CodecError(f"invalid JSON: {exc}") from None
+        _check_depth(parsed, self.max_depth)
+        try:
+            return convert(parsed)
+        except PathError as exc:
+            raise exc.to_codec_error() from None
+        except RecursionError:
+            raise CodecError("value nested too deeply to decode") from None
+        except Exception as exc:  # pragma: no cover - a bug in a converter
+            raise CodecError(f"cannot decode: {exc!r}") from exc
