@@ -90,6 +90,8 @@ class EnumMember:
     value: int
     doc: str = ""
     span: Span | None = attrs.field(default=None, eq=False)
+    deprecated: str | None = None
+    """The reason from ``@deprecated`` ("" when none was given); None when not deprecated."""
 
 
 @attrs.frozen

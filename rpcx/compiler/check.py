@@ -1,0 +1,605 @@
+"""Semantic checks of one parsed file, and building its :mod:`rpcx.compiler.model`.
+
+Each rule records a diagnostic and checking goes on, so one run reports every problem.
+The model is built alongside; the caller throws it away when there was any diagnostic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import decimal
+import keyword
+import math
+import re
+from collections.abc import Iterable
+
+from rpcx.compiler import model
+from rpcx.compiler import syntax as syn
+from rpcx.compiler.diagnostics import Span
+from rpcx.compiler.resolve import DeclInfo, Scope, Unit
+from rpcx.schema import Kind
+
+__all__ = ["check_unit"]
+
+MIN_TAG, MAX_TAG = 1, 2**29 - 1
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+ENUM_MIN, ENUM_MAX = -(2**31), 2**31 - 1
+MAX_RESERVED_RANGE = 10_000
+
+PRIMITIVES = {
+    "bool": Kind.BOOL,
+    "int": Kind.INT,
+    "float": Kind.FLOAT,
+    "decimal": Kind.DECIMAL,
+    "string": Kind.STRING,
+    "bytes": Kind.BYTES,
+    "timestamp": Kind.TIMESTAMP,
+}
+IDL_TYPE_WORDS = frozenset({*PRIMITIVES, "list", "map"})
+TYPE_BUILTINS = frozenset({"bool", "int", "float", "str", "bytes", "list", "dict", "object"})
+FIELD_BUILTINS = frozenset({"bool", "int", "float", "str", "bytes", "list", "dict"})
+ERROR_FIELD_RESERVED = frozenset(
+    {"code", "message", "details", "args", "with_traceback", "add_note", "rpcx_code"}
+)
+VARIANT_RESERVED = frozenset({"which", "value"})
+MEMBER_RESERVED = frozenset({"name", "value", "is_known"})
+PARAM_RESERVED = frozenset({"self", "timeout", "metadata", "options"})
+ANNOTATIONS = ("idempotent", "deadline", "deprecated")
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))?"
+)
+
+
+def _q(text: str) -> str:
+    return repr(text)
+
+
+class _Checker:
+    def __init__(self, unit: Unit) -> None:
+        self.unit = unit
+        self.scope = Scope(unit)
+        self.package = unit.package
+
+    def error(self, span: Span, message: str) -> None:
+        self.unit.diag(span, message)
+
+    # -- names -----------------------------------------------------------------------------
+
+    def check_name(self, name: syn.Name, role: str) -> None:
+        """Naming rules; ``role`` is type, service, field, error field, variant, parameter,
+        member or method."""
+        text, span = name.text, name.span
+        if keyword.iskeyword(text):
+            self.error(span, f"{text!r} is a python keyword and cannot be used as a name")
+            return
+        if text.startswith("_"):
+            self.error(span, f"{role} name {text!r} starts with '_', which is reserved for"
+                       " generated code")
+            return
+        if role in ("type", "service"):
+            if text in IDL_TYPE_WORDS:
+                self.error(span, f"{text!r} is a type keyword of the IDL and cannot name a"
+                           f" declaration")
+            elif text in TYPE_BUILTINS:
+                self.error(span, f"{role} name {text!r} would shadow the python builtin")
+            return
+        if role in ("field", "error field", "variant", "parameter") and text in FIELD_BUILTINS:
+            self.error(span, f"{role} name {text!r} would shadow the python builtin used in"
+                       " generated annotations")
+        elif role == "error field" and text in ERROR_FIELD_RESERVED:
+            self.error(span, f"error field name {text!r} clashes with an attribute of the"
+                       " generated exception")
+        elif role == "variant" and text in VARIANT_RESERVED:
+            self.error(span, f"union variant name {text!r} clashes with an attribute of the"
+                       " generated union class")
+        elif role == "member" and text in MEMBER_RESERVED:
+            self.error(span, f"enum member name {text!r} clashes with an attribute of the"
+                       " generated enum")
+        elif role == "member" and re.fullmatch(r"UNKNOWN_-?\d+", text):
+            self.error(span, f"enum member name {text!r} clashes with the names given to"
+                       " unknown enum values")
+        elif role == "parameter" and text in PARAM_RESERVED:
+            self.error(span, f"parameter name {text!r} clashes with a per-call option or"
+                       " 'self' in the generated client")
+
+    # -- annotations -----------------------------------------------------------------------
+
+    def annotations(
+        self, anns: Iterable[syn.Annotation], target: str
+    ) -> tuple[bool, float | None, str | None]:
+        """Check annotations on ``target`` (declaration, field, enum member, method);
+        return (idempotent, deadline, deprecated)."""
+        idempotent, deadline, deprecated = False, None, None
+        seen: set[str] = set()
+        for ann in anns:
+            name = ann.name.text
+            label = f"@{name}"
+            if name not in ANNOTATIONS:
+                self.error(ann.span, f"unknown annotation {label!r} (known: @idempotent,"
+                           " @deadline, @deprecated)")
+                continue
+            if name in seen:
+                self.error(ann.span, f"duplicate annotation {label!r}")
+                continue
+            seen.add(name)
+            if name in ("idempotent", "deadline") and target != "method":
+                self.error(ann.span, f"{label!r} applies only to methods, not to a {target}")
+                continue
+            if name == "idempotent":
+                if ann.has_parens:
+                    where = ann.args[0].span if ann.args else ann.span
+                    self.error(where, "'@idempotent' takes no arguments")
+                else:
+                    idempotent = True
+            elif name == "deadline":
+                arg = ann.args[0] if len(ann.args) == 1 else None
+                if not isinstance(arg, syn.DurationValue):
+                    where = ann.args[0].span if ann.args else ann.span
+                    found = f", found {_value_text(ann.args[0])}" if ann.args else ""
+                    if len(ann.args) > 1:
+                        where, found = ann.args[1].span, " (only one argument)"
+                    self.error(where, "'@deadline' needs one duration such as 250ms, 2s or 1m"
+                               + found)
+                elif arg.seconds <= 0:
+                    self.error(arg.span, "'@deadline' must be a positive duration")
+                else:
+                    deadline = arg.seconds
+            else:
+                arg = ann.args[0] if len(ann.args) == 1 else None
+                if not ann.args:
+                    deprecated = ""
+                elif isinstance(arg, syn.Literal) and arg.kind == "string":
+                    assert isinstance(arg.value, str)
+                    deprecated = arg.value
+                else:
+                    where = ann.args[1].span if len(ann.args) > 1 else ann.args[0].span
+                    self.error(where, "'@deprecated' takes an optional reason string, found "
+                               + _value_text(ann.args[0] if arg is not None else ann.args[1]))
+        return idempotent, deadline, deprecated
+
+    # -- types -----------------------------------------------------------------------------
+
+    def resolve_type(self, node: syn.TypeNode) -> model.ModelType | None:
+        inner = self.resolve_base(node)
+        if inner is None or not node.optional:
+            return inner
+        return model.ModelType(Kind.OPTIONAL, item=inner)
+
+    def resolve_base(self, node: syn.TypeNode) -> model.ModelType | None:
+        head = node.name[0].text
+        if len(node.name) == 1 and node.args:
+            item = self.resolve_type(node.args[-1])
+            if head == "list":
+                return None if item is None else model.ModelType(Kind.LIST, item=item)
+            key = self.resolve_type(node.args[0])
+            if key is not None and key.kind not in (Kind.STRING, Kind.INT, Kind.ENUM):
+                self.error(node.args[0].span, f"bad map key type {node.args[0].text!r}: map"
+                           " keys must be string, int or an enum (not optional)")
+                return None
+            if key is None or item is None:
+                return None
+            return model.ModelType(Kind.MAP, item=item, key=key)
+        if len(node.name) == 1 and head in PRIMITIVES:
+            return model.ModelType(PRIMITIVES[head])
+        if len(node.name) == 1 and head in ("list", "map"):
+            shape = "list<T>" if head == "list" else "map<K, V>"
+            self.error(node.span, f"{head!r} needs type arguments: {shape}")
+            return None
+        found = self.scope.lookup([n.text for n in node.name])
+        if isinstance(found, str):
+            self.error(node.span, found)
+            return None
+        return self.type_of(found, node)
+
+    def type_of(self, info: DeclInfo, node: syn.TypeNode) -> model.ModelType | None:
+        if info.kind == "service":
+            self.error(node.span, f"{info.qualified!r} is a service, not a type")
+            return None
+        kind = {"enum": Kind.ENUM, "union": Kind.UNION}.get(info.kind, Kind.STRUCT)
+        return model.ModelType(kind, ref=info.qualified, module=info.module,
+                               is_error=info.kind == "error")
+
+    def info_of(self, mtype: model.ModelType) -> DeclInfo | None:
+        """The declaration a named type refers to (only own or directly imported ones)."""
+        if mtype.ref is None:
+            return None
+        for info in self.scope.own.values():
+            if info.qualified == mtype.ref:
+                return info
+        for _, decls in self.scope.imported:
+            for info in decls.values():
+                if info.qualified == mtype.ref:
+                    return info
+        return None
+
+    # -- default values --------------------------------------------------------------------
+
+    def value(self, v: syn.Value, t: model.ModelType, tnode: syn.TypeNode) -> model.Value:
+        """Convert a default to ``t``; on mismatch record a diagnostic, raise _Bad."""
+        if t.kind is Kind.OPTIONAL:
+            if isinstance(v, syn.Literal) and v.kind == "null":
+                return None
+            assert t.item is not None
+            return self.value(v, t.item, tnode)
+        if isinstance(v, syn.Literal) and v.kind == "null":
+            raise self.bad(v, f"'null' default requires an optional type ({tnode.text}?),"
+                           f" not {tnode.text!r}")
+        base = _base_text(tnode)
+        kind = t.kind
+        if kind is Kind.BOOL and isinstance(v, syn.Literal) and v.kind == "bool":
+            return bool(v.value)
+        if kind is Kind.INT and isinstance(v, syn.Literal) and v.kind == "int":
+            assert isinstance(v.value, int)
+            if not INT_MIN <= v.value <= INT_MAX:
+                raise self.bad(v, f"default {v.text} is out of range for 'int' (signed 64-bit)")
+            return v.value
+        if kind is Kind.INT and isinstance(v, syn.Literal) and v.kind == "float":
+            raise self.bad(v, f"default {v.text} is not an integer, but the type is 'int'")
+        if kind is Kind.FLOAT and isinstance(v, syn.Literal) and v.kind in ("int", "float"):
+            assert isinstance(v.value, int | float)
+            try:
+                number = float(v.value)
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number):
+                raise self.bad(v, f"default {v.text} is out of range for 'float'")
+            return number
+        if kind is Kind.DECIMAL and isinstance(v, syn.Literal) and v.kind in (
+            "int", "float", "string"
+        ):
+            source = v.value if v.kind == "string" else v.text
+            assert isinstance(source, str)
+            try:
+                exact = decimal.Decimal(source.strip() if v.kind == "string" else source)
+            except decimal.InvalidOperation:
+                exact = decimal.Decimal("NaN")
+            if not exact.is_finite():
+                raise self.bad(v, f"default {v.text} is not a finite decimal number")
+            return exact
+        if kind is Kind.STRING and isinstance(v, syn.Literal) and v.kind == "string":
+            assert isinstance(v.value, str)
+            return v.value
+        if kind is Kind.BYTES and isinstance(v, syn.Literal) and v.kind == "string":
+            assert isinstance(v.value, str)
+            return v.value.encode("utf-8")
+        if kind is Kind.TIMESTAMP and isinstance(v, syn.Literal) and v.kind == "string":
+            assert isinstance(v.value, str)
+            return self.timestamp(v, v.value)
+        if kind is Kind.ENUM and isinstance(v, syn.NameValue):
+            return self.enum_value(v, t)
+        if kind is Kind.LIST and isinstance(v, syn.ListValue):
+            assert t.item is not None
+            item_node = tnode.args[0] if tnode.args else tnode
+            return [self.value(item, t.item, item_node) for item in v.items]
+        if kind is Kind.MAP and isinstance(v, syn.MapValue):
+            assert t.item is not None and t.key is not None
+            key_node, item_node = (tnode.args[0], tnode.args[1]) if len(tnode.args) == 2 else (
+                tnode, tnode)
+            out: dict[model.Value, model.Value] = {}
+            for key, item in v.entries:
+                k = self.value(key, t.key, key_node)
+                if k in out:
+                    raise self.bad(key, f"duplicate map key {_value_text(key)}")
+                out[k] = self.value(item, t.item, item_node)
+            return out
+        if kind in (Kind.STRUCT, Kind.UNION):
+            raise self.bad(v, f"a field of type {base!r} cannot have a default (only 'null'"
+                           " when it is optional)")
+        raise self.bad(v, f"default {_value_text(v)} does not fit type {base!r}")
+
+    def bad(self, v: syn.Value, message: str) -> _Bad:
+        self.error(v.span, message)
+        return _Bad()
+
+    def timestamp(self, v: syn.Literal, text: str) -> datetime.datetime:
+        m = _RFC3339.fullmatch(text)
+        if m is None:
+            raise self.bad(v, f"bad timestamp {text!r}: expected RFC 3339 such as"
+                           " '2024-01-31T12:00:00Z'")
+        year, month, day, hour, minute, second, frac, z, sign, oh, om = m.groups()
+        if z is None and sign is None:
+            raise self.bad(v, f"timestamp {text!r} has no timezone (add 'Z' or an offset"
+                           " such as '+01:00')")
+        if frac is not None and len(frac) > 6:
+            raise self.bad(v, f"timestamp {text!r} is more precise than microseconds")
+        try:
+            offset = datetime.timedelta(hours=int(oh), minutes=int(om)) if sign else None
+            if offset is not None and sign == "-":
+                offset = -offset
+            tz = datetime.UTC if offset is None else datetime.timezone(offset)
+            return datetime.datetime(
+                int(year), int(month), int(day), int(hour), int(minute), int(second),
+                int((frac or "0").ljust(6, "0")), tzinfo=tz,
+            )
+        except ValueError as exc:
+            raise self.bad(v, f"bad timestamp {text!r}: {exc}") from None
+
+    def enum_value(self, v: syn.NameValue, t: model.ModelType) -> model.EnumValue:
+        assert t.ref is not None
+        info = self.info_of(t)
+        parts = [p.text for p in v.parts]
+        if info is None or not isinstance(info.node, syn.EnumDecl):
+            raise self.bad(v, f"cannot check enum default {v.text!r}")
+        members = {m.name.text: m.value for m in info.node.members}
+        member = parts[-1]
+        ok = member in members
+        if ok and len(parts) > 1:
+            found = self.scope.lookup(parts[:-1])
+            ok = isinstance(found, DeclInfo) and found.qualified == t.ref
+        if not ok:
+            raise self.bad(v, f"{v.text!r} is not a member of enum {t.ref!r}")
+        return model.EnumValue(t.ref, member, members[member])
+
+    # -- fields ----------------------------------------------------------------------------
+
+    def fields(
+        self, fields: Iterable[syn.Field], reserved: Iterable[syn.ReservedRange], role: str
+    ) -> tuple[tuple[model.Field, ...], tuple[int, ...]]:
+        """Fields of a struct/union/error, or parameters (``role``)."""
+        reserved_tags = self.reserved(reserved, MIN_TAG, MAX_TAG, "tag")
+        names: set[str] = set()
+        tags: dict[int, str] = {}
+        out: list[model.Field] = []
+        what = "variant" if role == "variant" else ("parameter" if role == "parameter"
+                                                     else "field")
+        for f in fields:
+            self.check_name(f.name, role)
+            if f.name.text in names:
+                self.error(f.name.span, f"duplicate {what} name {f.name.text!r}")
+            names.add(f.name.text)
+            if not MIN_TAG <= f.tag <= MAX_TAG:
+                self.error(f.tag_span, f"tag {f.tag} is out of range ({MIN_TAG} to {MAX_TAG})")
+            elif f.tag in tags:
+                self.error(f.tag_span, f"duplicate tag {f.tag} (already used by"
+                           f" {tags[f.tag]!r})")
+            elif f.tag in reserved_tags:
+                self.error(f.tag_span, f"tag {f.tag} is reserved")
+            tags.setdefault(f.tag, f.name.text)
+            _, _, deprecated = self.annotations(f.annotations, what)
+            mtype = self.resolve_type(f.type)
+            if role == "variant" and f.type.optional:
+                self.error(f.type.span, f"union variant {f.name.text!r} cannot be optional:"
+                           " exactly one variant is set")
+            default: model.Value | model._NoDefault = model.NO_DEFAULT
+            if f.default is not None:
+                if role == "variant":
+                    self.error(f.default.span, f"union variant {f.name.text!r} cannot have a"
+                               " default")
+                elif mtype is not None:
+                    with contextlib.suppress(_Bad):
+                        default = self.value(f.default, mtype, f.type)
+            if mtype is not None:
+                out.append(model.Field(f.tag, f.name.text, mtype, default, f.doc, deprecated,
+                                       f.name.span))
+        return tuple(out), tuple(sorted(reserved_tags))
+
+    def reserved(
+        self, ranges: Iterable[syn.ReservedRange], low: int, high: int, what: str
+    ) -> set[int]:
+        out: set[int] = set()
+        for r in ranges:
+            if r.low > r.high:
+                self.error(r.span, f"reserved range {r.low} to {r.high} is empty")
+            elif not (low <= r.low and r.high <= high):
+                self.error(r.span, f"reserved {what} {r.low if r.low < low else r.high} is out"
+                           f" of range ({low} to {high})")
+            elif r.high - r.low >= MAX_RESERVED_RANGE:
+                self.error(r.span, f"reserved range {r.low} to {r.high} is too large (at"
+                           f" most {MAX_RESERVED_RANGE} values)")
+            else:
+                out.update(range(r.low, r.high + 1))
+        return out
+
+    # -- declarations ----------------------------------------------------------------------
+
+    def qualified(self, name: str) -> str:
+        return f"{self.package}.{name}" if self.package else name
+
+    def decl(self, node: syn.Decl) -> model.Decl:
+        role = "service" if isinstance(node, syn.ServiceDecl) else "type"
+        self.check_name(node.name, role)
+        _, _, deprecated = self.annotations(node.annotations, "declaration")
+        name, qualified = node.name.text, self.qualified(node.name.text)
+        if isinstance(node, syn.EnumDecl):
+            return self.enum(node, deprecated)
+        if isinstance(node, syn.ServiceDecl):
+            methods = self.methods(node)
+            return model.ServiceDecl(name, qualified, methods, node.doc, deprecated,
+                                     node.name.span)
+        if node.keyword == "union":
+            variants, reserved = self.fields(node.fields, node.reserved, "variant")
+            if not node.fields:
+                self.error(node.name.span, f"union {name!r} has no variants")
+            return model.UnionDecl(name, qualified, variants, reserved, node.doc, deprecated,
+                                   node.name.span)
+        is_error = node.keyword == "error"
+        fields, reserved = self.fields(node.fields, node.reserved,
+                                       "error field" if is_error else "field")
+        return model.StructDecl(name, qualified, fields, reserved, is_error, node.doc,
+                                deprecated, node.name.span)
+
+    def enum(self, node: syn.EnumDecl, deprecated: str | None) -> model.EnumDecl:
+        reserved = self.reserved(node.reserved, ENUM_MIN, ENUM_MAX, "value")
+        names: set[str] = set()
+        values: dict[int, str] = {}
+        members: list[model.EnumMember] = []
+        for m in node.members:
+            self.check_name(m.name, "member")
+            if m.name.text in names:
+                self.error(m.name.span, f"duplicate enum member {m.name.text!r}")
+            names.add(m.name.text)
+            if not ENUM_MIN <= m.value <= ENUM_MAX:
+                self.error(m.value_span, f"enum value {m.value} is out of range (signed"
+                           " 32-bit)")
+            elif m.value in values:
+                self.error(m.value_span, f"duplicate enum value {m.value} (already used by"
+                           f" {values[m.value]!r})")
+            elif m.value in reserved:
+                self.error(m.value_span, f"enum value {m.value} is reserved")
+            values.setdefault(m.value, m.name.text)
+            _, _, member_deprecated = self.annotations(m.annotations, "enum member")
+            members.append(model.EnumMember(m.name.text, m.value, m.doc, m.name.span,
+                                            member_deprecated))
+        if not node.members:
+            self.error(node.name.span, f"enum {node.name.text!r} has no members")
+        return model.EnumDecl(node.name.text, self.qualified(node.name.text), tuple(members),
+                              node.doc, deprecated, node.name.span)
+
+    def methods(self, node: syn.ServiceDecl) -> tuple[model.Method, ...]:
+        names: set[str] = set()
+        out: list[model.Method] = []
+        for m in node.methods:
+            self.check_name(m.name, "method")
+            if m.name.text in names:
+                self.error(m.name.span, f"duplicate method {m.name.text!r}")
+            names.add(m.name.text)
+            idempotent, deadline, deprecated = self.annotations(m.annotations, "method")
+            if m.oneway:
+                for ann in m.annotations:
+                    if ann.name.text in ("idempotent", "deadline"):
+                        self.error(ann.span, f"'@{ann.name.text}' is meaningless on oneway"
+                                   f" method {m.name.text!r}")
+                idempotent, deadline = False, None
+                if m.result is not None:
+                    self.error(m.result.span, f"oneway method {m.name.text!r} cannot have a"
+                               " result")
+                if m.throws_span is not None:
+                    self.error(m.throws_span, f"oneway method {m.name.text!r} cannot declare"
+                               " 'throws'")
+            params, _ = self.fields(m.params, (), "parameter")
+            result = self.resolve_type(m.result) if m.result is not None else None
+            throws = self.throws(m)
+            out.append(model.Method(m.name.text, params, None if m.oneway else result,
+                                    throws, m.oneway, idempotent, deadline, deprecated, m.doc,
+                                    m.name.span))
+        return tuple(out)
+
+    def throws(self, m: syn.Method) -> tuple[model.ModelType, ...]:
+        out: list[model.ModelType] = []
+        for node in m.throws:
+            mtype = self.resolve_type(node)
+            if mtype is None:
+                continue
+            if node.optional or node.args or not mtype.is_error:
+                what = {Kind.STRUCT: "a struct", Kind.ENUM: "an enum", Kind.UNION: "a union"}
+                kind = "an optional type" if node.optional else what.get(mtype.kind, "a "
+                                                                           + mtype.kind.value)
+                self.error(node.span, f"'throws' needs an error type, but {node.text!r} is"
+                           f" {kind}")
+            elif mtype in out:
+                self.error(node.span, f"duplicate {node.text!r} in 'throws'")
+            else:
+                out.append(mtype)
+        return tuple(out)
+
+    # -- whole-file rules ------------------------------------------------------------------
+
+    def file_rules(self, decls: list[tuple[syn.Decl, model.Decl]]) -> None:
+        seen: dict[str, syn.Decl] = {}
+        for node, _ in decls:
+            if node.name.text in seen:
+                self.error(node.name.span, f"duplicate declaration {node.name.text!r}")
+            seen.setdefault(node.name.text, node)
+        services = [n for n, _ in decls if isinstance(n, syn.ServiceDecl)]
+        for svc in services:
+            for suffix in ("Client", "Service"):
+                generated = svc.name.text + suffix
+                other = seen.get(generated)
+                if other is None or other is svc:
+                    continue
+                span = max(other.name.span, svc.name.span, key=lambda s: (s.line, s.col))
+                self.error(span, f"{generated!r} clashes with the class generated for service"
+                           f" {svc.name.text!r}")
+        self.recursion([m for _, m in decls])
+
+    def recursion(self, decls: list[model.Decl]) -> None:
+        """Reject a struct or union that can only be built from itself (required fields)."""
+        own = {d.qualified: d for d in decls
+               if isinstance(d, model.StructDecl | model.UnionDecl)}
+
+        def needs(t: model.ModelType) -> str | None:
+            return t.ref if t.kind in (Kind.STRUCT, Kind.UNION) and t.ref in own else None
+
+        def fields_of(d: model.StructDecl | model.UnionDecl) -> tuple[model.Field, ...]:
+            return d.fields if isinstance(d, model.StructDecl) else d.variants
+
+        buildable: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for q, d in own.items():
+                if q in buildable:
+                    continue
+                deps = [needs(f.type) for f in fields_of(d)
+                        if f.default is model.NO_DEFAULT or isinstance(d, model.UnionDecl)]
+                refs = [r for r in deps if r is not None]
+                if isinstance(d, model.UnionDecl):
+                    ok = not fields_of(d) or len(refs) < len(deps) or any(
+                        r in buildable for r in refs)
+                else:
+                    ok = all(r in buildable for r in refs)
+                if ok:
+                    buildable.add(q)
+                    changed = True
+        for q, d in own.items():
+            if q in buildable or d.span is None:
+                continue
+            if self.reaches(q, q, own, set()):
+                kind = "union" if isinstance(d, model.UnionDecl) else (
+                    "error" if d.is_error else "struct")
+                self.error(d.span, f"{kind} {d.name!r} contains itself through required"
+                           " fields and can never be built (make a field optional, a list or"
+                           " a map)")
+
+    def reaches(
+        self,
+        start: str,
+        target: str,
+        own: dict[str, model.StructDecl | model.UnionDecl],
+        seen: set[str],
+    ) -> bool:
+        d = own[start]
+        fields = d.fields if isinstance(d, model.StructDecl) else d.variants
+        for f in fields:
+            if isinstance(d, model.StructDecl) and f.default is not model.NO_DEFAULT:
+                continue
+            ref = f.type.ref if f.type.kind in (Kind.STRUCT, Kind.UNION) else None
+            if ref is None or ref not in own:
+                continue
+            if ref == target:
+                return True
+            if ref not in seen:
+                seen.add(ref)
+                if self.reaches(ref, target, own, seen):
+                    return True
+        return False
+
+
+class _Bad(Exception):
+    """A default did not fit; the diagnostic is already recorded."""
+
+
+def _base_text(node: syn.TypeNode) -> str:
+    text = node.text
+    return text[:-1] if node.optional else text
+
+
+def _value_text(v: syn.Value) -> str:
+    if isinstance(v, syn.Literal | syn.DurationValue):
+        return v.text if len(v.text) <= 40 else v.text[:37] + "..."
+    if isinstance(v, syn.NameValue):
+        return repr(v.text)
+    return "a list" if isinstance(v, syn.ListValue) else "a map"
+
+
+def check_unit(unit: Unit) -> model.File:
+    """Check ``unit`` (diagnostics go to ``unit.diagnostics``) and build its model."""
+    checker = _Checker(unit)
+    decls = [(node, checker.decl(node)) for node in unit.tree.decls]
+    checker.file_rules(decls)
+    imports = tuple(model.Import(dep.path, dep.package, dep.module) for _, dep in unit.imports)
+    return model.File(unit.path, unit.package, unit.module, imports,
+                      tuple(d for _, d in decls), unit.sha256)

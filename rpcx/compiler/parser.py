@@ -1,0 +1,461 @@
+"""Recursive-descent parser: tokens to a :mod:`rpcx.compiler.syntax` tree.
+
+On a syntax error the parser records a diagnostic saying what it expected, then recovers:
+inside a declaration body it skips to the next ``;`` (or to the body's ``}``), at the top
+level to the next ``;``, balanced ``}`` or declaration keyword. So every error in a file is
+reported, not only the first, and the parser never raises on bad input.
+"""
+
+from __future__ import annotations
+
+from rpcx.compiler import syntax as syn
+from rpcx.compiler.diagnostics import Diagnostic, Span
+from rpcx.compiler.lexer import Tok, Token, tokenize
+
+__all__ = ["parse"]
+
+_DECL_KEYWORDS = frozenset({"enum", "struct", "union", "error", "service"})
+_TOP_KEYWORDS = _DECL_KEYWORDS | {"package", "import"}
+_MAX_DEPTH = 32
+"""Nesting limit for types and values, so hostile input cannot exhaust the stack."""
+
+
+class _Sync(Exception):
+    """Raised after a syntax error has been recorded: unwind to a recovery point."""
+
+
+class _Parser:
+    def __init__(self, tokens: list[Token], path: str, lines: list[str]) -> None:
+        self.toks = tokens
+        self.path = path
+        self.lines = lines
+        self.i = 0
+        self.diagnostics: list[Diagnostic] = []
+
+    # -- token helpers ---------------------------------------------------------------------
+
+    def peek(self, offset: int = 0) -> Token:
+        return self.toks[min(self.i + offset, len(self.toks) - 1)]
+
+    def next(self) -> Token:
+        tok = self.peek()
+        if tok.kind is not Tok.EOF:
+            self.i += 1
+        return tok
+
+    def at_eof(self) -> bool:
+        return self.peek().kind is Tok.EOF
+
+    def error(self, span: Span, message: str) -> None:
+        source = self.lines[span.line - 1] if 0 < span.line <= len(self.lines) else ""
+        self.diagnostics.append(Diagnostic(span, message, source.rstrip("\r")))
+
+    def fail(self, expected: str, tok: Token | None = None) -> _Sync:
+        tok = tok or self.peek()
+        self.error(tok.span, f"expected {expected}, found {tok.describe()}")
+        return _Sync()
+
+    def accept_punct(self, text: str) -> Token | None:
+        if self.peek().is_punct(text):
+            return self.next()
+        return None
+
+    def expect_punct(self, text: str, context: str = "") -> Token:
+        tok = self.accept_punct(text)
+        if tok is None:
+            raise self.fail(f"{text!r}" + (f" {context}" if context else ""))
+        return tok
+
+    def expect_name(self, what: str) -> syn.Name:
+        tok = self.peek()
+        if tok.kind is not Tok.IDENT:
+            raise self.fail(what)
+        self.next()
+        return syn.Name(tok.text, tok.span)
+
+    def qualified_name(self, what: str) -> tuple[syn.Name, ...]:
+        parts = [self.expect_name(what)]
+        while self.peek().is_punct(".") and self.peek(1).kind is Tok.IDENT:
+            self.next()
+            parts.append(self.expect_name(what))
+        return tuple(parts)
+
+    def docs_since(self, start: int) -> str:
+        return "\n".join(t.doc for t in self.toks[start : self.i + 1] if t.doc)
+
+    def at_decl_start(self) -> bool:
+        """A declaration keyword followed by a name and ``{``: a new top-level declaration."""
+        return (
+            self.peek().kind is Tok.IDENT
+            and self.peek().text in _DECL_KEYWORDS
+            and self.peek(1).kind is Tok.IDENT
+            and self.peek(2).is_punct("{")
+        )
+
+    # -- recovery --------------------------------------------------------------------------
+
+    def sync_member(self) -> None:
+        """Skip to just after the next ``;`` or to the ``}`` that closes the current body."""
+        depth = 0
+        while not self.at_eof():
+            if depth == 0 and self.at_decl_start():
+                return
+            tok = self.peek()
+            if tok.is_punct("{"):
+                depth += 1
+            elif tok.is_punct("}"):
+                if depth == 0:
+                    return
+                depth -= 1
+            elif tok.is_punct(";") and depth == 0:
+                self.next()
+                return
+            self.next()
+
+    def sync_top(self) -> None:
+        depth = 0
+        while not self.at_eof():
+            tok = self.peek()
+            if depth == 0 and tok.kind is Tok.IDENT and tok.text in _TOP_KEYWORDS:
+                return
+            if depth == 0 and tok.is_punct("@"):
+                return
+            self.next()
+            if tok.is_punct("{"):
+                depth += 1
+            elif tok.is_punct("}"):
+                depth = max(depth - 1, 0)
+                if depth == 0:
+                    return
+            elif tok.is_punct(";") and depth == 0:
+                return
+
+    # -- file ------------------------------------------------------------------------------
+
+    def parse_file(self) -> syn.FileNode:
+        package: syn.Package | None = None
+        imports: list[syn.Import] = []
+        decls: list[syn.Decl] = []
+        seen_other = False
+        while not self.at_eof():
+            start = self.i
+            try:
+                annotations = self.annotations()
+                tok = self.peek()
+                if tok.is_word("package") or tok.is_word("import"):
+                    for ann in annotations:
+                        self.error(ann.span, f"annotations cannot be applied to {tok.text!r}")
+                if tok.is_word("package"):
+                    pkg = self.package()
+                    if package is not None:
+                        self.error(pkg.span, "duplicate 'package' declaration")
+                    else:
+                        if seen_other:
+                            self.error(pkg.span, "'package' must be the first declaration")
+                        package = pkg
+                elif tok.is_word("import"):
+                    seen_other = True
+                    imports.append(self.import_())
+                elif tok.kind is Tok.IDENT and tok.text in _DECL_KEYWORDS:
+                    seen_other = True
+                    decls.append(self.decl(start, annotations))
+                else:
+                    seen_other = True
+                    raise self.fail("a declaration (enum, struct, union, error or service)")
+            except _Sync:
+                self.sync_top()
+            if self.i == start:
+                self.next()  # always make progress
+        if package is None:
+            self.error(Span(self.path, 1, 1), "missing 'package' declaration")
+        return syn.FileNode(self.path, package, tuple(imports), tuple(decls))
+
+    def package(self) -> syn.Package:
+        kw = self.next()
+        name = self.qualified_name("a package name")
+        self.expect_punct(";", "after package name")
+        return syn.Package(name, kw.span)
+
+    def import_(self) -> syn.Import:
+        kw = self.next()
+        tok = self.peek()
+        if tok.kind is not Tok.STRING:
+            raise self.fail("a file name string after 'import'")
+        self.next()
+        self.expect_punct(";", "after import")
+        assert isinstance(tok.value, str)
+        return syn.Import(tok.value, tok.span, kw.span)
+
+    # -- annotations -----------------------------------------------------------------------
+
+    def annotations(self) -> tuple[syn.Annotation, ...]:
+        out: list[syn.Annotation] = []
+        while self.peek().is_punct("@"):
+            at = self.next()
+            name = self.expect_name("an annotation name after '@'")
+            args: list[syn.Value] = []
+            has_parens = False
+            if self.accept_punct("("):
+                has_parens = True
+                if not self.peek().is_punct(")"):
+                    args.append(self.value(0))
+                    while self.accept_punct(","):
+                        args.append(self.value(0))
+                self.expect_punct(")", "to close annotation arguments")
+            out.append(syn.Annotation(name, tuple(args), has_parens, at.span))
+        return tuple(out)
+
+    # -- declarations ----------------------------------------------------------------------
+
+    def decl(self, start: int, annotations: tuple[syn.Annotation, ...]) -> syn.Decl:
+        kw = self.next()
+        name = self.expect_name(f"a name after {kw.text!r}")
+        doc = self.docs_since(start)
+        span = self.toks[start].span
+        self.expect_punct("{", f"to open {kw.text} {name.text!r}")
+        if kw.text == "enum":
+            members, reserved = self.enum_body()
+            return syn.EnumDecl(name, members, reserved, annotations, doc, span)
+        if kw.text == "service":
+            methods = self.service_body()
+            return syn.ServiceDecl(name, methods, annotations, doc, span)
+        fields, reserved = self.struct_body()
+        return syn.StructDecl(kw.text, name, fields, reserved, annotations, doc, span)
+
+    def close_body(self) -> None:
+        tok = self.peek()
+        if tok.is_punct("}"):
+            self.next()
+        else:
+            self.fail("'}'", tok)
+
+    def body_done(self) -> bool:
+        return self.at_eof() or self.peek().is_punct("}") or self.at_decl_start()
+
+    def struct_body(self) -> tuple[tuple[syn.Field, ...], tuple[syn.ReservedRange, ...]]:
+        fields: list[syn.Field] = []
+        reserved: list[syn.ReservedRange] = []
+        while not self.body_done():
+            start = self.i
+            try:
+                annotations = self.annotations()
+                if self.peek().is_word("reserved"):
+                    reserved.extend(self.reserved(annotations))
+                else:
+                    fields.append(self.field(start, annotations, "field"))
+                    self.expect_punct(";", "after field")
+            except _Sync:
+                self.sync_member()
+            if self.i == start:
+                self.next()
+        self.close_body()
+        return tuple(fields), tuple(reserved)
+
+    def reserved(self, annotations: tuple[syn.Annotation, ...]) -> list[syn.ReservedRange]:
+        for ann in annotations:
+            self.error(ann.span, "annotations cannot be applied to 'reserved'")
+        self.next()
+        out = [self.reserved_range()]
+        while self.accept_punct(","):
+            out.append(self.reserved_range())
+        self.expect_punct(";", "after reserved")
+        return out
+
+    def reserved_range(self) -> syn.ReservedRange:
+        low, span = self.integer("an integer after 'reserved'")
+        high = low
+        if self.peek().is_word("to"):
+            self.next()
+            high, _ = self.integer("an integer after 'to'")
+        return syn.ReservedRange(low, high, span)
+
+    def integer(self, what: str) -> tuple[int, Span]:
+        """An integer with an optional leading ``-``."""
+        tok = self.peek()
+        sign = 1
+        if tok.is_punct("-"):
+            self.next()
+            sign = -1
+        num = self.peek()
+        if num.kind is not Tok.INT:
+            raise self.fail(what, num)
+        self.next()
+        assert isinstance(num.value, int)
+        return sign * num.value, tok.span
+
+    def field(
+        self, start: int, annotations: tuple[syn.Annotation, ...], what: str
+    ) -> syn.Field:
+        tag, tag_span = self.integer(f"a {what} tag (an integer)")
+        self.expect_punct(":", f"after {what} tag")
+        name = self.expect_name(f"a {what} name")
+        doc = self.docs_since(start)
+        self.expect_punct(":", f"after {what} name")
+        type_ = self.type_(0)
+        default = None
+        if self.accept_punct("="):
+            default = self.value(0)
+        span = self.toks[start].span
+        return syn.Field(tag, tag_span, name, type_, default, annotations, doc, span)
+
+    def enum_body(self) -> tuple[tuple[syn.EnumMember, ...], tuple[syn.ReservedRange, ...]]:
+        members: list[syn.EnumMember] = []
+        reserved: list[syn.ReservedRange] = []
+        while not self.body_done():
+            start = self.i
+            try:
+                annotations = self.annotations()
+                if self.peek().is_word("reserved"):
+                    reserved.extend(self.reserved(annotations))
+                else:
+                    name = self.expect_name("an enum member name")
+                    doc = self.docs_since(start)
+                    self.expect_punct("=", "after enum member name")
+                    value, value_span = self.integer("an integer value for the enum member")
+                    self.expect_punct(";", "after enum member")
+                    members.append(
+                        syn.EnumMember(
+                            name, value, value_span, annotations, doc, self.toks[start].span
+                        )
+                    )
+            except _Sync:
+                self.sync_member()
+            if self.i == start:
+                self.next()
+        self.close_body()
+        return tuple(members), tuple(reserved)
+
+    def service_body(self) -> tuple[syn.Method, ...]:
+        methods: list[syn.Method] = []
+        while not self.body_done():
+            start = self.i
+            try:
+                methods.append(self.method(start))
+            except _Sync:
+                self.sync_member()
+            if self.i == start:
+                self.next()
+        self.close_body()
+        return tuple(methods)
+
+    def method(self, start: int) -> syn.Method:
+        annotations = self.annotations()
+        oneway_span = None
+        if self.peek().is_word("oneway") and self.peek(1).kind is Tok.IDENT:
+            oneway_span = self.next().span
+        name = self.expect_name("a method name")
+        doc = self.docs_since(start)
+        self.expect_punct("(", "after method name")
+        params: list[syn.Field] = []
+        while not self.peek().is_punct(")"):
+            params.append(self.field(self.i, self.annotations(), "parameter"))
+            if not self.accept_punct(","):
+                break
+        self.expect_punct(")", "after parameters")
+        result = None
+        if self.accept_punct("->"):
+            result = self.type_(0)
+        throws: list[syn.TypeNode] = []
+        throws_span = None
+        if self.peek().is_word("throws"):
+            throws_span = self.next().span
+            throws.append(self.type_(0))
+            while self.accept_punct(","):
+                throws.append(self.type_(0))
+        self.expect_punct(";", "after method")
+        return syn.Method(
+            name,
+            tuple(params),
+            result,
+            tuple(throws),
+            oneway_span is not None,
+            oneway_span,
+            throws_span,
+            annotations,
+            doc,
+            self.toks[start].span,
+        )
+
+    # -- types and values ------------------------------------------------------------------
+
+    def type_(self, depth: int) -> syn.TypeNode:
+        tok = self.peek()
+        if tok.kind is not Tok.IDENT:
+            raise self.fail("a type")
+        if depth > _MAX_DEPTH:
+            self.error(tok.span, "type nested too deeply")
+            raise _Sync()
+        args: list[syn.TypeNode] = []
+        if tok.text in ("list", "map") and self.peek(1).is_punct("<"):
+            name: tuple[syn.Name, ...] = (syn.Name(tok.text, tok.span),)
+            self.next()
+            self.next()
+            args.append(self.type_(depth + 1))
+            if tok.text == "map":
+                self.expect_punct(",", "between map key and value types")
+                args.append(self.type_(depth + 1))
+            self.expect_punct(">", f"to close {tok.text!r} type")
+        else:
+            name = self.qualified_name("a type")
+        optional = self.accept_punct("?") is not None
+        return syn.TypeNode(name, tuple(args), optional, tok.span)
+
+    def value(self, depth: int) -> syn.Value:
+        tok = self.peek()
+        if depth > _MAX_DEPTH:
+            self.error(tok.span, "value nested too deeply")
+            raise _Sync()
+        if tok.is_punct("-"):
+            num = self.peek(1)
+            if num.kind in (Tok.INT, Tok.FLOAT):
+                self.next()
+                self.next()
+                assert isinstance(num.value, int | float)
+                kind = "int" if num.kind is Tok.INT else "float"
+                return syn.Literal(kind, -num.value, "-" + num.text, tok.span)
+            raise self.fail("a number after '-'", num)
+        if tok.kind in (Tok.INT, Tok.FLOAT, Tok.STRING):
+            self.next()
+            kind = {Tok.INT: "int", Tok.FLOAT: "float", Tok.STRING: "string"}[tok.kind]
+            return syn.Literal(kind, tok.value, tok.text, tok.span)
+        if tok.kind is Tok.DURATION:
+            self.next()
+            assert isinstance(tok.value, float)
+            return syn.DurationValue(tok.value, tok.text, tok.span)
+        if tok.kind is Tok.IDENT:
+            if tok.text in ("true", "false"):
+                self.next()
+                return syn.Literal("bool", tok.text == "true", tok.text, tok.span)
+            if tok.text == "null":
+                self.next()
+                return syn.Literal("null", None, tok.text, tok.span)
+            return syn.NameValue(self.qualified_name("a value"), tok.span)
+        if tok.is_punct("["):
+            self.next()
+            items: list[syn.Value] = []
+            while not self.peek().is_punct("]"):
+                items.append(self.value(depth + 1))
+                if not self.accept_punct(","):
+                    break
+            self.expect_punct("]", "to close list")
+            return syn.ListValue(tuple(items), tok.span)
+        if tok.is_punct("{"):
+            self.next()
+            entries: list[tuple[syn.Value, syn.Value]] = []
+            while not self.peek().is_punct("}"):
+                key = self.value(depth + 1)
+                self.expect_punct(":", "after map key")
+                entries.append((key, self.value(depth + 1)))
+                if not self.accept_punct(","):
+                    break
+            self.expect_punct("}", "to close map")
+            return syn.MapValue(tuple(entries), tok.span)
+        raise self.fail("a value")
+
+
+def parse(text: str, path: str = "<string>") -> tuple[syn.FileNode, list[Diagnostic]]:
+    """Parse one file. Never raises on bad input; problems come back as diagnostics."""
+    tokens, diagnostics = tokenize(text, path)
+    parser = _Parser(tokens, path, text.split("\n"))
+    tree = parser.parse_file()
+    return tree, diagnostics + parser.diagnostics
