@@ -548,11 +548,15 @@ class _Checker:
             if q in buildable or d.span is None:
                 continue
             if self.reaches(q, q, own, set()):
-                kind = "union" if isinstance(d, model.UnionDecl) else (
-                    "error" if d.is_error else "struct")
-                self.error(d.span, f"{kind} {d.name!r} contains itself through required"
-                           " fields and can never be built (make a field optional, a list or"
-                           " a map)")
+                if isinstance(d, model.UnionDecl):
+                    self.error(d.span, f"union {d.name!r} contains itself through every"
+                               " variant and can never be built (add a variant that does"
+                               " not lead back to it)")
+                else:
+                    kind = "error" if d.is_error else "struct"
+                    self.error(d.span, f"{kind} {d.name!r} contains itself through required"
+                               " fields and can never be built (make a field optional, a"
+                               " list or a map)")
 
     def reaches(
         self,
