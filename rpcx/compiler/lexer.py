@@ -10,6 +10,7 @@ The lexer never raises on bad input: problems become diagnostics and lexing goes
 from __future__ import annotations
 
 import enum
+import itertools
 
 import attrs
 
@@ -32,6 +33,8 @@ class Tok(enum.Enum):
 _PUNCT = ("->", ";", ":", ",", ".", "=", "(", ")", "{", "}", "<", ">", "[", "]", "?", "@", "-")
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0}
+
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "0": "\0"}
 
@@ -228,13 +231,14 @@ class _Lexer:
         width = {"x": 2, "u": 4, "U": 8}.get(nxt, 0) if nxt else 0
         if width:
             digits = self.text[self.pos + 2 : self.pos + 2 + width]
-            if len(digits) == width and all(c in "0123456789abcdefABCDEF" for c in digits):
+            if len(digits) == width and all(c in _HEX for c in digits):
                 code = int(digits, 16)
                 if code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF:
                     out.append(chr(code))
                     self.advance(2 + width)
                     return
-            self.error(span, f"invalid escape '\\{nxt}{digits}' in string")
+            shown = "".join(itertools.takewhile(lambda c: c in _HEX, digits))
+            self.error(span, f"invalid escape '\\{nxt}{shown}' in string")
             self.advance(2)
             return
         if nxt in ("", "\n"):
