@@ -10,8 +10,11 @@ struct, union, list and map node, with the checks for primitive fields inlined, 
 to the node is kept, so the identity stays valid). Recursive schemas work because the
 generated functions call each other through module-level names resolved at call time.
 
-Errors raise :class:`~rpcx.codec.convert.PathError`; each struct, list and map level adds
-its path segment as the error passes through, so the happy path pays only for a ``try``.
+Errors raise :class:`~rpcx.codec.convert.PathError`. Each converter comes in two variants
+generated from the same source: the *fast* one, used first, does not keep track of where it
+is; when it fails, the codec runs the *tracking* one on the same value (conversions are
+pure, so it fails the same way), in which each struct, list and map level adds its path
+segment as the error passes through. The happy path pays nothing for error paths.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import copy
 import decimal
 import itertools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +42,10 @@ __all__ = ["Compiler", "Converter"]
 
 Converter = Callable[[Any], Any]
 
+_NAME = re.compile(r"(?<![.\w])(_[A-Za-z]\w*)")
+_CONVERTER = re.compile(r"_f[0-9]+")
+# Lines that only keep track of the path; left out of the fast (non-tracking) variant.
+_TRACKING = re.compile(r" *(?:f = '[^']*'|i = 0|i \+= 1|(?:if f: )?exc\.segs\.append\(.*\))")
 _RANGE = "if not -9223372036854775808 <= {s} <= 9223372036854775807: raise _range_error({s})"
 
 
@@ -48,9 +56,11 @@ class Compiler:
     instead of CBOR (keys are field tags); ``encode`` selects typed → plain.
     """
 
-    def __init__(self, *, json: bool, encode: bool, max_collection_len: int) -> None:
+    def __init__(self, *, json: bool, encode: bool, max_collection_len: int,
+                 track_paths: bool = True) -> None:
         self._json = json
         self._encode = encode
+        self._track = track_paths
         self._max_len = max_collection_len
         self._ns: dict[str, Any] = {
             "_PathError": convert.PathError,
@@ -74,10 +84,27 @@ class Compiler:
         name = self._fn_for(schema)
         while self._queue:
             fname, make = self._queue.pop()
-            source = "\n".join(make(fname)) + "\n"
+            source = self._bind_constants(make(fname))
             exec(compile(source, f"<rpcx converter {fname}>", "exec"), self._ns)
         fn: Converter = self._ns[name]
         return fn
+
+    def _bind_constants(self, lines: list[str]) -> str:
+        """Pass the helpers and constants a function uses as keyword defaults.
+
+        Locals are faster than globals; converter functions (``_fN``) stay global so
+        that recursive and not-yet-generated ones resolve at call time.
+        """
+        if not self._track:
+            lines = [line for line in lines if _TRACKING.fullmatch(line) is None]
+        body = "\n".join(lines[1:])
+        used = sorted({name for name in _NAME.findall(body)
+                       if name in self._ns and _CONVERTER.fullmatch(name) is None})
+        head = lines[0]
+        if used:
+            assert head.endswith("):"), head
+            head = head[:-2] + ", *, " + ", ".join(f"{n}={n}" for n in used) + "):"
+        return head + "\n" + body + "\n"
 
     # ---- naming ------------------------------------------------------------------
 
@@ -172,8 +199,17 @@ class Compiler:
             return [check.format(py="float"), f"{d} = {s}"]
         if k is Kind.DECIMAL:
             if enc:
-                conv = f"_cv.check_decimal({s})"
-                return [f"{d} = str({conv})" if js else f"{d} = {conv}"]
+                lines = [
+                    f"if {s}.__class__ is not _Decimal or not {s}.is_finite():",
+                    f"    {s} = _cv.check_decimal({s})",
+                    "else:",
+                    f"    {d} = {s}.as_tuple()",
+                    f"    if not (-{convert.DECIMAL_MAX_EXPONENT} <= {d}[2] <= "
+                    f"{convert.DECIMAL_MAX_EXPONENT} and len({d}[1]) <= "
+                    f"{convert.DECIMAL_MAX_DIGITS}):",
+                    f"        _cv.check_decimal({s})",
+                ]
+                return [*lines, f"{d} = str({s})" if js else f"{d} = {s}"]
             if js:
                 return [f"{d} = _cv.decimal_from_json({s}, {e})"]
             # CBOR: the tag-4 decoder already built and checked the Decimal.
@@ -310,7 +346,11 @@ class Compiler:
             cls = self._const(spec.cls, "_C")
             lines.append(f"    if obj.__class__ is not {cls} and not isinstance(obj, {cls}): "
                          f"raise _type_error({spec.name!r}, obj)")
-        lines += ["    out = {}", "    f = ''", "    try:"]
+        omittable = [f.type.kind is Kind.OPTIONAL or isinstance(f.default, list | dict)
+                     for f in spec.fields]
+        display = not any(omittable)  # build the dict in one go at the end
+        lines += ["    f = ''", "    try:"] if display else ["    out = {}", "    f = ''", "    try:"]
+        results: list[str] = []
         for i, field in enumerate(spec.fields):
             get = f"obj[{i}]" if spec.cls is None else f"obj.{field.py_name}"
             key = self._wire_key(field)
@@ -324,6 +364,15 @@ class Compiler:
                 if field.default is not None:
                     # Absent would decode as the default, so None must be sent as null.
                     lines.append(f"        else: out[{key}] = None")
+            elif isinstance(field.default, list | dict) and not field.default:
+                # An empty list or map whose default is empty is left out.
+                py = "list" if isinstance(field.default, list) else "dict"
+                lines.append(f"        if v.__class__ is not {py} or v:")
+                lines += self._emit(field.type, "v", "r", " " * 12)
+                lines.append(f"            out[{key}] = r")
+            elif display:
+                lines += self._emit(field.type, "v", f"r{i}", " " * 8)
+                results.append(f"{key}: r{i}")
             else:
                 lines += self._emit(field.type, "v", "r", " " * 8)
                 lines.append(f"        out[{key}] = r")
@@ -331,7 +380,7 @@ class Compiler:
             "    except _PathError as exc:",
             "        exc.segs.append(f)",
             "        raise",
-            "    return out",
+            f"    return {{{', '.join(results)}}}" if display else "    return out",
         ]
         return lines
 
@@ -357,10 +406,11 @@ class Compiler:
         for i, field in enumerate(spec.fields):
             a = f"a{i}"
             args.append(a)
-            lines.append(f"        v = m.get({self._wire_key(field)}, _MISSING)")
-            lines.append("        if v is _MISSING:")
+            key = self._wire_key(field)
+            # ``get`` without a default is the fast path; None means absent or null.
+            lines.append(f"        v = m.get({key})")
+            lines.append(f"        if v is None and {key} not in m:")
             if field.required:
-                lines.append("            f = ''")
                 lines.append(f"            _fail({'missing required field ' + repr(field.name)!r})")
             else:
                 lines.append(f"            {a} = {self._default_expr(field)}")

@@ -6,6 +6,7 @@ from typing import Any
 
 from rpcx.codec._compile import Compiler, Converter
 from rpcx.codec.base import Schema
+from rpcx.codec.convert import PathError
 from rpcx.errors import CodecError
 
 __all__ = ["ConverterCache", "check_limit", "too_big"]
@@ -24,15 +25,27 @@ def too_big(size: int, limit: int) -> CodecError:
 class ConverterCache:
     """Converters by schema identity. The schema is kept, so its ``id`` stays unique."""
 
-    def __init__(self, compiler: Compiler) -> None:
-        self._compiler = compiler
-        self._cache: dict[int, tuple[Schema, Converter]] = {}
+    def __init__(self, *, json: bool, encode: bool, max_collection_len: int) -> None:
+        self._compiler = Compiler(json=json, encode=encode,
+                                  max_collection_len=max_collection_len, track_paths=False)
+        self._tracking = Compiler(json=json, encode=encode,
+                                  max_collection_len=max_collection_len, track_paths=True)
+        self.cache: dict[int, tuple[Schema, Converter]] = {}
+        """Read directly by the codecs' hot path; :meth:`get` fills it."""
 
     def get(self, schema: Schema) -> Converter:
-        entry = self._cache.get(id(schema))
+        entry = self.cache.get(id(schema))
         if entry is not None and entry[0] is schema:
             return entry[1]
         return self._compile(schema)
+
+    def explain(self, schema: Schema, value: object, error: PathError) -> CodecError:
+        """The error of the fast converter, with its path found by the tracking one."""
+        try:
+            self._tracking.compile(schema)(value)
+        except PathError as tracked:
+            return tracked.to_codec_error()
+        return error.to_codec_error()  # pragma: no cover - the variants agree
 
     def _compile(self, schema: Any) -> Converter:
         from rpcx.schema import StructSpec, TypeRef
@@ -40,5 +53,5 @@ class ConverterCache:
         if not isinstance(schema, TypeRef | StructSpec):
             raise TypeError(f"schema must be a TypeRef or StructSpec, got {schema!r}")
         fn = self._compiler.compile(schema)
-        self._cache[id(schema)] = (schema, fn)
+        self.cache[id(schema)] = (schema, fn)
         return fn

@@ -9,12 +9,10 @@ and anything nested deeper than ``max_depth``.
 from __future__ import annotations
 
 import decimal
-from collections.abc import Sequence
 from typing import Any, Final, NoReturn
 
 import cbor2
 
-from rpcx.codec._compile import Compiler
 from rpcx.codec._limits import ConverterCache, check_limit, too_big
 from rpcx.codec.base import (
     DEFAULT_MAX_COLLECTION_LEN,
@@ -22,7 +20,12 @@ from rpcx.codec.base import (
     DEFAULT_MAX_MESSAGE_BYTES,
     Schema,
 )
-from rpcx.codec.convert import PathError, decimal_from_parts
+from rpcx.codec.convert import (
+    DECIMAL_MAX_DIGITS,
+    DECIMAL_MAX_EXPONENT,
+    PathError,
+    decimal_from_parts,
+)
 from rpcx.errors import CodecError
 
 __all__ = ["CborCodec"]
@@ -38,6 +41,9 @@ _BUILTIN_TAGS: Final = (0, 1, 2, 3, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 
 # ``loads`` ignores trailing bytes, and this makes most of them visible (see the docs).
 _PREFIX: Final = b"\x82"
 _SUFFIX: Final = b"\xf7"
+_UNDEFINED: Final = cbor2.undefined
+_dumps: Final = cbor2.dumps
+_loads: Final = cbor2.loads
 
 
 def _refuse(tag: int) -> NoReturn:
@@ -55,10 +61,20 @@ def _tag_hook(tag: cbor2.CBORTag, _immutable: bool) -> NoReturn:
     _refuse(tag.tag)
 
 
-def _decimal(value: object, _immutable: bool) -> decimal.Decimal:
-    if not isinstance(value, Sequence) or isinstance(value, str | bytes) or len(value) != 2:
-        raise PathError("decimal fraction must be [int exponent, int mantissa]")
-    return decimal_from_parts(value[0], value[1])
+_MANTISSA_LIMIT: Final = 10**DECIMAL_MAX_DIGITS
+
+
+def _decimal(value: Any, _immutable: bool) -> decimal.Decimal:
+    """Tag 4 content ``[exponent, mantissa]`` → the exact Decimal, within the limits."""
+    if (value.__class__ is list or value.__class__ is tuple) and len(value) == 2:
+        exponent, mantissa = value
+        if (exponent.__class__ is int and mantissa.__class__ is int
+                and -DECIMAL_MAX_EXPONENT <= exponent <= DECIMAL_MAX_EXPONENT
+                and -_MANTISSA_LIMIT < mantissa < _MANTISSA_LIMIT):
+            # Built from text: exact, and independent of the thread's decimal context.
+            return decimal.Decimal(f"{mantissa}E{exponent}")
+        return decimal_from_parts(exponent, mantissa)  # raises the precise error
+    raise PathError("decimal fraction must be [int exponent, int mantissa]")
 
 
 _SEMANTIC: Final[dict[int, Any]] = {tag: _semantic_refuse(tag) for tag in _BUILTIN_TAGS}
@@ -95,19 +111,23 @@ class CborCodec:
         self.max_message_bytes = check_limit("max_message_bytes", max_message_bytes)
         self.max_depth = check_limit("max_depth", max_depth)
         self.max_collection_len = check_limit("max_collection_len", max_collection_len)
-        self._encoders = ConverterCache(
-            Compiler(json=False, encode=True, max_collection_len=max_collection_len))
-        self._decoders = ConverterCache(
-            Compiler(json=False, encode=False, max_collection_len=max_collection_len))
+        self._wrapped_depth = max_depth + 1  # the [payload, undefined] wrapper is one level
+        self._encoders = ConverterCache(json=False, encode=True,
+                                    max_collection_len=max_collection_len)
+        self._decoders = ConverterCache(json=False, encode=False,
+                                    max_collection_len=max_collection_len)
+        self._enc_cache = self._encoders.cache
+        self._dec_cache = self._decoders.cache
 
     def __repr__(self) -> str:
         return (f"CborCodec(max_message_bytes={self.max_message_bytes}, "
                 f"max_depth={self.max_depth}, max_collection_len={self.max_collection_len})")
 
     def encode(self, schema: Schema, value: object) -> bytes:
-        convert = self._encoders.get(schema)
+        entry = self._enc_cache.get(id(schema))
+        convert = entry[1] if entry is not None and entry[0] is schema else self._encoders.get(schema)
         try:
-            data = cbor2.dumps(convert(value))
+            data = _dumps(convert(value))
         except PathError as exc:
             raise exc.to_codec_error() from None
         except RecursionError:
@@ -119,7 +139,8 @@ class CborCodec:
         return data
 
     def decode(self, schema: Schema, data: bytes) -> Any:
-        convert = self._decoders.get(schema)
+        entry = self._dec_cache.get(id(schema))
+        convert = entry[1] if entry is not None and entry[0] is schema else self._decoders.get(schema)
         if type(data) is not bytes:
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise CodecError(f"expected bytes to decode, got {type(data).__name__}")
@@ -127,17 +148,17 @@ class CborCodec:
         if len(data) > self.max_message_bytes:
             raise too_big(len(data), self.max_message_bytes)
         try:
-            wrapped = cbor2.loads(
+            wrapped = _loads(
                 _PREFIX + data + _SUFFIX,
                 semantic_decoders=_SEMANTIC,
                 tag_hook=_tag_hook,
-                max_depth=self.max_depth + 1,
+                max_depth=self._wrapped_depth,
                 allow_indefinite=False,
                 allow_duplicate_keys=False,
             )
         except Exception as exc:
             raise _decode_error(exc) from None
-        if wrapped[1] is not cbor2.undefined:
+        if wrapped[1] is not _UNDEFINED:
             raise CodecError("invalid CBOR: trailing bytes after the message")
         try:
             return convert(wrapped[0])

@@ -11,7 +11,6 @@ import decimal
 import json
 from typing import Any, Final, NoReturn
 
-from rpcx.codec._compile import Compiler
 from rpcx.codec._limits import ConverterCache, check_limit, too_big
 from rpcx.codec.base import (
     DEFAULT_MAX_COLLECTION_LEN,
@@ -86,17 +85,20 @@ class JsonCodec:
         self.max_message_bytes = check_limit("max_message_bytes", max_message_bytes)
         self.max_depth = check_limit("max_depth", max_depth)
         self.max_collection_len = check_limit("max_collection_len", max_collection_len)
-        self._encoders = ConverterCache(
-            Compiler(json=True, encode=True, max_collection_len=max_collection_len))
-        self._decoders = ConverterCache(
-            Compiler(json=True, encode=False, max_collection_len=max_collection_len))
+        self._encoders = ConverterCache(json=True, encode=True,
+                                    max_collection_len=max_collection_len)
+        self._decoders = ConverterCache(json=True, encode=False,
+                                    max_collection_len=max_collection_len)
+        self._enc_cache = self._encoders.cache
+        self._dec_cache = self._decoders.cache
 
     def __repr__(self) -> str:
         return (f"JsonCodec(max_message_bytes={self.max_message_bytes}, "
                 f"max_depth={self.max_depth}, max_collection_len={self.max_collection_len})")
 
     def encode(self, schema: Schema, value: object) -> bytes:
-        convert = self._encoders.get(schema)
+        entry = self._enc_cache.get(id(schema))
+        convert = entry[1] if entry is not None and entry[0] is schema else self._encoders.get(schema)
         try:
             text = json.dumps(convert(value), ensure_ascii=False, separators=(",", ":"),
                               allow_nan=False)
@@ -112,7 +114,8 @@ class JsonCodec:
         return data
 
     def decode(self, schema: Schema, data: bytes) -> Any:
-        convert = self._decoders.get(schema)
+        entry = self._dec_cache.get(id(schema))
+        convert = entry[1] if entry is not None and entry[0] is schema else self._decoders.get(schema)
         if not isinstance(data, bytes | bytearray | memoryview):
             raise CodecError(f"expected bytes to decode, got {type(data).__name__}")
         if len(data) > self.max_message_bytes:
