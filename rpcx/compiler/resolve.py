@@ -31,8 +31,15 @@ def normalise(path: str) -> str:
 
 
 def module_name(path: str) -> str | None:
-    """``idl/payments.rpcx`` gives ``payments_rpcx``; None when the stem is not an identifier."""
-    stem = posixpath.splitext(posixpath.basename(path))[0]
+    """``idl/payments.rpcx`` gives ``payments_rpcx``; None when the stem is not an identifier.
+
+    A pseudo-path in angle brackets (``<string>``, the default of ``compile_source``) uses
+    the text inside the brackets as its stem.
+    """
+    base = posixpath.basename(path)
+    if base.startswith("<") and base.endswith(">") and len(base) > 2:
+        base = base[1:-1]
+    stem = posixpath.splitext(base)[0]
     if not (stem.isascii() and stem.isidentifier()) or keyword.iskeyword(stem):
         return None
     return stem + "_rpcx"
