@@ -177,6 +177,9 @@ RULE_CASES = [
     # package
     ("struct A {}\n", 1, 1, "missing 'package' declaration"),
     ("struct A {}\npackage p;", 2, 1, "'package' must be the first declaration"),
+    ("@deprecated\npackage p;", 1, 1, "annotations cannot be applied to 'package'"),
+    (in_struct("  @deprecated reserved 3;"), 3, 3, "annotations cannot be applied to 'reserved'"),
+    (PKG + "enum E {\n  reserved -3 to -1;\n  X = -2;\n}", 4, 7, "enum value -2 is reserved"),
     # recursion
     (PKG + "struct A {\n  1: a: A;\n}", 2, 8, "struct 'A' contains itself through required"),
     (PKG + "error A {\n  1: a: A;\n}", 2, 7, "error 'A' contains"),
