@@ -10,6 +10,7 @@ import datetime
 import decimal
 import textwrap
 
+from rpcx.codegen.literals import pystr
 from rpcx.compiler import model
 from rpcx.schema import Kind
 
@@ -79,16 +80,6 @@ def uses(t: model.ModelType) -> set[str]:
     return found
 
 
-def pystr(value: str | bytes) -> str:
-    """A Python literal for a string or bytes, double-quoted where that needs no escapes."""
-    text = repr(value)
-    prefix = "b" if isinstance(value, bytes) else ""
-    body = text[len(prefix):]
-    if body.startswith("'") and '"' not in body[1:-1]:
-        return f'{prefix}"{body[1:-1].replace(chr(92) + chr(39), chr(39))}"'
-    return text
-
-
 def literal(value: model.Value, t: model.ModelType, here: str) -> str:
     """A Python expression for a default value of type ``t``."""
     if t.kind is Kind.OPTIONAL:
@@ -123,15 +114,14 @@ def literal(value: model.Value, t: model.ModelType, here: str) -> str:
 
 
 def _datetime_literal(value: datetime.datetime) -> str:
-    offset = value.utcoffset()
-    assert offset is not None, "the compiler only produces aware timestamps"
-    if offset:
-        tz = f"_datetime.timezone(_datetime.timedelta(seconds={int(offset.total_seconds())}))"
-    else:
-        tz = "_datetime.UTC"
-    parts = [value.year, value.month, value.day, value.hour, value.minute, value.second,
-             value.microsecond]
-    return f"_datetime.datetime({', '.join(str(p) for p in parts)}, tzinfo={tz})"
+    # Timestamps travel as UTC, so the default is written in UTC whatever offset the IDL
+    # used; trailing zero parts are left out.
+    assert value.utcoffset() is not None, "the compiler only produces aware timestamps"
+    utc = value.astimezone(datetime.UTC)
+    parts = [utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond]
+    while len(parts) > 3 and parts[-1] == 0:
+        parts.pop()
+    return f"_datetime.datetime({', '.join(str(p) for p in parts)}, tzinfo=_datetime.UTC)"
 
 
 def docstring(doc: str, width: int) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rpcx.codegen import names
-from rpcx.codegen.exprs import Call, Expr, Tuple, format_expr
+from rpcx.codegen.exprs import Call, Expr, Lit, Tuple, format_expr
 from rpcx.codegen.render_types import field_spec, spec_of_type
 from rpcx.codegen.writer import Writer
 from rpcx.compiler import model
@@ -104,7 +104,7 @@ def render_client(w: Writer, service: model.ServiceDecl, here: str) -> None:
                     w.lines(format_expr(call, w.width))
                 else:
                     w.lines(format_expr(call, w.width, prefix="result = "))
-                    w.line(f"return _typing.cast({result}, result)")
+                    w.line(f"return _typing.cast(\"{result}\", result)")
     w.blank(2)
 
 
@@ -149,7 +149,7 @@ def method_spec_lines(service: model.ServiceDecl, method: model.Method, here: st
     if method.deprecated is not None:
         args.append(f"deprecated={names.pystr(method.deprecated)}")
     if method.doc:
-        args.append(f"doc={names.pystr(method.doc)}")
+        args.append(Lit(method.doc, "doc="))
     return format_expr(Call("_rt.MethodSpec", tuple(args)), width,
                        prefix=f"{method_spec_name(service, method)} = ")
 
@@ -159,7 +159,7 @@ def service_spec_lines(service: model.ServiceDecl, here: str, width: int) -> lis
     for method in service.methods:
         lines.extend(method_spec_lines(service, method, here, width))
     methods = Tuple(tuple(method_spec_name(service, m) for m in service.methods))
-    doc: list[Expr] = [f"doc={names.pystr(service.doc)}"] if service.doc else []
+    doc: list[Expr] = [Lit(service.doc, "doc=")] if service.doc else []
     spec = Call("_rt.ServiceSpec", (names.pystr(service.qualified), methods, *doc))
     spec_name = f"_s_{service.name}"
     lines.extend(format_expr(spec, width, prefix=f"{spec_name} = "))

@@ -4,7 +4,7 @@ schema descriptors (specs) the codecs and runtime read."""
 from __future__ import annotations
 
 from rpcx.codegen import names
-from rpcx.codegen.exprs import Call, Expr, Tuple, format_expr
+from rpcx.codegen.exprs import Call, Expr, Lit, Tuple, format_expr
 from rpcx.codegen.writer import Writer
 from rpcx.compiler import model
 from rpcx.schema import Kind
@@ -148,13 +148,13 @@ def field_spec(f: model.Field, here: str) -> Expr:
     elif f.type.kind is Kind.OPTIONAL:
         args.append("default=None")
     if f.doc:
-        args.append(f"doc={names.pystr(f.doc)}")
+        args.append(Lit(f.doc, "doc="))
     return Call("_rt.FieldSpec", tuple(args))
 
 
 def type_spec_lines(decl: model.Decl, here: str, width: int) -> list[str]:
     """``_rt.attach(Cls, Spec(...))`` for an enum, struct, error or union."""
-    doc: list[Expr] = [f"doc={names.pystr(decl.doc)}"] if decl.doc else []
+    doc: list[Expr] = [Lit(decl.doc, "doc=")] if decl.doc else []
     spec: Expr
     if isinstance(decl, model.EnumDecl):
         spec = Call("_rt.EnumSpec", (names.pystr(decl.qualified), decl.name, *doc))

@@ -15,7 +15,11 @@ class Writer:
         self._level = 0
 
     def line(self, text: str = "") -> None:
-        self._lines.append(f"{self._indent * self._level}{text}" if text else "")
+        line = f"{self._indent * self._level}{text}" if text else ""
+        if len(line) > 99 and not line.lstrip().startswith("#"):
+            # Only a very long default value can get here; everything else is wrapped.
+            line += "  # noqa: E501"
+        self._lines.append(line)
 
     def lines(self, texts: list[str]) -> None:
         for text in texts:
