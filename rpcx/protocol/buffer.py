@@ -1,0 +1,103 @@
+"""Bounded incremental receive buffer: bytes in, preface then whole frames out.
+
+The buffer never holds more than one frame's worth of unparsed data plus whatever the
+last ``feed`` added. A frame whose ``body_length`` exceeds ``max_frame_size`` is not
+buffered: :meth:`ReceiveBuffer.next_item` reports it as :class:`Oversized` as soon as its
+header is complete and then silently discards its body as the bytes arrive. The length
+prefix is what makes that possible, so one oversized call does not break the stream.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from rpcx.errors import RemoteProtocolError
+from rpcx.protocol.frames import HEADER, PREFACE, FrameHeader, parse_header
+
+__all__ = ["Oversized", "RawFrame", "ReceiveBuffer"]
+
+
+@attrs.frozen
+class RawFrame:
+    """A complete frame: its header and its body (meta + payload), not yet parsed."""
+
+    header: FrameHeader
+    body: bytes
+
+
+@attrs.frozen
+class Oversized:
+    """A frame whose body is larger than the limit; its body is being skipped."""
+
+    header: FrameHeader
+
+
+@attrs.define(eq=False)
+class ReceiveBuffer:
+    """Accumulates received bytes; hands out the preface check and then whole frames."""
+
+    max_frame_size: int
+    """The largest ``body_length`` accepted; larger frames come out as :class:`Oversized`."""
+    _data: bytearray = attrs.field(factory=bytearray, init=False)
+    _preface_done: bool = attrs.field(default=False, init=False)
+    _skip: int = attrs.field(default=0, init=False)
+
+    def feed(self, data: bytes) -> None:
+        """Append received bytes (discarding any that belong to a skipped body)."""
+        if self._skip:
+            dropped = min(self._skip, len(data))
+            self._skip -= dropped
+            data = data[dropped:]
+        self._data += data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    @property
+    def preface_done(self) -> bool:
+        """True once the peer's preface has been received and checked."""
+        return self._preface_done
+
+    def check_preface(self) -> bool:
+        """Consume the peer's preface if complete; True when done.
+
+        Fails as early as the first wrong byte, so talking to the wrong kind of peer
+        (an HTTP client, say) is reported at once rather than after a timeout.
+        """
+        if self._preface_done:
+            return True
+        got = bytes(self._data[: len(PREFACE)])
+        magic = PREFACE[:-2]
+        if got[: len(magic)] != magic[: len(got)]:
+            raise RemoteProtocolError(
+                f"peer is not speaking rpcx: expected preface {PREFACE!r}, got {got!r}"
+            )
+        if len(got) < len(PREFACE):
+            return False
+        version = int.from_bytes(got[-2:], "big")
+        if got != PREFACE:
+            raise RemoteProtocolError(
+                f"peer speaks rpcx protocol version {version}, "
+                f"this side speaks {int.from_bytes(PREFACE[-2:], 'big')}"
+            )
+        del self._data[: len(PREFACE)]
+        self._preface_done = True
+        return True
+
+    def next_item(self) -> RawFrame | Oversized | None:
+        """The next complete frame, an :class:`Oversized` notice, or None for "need more"."""
+        if len(self._data) < HEADER.size:
+            return None
+        header = parse_header(self._data)
+        if header.body_length > self.max_frame_size:
+            available = len(self._data) - HEADER.size
+            dropped = min(available, header.body_length)
+            del self._data[: HEADER.size + dropped]
+            self._skip = header.body_length - dropped
+            return Oversized(header)
+        end = HEADER.size + header.body_length
+        if len(self._data) < end:
+            return None
+        body = bytes(self._data[HEADER.size:end])
+        del self._data[:end]
+        return RawFrame(header, body)

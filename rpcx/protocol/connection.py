@@ -1,0 +1,640 @@
+"""The sans-I/O rpcx connection: many calls multiplexed over one byte stream.
+
+Inputs are :meth:`Connection.receive_data`, the API calls (:meth:`~Connection.start_call`,
+:meth:`~Connection.cancel_call`, :meth:`~Connection.send_response`,
+:meth:`~Connection.send_error`, :meth:`~Connection.finish_oneway`,
+:meth:`~Connection.ping`, :meth:`~Connection.close`) and :meth:`~Connection.handle_timeout`.
+Outputs are :meth:`~Connection.events`, :meth:`~Connection.data_to_send` and
+:meth:`~Connection.next_deadline`. Time is a float of seconds passed in by the caller; this
+module never reads a clock, opens a socket or draws a random number.
+
+A runtime drives it with one loop::
+
+    conn = Connection(Role.CLIENT, now=clock())
+    send(conn.data_to_send())                 # the preface
+    while True:
+        data = receive(timeout=conn.next_deadline() - clock())   # b"" on EOF
+        try:
+            conn.receive_data(data, clock()) if data is not None else conn.handle_timeout(clock())
+        except RemoteProtocolError:
+            pass                              # already reported as events; GOAWAY queued
+        for event in conn.events(): dispatch(event)
+        send(conn.data_to_send())
+        if conn.state is ConnectionState.CLOSED: close the stream; break
+
+Per-call transitions live in :mod:`rpcx.protocol.call`; this module owns everything
+that spans calls: call ids, deadlines, keepalive, limits and GOAWAY.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import math
+from collections.abc import Mapping
+from typing import Any, Final
+
+from rpcx.errors import LocalProtocolError, RemoteProtocolError, RpcError
+from rpcx.protocol.buffer import Oversized, ReceiveBuffer
+from rpcx.protocol.call import Call, CallInput, CallState, Role
+from rpcx.protocol.events import (
+    CallAborted,
+    CancelReceived,
+    ConnectionTerminated,
+    DeadlineExpired,
+    ErrorReceived,
+    Event,
+    GoAwayReceived,
+    PingAcked,
+    RequestReceived,
+    ResponseReceived,
+    TerminationReason,
+)
+from rpcx.protocol.frames import (
+    HEADER,
+    MAX_CALL_ID,
+    PREFACE,
+    CancelFrame,
+    ErrorFrame,
+    Frame,
+    FrameHeader,
+    FrameType,
+    GoAwayFrame,
+    PingFrame,
+    PongFrame,
+    RequestFrame,
+    ResponseFrame,
+    UnknownFrame,
+    encode_frame,
+    parse_frame,
+    timeout_to_ms,
+)
+from rpcx.status import Status
+
+__all__ = [
+    "DEFAULT_KEEPALIVE_INTERVAL",
+    "DEFAULT_KEEPALIVE_TIMEOUT",
+    "DEFAULT_MAX_CONCURRENT_CALLS",
+    "DEFAULT_MAX_FRAME_SIZE",
+    "Connection",
+    "ConnectionState",
+]
+
+DEFAULT_MAX_FRAME_SIZE: Final = 4 * 1024 * 1024 + 64 * 1024
+"""4 MiB of payload (gRPC's default max receive message size) plus 64 KiB of meta map."""
+DEFAULT_MAX_CONCURRENT_CALLS: Final = 100
+"""Calls in flight per connection; HTTP/2's recommended minimum and gRPC's usual value."""
+DEFAULT_KEEPALIVE_INTERVAL: Final = 60.0
+"""Seconds of receive silence before we PING."""
+DEFAULT_KEEPALIVE_TIMEOUT: Final = 20.0
+"""Seconds after a keepalive PING within which the peer must send something."""
+_MAX_OUTSTANDING_PINGS: Final = 64
+
+
+class ConnectionState(enum.Enum):
+    """The connection's own life, separate from any one call's."""
+
+    OPEN = "open"
+    """Calls may start."""
+    CLOSING = "closing"
+    """A GOAWAY was sent or received: no new calls; open ones finish."""
+    CLOSED = "closed"
+    """Finished; flush ``data_to_send()`` and close the stream."""
+
+
+class Connection:
+    """One end of an rpcx connection; see the module docstring for the driving loop.
+
+    Every limit is a constructor parameter:
+
+    - ``max_frame_size``: the largest frame body accepted *and* sent. An oversized request
+      is answered with RESOURCE_EXHAUSTED, an oversized reply fails just that call; the
+      connection survives both because the length prefix lets the receiver skip the body.
+    - ``max_concurrent_calls``: server: requests beyond it get RESOURCE_EXHAUSTED;
+      client: :meth:`start_call` refuses, so the runtime should wait (backpressure) while
+      :attr:`open_calls` is at the limit.
+    - ``keepalive_interval`` / ``keepalive_timeout``: PING after that much receive
+      silence; if nothing arrives within the timeout, the peer is dead. None disables.
+    """
+
+    def __init__(
+        self,
+        role: Role,
+        *,
+        now: float,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        max_concurrent_calls: int = DEFAULT_MAX_CONCURRENT_CALLS,
+        keepalive_interval: float | None = DEFAULT_KEEPALIVE_INTERVAL,
+        keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
+    ) -> None:
+        if max_frame_size < 64:
+            raise ValueError(f"max_frame_size must be at least 64, got {max_frame_size!r}")
+        if max_concurrent_calls < 1:
+            raise ValueError(
+                f"max_concurrent_calls must be positive, got {max_concurrent_calls!r}"
+            )
+        if keepalive_interval is not None and not keepalive_interval > 0:
+            raise ValueError(
+                f"keepalive_interval must be positive or None, got {keepalive_interval!r}"
+            )
+        if not keepalive_timeout > 0:
+            raise ValueError(f"keepalive_timeout must be positive, got {keepalive_timeout!r}")
+        self.role: Final = role
+        self.max_frame_size: Final = max_frame_size
+        self.max_concurrent_calls: Final = max_concurrent_calls
+        self.keepalive_interval: Final = keepalive_interval
+        self.keepalive_timeout: Final = keepalive_timeout
+        self._buffer = ReceiveBuffer(max_frame_size)
+        self._out: list[bytes] = [PREFACE]
+        self._events: list[Event] = []
+        self._calls: dict[int, Call] = {}
+        self._deadlines: list[tuple[float, int]] = []
+        self._highest_call_id = 0  # client: last allocated; server: last received
+        self._state = ConnectionState.OPEN
+        self._goaway_sent = False
+        self._last_received = now
+        self._keepalive_sent: float | None = None
+        self._pings: dict[int, float] = {}
+        self._next_ping_id = 1
+
+    # ------------------------------------------------------------ introspection
+
+    @property
+    def state(self) -> ConnectionState:
+        """OPEN, CLOSING (after a GOAWAY either way) or CLOSED."""
+        return self._state
+
+    @property
+    def open_calls(self) -> int:
+        """Calls started and not yet finished (including running one-way handlers)."""
+        return len(self._calls)
+
+    # ------------------------------------------------------------ outputs
+
+    def events(self) -> list[Event]:
+        """Everything that happened since the last call, in order."""
+        events, self._events = self._events, []
+        return events
+
+    def data_to_send(self) -> bytes:
+        """Bytes to write to the stream, in order; empty if there are none."""
+        data = b"".join(self._out)
+        self._out.clear()
+        return data
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timeout` must next be called; None if never."""
+        if self._state is ConnectionState.CLOSED:
+            return None
+        while self._deadlines and self._deadlines[0][1] not in self._calls:
+            heapq.heappop(self._deadlines)
+        candidates = [self._deadlines[0][0]] if self._deadlines else []
+        if self.keepalive_interval is not None:
+            if self._keepalive_sent is not None:
+                candidates.append(self._keepalive_sent + self.keepalive_timeout)
+            else:
+                candidates.append(self._last_received + self.keepalive_interval)
+        return min(candidates, default=None)
+
+    # ------------------------------------------------------------ client API
+
+    def start_call(
+        self,
+        method: str,
+        payload: bytes,
+        *,
+        now: float,
+        timeout: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: bytes | None = None,
+        oneway: bool = False,
+    ) -> int:
+        """Queue a REQUEST and return its call id.
+
+        ``timeout`` is seconds from ``now`` (None or infinity: no deadline). Raises
+        :class:`~rpcx.errors.LocalProtocolError` if this is not a client, the connection is
+        not OPEN, ``max_concurrent_calls`` two-way calls are already open, the call ids are
+        exhausted or an argument is invalid; raises :class:`~rpcx.errors.RpcError` with
+        RESOURCE_EXHAUSTED if the frame would exceed ``max_frame_size``.
+        """
+        self._require_role(Role.CLIENT, "start_call")
+        if self._state is not ConnectionState.OPEN:
+            raise LocalProtocolError(
+                f"cannot start a call on a connection in state {self._state.name}; "
+                "open a new connection"
+            )
+        if not oneway and len(self._calls) >= self.max_concurrent_calls:
+            raise LocalProtocolError(
+                f"{len(self._calls)} calls already open (max_concurrent_calls="
+                f"{self.max_concurrent_calls}); wait for one to finish"
+            )
+        if self._highest_call_id >= MAX_CALL_ID:
+            raise LocalProtocolError("call ids exhausted; open a new connection")
+        deadline: float | None = None
+        timeout_ms: int | None = None
+        if timeout is not None and not math.isinf(timeout):
+            if math.isnan(timeout):
+                raise LocalProtocolError("timeout must not be NaN")
+            deadline = now + timeout
+            timeout_ms = timeout_to_ms(timeout)
+        call_id = self._highest_call_id + 1
+        try:
+            frame = RequestFrame(
+                call_id=call_id, method=method, payload=payload, timeout_ms=timeout_ms,
+                metadata=dict(metadata or {}), idempotency_key=idempotency_key,
+                oneway=oneway,
+            )
+            data = encode_frame(frame)
+        except ValueError as exc:
+            raise LocalProtocolError(f"invalid call to {method!r}: {exc}") from None
+        if len(data) - HEADER.size > self.max_frame_size:
+            raise RpcError(
+                Status.RESOURCE_EXHAUSTED,
+                f"request of {len(data) - HEADER.size} bytes exceeds max_frame_size "
+                f"{self.max_frame_size}",
+            )
+        self._highest_call_id = call_id
+        call = Call(Role.CLIENT, call_id, method, deadline)
+        call.apply(CallInput.SEND_ONEWAY if oneway else CallInput.SEND_REQUEST)
+        if not oneway:
+            self._track(call)
+        self._out.append(data)
+        return call_id
+
+    def cancel_call(self, call_id: int) -> bool:
+        """Abandon a call: queue a CANCEL so the server cancels its handler.
+
+        Returns False if the call had already finished (its outcome was reported or it was
+        one-way); no event follows for a cancelled call.
+        """
+        self._require_role(Role.CLIENT, "cancel_call")
+        call = self._local_call(call_id)
+        if call is None:
+            return False
+        self._finish(call, CallInput.SEND_CANCEL)
+        self._out.append(encode_frame(CancelFrame(call_id=call_id)))
+        self._maybe_drained()
+        return True
+
+    # ------------------------------------------------------------ server API
+
+    def send_response(self, call_id: int, payload: bytes) -> bool:
+        """Answer call ``call_id`` with its encoded result.
+
+        Returns False, sending nothing, if the call already ended (cancelled, deadline
+        passed, connection lost): handlers racing those events need no special care. A
+        result larger than ``max_frame_size`` is replaced by a RESOURCE_EXHAUSTED error.
+        """
+        self._require_role(Role.SERVER, "send_response")
+        call = self._local_call(call_id)
+        if call is None:
+            return False
+        data = encode_frame(ResponseFrame(call_id=call_id, payload=payload))
+        if len(data) - HEADER.size > self.max_frame_size:
+            return self._send_too_large(call, "response", len(data) - HEADER.size)
+        self._finish(call, CallInput.SEND_RESPONSE)
+        self._out.append(data)
+        self._maybe_drained()
+        return True
+
+    def send_error(
+        self,
+        call_id: int,
+        status: Status,
+        message: str = "",
+        details: Mapping[str, Any] | None = None,
+        *,
+        error_name: str | None = None,
+        error_payload: bytes | None = None,
+    ) -> bool:
+        """Fail call ``call_id``; for an IDL-declared error pass its qualified name and
+        encoded fields. Returns False if the call already ended (see :meth:`send_response`).
+        Raises :class:`~rpcx.errors.LocalProtocolError` for status OK, non-str detail keys,
+        undecodable details or a meta map over 64 KiB (the call stays open).
+        """
+        self._require_role(Role.SERVER, "send_error")
+        call = self._local_call(call_id)
+        if call is None:
+            return False
+        try:
+            frame = ErrorFrame(call_id=call_id, status=status, message=message,
+                               details=dict(details or {}), error_name=error_name,
+                               error_payload=error_payload)
+            data = encode_frame(frame)
+        except Exception as exc:  # ValueError from validation, CBOREncodeError from cbor2
+            raise LocalProtocolError(f"cannot send error for call {call_id}: {exc}") from None
+        if len(data) - HEADER.size > self.max_frame_size:
+            return self._send_too_large(call, "error", len(data) - HEADER.size)
+        self._finish(call, CallInput.SEND_ERROR)
+        self._out.append(data)
+        self._maybe_drained()
+        return True
+
+    def finish_oneway(self, call_id: int) -> bool:
+        """Report that a one-way call's handler finished (frees its concurrency slot)."""
+        self._require_role(Role.SERVER, "finish_oneway")
+        call = self._local_call(call_id)
+        if call is None:
+            return False
+        self._finish(call, CallInput.HANDLER_DONE)
+        self._maybe_drained()
+        return True
+
+    # ------------------------------------------------------------ both sides
+
+    def ping(self, now: float) -> int:
+        """Queue a PING; its PONG is reported as :class:`PingAcked` with the same id."""
+        if self._state is ConnectionState.CLOSED:
+            raise LocalProtocolError("cannot ping a CLOSED connection")
+        return self._send_ping(now)
+
+    def close(self, now: float, *, status: Status = Status.OK, message: str = "") -> None:
+        """Stop accepting calls.
+
+        With status OK this is a graceful shutdown: a GOAWAY is queued, open calls finish,
+        and :class:`ConnectionTerminated` (DRAINED) follows when the last one does. Any
+        other status aborts at once: an error GOAWAY is queued and every open call is
+        reported as :class:`CallAborted`. Closing a CLOSED connection does nothing.
+        """
+        if self._state is ConnectionState.CLOSED:
+            return
+        if status is not Status.OK:
+            self._terminate(TerminationReason.LOCAL_ERROR, status, message, send_goaway=True)
+            return
+        if not self._goaway_sent:
+            self._goaway_sent = True
+            self._out.append(encode_frame(GoAwayFrame(
+                last_call_id=self._highest_call_id if self.role is Role.SERVER else 0,
+                message=message,
+            )))
+        self._state = ConnectionState.CLOSING
+        self._maybe_drained()
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Feed bytes read from the stream; ``b""`` means the peer closed it (EOF).
+
+        Raises :class:`~rpcx.errors.RemoteProtocolError` if the peer broke the protocol.
+        Before raising, the connection has queued an error GOAWAY, reported every open
+        call as :class:`CallAborted` and ended with :class:`ConnectionTerminated`
+        (PROTOCOL_ERROR); drain ``events()`` and ``data_to_send()`` as usual, then close.
+        Data arriving after the connection is CLOSED is ignored.
+        """
+        if self._state is ConnectionState.CLOSED:
+            return
+        if not data:
+            self._terminate(TerminationReason.PEER_CLOSED, Status.UNAVAILABLE,
+                            "connection closed by peer", send_goaway=False)
+            return
+        self._last_received = now
+        self._keepalive_sent = None
+        self._buffer.feed(data)
+        try:
+            if not self._buffer.check_preface():
+                return
+            while not self._closed():
+                item = self._buffer.next_item()
+                if item is None:
+                    break
+                if isinstance(item, Oversized):
+                    self._on_oversized(item.header)
+                else:
+                    self._on_frame(parse_frame(item.header, item.body), now)
+        except RemoteProtocolError as exc:
+            self._terminate(TerminationReason.PROTOCOL_ERROR, Status.INTERNAL,
+                            f"protocol error: {exc}", send_goaway=True)
+            raise
+        self._maybe_drained()
+
+    def handle_timeout(self, now: float) -> None:
+        """Fire every deadline at or before ``now``: call deadlines, then keepalive."""
+        if self._state is ConnectionState.CLOSED:
+            return
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, call_id = heapq.heappop(self._deadlines)
+            call = self._calls.get(call_id)
+            if call is None:
+                continue
+            oneway = call.state is CallState.RUNNING_ONEWAY
+            self._finish(call, CallInput.DEADLINE)
+            self._events.append(DeadlineExpired(call_id=call_id))
+            if self.role is Role.CLIENT:
+                self._out.append(encode_frame(CancelFrame(call_id=call_id)))
+            elif not oneway:
+                self._out.append(encode_frame(ErrorFrame(
+                    call_id=call_id, status=Status.DEADLINE_EXCEEDED,
+                    message="deadline exceeded on the server",
+                )))
+        self._maybe_drained()
+        if self._closed() or self.keepalive_interval is None:
+            return
+        if self._keepalive_sent is not None:
+            if now >= self._keepalive_sent + self.keepalive_timeout:
+                self._terminate(
+                    TerminationReason.KEEPALIVE_TIMEOUT, Status.UNAVAILABLE,
+                    f"peer sent nothing for {self.keepalive_timeout}s after a keepalive ping",
+                    send_goaway=False,
+                )
+        elif now >= self._last_received + self.keepalive_interval:
+            self._keepalive_sent = now
+            self._send_ping(now)
+
+    # ------------------------------------------------------------ internals
+
+    def _closed(self) -> bool:
+        # a method, not an inline test, so mypy does not narrow ``_state`` across calls
+        return self._state is ConnectionState.CLOSED
+
+    def _require_role(self, role: Role, operation: str) -> None:
+        if self.role is not role:
+            raise LocalProtocolError(f"{operation} is for the {role.value}, this is the "
+                                     f"{self.role.value}")
+
+    def _local_call(self, call_id: int) -> Call | None:
+        """The open call ``call_id``; None if it already ended; raise if it never began."""
+        call = self._calls.get(call_id)
+        if call is None and not 0 < call_id <= self._highest_call_id:
+            raise LocalProtocolError(f"no call with id {call_id!r} was ever started")
+        return call
+
+    def _peer_call(self, call_id: int, kind: str) -> Call | None:
+        """Like :meth:`_local_call` for an id named by the peer's frame."""
+        call = self._calls.get(call_id)
+        if call is None and call_id > self._highest_call_id:
+            raise RemoteProtocolError(f"{kind} for call {call_id}, which was never started")
+        return call
+
+    def _track(self, call: Call) -> None:
+        self._calls[call.call_id] = call
+        if call.deadline is not None:
+            if len(self._deadlines) > 2 * len(self._calls) + 64:
+                self._deadlines = [d for d in self._deadlines if d[1] in self._calls]
+                heapq.heapify(self._deadlines)
+            heapq.heappush(self._deadlines, (call.deadline, call.call_id))
+
+    def _finish(self, call: Call, event: CallInput) -> None:
+        """End ``call``; the public entry point then checks for a drained connection."""
+        call.apply(event)
+        del self._calls[call.call_id]
+
+    def _send_too_large(self, call: Call, what: str, size: int) -> bool:
+        self._finish(call, CallInput.SEND_ERROR)
+        self._out.append(encode_frame(ErrorFrame(
+            call_id=call.call_id, status=Status.RESOURCE_EXHAUSTED,
+            message=f"{what} of {size} bytes exceeds max_frame_size {self.max_frame_size}",
+        )))
+        self._maybe_drained()
+        return True
+
+    def _send_ping(self, now: float) -> int:
+        ping_id = self._next_ping_id
+        self._next_ping_id += 1
+        if len(self._pings) >= _MAX_OUTSTANDING_PINGS:
+            del self._pings[next(iter(self._pings))]
+        self._pings[ping_id] = now
+        self._out.append(encode_frame(PingFrame(ping_id=ping_id)))
+        return ping_id
+
+    def _maybe_drained(self) -> None:
+        if self._state is ConnectionState.CLOSING and not self._calls:
+            self._state = ConnectionState.CLOSED
+            self._events.append(ConnectionTerminated(
+                reason=TerminationReason.DRAINED, status=Status.OK, message="",
+            ))
+
+    def _terminate(self, reason: TerminationReason, status: Status, message: str, *,
+                   send_goaway: bool) -> None:
+        if send_goaway:
+            self._out.append(encode_frame(GoAwayFrame(
+                last_call_id=self._highest_call_id if self.role is Role.SERVER else 0,
+                status=status, message=message,
+            )))
+        aborted = Status.UNAVAILABLE if self.role is Role.CLIENT else Status.CANCELLED
+        for call_id in sorted(self._calls):
+            self._calls[call_id].apply(CallInput.CONNECTION_LOST)
+            self._events.append(CallAborted(call_id=call_id, status=aborted,
+                                            message=f"{reason.value}: {message}"))
+        self._calls.clear()
+        self._deadlines.clear()
+        self._state = ConnectionState.CLOSED
+        self._events.append(ConnectionTerminated(reason=reason, status=status,
+                                                 message=message))
+
+    # ------------------------------------------------------------ frame handlers
+
+    def _on_oversized(self, header: FrameHeader) -> None:
+        size = header.body_length
+        text = f"of {size} bytes exceeds max_frame_size {self.max_frame_size}"
+        if self.role is Role.SERVER and header.frame_type == FrameType.REQUEST:
+            self._accept_call_id(header.call_id)
+            if not header.flags & 0x01:
+                self._reject(header.call_id, Status.RESOURCE_EXHAUSTED, f"request {text}")
+            return
+        if self.role is Role.CLIENT and header.frame_type in (FrameType.RESPONSE,
+                                                              FrameType.ERROR):
+            call = self._peer_call(header.call_id, "reply")
+            if call is not None:
+                self._finish(call, CallInput.REPLY_TOO_LARGE)
+                self._events.append(CallAborted(call_id=call.call_id,
+                                                status=Status.RESOURCE_EXHAUSTED,
+                                                message=f"reply {text}"))
+            return
+        raise RemoteProtocolError(f"frame of type {header.frame_type} {text}")
+
+    def _on_frame(self, frame: Frame, now: float) -> None:
+        if isinstance(frame, PingFrame):
+            self._out.append(encode_frame(PongFrame(ping_id=frame.ping_id)))
+        elif isinstance(frame, PongFrame):
+            sent = self._pings.pop(frame.ping_id, None)
+            if sent is not None:
+                self._events.append(PingAcked(ping_id=frame.ping_id, rtt=now - sent))
+        elif isinstance(frame, GoAwayFrame):
+            self._on_goaway(frame)
+        elif isinstance(frame, UnknownFrame):
+            pass  # extension point: unknown frame types are skipped
+        elif self.role is Role.CLIENT:
+            self._on_client_frame(frame)
+        else:
+            self._on_server_frame(frame, now)
+
+    def _on_client_frame(self, frame: Frame) -> None:
+        if isinstance(frame, ResponseFrame):
+            call = self._peer_call(frame.call_id, "RESPONSE")
+            if call is not None:
+                self._finish(call, CallInput.RECV_RESPONSE)
+                self._events.append(ResponseReceived(call_id=frame.call_id,
+                                                     payload=frame.payload))
+        elif isinstance(frame, ErrorFrame):
+            call = self._peer_call(frame.call_id, "ERROR")
+            if call is not None:
+                self._finish(call, CallInput.RECV_ERROR)
+                self._events.append(ErrorReceived(
+                    call_id=frame.call_id, status=frame.status, message=frame.message,
+                    details=frame.details, error_name=frame.error_name,
+                    error_payload=frame.error_payload,
+                ))
+        else:
+            raise RemoteProtocolError(f"a server must not send {type(frame).__name__}")
+
+    def _on_server_frame(self, frame: Frame, now: float) -> None:
+        if isinstance(frame, RequestFrame):
+            self._on_request(frame, now)
+        elif isinstance(frame, CancelFrame):
+            call = self._peer_call(frame.call_id, "CANCEL")
+            if call is not None:
+                self._finish(call, CallInput.RECV_CANCEL)
+                self._events.append(CancelReceived(call_id=frame.call_id))
+        else:
+            raise RemoteProtocolError(f"a client must not send {type(frame).__name__}")
+
+    def _accept_call_id(self, call_id: int) -> None:
+        if call_id <= self._highest_call_id:
+            raise RemoteProtocolError(
+                f"call id {call_id} is not greater than the previous {self._highest_call_id}"
+            )
+        self._highest_call_id = call_id
+
+    def _reject(self, call_id: int, status: Status, message: str) -> None:
+        Call(Role.SERVER, call_id).apply(CallInput.REJECT)
+        self._out.append(encode_frame(ErrorFrame(call_id=call_id, status=status,
+                                                 message=message)))
+
+    def _on_request(self, frame: RequestFrame, now: float) -> None:
+        self._accept_call_id(frame.call_id)
+        if self._state is not ConnectionState.OPEN:
+            if not frame.oneway:
+                self._reject(frame.call_id, Status.UNAVAILABLE,
+                             "connection is shutting down; retry on a new connection")
+            return
+        if len(self._calls) >= self.max_concurrent_calls:
+            if not frame.oneway:
+                self._reject(frame.call_id, Status.RESOURCE_EXHAUSTED,
+                             f"too many concurrent calls (max_concurrent_calls="
+                             f"{self.max_concurrent_calls})")
+            return
+        deadline = None if frame.timeout_ms is None else now + frame.timeout_ms / 1000
+        call = Call(Role.SERVER, frame.call_id, frame.method, deadline)
+        call.apply(CallInput.RECV_ONEWAY if frame.oneway else CallInput.RECV_REQUEST)
+        self._track(call)
+        self._events.append(RequestReceived(
+            call_id=frame.call_id, method=frame.method, payload=frame.payload,
+            metadata=frame.metadata, deadline=deadline,
+            idempotency_key=frame.idempotency_key, oneway=frame.oneway,
+        ))
+
+    def _on_goaway(self, frame: GoAwayFrame) -> None:
+        self._events.append(GoAwayReceived(last_call_id=frame.last_call_id,
+                                           status=frame.status, message=frame.message))
+        if frame.status is not Status.OK:
+            self._terminate(TerminationReason.PEER_ERROR, frame.status, frame.message,
+                            send_goaway=False)
+            return
+        self._state = ConnectionState.CLOSING
+        if self.role is Role.CLIENT:
+            for call_id in sorted(self._calls):
+                if call_id > frame.last_call_id:
+                    self._finish(self._calls[call_id], CallInput.CONNECTION_LOST)
+                    self._events.append(CallAborted(
+                        call_id=call_id, status=Status.UNAVAILABLE,
+                        message="the server went away before processing the call; "
+                                "safe to retry on a new connection",
+                    ))
