@@ -1,1 +1,102 @@
-"""rpcx: typed, pluggable RPC for Python on trio."""
+"""rpcx: typed, pluggable RPC for Python on trio.
+
+Everything an application needs is importable from here; the submodules hold the
+implementation. Generated modules import :mod:`rpcx.stubs`.
+"""
+
+from __future__ import annotations
+
+from rpcx.codec import CborCodec as CborCodec
+from rpcx.codec import Codec as Codec
+from rpcx.codec import JsonCodec as JsonCodec
+from rpcx.codec import get_codec as get_codec
+from rpcx.compiler import CompileResult as CompileResult
+from rpcx.compiler import compile_files as compile_files
+from rpcx.errors import Cancelled as Cancelled
+from rpcx.errors import CodecError as CodecError
+from rpcx.errors import DeadlineExceeded as DeadlineExceeded
+from rpcx.errors import DeclaredError as DeclaredError
+from rpcx.errors import IdlError as IdlError
+from rpcx.errors import LocalProtocolError as LocalProtocolError
+from rpcx.errors import ProtocolError as ProtocolError
+from rpcx.errors import RemoteError as RemoteError
+from rpcx.errors import RemoteProtocolError as RemoteProtocolError
+from rpcx.errors import RpcError as RpcError
+from rpcx.errors import RpcxError as RpcxError
+from rpcx.errors import Unavailable as Unavailable
+from rpcx.schema import MISSING as MISSING
+from rpcx.schema import EnumSpec as EnumSpec
+from rpcx.schema import FieldSpec as FieldSpec
+from rpcx.schema import Kind as Kind
+from rpcx.schema import MethodSpec as MethodSpec
+from rpcx.schema import OpenEnum as OpenEnum
+from rpcx.schema import ServiceSpec as ServiceSpec
+from rpcx.schema import StructSpec as StructSpec
+from rpcx.schema import TypeRef as TypeRef
+from rpcx.schema import UnionSpec as UnionSpec
+from rpcx.schema import spec_of as spec_of
+from rpcx.status import RETRYABLE as RETRYABLE
+from rpcx.status import Status as Status
+from rpcx.transport import LinkFaults as LinkFaults
+from rpcx.transport import MemoryTransport as MemoryTransport
+from rpcx.transport import SimNetwork as SimNetwork
+from rpcx.transport import TcpTransport as TcpTransport
+from rpcx.transport import TlsTransport as TlsTransport
+from rpcx.transport import Transport as Transport
+from rpcx.transport import UnixTransport as UnixTransport
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MISSING",
+    "RETRYABLE",
+    "Cancelled",
+    "CborCodec",
+    "Codec",
+    "CodecError",
+    "CompileResult",
+    "DeadlineExceeded",
+    "DeclaredError",
+    "EnumSpec",
+    "FieldSpec",
+    "IdlError",
+    "JsonCodec",
+    "Kind",
+    "LinkFaults",
+    "LocalProtocolError",
+    "MemoryTransport",
+    "MethodSpec",
+    "OpenEnum",
+    "ProtocolError",
+    "RemoteError",
+    "RemoteProtocolError",
+    "RpcError",
+    "RpcxError",
+    "ServiceSpec",
+    "SimNetwork",
+    "Status",
+    "StructSpec",
+    "TcpTransport",
+    "TlsTransport",
+    "Transport",
+    "TypeRef",
+    "Unavailable",
+    "UnionSpec",
+    "UnixTransport",
+    "compile_files",
+    "get_codec",
+    "spec_of",
+]
+
+
+def _fix_module_names() -> None:
+    """Show ``rpcx.Status``, not ``rpcx.status.Status``, in reprs, docs and tracebacks."""
+    for name in __all__:
+        obj = globals()[name]
+        module = getattr(obj, "__module__", None)
+        if isinstance(module, str) and module.startswith("rpcx.") and (
+                isinstance(obj, type) or callable(obj)):
+            obj.__module__ = "rpcx"
+
+
+_fix_module_names()
