@@ -43,6 +43,7 @@ DEFAULT_CASES = [
     ('  1: x: bool = "true";', 16, "does not fit type 'bool'"),
     ("  1: x: float = true;", 17, "does not fit type 'float'"),
     ("  1: x: float = 1e400;", 17, "out of range for 'float'"),
+    ("  1: x: float = " + "9" * 400 + ";", 17, "out of range for 'float'"),
     ('  1: x: decimal = "1.2.3";', 19, "not a finite decimal"),
     ('  1: x: decimal = "NaN";', 19, "not a finite decimal"),
     ("  1: x: decimal = true;", 19, "does not fit type 'decimal'"),

@@ -159,3 +159,22 @@ def test_throws_an_imported_error() -> None:
     assert isinstance(service, model.ServiceDecl)
     assert service.methods[0].throws[0].module == "e_rpcx"
     assert service.methods[0].throws[0].is_error
+
+
+def test_a_missing_file_imported_twice_is_reported_at_each_import() -> None:
+    files = {"a.rpcx": 'package a;\nimport "gone.rpcx";\nimport "b.rpcx";\n',
+             "b.rpcx": 'package b;\nimport "gone.rpcx";\n'}
+    assert where(compile_dict(files, "a.rpcx").diagnostics) == [
+        ("a.rpcx", 2, 8, "import not found: 'gone.rpcx'"),
+        ("b.rpcx", 2, 8, "import not found: 'gone.rpcx'"),
+    ]
+
+
+def test_imported_enum_default_may_name_the_member_bare() -> None:
+    files = {"common.rpcx": COMMON,
+             "a.rpcx": 'package a;\nimport "common.rpcx";\n'
+                       "struct A {\n  1: c: common.Currency = GBP;\n"
+                       "  2: d: common.Currency = EUR;\n}\n"}
+    assert where(compile_dict(files, "a.rpcx").diagnostics) == [
+        ("a.rpcx", 5, 27, "'EUR' is not a member of enum 'common.Currency'")
+    ]
