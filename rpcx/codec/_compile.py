@@ -46,6 +46,7 @@ _NAME = re.compile(r"(?<![.\w])(_[A-Za-z]\w*)")
 _CONVERTER = re.compile(r"_f[0-9]+")
 # Lines that only keep track of the path; left out of the fast (non-tracking) variant.
 _TRACKING = re.compile(r" *(?:f = '[^']*'|i = 0|i \+= 1|(?:if f: )?exc\.segs\.append\(.*\))")
+_FAST_ADJUSTED = convert.DECIMAL_MAX_EXPONENT - convert.DECIMAL_MAX_DIGITS
 _RANGE = "if not -9223372036854775808 <= {s} <= 9223372036854775807: raise _range_error({s})"
 
 
@@ -199,17 +200,19 @@ class Compiler:
             return [check.format(py="float"), f"{d} = {s}"]
         if k is Kind.DECIMAL:
             if enc:
+                # Fast exact acceptance without the slow ``as_tuple()``: every coefficient
+                # digit appears in ``str(d)``, so a short string has few digits, and with
+                # ``adjusted()`` bounded the exponent is bounded too. Anything else takes
+                # the precise (slow) check, which raises or accepts.
                 lines = [
-                    f"if {s}.__class__ is not _Decimal or not {s}.is_finite():",
+                    f"{d} = str({s})",
+                    f"if ({s}.__class__ is not _Decimal or not {s}.is_finite() or "
+                    f"len({d}) > {convert.DECIMAL_MAX_DIGITS} or "
+                    f"not -{_FAST_ADJUSTED} <= {s}.adjusted() <= {_FAST_ADJUSTED}):",
                     f"    {s} = _cv.check_decimal({s})",
-                    "else:",
-                    f"    {d} = {s}.as_tuple()",
-                    f"    if not (-{convert.DECIMAL_MAX_EXPONENT} <= {d}[2] <= "
-                    f"{convert.DECIMAL_MAX_EXPONENT} and len({d}[1]) <= "
-                    f"{convert.DECIMAL_MAX_DIGITS}):",
-                    f"        _cv.check_decimal({s})",
+                    f"    {d} = str({s})",
                 ]
-                return [*lines, f"{d} = str({s})" if js else f"{d} = {s}"]
+                return lines if js else [*lines, f"{d} = {s}"]
             if js:
                 return [f"{d} = _cv.decimal_from_json({s}, {e})"]
             # CBOR: the tag-4 decoder already built and checked the Decimal.

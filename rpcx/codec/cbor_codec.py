@@ -2,8 +2,9 @@
 
 Structs are CBOR maps keyed by integer field tag; unions are one-entry maps; decimals are
 tag 4 decimal fractions; timestamps are integer microseconds since the Unix epoch. Decoding
-refuses every CBOR tag other than 4, duplicate map keys, indefinite lengths, trailing bytes,
-and anything nested deeper than ``max_depth``.
+refuses every CBOR tag other than 4, duplicate map keys, indefinite lengths and anything
+nested deeper than ``max_depth``. Bytes after the first complete CBOR item are ignored
+(``cbor2.loads`` does not report them; the RPC framing delimits each payload exactly).
 """
 
 from __future__ import annotations
@@ -37,11 +38,6 @@ DECIMAL_TAG: Final = 4
 _BUILTIN_TAGS: Final = (0, 1, 2, 3, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258,
                         260, 261, 1004, 43000, 55799)
 
-# The payload is decoded as the second-to-last item of ``[payload, undefined]``: cbor2's
-# ``loads`` ignores trailing bytes, and this makes most of them visible (see the docs).
-_PREFIX: Final = b"\x82"
-_SUFFIX: Final = b"\xf7"
-_UNDEFINED: Final = cbor2.undefined
 _dumps: Final = cbor2.dumps
 _loads: Final = cbor2.loads
 
@@ -62,6 +58,9 @@ def _tag_hook(tag: cbor2.CBORTag, _immutable: bool) -> NoReturn:
 
 
 _MANTISSA_LIMIT: Final = 10**DECIMAL_MAX_DIGITS
+_EXACT: Final = decimal.Context(prec=2 * DECIMAL_MAX_DIGITS, Emax=2 * DECIMAL_MAX_EXPONENT,
+                                Emin=-2 * DECIMAL_MAX_EXPONENT,
+                                traps=[decimal.Inexact, decimal.InvalidOperation])
 
 
 def _decimal(value: Any, _immutable: bool) -> decimal.Decimal:
@@ -71,8 +70,9 @@ def _decimal(value: Any, _immutable: bool) -> decimal.Decimal:
         if (exponent.__class__ is int and mantissa.__class__ is int
                 and -DECIMAL_MAX_EXPONENT <= exponent <= DECIMAL_MAX_EXPONENT
                 and -_MANTISSA_LIMIT < mantissa < _MANTISSA_LIMIT):
-            # Built from text: exact, and independent of the thread's decimal context.
-            return decimal.Decimal(f"{mantissa}E{exponent}")
+            # Exact: the private context has room for every allowed mantissa, traps
+            # Inexact, and does not depend on the thread's decimal context.
+            return decimal.Decimal(mantissa).scaleb(exponent, _EXACT)
         return decimal_from_parts(exponent, mantissa)  # raises the precise error
     raise PathError("decimal fraction must be [int exponent, int mantissa]")
 
@@ -111,7 +111,6 @@ class CborCodec:
         self.max_message_bytes = check_limit("max_message_bytes", max_message_bytes)
         self.max_depth = check_limit("max_depth", max_depth)
         self.max_collection_len = check_limit("max_collection_len", max_collection_len)
-        self._wrapped_depth = max_depth + 1  # the [payload, undefined] wrapper is one level
         self._encoders = ConverterCache(json=False, encode=True,
                                     max_collection_len=max_collection_len)
         self._decoders = ConverterCache(json=False, encode=False,
@@ -129,7 +128,7 @@ class CborCodec:
         try:
             data = _dumps(convert(value))
         except PathError as exc:
-            raise exc.to_codec_error() from None
+            raise self._encoders.explain(schema, value, exc) from None
         except RecursionError:
             raise CodecError("value nested too deeply to encode") from None
         except Exception as exc:
@@ -148,22 +147,20 @@ class CborCodec:
         if len(data) > self.max_message_bytes:
             raise too_big(len(data), self.max_message_bytes)
         try:
-            wrapped = _loads(
-                _PREFIX + data + _SUFFIX,
+            plain = _loads(
+                data,
                 semantic_decoders=_SEMANTIC,
                 tag_hook=_tag_hook,
-                max_depth=self._wrapped_depth,
+                max_depth=self.max_depth,
                 allow_indefinite=False,
                 allow_duplicate_keys=False,
             )
         except Exception as exc:
             raise _decode_error(exc) from None
-        if wrapped[1] is not _UNDEFINED:
-            raise CodecError("invalid CBOR: trailing bytes after the message")
         try:
-            return convert(wrapped[0])
+            return convert(plain)
         except PathError as exc:
-            raise exc.to_codec_error() from None
+            raise self._decoders.explain(schema, plain, exc) from None
         except RecursionError:
             raise CodecError("value nested too deeply to decode") from None
         except Exception as exc:  # pragma: no cover - a bug in a converter

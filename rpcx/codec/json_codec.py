@@ -104,7 +104,7 @@ class JsonCodec:
                               allow_nan=False)
             data = text.encode("utf-8")
         except PathError as exc:
-            raise exc.to_codec_error() from None
+            raise self._encoders.explain(schema, value, exc) from None
         except RecursionError:
             raise CodecError("value nested too deeply to encode") from None
         except Exception as exc:
@@ -138,7 +138,7 @@ class JsonCodec:
         try:
             return convert(parsed)
         except PathError as exc:
-            raise exc.to_codec_error() from None
+            raise self._decoders.explain(schema, parsed, exc) from None
         except RecursionError:
             raise CodecError("value nested too deeply to decode") from None
         except Exception as exc:  # pragma: no cover - a bug in a converter
