@@ -22,6 +22,7 @@ in that document are produced by this encoder (a test keeps them in step).
 from __future__ import annotations
 
 import enum
+import io
 import math
 import struct
 from collections.abc import Mapping
@@ -329,11 +330,16 @@ def encode_frame(frame: Frame) -> bytes:
 def _decode_meta(data: bytes) -> dict[Any, Any]:
     if not data:
         return {}
+    fp = io.BytesIO(data)
     try:
-        meta = cbor2.loads(data, max_depth=_META_MAX_DEPTH, allow_duplicate_keys=False,
-                           allow_indefinite=False)
+        meta = cbor2.CBORDecoder(fp, max_depth=_META_MAX_DEPTH, allow_duplicate_keys=False,
+                                 allow_indefinite=False).decode()
     except Exception as exc:  # cbor2 6 raises CBORDecodeError; be robust to anything
         raise RemoteProtocolError(f"malformed meta map: {exc}") from None
+    if fp.tell() != len(data):  # cbor2 would silently ignore trailing bytes
+        raise RemoteProtocolError(
+            f"meta has {len(data) - fp.tell()} bytes after the CBOR map"
+        )
     if not isinstance(meta, dict):
         raise RemoteProtocolError(f"meta must be a map, got {type(meta).__name__}")
     return meta
