@@ -50,6 +50,21 @@ _FAST_ADJUSTED = convert.DECIMAL_MAX_EXPONENT - convert.DECIMAL_MAX_DIGITS
 _RANGE = "if not -9223372036854775808 <= {s} <= 9223372036854775807: raise _range_error({s})"
 
 
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _fill_empty_blocks(lines: list[str]) -> list[str]:
+    """Add ``pass`` to blocks left empty (a struct with no fields, tracking lines removed)."""
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        if line.endswith(":") and (i + 1 == len(lines)
+                                   or _indent(lines[i + 1]) <= _indent(line)):
+            out.append(" " * (_indent(line) + 4) + "pass")
+    return out
+
+
 class Compiler:
     """Generates and caches the converters of one codec in one direction.
 
@@ -98,6 +113,7 @@ class Compiler:
         """
         if not self._track:
             lines = [line for line in lines if _TRACKING.fullmatch(line) is None]
+        lines = _fill_empty_blocks(lines)
         body = "\n".join(lines[1:])
         used = sorted({name for name in _NAME.findall(body)
                        if name in self._ns and _CONVERTER.fullmatch(name) is None})
@@ -434,7 +450,7 @@ class Compiler:
             "    try:",
             f"        return {cls}({kwargs})",
             "    except Exception as exc:",
-            f"        raise _PathError(f'invalid {spec.name}: {{exc}}') from exc",
+            f"        raise _PathError({f'invalid {spec.name}: '!r} + str(exc)) from exc",
         ]
         return lines
 
@@ -465,7 +481,7 @@ class Compiler:
                 "        exc.segs.append(f)",
                 "        raise",
                 "    if n != 1:",
-                f"        _fail(f'union {uname!r} must have exactly one variant set, got {{n}}')",
+                f"        _fail({f'union {uname!r} must have exactly one variant set, got '!r} + str(n))",
                 "    return out",
             ]
             return lines
@@ -473,7 +489,7 @@ class Compiler:
             f"def {fname}(m):",
             f"    if m.__class__ is not dict: raise _type_error({uname!r}, m)",
             "    if len(m) != 1:",
-            f"        _fail(f'union {uname!r} needs exactly one variant, got {{len(m)}} entries')",
+            f"        _fail({f'union {uname!r} needs exactly one variant, got '!r} + str(len(m)) + ' entries')",
             "    for k, v in m.items(): pass",
             "    f = ''",
             "    try:",
@@ -486,18 +502,18 @@ class Compiler:
                 f"            f = {'.' + field.name!r}",
                 *self._emit(field.type, "v", "r", " " * 12),
                 "            if r is None:",
-                f"                _fail('variant {field.name} of union {uname!r} is null')",
+                f"                _fail({f'variant {field.name} of union {uname!r} is null'!r})",
                 "            try:",
                 f"                return {cls}({field.py_name}=r)",
                 "            except Exception as exc:",
-                f"                raise _PathError(f'invalid {uname}: {{exc}}') from exc",
+                f"                raise _PathError({f'invalid {uname}: '!r} + str(exc)) from exc",
             ]
         what = "name" if self._json else "tag"
         lines += [
             "    except _PathError as exc:",
             "        if f: exc.segs.append(f)",
             "        raise",
-            f"    _fail(f'unknown variant {what} {{k!r}} of union {uname!r}')",
+            f"    _fail({f'unknown variant {what} '!r} + repr(k)[:40] + {f' of union {uname!r}'!r})",
         ]
         return lines
 
