@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
 
 import cbor2
@@ -93,11 +94,9 @@ def test_fixed_header_layout_is_pinned() -> None:
 
 @given(st.binary(min_size=HEADER.size, max_size=80))
 def test_parse_of_random_bytes_raises_only_remote_protocol_error(data: bytes) -> None:
-    try:
+    with contextlib.suppress(RemoteProtocolError):
         header = parse_header(data)
         parse_frame(header, data[HEADER.size:HEADER.size + header.body_length])
-    except RemoteProtocolError:
-        pass
 
 
 @given(st.sampled_from(list(FrameType)), st.integers(0, 255), st.integers(0, 3),
@@ -107,10 +106,8 @@ def test_random_bodies_of_known_types(kind: FrameType, flags: int, call_id: int,
     # valid headers with garbage or arbitrary CBOR inside must fail cleanly, not crash
     for m in (meta, cbor2.dumps({1: meta, 2: -1, 3: [meta], 4: 1.5})):
         header = FrameHeader(len(m) + len(payload), kind, flags, len(m), call_id)
-        try:
+        with contextlib.suppress(RemoteProtocolError):
             parse_frame(header, m + payload)
-        except RemoteProtocolError:
-            pass
 
 
 def _raw(kind: int, call_id: int, meta: object = None, payload: bytes = b"",
@@ -177,7 +174,7 @@ def test_frame_constructors_validate() -> None:
         PingFrame(ping_id=-1)
     with pytest.raises(ValueError, match="error_payload requires error_name"):
         ErrorFrame(call_id=1, status=Status.INTERNAL, error_payload=b"x")
-    with pytest.raises(ValueError, match="meta map is .* bytes, limit 65535"):
+    with pytest.raises(ValueError, match=r"meta map is \d+ bytes, limit 65535"):
         encode_frame(RequestFrame(call_id=1, method="m", metadata={"k": "v" * 70000}))
 
 
