@@ -430,6 +430,7 @@ class Compiler:
             lines.append(f"        v = m.get({key})")
             lines.append(f"        if v is None and {key} not in m:")
             if field.required:
+                lines.append("            f = ''")  # the error is the struct's, not a field's
                 lines.append(f"            _fail({'missing required field ' + repr(field.name)!r})")
             else:
                 lines.append(f"            {a} = {self._default_expr(field)}")
