@@ -20,8 +20,8 @@ import cbor2
 
 from rpcx.codec import CborCodec, JsonCodec
 from rpcx.schema import (
-    STRING,
     DECIMAL,
+    STRING,
     EnumSpec,
     FieldSpec,
     OpenEnum,

@@ -48,7 +48,7 @@ from rpcx.schema import (
     union_ref,
 )
 
-__all__ = ["decimals", "enums", "make_enum", "make_struct", "make_union", "schemas",
+__all__ = ["attach_enum", "decimals", "enums", "make_enum", "make_struct", "make_union", "schemas",
            "struct_schemas", "timestamps", "values"]
 
 _ids = itertools.count()
@@ -58,8 +58,14 @@ _EXACT = decimal.Context(prec=60, Emax=100_000, Emin=-100_000, traps=[decimal.In
 def make_enum(members: dict[str, int], name: str | None = None) -> type[OpenEnum]:
     """A fresh OpenEnum subclass with ``__rpcx_spec__``."""
     qual = name or f"test.E{next(_ids)}"
-    cls: type[OpenEnum] = OpenEnum(qual.rsplit(".", 1)[-1], members)  # type: ignore[assignment]
-    cls.__rpcx_spec__ = EnumSpec(qual, cls)  # type: ignore[attr-defined]
+    functional: Any = OpenEnum  # the functional Enum API, which mypy does not model
+    cls: type[OpenEnum] = functional(qual.rsplit(".", 1)[-1], members)
+    return attach_enum(cls, qual)
+
+
+def attach_enum(cls: type[OpenEnum], name: str) -> type[OpenEnum]:
+    """Attach an EnumSpec to a hand-written OpenEnum subclass."""
+    setattr(cls, "__rpcx_spec__", EnumSpec(name, cls))  # noqa: B010 - not a declared attribute
     return cls
 
 
@@ -78,7 +84,7 @@ def make_struct(fields: list[FieldSpec], name: str | None = None,
     # attrs wants fields without defaults first unless kw_only; kw_only is what codegen uses.
     cls = attrs.make_class(qual.rsplit(".", 1)[-1], {f.py_name: _attr(f) for f in fields},
                            frozen=True, slots=True, kw_only=True)
-    cls.__rpcx_spec__ = StructSpec(qual, cls, tuple(fields), is_error=is_error)
+    setattr(cls, "__rpcx_spec__", StructSpec(qual, cls, tuple(fields), is_error=is_error))  # noqa: B010
     return cls
 
 
@@ -87,7 +93,7 @@ def make_union(variants: list[FieldSpec], name: str | None = None) -> type[Any]:
     cls = attrs.make_class(qual.rsplit(".", 1)[-1],
                            {f.py_name: attrs.field(default=None) for f in variants},
                            frozen=True, slots=True, kw_only=True)
-    cls.__rpcx_spec__ = UnionSpec(qual, cls, tuple(variants))
+    setattr(cls, "__rpcx_spec__", UnionSpec(qual, cls, tuple(variants)))  # noqa: B010
     return cls
 
 
@@ -165,7 +171,7 @@ def timestamps() -> st.SearchStrategy[dt.datetime]:
     offsets = st.integers(-23 * 60, 23 * 60).map(
         lambda m: dt.timezone(dt.timedelta(minutes=m)))
     return st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2200, 1, 1),
-                        timezones=st.one_of(st.just(dt.timezone.utc), offsets))
+                        timezones=st.one_of(st.just(dt.UTC), offsets))
 
 
 def _enum_values(cls: type[OpenEnum]) -> st.SearchStrategy[OpenEnum]:
@@ -205,9 +211,12 @@ def values(t: TypeRef) -> st.SearchStrategy[Any]:
         return _enum_values(spec.cls)
     if isinstance(spec, StructSpec):
         return struct_values(spec)
-    cls = spec.cls
-    return st.one_of([values(v.type).map(lambda x, name=v.py_name: cls(**{name: x}))
-                      for v in spec.variants])
+    assert isinstance(spec, UnionSpec)
+    return st.one_of([_variant_values(spec.cls, v) for v in spec.variants])
+
+
+def _variant_values(cls: type[Any], variant: FieldSpec) -> st.SearchStrategy[Any]:
+    return values(variant.type).map(lambda x: cls(**{variant.py_name: x}))
 
 
 def struct_values(spec: StructSpec) -> st.SearchStrategy[Any]:

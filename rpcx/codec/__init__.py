@@ -9,10 +9,20 @@ from __future__ import annotations
 
 from rpcx.codec.base import (
     DEFAULT_MAX_COLLECTION_LEN as DEFAULT_MAX_COLLECTION_LEN,
+)
+from rpcx.codec.base import (
     DEFAULT_MAX_DEPTH as DEFAULT_MAX_DEPTH,
+)
+from rpcx.codec.base import (
     DEFAULT_MAX_MESSAGE_BYTES as DEFAULT_MAX_MESSAGE_BYTES,
+)
+from rpcx.codec.base import (
     Codec as Codec,
+)
+from rpcx.codec.base import (
     Schema as Schema,
+)
+from rpcx.codec.base import (
     get_codec as get_codec,
 )
 from rpcx.codec.cbor_codec import CborCodec as CborCodec

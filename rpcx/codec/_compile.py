@@ -343,6 +343,11 @@ class Compiler:
             "    return out",
         ]
 
+    @staticmethod
+    def _msg(text: str) -> str:
+        """A message fragment as a Python literal (names may contain quotes)."""
+        return repr(text)
+
     def _wire_key(self, f: FieldSpec) -> str:
         return repr(f.name) if self._json else repr(f.tag)
 
@@ -368,7 +373,9 @@ class Compiler:
         omittable = [f.type.kind is Kind.OPTIONAL or isinstance(f.default, list | dict)
                      for f in spec.fields]
         display = not any(omittable)  # build the dict in one go at the end
-        lines += ["    f = ''", "    try:"] if display else ["    out = {}", "    f = ''", "    try:"]
+        if not display:
+            lines.append("    out = {}")
+        lines += ["    f = ''", "    try:"]
         results: list[str] = []
         for i, field in enumerate(spec.fields):
             get = f"obj[{i}]" if spec.cls is None else f"obj.{field.py_name}"
@@ -482,7 +489,8 @@ class Compiler:
                 "        exc.segs.append(f)",
                 "        raise",
                 "    if n != 1:",
-                f"        _fail({f'union {uname!r} must have exactly one variant set, got '!r} + str(n))",
+                f"        _fail({self._msg(f'union {uname!r} must have exactly one variant ')}"
+                " + 'set, got ' + str(n))",
                 "    return out",
             ]
             return lines
@@ -490,7 +498,8 @@ class Compiler:
             f"def {fname}(m):",
             f"    if m.__class__ is not dict: raise _type_error({uname!r}, m)",
             "    if len(m) != 1:",
-            f"        _fail({f'union {uname!r} needs exactly one variant, got '!r} + str(len(m)) + ' entries')",
+            f"        _fail({self._msg(f'union {uname!r} needs exactly one variant, got ')}"
+            " + str(len(m)) + ' entries')",
             "    for k, v in m.items(): pass",
             "    f = ''",
             "    try:",
@@ -514,7 +523,8 @@ class Compiler:
             "    except _PathError as exc:",
             "        if f: exc.segs.append(f)",
             "        raise",
-            f"    _fail({f'unknown variant {what} '!r} + repr(k)[:40] + {f' of union {uname!r}'!r})",
+            f"    _fail({self._msg(f'unknown variant {what} ')} + repr(k)[:40]"
+            f" + {self._msg(f' of union {uname!r}')})",
         ]
         return lines
 

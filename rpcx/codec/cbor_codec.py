@@ -102,8 +102,8 @@ class CborCodec:
     :param max_collection_len: the most entries in one schema list or map, both ways.
     """
 
-    name: Final = "cbor"
-    content_type: Final = "application/cbor"
+    name: str = "cbor"
+    content_type: str = "application/cbor"
 
     def __init__(self, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
                  max_depth: int = DEFAULT_MAX_DEPTH,
@@ -124,7 +124,10 @@ class CborCodec:
 
     def encode(self, schema: Schema, value: object) -> bytes:
         entry = self._enc_cache.get(id(schema))
-        convert = entry[1] if entry is not None and entry[0] is schema else self._encoders.get(schema)
+        if entry is not None and entry[0] is schema:
+            convert = entry[1]
+        else:
+            convert = self._encoders.get(schema)
         try:
             data = _dumps(convert(value))
         except PathError as exc:
@@ -139,7 +142,10 @@ class CborCodec:
 
     def decode(self, schema: Schema, data: bytes) -> Any:
         entry = self._dec_cache.get(id(schema))
-        convert = entry[1] if entry is not None and entry[0] is schema else self._decoders.get(schema)
+        if entry is not None and entry[0] is schema:
+            convert = entry[1]
+        else:
+            convert = self._decoders.get(schema)
         if type(data) is not bytes:
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise CodecError(f"expected bytes to decode, got {type(data).__name__}")

@@ -14,7 +14,7 @@ import datetime as _dt
 import decimal
 import re
 from collections.abc import Mapping
-from typing import Any, Final, NoReturn
+from typing import Final, NoReturn
 
 from rpcx.errors import CodecError
 from rpcx.schema import OpenEnum
@@ -38,8 +38,8 @@ DECIMAL_MAX_EXPONENT: Final = 6144
 """A decimal's exponent lies in ``[-6144, 6144]`` (about the decimal128 range). This stops
 ``1E+999999999`` and friends, which are cheap to send and expensive to compute with."""
 
-_EPOCH: Final = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
-_UTC: Final = _dt.timezone.utc
+_EPOCH: Final = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+_UTC: Final = _dt.UTC
 _US_MIN: Final = -62135596800 * 1_000_000  # 0001-01-01T00:00:00Z
 _US_MAX: Final = 253402300800 * 1_000_000 - 1  # 9999-12-31T23:59:59.999999Z
 

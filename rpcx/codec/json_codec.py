@@ -76,8 +76,8 @@ class JsonCodec:
     :param max_collection_len: the most entries in one schema list or map, both ways.
     """
 
-    name: Final = "json"
-    content_type: Final = "application/json"
+    name: str = "json"
+    content_type: str = "application/json"
 
     def __init__(self, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
                  max_depth: int = DEFAULT_MAX_DEPTH,
@@ -98,7 +98,10 @@ class JsonCodec:
 
     def encode(self, schema: Schema, value: object) -> bytes:
         entry = self._enc_cache.get(id(schema))
-        convert = entry[1] if entry is not None and entry[0] is schema else self._encoders.get(schema)
+        if entry is not None and entry[0] is schema:
+            convert = entry[1]
+        else:
+            convert = self._encoders.get(schema)
         try:
             text = json.dumps(convert(value), ensure_ascii=False, separators=(",", ":"),
                               allow_nan=False)
@@ -115,7 +118,10 @@ class JsonCodec:
 
     def decode(self, schema: Schema, data: bytes) -> Any:
         entry = self._dec_cache.get(id(schema))
-        convert = entry[1] if entry is not None and entry[0] is schema else self._decoders.get(schema)
+        if entry is not None and entry[0] is schema:
+            convert = entry[1]
+        else:
+            convert = self._decoders.get(schema)
         if not isinstance(data, bytes | bytearray | memoryview):
             raise CodecError(f"expected bytes to decode, got {type(data).__name__}")
         if len(data) > self.max_message_bytes:

@@ -7,6 +7,7 @@ from rpcx.schema import (
     DECIMAL,
     STRING,
     FieldSpec,
+    OpenEnum,
     StructSpec,
     enum_ref,
     list_of,
@@ -15,9 +16,16 @@ from rpcx.schema import (
     struct_ref,
     union_ref,
 )
-from tests.strategies import make_enum, make_struct, make_union
+from tests.strategies import attach_enum, make_struct, make_union
 
-Currency = make_enum({"GBP": 1, "EUR": 2, "USD": 3}, "payments.Currency")
+
+class Currency(OpenEnum):
+    GBP = 1
+    EUR = 2
+    USD = 3
+
+
+attach_enum(Currency, "payments.Currency")
 CURRENCY = enum_ref(Currency)
 
 Card = make_struct([

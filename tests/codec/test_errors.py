@@ -26,7 +26,6 @@ from rpcx.schema import (
     struct_ref,
 )
 from tests.codec.schemas import (
-    CARD,
     PAYMENT_METHOD,
     PRICES,
     PROCESS_PAYMENT,

@@ -14,6 +14,7 @@ from rpcx.schema import (
     INT,
     STRING,
     FieldSpec,
+    OpenEnum,
     StructSpec,
     enum_ref,
     list_of,
@@ -21,7 +22,7 @@ from rpcx.schema import (
     struct_ref,
     union_ref,
 )
-from tests.strategies import make_enum, make_struct, make_union
+from tests.strategies import attach_enum, make_struct, make_union
 
 CODECS: list[Codec] = [CborCodec(), JsonCodec()]
 IDS = ["cbor", "json"]
@@ -96,8 +97,19 @@ def test_params_follow_the_same_rules(codec: Codec) -> None:
     assert str(info.value) == "missing required field 'b'"
 
 
-OldColour = make_enum({"RED": 1}, "v1.Colour")
-NewColour = make_enum({"RED": 1, "GREEN": 2}, "v2.Colour")
+
+
+class OldColour(OpenEnum):
+    RED = 1
+
+
+class NewColour(OpenEnum):
+    RED = 1
+    GREEN = 2
+
+
+attach_enum(OldColour, "v1.Colour")
+attach_enum(NewColour, "v2.Colour")
 
 
 @pytest.mark.parametrize("codec", CODECS, ids=IDS)

@@ -23,7 +23,7 @@ from rpcx.schema import (
 from tests.codec.schemas import CARD, CURRENCY, PAYMENT_METHOD, PROCESS_PAYMENT, Card, Currency
 
 J = JsonCodec()
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def error(schema: Any, text: str | bytes) -> str:

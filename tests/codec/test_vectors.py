@@ -35,7 +35,7 @@ from tests.codec.schemas import (
     PaymentMethod,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 CARD_VALUE = Card(card_number="4111", expiry_date="12/2030", cvc="123")
 
 # (name, schema, value, CBOR hex, JSON text)
