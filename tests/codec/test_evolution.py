@@ -125,14 +125,12 @@ def test_unknown_enum_value_becomes_pseudo_member_and_round_trips(codec: Codec) 
     assert codec.decode(new, codec.encode(old, got)) is NewColour.GREEN
 
 
-@pytest.mark.parametrize("codec", CODECS, ids=IDS)
-def test_unknown_enum_value_inside_struct_passes_through(codec: Codec) -> None:
+def test_unknown_enum_value_inside_struct_passes_through_cbor() -> None:
     Old = make_struct([FieldSpec(1, "c", enum_ref(OldColour))], "v1.Paint")
     New = make_struct([FieldSpec(1, "c", enum_ref(NewColour))], "v2.Paint")
     data = CborCodec().encode(struct_ref(New), New(c=NewColour.GREEN))
     relayed = CborCodec().encode(struct_ref(Old), CborCodec().decode(struct_ref(Old), data))
     assert relayed == data
-    del codec
 
 
 OldShape = make_union([FieldSpec(1, "circle", INT)], "v1.Shape")
