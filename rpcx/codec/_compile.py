@@ -412,8 +412,9 @@ class Compiler:
 
     def _default_expr(self, field: FieldSpec) -> str:
         default = field.default
-        if default is None or isinstance(default, bool | int | float | str | bytes):
-            return repr(default) if not isinstance(default, float) else self._const(default)
+        if default is None or type(default) in (bool, int, str, bytes):
+            # Exact types only: an enum member is an int whose repr is not Python source.
+            return repr(default)
         if isinstance(default, list | dict) and not default:
             return "[]" if isinstance(default, list) else "{}"
         if isinstance(default, list | dict):

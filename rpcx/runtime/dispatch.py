@@ -17,13 +17,16 @@ Transports and framing are elsewhere: this module sees only bytes and codecs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import math
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from rpcx.codec.base import Codec
 from rpcx.errors import CodecError, DeclaredError, RemoteError, RpcError
+from rpcx.runtime.interceptors import CallInfo, ServerInterceptor, run_chain
+from rpcx.runtime.options import deadline_scope
 from rpcx.schema import MethodSpec, ServiceSpec, StructSpec, spec_of, struct_ref
 from rpcx.status import Status
 
@@ -71,7 +74,9 @@ def _service_spec(impl: object) -> ServiceSpec:
 class Dispatcher:
     """Routes ``package.Service/method`` to the implementations it was given."""
 
-    def __init__(self, services: Iterable[object]) -> None:
+    def __init__(self, services: Iterable[object],
+                 interceptors: Sequence[ServerInterceptor] = ()) -> None:
+        self._interceptors = [i.intercept_server for i in interceptors]
         self._routes: dict[str, Route] = {}
         self.services: list[ServiceSpec] = []
         for impl in services:
@@ -85,17 +90,30 @@ class Dispatcher:
     def lookup(self, path: str) -> Route | None:
         return self._routes.get(path)
 
-    async def dispatch(self, path: str, payload: bytes, codec: Codec) -> Reply:
+    async def dispatch(self, path: str, payload: bytes, codec: Codec, *,
+                       metadata: Mapping[str, str] | None = None,
+                       deadline: float = math.inf, peer: str = "") -> Reply:
+        """Run the call through the server interceptors and the handler. The handler sees
+        ``deadline`` and ``metadata`` as ambient (:func:`rpcx.current_deadline`), so its own
+        outgoing calls inherit the deadline. Cancelling it at the deadline is the caller's
+        job (the server wraps this in a cancel scope)."""
         route = self._routes.get(path)
         if route is None:
             return Failure(Status.UNIMPLEMENTED, f"unknown method {path!r}")
         method = route.method
+
+        async def invoke(call: CallInfo) -> Any:
+            try:
+                call.args = codec.decode(method.params, payload)
+            except CodecError as exc:
+                raise RpcError(Status.INVALID_ARGUMENT,
+                               f"invalid arguments to {path}: {exc}") from None
+            with deadline_scope(call.deadline, call.metadata):
+                return await route.handler(*call.args)
+
+        info = CallInfo(method, dict(metadata or {}), deadline, peer=peer)
         try:
-            args = codec.decode(method.params, payload)
-        except CodecError as exc:
-            return Failure(Status.INVALID_ARGUMENT, f"invalid arguments to {path}: {exc}")
-        try:
-            result = await route.handler(*args)
+            result = await run_chain(self._interceptors, info, invoke)
         except DeclaredError as exc:
             return _declared_failure(method, exc, codec)
         except RpcError as exc:

@@ -1,0 +1,361 @@
+"""The client side: a :class:`Channel` makes calls to one server address.
+
+Connections are made lazily on the first call and again after one is lost (with
+backoff between failed attempts); many calls share one connection, each with its own call
+id. A call's life: client interceptors → encode → attempts (each on the current
+connection, retried per the :class:`~rpcx.runtime.retry.RetryPolicy`) → decode or raise.
+
+Open one with :func:`open_channel`; it owns a nursery for the connection's reader, so
+nothing outlives the ``async with`` block.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import secrets
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from rpcx.codec import Codec, get_codec
+from rpcx.errors import DeadlineExceeded, DeclaredError, RpcError, Unavailable
+from rpcx.protocol import (
+    CallAborted,
+    Connection,
+    ConnectionState,
+    ConnectionTerminated,
+    DeadlineExpired,
+    ErrorReceived,
+    Event,
+    ResponseReceived,
+    Role,
+)
+from rpcx.protocol.connection import (
+    DEFAULT_KEEPALIVE_INTERVAL,
+    DEFAULT_KEEPALIVE_TIMEOUT,
+    DEFAULT_MAX_CONCURRENT_CALLS,
+    DEFAULT_MAX_FRAME_SIZE,
+)
+from rpcx.runtime._errors import error_for, map_stream_errors
+from rpcx.runtime.dispatch import Failure, Reply, Success, unpack_reply
+from rpcx.runtime.interceptors import CallInfo, ClientInterceptor, run_chain
+from rpcx.runtime.link import Link
+from rpcx.runtime.options import effective_deadline
+from rpcx.runtime.retry import RetryPolicy
+from rpcx.schema import MethodSpec
+from rpcx.status import Status
+from rpcx.transport import Transport, parse_address, transport_for
+
+__all__ = ["Channel", "ChannelStatistics", "open_channel"]
+
+
+@attrs.frozen
+class ChannelStatistics:
+    calls: int
+    """Calls started (each counted once, however many attempts it took)."""
+    attempts: int
+    retries: int
+    failures: int
+    """Calls that raised (after any retries)."""
+    connects: int
+    connect_failures: int
+    open_calls: int
+    connected: bool
+
+
+@attrs.define(eq=False)
+class _Pending:
+    done: trio.Event = attrs.Factory(trio.Event)
+    reply: Reply | None = None
+
+    def resolve(self, reply: Reply) -> None:
+        if self.reply is None:
+            self.reply = reply
+            self.done.set()
+
+
+class _ClientLink:
+    """A client connection and its calls awaiting replies."""
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+        self.pending: dict[int, _Pending] = {}
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, ResponseReceived):
+            self._resolve(event.call_id, Success(event.payload))
+        elif isinstance(event, ErrorReceived):
+            self._resolve(event.call_id, Failure(
+                event.status, event.message, dict(event.details),
+                error_name=event.error_name, error_payload=event.error_payload))
+        elif isinstance(event, DeadlineExpired):
+            self._resolve(event.call_id,
+                          Failure(Status.DEADLINE_EXCEEDED, "deadline exceeded"))
+        elif isinstance(event, CallAborted):
+            self._resolve(event.call_id, Failure(event.status, event.message))
+        elif isinstance(event, ConnectionTerminated):
+            for call_id in list(self.pending):
+                self._resolve(call_id, Failure(Status.UNAVAILABLE,
+                                               f"connection ended: {event.message}"))
+
+    def _resolve(self, call_id: int, reply: Reply) -> None:
+        pending = self.pending.pop(call_id, None)
+        if pending is not None:
+            pending.resolve(reply)
+        self.link.call_ended()
+
+    @property
+    def usable(self) -> bool:
+        return (not self.link.closed.is_set()
+                and self.link.conn.state is ConnectionState.OPEN)
+
+
+class Channel:
+    """Calls to one address. Use :func:`open_channel` rather than constructing one.
+
+    Options (all keyword-only, all with defaults):
+
+    - ``transport``: how to reach the address (default: chosen by the URL scheme).
+    - ``codec``: the payload codec (default CBOR; both sides must agree).
+    - ``default_timeout``: seconds, for calls with no ``timeout=`` and no ``@deadline``.
+    - ``retry``: the :class:`RetryPolicy`; ``NO_RETRY`` turns retries off.
+    - ``interceptors``: client interceptors, outermost first.
+    - ``metadata``: sent with every call (per-call metadata overrides it).
+    - ``max_concurrent_calls``: calls in flight on the connection; more wait for room.
+    - ``max_frame_size``, ``keepalive_interval``, ``keepalive_timeout``: protocol limits.
+    - ``connect_timeout``: seconds for one connection attempt.
+    - ``reconnect_backoff``: (first, max) seconds between failed connection attempts.
+    - ``seed``: seeds the jitter of backoffs, for reproducible simulations.
+    """
+
+    def __init__(self, address: str, nursery: trio.Nursery, *,
+                 transport: Transport | None = None, codec: Codec | None = None,
+                 default_timeout: float | None = None,
+                 retry: RetryPolicy | None = None,
+                 interceptors: Sequence[ClientInterceptor] = (),
+                 metadata: Mapping[str, str] | None = None,
+                 max_concurrent_calls: int = DEFAULT_MAX_CONCURRENT_CALLS,
+                 max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+                 keepalive_interval: float | None = DEFAULT_KEEPALIVE_INTERVAL,
+                 keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
+                 connect_timeout: float = 5.0,
+                 reconnect_backoff: tuple[float, float] = (0.05, 2.0),
+                 seed: int | None = None) -> None:
+        self.address = address
+        self._parsed = parse_address(address)
+        self._transport = transport or transport_for(self._parsed)
+        self._nursery = nursery
+        self.codec = codec or get_codec("cbor")
+        self.default_timeout = default_timeout
+        self.retry = retry or RetryPolicy()
+        self._interceptors = [i.intercept_client for i in interceptors]
+        self._metadata = dict(metadata or {})
+        self._max_calls = max_concurrent_calls
+        self._max_frame_size = max_frame_size
+        self._keepalive = (keepalive_interval, keepalive_timeout)
+        self._connect_timeout = connect_timeout
+        self._reconnect_backoff = reconnect_backoff
+        self._random = random.Random(seed)
+        self._link: _ClientLink | None = None
+        self._connect_lock = trio.Lock()
+        self._next_connect_at = -math.inf
+        self._failed_connects = 0
+        self._closed = False
+        self._stats = {"calls": 0, "attempts": 0, "retries": 0, "failures": 0,
+                       "connects": 0, "connect_failures": 0}
+
+    # -- the Invoker interface that generated stubs call -------------------------------
+
+    async def call(self, method: MethodSpec, args: tuple[Any, ...], *,
+                   timeout: float | None = None,
+                   metadata: Mapping[str, str] | None = None) -> Any:
+        """A unary call: encode, send, wait for the reply (retrying when safe), decode."""
+        self._stats["calls"] += 1
+        info = CallInfo(method, {**self._metadata, **(metadata or {})},
+                        effective_deadline(method, timeout, self.default_timeout), args)
+        try:
+            return await run_chain(self._interceptors, info, self._unary)
+        except RpcError:
+            self._stats["failures"] += 1
+            raise
+
+    async def call_oneway(self, method: MethodSpec, args: tuple[Any, ...], *,
+                          timeout: float | None = None,
+                          metadata: Mapping[str, str] | None = None) -> None:
+        """Send a one-way call and return once it is written: no reply, no retry. Raises
+        :class:`~rpcx.Unavailable` only if it could not be sent at all."""
+        self._stats["calls"] += 1
+        info = CallInfo(method, {**self._metadata, **(metadata or {})},
+                        effective_deadline(method, timeout, self.default_timeout), args)
+        await run_chain(self._interceptors, info, self._oneway)
+
+    # -- calls ---------------------------------------------------------------------------
+
+    async def _unary(self, info: CallInfo) -> Any:
+        method = info.method
+        payload = self.codec.encode(method.params, info.args)  # bad arguments raise here
+        key = None if method.idempotent else secrets.token_bytes(16)
+        policy = self.retry
+        attempt = 1
+        while True:
+            self._stats["attempts"] += 1
+            try:
+                reply = await self._attempt(info, payload, key, policy)
+                return unpack_reply(method, reply, self.codec)
+            except DeclaredError:
+                raise
+            except RpcError as exc:
+                if exc.code not in policy.retryable or attempt >= policy.max_attempts:
+                    raise
+                pause = policy.backoff(attempt, self._random)
+                if trio.current_time() + pause >= info.deadline:
+                    raise
+            self._stats["retries"] += 1
+            attempt += 1
+            await trio.sleep(pause)
+
+    async def _attempt(self, info: CallInfo, payload: bytes, key: bytes | None,
+                       policy: RetryPolicy) -> Reply:
+        deadline = info.deadline
+        if trio.current_time() >= deadline:
+            raise DeadlineExceeded(f"{info.method.path}: deadline passed before sending")
+        link = await self._ready_link(deadline)
+        await link.link.wait_for_room(self._max_calls)
+        if not link.usable:
+            raise Unavailable(f"{self.address}: connection closed while waiting to send")
+        now = trio.current_time()
+        call_id = link.link.conn.start_call(
+            info.method.path, payload, now=now,
+            timeout=None if deadline == math.inf else deadline - now,
+            metadata=info.metadata, idempotency_key=key)
+        pending = _Pending()
+        link.pending[call_id] = pending
+        link.link.rearm()
+        await link.link.flush()
+        attempt_deadline = deadline if policy.attempt_timeout is None else min(
+            deadline, now + policy.attempt_timeout)
+        try:
+            with trio.move_on_at(attempt_deadline):
+                await pending.done.wait()
+        except trio.Cancelled:
+            # The caller gave up: tell the server, so it cancels the handler.
+            if link.pending.pop(call_id, None) is not None:
+                link.link.conn.cancel_call(call_id)
+                with trio.CancelScope(shield=True):
+                    await link.link.flush()
+            raise
+        if pending.reply is None:
+            # This attempt timed out before the call's deadline. A call with an
+            # idempotency key is left running on the server so its result is stored for
+            # the retry; one without a key is cancelled there.
+            link.pending.pop(call_id, None)
+            if key is None and link.link.conn.cancel_call(call_id):
+                await link.link.flush()
+            raise DeadlineExceeded(f"{info.method.path}: attempt timed out")
+        reply = pending.reply
+        if isinstance(reply, Failure) and reply.error_name is None:
+            raise error_for(reply.status, reply.message, reply.details)
+        return reply
+
+    async def _oneway(self, info: CallInfo) -> None:
+        payload = self.codec.encode(info.method.params, info.args)
+        link = await self._ready_link(info.deadline)
+        await link.link.wait_for_room(self._max_calls)
+        now = trio.current_time()
+        timeout = None if info.deadline == math.inf else max(0.0, info.deadline - now)
+        link.link.conn.start_call(info.method.path, payload, now=now, timeout=timeout,
+                                  metadata=info.metadata, oneway=True)
+        link.link.rearm()
+        await link.link.flush()
+
+    # -- connections ---------------------------------------------------------------------
+
+    async def _ready_link(self, deadline: float) -> _ClientLink:
+        if self._closed:
+            raise Unavailable(f"{self.address}: channel is closed")
+        link = self._link
+        if link is not None and link.usable:
+            return link
+        async with self._connect_lock:
+            link = self._link
+            if link is not None and link.usable:
+                return link
+            return await self._connect(deadline)
+
+    async def _connect(self, deadline: float) -> _ClientLink:
+        if self._next_connect_at > deadline:
+            raise Unavailable(f"{self.address}: unreachable (next attempt after the deadline)")
+        await trio.sleep_until(self._next_connect_at)
+        try:
+            with trio.fail_at(min(deadline, trio.current_time() + self._connect_timeout)):
+                with map_stream_errors(f"cannot reach {self.address}"):
+                    stream = await self._transport.connect(self._parsed)
+        except (Unavailable, trio.TooSlowError) as exc:
+            self._stats["connect_failures"] += 1
+            self._failed_connects += 1
+            first, most = self._reconnect_backoff
+            pause = min(most, first * 2 ** (self._failed_connects - 1))
+            self._next_connect_at = trio.current_time() + pause * (0.5 + self._random.random() / 2)
+            if isinstance(exc, Unavailable):
+                raise
+            raise Unavailable(f"cannot reach {self.address}: connect timed out") from None
+        self._failed_connects = 0
+        self._next_connect_at = -math.inf
+        self._stats["connects"] += 1
+        interval, timeout = self._keepalive
+        conn = Connection(Role.CLIENT, now=trio.current_time(),
+                          max_frame_size=self._max_frame_size,
+                          max_concurrent_calls=self._max_calls,
+                          keepalive_interval=interval, keepalive_timeout=timeout)
+        holder: list[_ClientLink] = []
+        link = Link(stream, conn, lambda event: holder[0].on_event(event), name=self.address)
+        client_link = _ClientLink(link)
+        holder.append(client_link)
+        self._link = client_link
+        self._nursery.start_soon(link.run)
+        return client_link
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def statistics(self) -> ChannelStatistics:
+        link = self._link
+        return ChannelStatistics(
+            **self._stats,
+            open_calls=link.link.conn.open_calls if link else 0,
+            connected=bool(link and link.usable))
+
+    async def aclose(self) -> None:
+        """Close the connection; calls still waiting fail with UNAVAILABLE."""
+        self._closed = True
+        link = self._link
+        if link is not None and not link.link.closed.is_set():
+            link.link.conn.close(trio.current_time())
+            for call_id in list(link.pending):
+                link._resolve(call_id, Failure(Status.UNAVAILABLE, "channel closed"))
+            with trio.CancelScope(shield=True):
+                await link.link.flush()
+                await trio.aclose_forcefully(link.link.stream)
+                await link.link.closed.wait()
+
+
+@asynccontextmanager
+async def open_channel(address: str, **options: Any) -> AsyncIterator[Channel]:
+    """``async with open_channel("tcp://127.0.0.1:7000") as channel:`` — see
+    :class:`Channel` for the options. Nothing it started outlives the block."""
+    try:
+        async with trio.open_nursery() as nursery:
+            channel = Channel(address, nursery, **options)
+            try:
+                yield channel
+            finally:
+                await channel.aclose()
+    except BaseExceptionGroup as group:
+        # Background tasks never raise, so a group holds the block's own exception:
+        # give it back unwrapped, as a caller of a context manager expects.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
