@@ -11,20 +11,10 @@ from __future__ import annotations
 
 import trio
 
+from rpcx.transport import bound_url
 from rpcx.transport.base import Transport, parse_address
 
-__all__ = ["bound_url", "check_transport"]
-
-
-def bound_url(listener: trio.abc.Listener[trio.abc.Stream], listen_url: str) -> str:
-    """The URL to connect to ``listener``: for TCP and TLS listeners bound to port 0, the
-    port the system chose; otherwise ``listen_url``."""
-    inner = listener.transport_listener if isinstance(listener, trio.SSLListener) else listener
-    if isinstance(inner, trio.SocketListener):
-        host, port = inner.socket.getsockname()[:2]
-        scheme = parse_address(listen_url).scheme
-        return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
-    return listen_url
+__all__ = ["check_transport"]
 
 
 async def _receive_exactly(stream: trio.abc.Stream, n: int) -> bytes:

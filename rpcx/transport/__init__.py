@@ -37,6 +37,7 @@ __all__ = [
     "TlsTransport",
     "Transport",
     "UnixTransport",
+    "bound_url",
     "connect",
     "listen",
     "parse_address",
@@ -72,3 +73,14 @@ async def listen(url: str, *,
                  transport: Transport | None = None) -> list[trio.abc.Listener[trio.abc.Stream]]:
     address = parse_address(url)
     return await (transport or transport_for(address)).listen(address)
+
+
+def bound_url(listener: trio.abc.Listener[trio.abc.Stream], listen_url: str) -> str:
+    """The URL to connect to ``listener``: for TCP and TLS listeners bound to port 0, the
+    port the system chose; otherwise ``listen_url``."""
+    inner = listener.transport_listener if isinstance(listener, trio.SSLListener) else listener
+    if isinstance(inner, trio.SocketListener):
+        host, port = inner.socket.getsockname()[:2]
+        scheme = parse_address(listen_url).scheme
+        return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+    return listen_url

@@ -1,0 +1,292 @@
+"""The server side: accept connections, run handlers, answer.
+
+:func:`serve` runs until cancelled (trio's ``serve_*`` convention, with ``task_status``);
+:func:`open_server` is the context-manager form whose exit shuts down gracefully:
+listeners close, every connection gets GOAWAY, in-flight calls have ``grace_period``
+seconds to finish, then the rest are cancelled. Every task lives in the server's nurseries,
+so nothing outlives it.
+
+Each request runs in its own task inside its connection's nursery, so a slow handler never
+blocks others; its cancel scope carries the call's deadline and is cancelled when the
+client cancels or the connection is lost. Non-idempotent calls carry an idempotency key:
+the server's de-duplication cache (shared by all connections, since a retry often arrives
+on a new one) makes a retried call execute at most once and replays the first result.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from rpcx.codec import Codec, get_codec
+from rpcx.protocol import (
+    CallAborted,
+    CancelReceived,
+    Connection,
+    DeadlineExpired,
+    DedupCache,
+    Event,
+    Execute,
+    Overloaded,
+    Replay,
+    RequestReceived,
+    Role,
+    Wait,
+)
+from rpcx.protocol.connection import (
+    DEFAULT_KEEPALIVE_INTERVAL,
+    DEFAULT_KEEPALIVE_TIMEOUT,
+    DEFAULT_MAX_CONCURRENT_CALLS,
+    DEFAULT_MAX_FRAME_SIZE,
+)
+from rpcx.protocol.dedup import DEFAULT_DEDUP_WINDOW, DEFAULT_MAX_IDEMPOTENCY_CACHE
+from rpcx.runtime.dispatch import Dispatcher, Failure, Reply, Success
+from rpcx.runtime.interceptors import ServerInterceptor
+from rpcx.runtime.link import Link
+from rpcx.status import Status
+from rpcx.transport import Transport, bound_url, parse_address, transport_for
+
+__all__ = ["Server", "ServerStatistics", "open_server", "serve"]
+
+logger = logging.getLogger("rpcx.server")
+
+
+@attrs.frozen
+class ServerStatistics:
+    connections: int
+    """Connections open now."""
+    connections_total: int
+    calls: int
+    """Requests received (including duplicates answered from the cache)."""
+    calls_in_flight: int
+    replayed: int
+    """Retried calls answered from the idempotency cache without running the handler."""
+    idempotency_entries: int
+
+
+class Server:
+    """Serves service implementations (instances of generated ``<Svc>Service`` classes).
+
+    Options: ``codec`` (default CBOR), ``interceptors`` (server interceptors, outermost
+    first), ``max_concurrent_calls`` per connection (excess calls get RESOURCE_EXHAUSTED;
+    rpcx clients wait for room instead), ``max_frame_size``, ``keepalive_interval``,
+    ``keepalive_timeout``, ``grace_period`` for graceful shutdown, and the idempotency
+    cache's ``dedup_window`` (seconds a reply is kept) and ``max_idempotency_cache``.
+    """
+
+    def __init__(self, services: Iterable[object], *, codec: Codec | None = None,
+                 interceptors: Sequence[ServerInterceptor] = (),
+                 max_concurrent_calls: int = DEFAULT_MAX_CONCURRENT_CALLS,
+                 max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+                 keepalive_interval: float | None = DEFAULT_KEEPALIVE_INTERVAL,
+                 keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
+                 grace_period: float = 5.0,
+                 dedup_window: float = DEFAULT_DEDUP_WINDOW,
+                 max_idempotency_cache: int = DEFAULT_MAX_IDEMPOTENCY_CACHE) -> None:
+        self.dispatcher = Dispatcher(services, interceptors)
+        self.codec = codec or get_codec("cbor")
+        self.grace_period = grace_period
+        self._conn_options: dict[str, Any] = {
+            "max_frame_size": max_frame_size, "max_concurrent_calls": max_concurrent_calls,
+            "keepalive_interval": keepalive_interval, "keepalive_timeout": keepalive_timeout}
+        self._dedup: DedupCache[Reply] = DedupCache(max_entries=max_idempotency_cache,
+                                                    window=dedup_window)
+        self._dedup_done: dict[tuple[str, bytes], trio.Event] = {}
+        self._links: set[Link] = set()
+        self._shutdown = trio.Event()
+        self._stopped = trio.Event()
+        self.addresses: list[str] = []
+        """The URLs the server listens on (with the real port when bound to port 0)."""
+        self._stats = {"connections_total": 0, "calls": 0, "replayed": 0}
+        self._in_flight = 0
+
+    # -- running -------------------------------------------------------------------------
+
+    async def serve(self, listeners: Sequence[trio.abc.Listener[trio.abc.Stream]], *,
+                    task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED) -> None:
+        """Accept on ``listeners`` until :meth:`shutdown` (graceful) or cancellation."""
+        try:
+            async with trio.open_nursery() as connections:
+                async with trio.open_nursery() as acceptors:
+                    for listener in listeners:
+                        acceptors.start_soon(self._accept_loop, listener, connections)
+                    task_status.started(self)
+                    await self._shutdown.wait()
+                    acceptors.cancel_scope.cancel()
+                for listener in listeners:
+                    await trio.aclose_forcefully(listener)
+                await self._drain(connections)
+        finally:
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        """Begin a graceful shutdown; :meth:`serve` returns when it is done."""
+        self._shutdown.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def _drain(self, connections: trio.Nursery) -> None:
+        now = trio.current_time()
+        for link in list(self._links):
+            link.conn.close(now, status=Status.UNAVAILABLE, message="server shutting down")
+            link.rearm()
+            await link.flush()
+        with trio.move_on_after(self.grace_period):
+            while self._links:
+                await next(iter(self._links)).closed.wait()
+        connections.cancel_scope.cancel()
+
+    async def _accept_loop(self, listener: trio.abc.Listener[trio.abc.Stream],
+                           connections: trio.Nursery) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                return
+            except OSError as exc:
+                # Out of file descriptors and the like: log, pause, keep serving.
+                logger.error("accept failed: %s", exc)
+                await trio.sleep(0.1)
+                continue
+            connections.start_soon(self._handle_connection, stream)
+
+    async def _handle_connection(self, stream: trio.abc.Stream) -> None:
+        self._stats["connections_total"] += 1
+        conn = Connection(Role.SERVER, now=trio.current_time(), **self._conn_options)
+        scopes: dict[int, trio.CancelScope] = {}
+        peer = _describe_peer(stream)
+        async with trio.open_nursery() as handlers:
+            def on_event(event: Event) -> None:
+                if isinstance(event, RequestReceived):
+                    scope = trio.CancelScope(
+                        deadline=math.inf if event.deadline is None else event.deadline)
+                    scopes[event.call_id] = scope
+                    handlers.start_soon(self._run_call, link, event, scope, scopes, peer)
+                elif isinstance(event, CancelReceived | DeadlineExpired | CallAborted):
+                    running = scopes.pop(event.call_id, None)
+                    if running is not None:
+                        running.cancel()
+
+            link = Link(stream, conn, on_event, name=peer)
+            self._links.add(link)
+            try:
+                await link.run()
+            finally:
+                self._links.discard(link)
+                handlers.cancel_scope.cancel()
+
+    async def _run_call(self, link: Link, event: RequestReceived, scope: trio.CancelScope,
+                        scopes: dict[int, trio.CancelScope], peer: str) -> None:
+        self._stats["calls"] += 1
+        self._in_flight += 1
+        reply: Reply | None = None
+        try:
+            with scope:
+                reply = await self._execute(event, peer)
+        finally:
+            self._in_flight -= 1
+            if scopes.get(event.call_id) is scope:
+                del scopes[event.call_id]
+        if reply is None:
+            return  # cancelled: the protocol core has already answered (or need not)
+        if event.oneway:
+            link.conn.finish_oneway(event.call_id)
+        elif isinstance(reply, Success):
+            link.conn.send_response(event.call_id, reply.payload)
+        else:
+            link.conn.send_error(event.call_id, reply.status, reply.message, reply.details,
+                                 error_name=reply.error_name, error_payload=reply.error_payload)
+        link.call_ended()
+        link.rearm()
+        await link.flush()
+
+    async def _execute(self, event: RequestReceived, peer: str) -> Reply:
+        deadline = math.inf if event.deadline is None else event.deadline
+        key = event.idempotency_key
+        if key is None or event.oneway:
+            return await self.dispatcher.dispatch(event.method, event.payload, self.codec,
+                                                  metadata=event.metadata, deadline=deadline,
+                                                  peer=peer)
+        entry = (event.method, key)
+        while True:
+            decision = self._dedup.begin(event.method, key, trio.current_time())
+            if isinstance(decision, Replay):
+                self._stats["replayed"] += 1
+                reply: Reply = decision.reply
+                return reply
+            if isinstance(decision, Overloaded):
+                return Failure(Status.RESOURCE_EXHAUSTED, "too many calls in progress")
+            if isinstance(decision, Wait):
+                await self._dedup_done[entry].wait()
+                continue
+            assert isinstance(decision, Execute)
+            done = self._dedup_done[entry] = trio.Event()
+            try:
+                reply = await self.dispatcher.dispatch(
+                    event.method, event.payload, self.codec, metadata=event.metadata,
+                    deadline=deadline, peer=peer)
+            except BaseException:
+                self._dedup.abandon(event.method, key)  # not finished: a retry may run it
+                raise
+            else:
+                self._dedup.complete(event.method, key, reply, trio.current_time())
+                return reply
+            finally:
+                del self._dedup_done[entry]
+                done.set()
+
+    def statistics(self) -> ServerStatistics:
+        return ServerStatistics(connections=len(self._links), calls_in_flight=self._in_flight,
+                                idempotency_entries=len(self._dedup), **self._stats)
+
+
+def _describe_peer(stream: trio.abc.Stream) -> str:
+    inner = getattr(stream, "transport_stream", stream)
+    sock = getattr(inner, "socket", None)
+    if sock is not None:
+        try:
+            return str(sock.getpeername()) or "unix"
+        except OSError:
+            return "unknown"
+    remote = getattr(inner, "remote", None)
+    return str(remote) if remote else type(inner).__name__
+
+
+async def serve(address: str, services: Iterable[object], *,
+                transport: Transport | None = None,
+                task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
+                **options: Any) -> None:
+    """Listen on ``address`` and serve until cancelled. ``await nursery.start(serve, ...)``
+    returns the :class:`Server` once it is listening (``server.addresses`` has the URLs)."""
+    parsed = parse_address(address)
+    listeners = await (transport or transport_for(parsed)).listen(parsed)
+    server = Server(services, **options)
+    server.addresses = [bound_url(listener, address) for listener in listeners]
+    await server.serve(listeners, task_status=task_status)
+
+
+@asynccontextmanager
+async def open_server(address: str, services: Iterable[object], *,
+                      transport: Transport | None = None,
+                      **options: Any) -> AsyncIterator[Server]:
+    """Serve while the block runs; on exit, shut down gracefully (see the module doc)."""
+    try:
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(
+                lambda task_status: serve(address, services, transport=transport,
+                                          task_status=task_status, **options))
+            try:
+                yield server
+            finally:
+                server.shutdown()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
