@@ -24,6 +24,22 @@ from rpcx.errors import RemoteProtocolError as RemoteProtocolError
 from rpcx.errors import RpcError as RpcError
 from rpcx.errors import RpcxError as RpcxError
 from rpcx.errors import Unavailable as Unavailable
+from rpcx.runtime.channel import Channel as Channel
+from rpcx.runtime.channel import ChannelStatistics as ChannelStatistics
+from rpcx.runtime.channel import open_channel as open_channel
+from rpcx.runtime.interceptors import CallInfo as CallInfo
+from rpcx.runtime.interceptors import ClientInterceptor as ClientInterceptor
+from rpcx.runtime.interceptors import LoggingInterceptor as LoggingInterceptor
+from rpcx.runtime.interceptors import ServerInterceptor as ServerInterceptor
+from rpcx.runtime.interceptors import TokenAuth as TokenAuth
+from rpcx.runtime.options import current_deadline as current_deadline
+from rpcx.runtime.options import incoming_metadata as incoming_metadata
+from rpcx.runtime.retry import NO_RETRY as NO_RETRY
+from rpcx.runtime.retry import RetryPolicy as RetryPolicy
+from rpcx.runtime.server import Server as Server
+from rpcx.runtime.server import ServerStatistics as ServerStatistics
+from rpcx.runtime.server import open_server as open_server
+from rpcx.runtime.server import serve as serve
 from rpcx.schema import MISSING as MISSING
 from rpcx.schema import EnumSpec as EnumSpec
 from rpcx.schema import FieldSpec as FieldSpec
@@ -49,9 +65,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MISSING",
+    "NO_RETRY",
     "RETRYABLE",
+    "CallInfo",
     "Cancelled",
     "CborCodec",
+    "Channel",
+    "ChannelStatistics",
+    "ClientInterceptor",
     "Codec",
     "CodecError",
     "CompileResult",
@@ -64,27 +85,38 @@ __all__ = [
     "Kind",
     "LinkFaults",
     "LocalProtocolError",
+    "LoggingInterceptor",
     "MemoryTransport",
     "MethodSpec",
     "OpenEnum",
     "ProtocolError",
     "RemoteError",
     "RemoteProtocolError",
+    "RetryPolicy",
     "RpcError",
     "RpcxError",
+    "Server",
+    "ServerInterceptor",
+    "ServerStatistics",
     "ServiceSpec",
     "SimNetwork",
     "Status",
     "StructSpec",
     "TcpTransport",
     "TlsTransport",
+    "TokenAuth",
     "Transport",
     "TypeRef",
     "Unavailable",
     "UnionSpec",
     "UnixTransport",
     "compile_files",
+    "current_deadline",
     "get_codec",
+    "incoming_metadata",
+    "open_channel",
+    "open_server",
+    "serve",
     "spec_of",
 ]
 

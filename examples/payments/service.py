@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import logging
+
+import trio
 
 from examples.payments.payments_rpcx import (
     Card,
@@ -19,9 +22,11 @@ from examples.payments.payments_rpcx import (
     Result,
 )
 
-__all__ = ["DECLINED_CARD", "Ledger", "Payments"]
+__all__ = ["DECLINED_CARD", "SLOW_MERCHANT", "Ledger", "Payments"]
 
 DECLINED_CARD = "4000 0000 0000 0002"
+SLOW_MERCHANT = "slow bank"
+"""Payments for this merchant take 3 s at the "bank": long enough for a deadline to pass."""
 
 
 def luhn_ok(number: str) -> bool:
@@ -34,6 +39,9 @@ def luhn_ok(number: str) -> bool:
             d = d * 2 - 9 if d > 4 else d * 2
         total += d
     return total % 10 == 0
+
+
+log = logging.getLogger("payments")
 
 
 class Ledger:
@@ -68,8 +76,17 @@ class Payments(PaymentsService):
         if amount <= 0:
             raise CardDeclined(reason=f"amount must be positive, got {amount}")
         self._check_card(card)
+        if merchant == SLOW_MERCHANT:
+            try:
+                await trio.sleep(3)
+            except trio.Cancelled:
+                log.info("payment for %r cancelled before charging: the caller gave up",
+                         merchant)
+                raise
         payment_id = f"pay_{len(self.ledger.charges) + 1:06d}"
         self.ledger.charges[payment_id] = (card.card_number[-4:], amount, currency, merchant)
+        log.info("charged card ending %s: %s %s (%s)", card.card_number[-4:], amount,
+                 currency.name, payment_id)
         return Result(success=True, payment_id=payment_id)
 
     async def get_payment(self, payment_id: str) -> Result:
