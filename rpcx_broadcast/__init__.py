@@ -1,0 +1,2 @@
+"""rpcx_broadcast."""
+from __future__ import annotations

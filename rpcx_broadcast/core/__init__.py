@@ -1,0 +1,2 @@
+"""Sans-I/O broadcast cores."""
+from __future__ import annotations

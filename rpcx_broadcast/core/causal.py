@@ -1,0 +1,86 @@
+"""Causal broadcast: a vector of delivered counts keyed by member, and a hold-back queue.
+
+On broadcast, member i sends ``deps`` = its ``delivered`` vector with ``deps[i]`` set to
+its own sequence number. A member delivers a message once ``deps <= delivered``: it has
+delivered everything the sender had delivered before broadcasting, plus the sender's
+earlier messages. This is the deliveries-based definition of causality (BROADCAST.md
+a.2): receipts create no dependencies, deliveries do. The vector counts delivered
+messages per sender, not events.
+
+Self-delivery is immediate (our own ``deps`` are already satisfied). Runs over any
+reliable layer. Assumptions and crash behaviour are those of the layer below; causal
+order itself needs no clocks or timing. A message whose causal past is lost forever (its
+dependency's sender crashed and nobody has it) stays held back, bounded by the cap.
+Departed members keep their vector entries (pruning them is future work).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from .actions import Action, Deliver, Down
+from .clocks import vector_leq
+from .holdback import HoldBack
+from .layer import ProtocolViolation
+
+__all__ = ["CausalBroadcast", "CausalMsg"]
+
+
+@attrs.frozen
+class CausalMsg:
+    """``origin``'s ``seq``-th broadcast and what it causally depends on."""
+
+    origin: str
+    seq: int
+    deps: dict[str, int]
+    body: object
+
+
+@attrs.define(eq=False)
+class CausalBroadcast:
+    """Causal order over a reliable layer."""
+
+    me: str
+    holdback_cap: int = 65536
+    holdback: HoldBack[tuple[str, int], CausalMsg] = attrs.field(init=False)
+    delivered: dict[str, int] = attrs.field(factory=dict, init=False)
+    _seq: int = attrs.field(default=0, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.holdback = HoldBack(self.holdback_cap)
+
+    def buffer_sizes(self) -> dict[str, int]:
+        return {"holdback": len(self.holdback)}
+
+    def on_broadcast(self, body: object, now: float) -> list[Action]:
+        deps = {k: v for k, v in self.delivered.items() if v}
+        deps[self.me] = self._seq
+        msg = CausalMsg(self.me, self._seq, deps, body)
+        self._seq += 1
+        return [Down(msg)]
+
+    def on_deliver(self, delivery: Deliver, now: float) -> list[Action]:
+        msg = delivery.payload
+        if not isinstance(msg, CausalMsg):
+            raise ProtocolViolation(f"causal layer got {msg!r} from below")
+        if msg.seq < self.delivered.get(msg.origin, 0) or msg.deps.get(msg.origin) != msg.seq:
+            return []
+        if not self.holdback.add((msg.origin, msg.seq), msg):
+            return []
+        out: list[Action] = []
+        progress = True
+        while progress:
+            progress = False
+            for key, item in self.holdback.contents():
+                if vector_leq(item.deps, self.delivered):
+                    self.holdback.pop(key)
+                    out.append(Deliver(item.origin, item.seq, item.body))
+                    self.delivered[item.origin] = item.seq + 1
+                    progress = True
+        return out
+
+    def on_receive(self, src: str, msg: object, now: float) -> list[Action]:
+        raise ProtocolViolation(f"causal layer sends no network messages, got {msg!r}")
+
+    def on_timer(self, key: str, now: float) -> list[Action]:
+        return []

@@ -1,0 +1,315 @@
+"""Gossip reliable broadcast with batching, anti-entropy repair and stability tracking.
+
+How it works:
+
+- **Push (fast path).** On first receipt of a message a member queues it for the peers a
+  ``Topology`` names (all of them, a hub, or a few seeded-random peers). Queues are
+  flushed every ``batch_delay`` seconds as one ``GossipBatch`` per peer, so one network
+  message carries many broadcasts.
+- **Per-origin order.** Each member delivers an origin's messages in sequence order
+  (``have[origin]`` counts the contiguous prefix delivered), holding later ones back, so
+  this layer is also FIFO. It keeps what it delivered in a store for repair.
+- **Anti-entropy (repair and acks).** Every ``sync_interval`` while anything is unsettled
+  a member sends a ``GossipBatch`` with ``want_reply`` to one peer: preferably one known
+  to have messages it lacks, otherwise the next peer round-robin. The digest is the
+  sender's knowledge matrix ``known[member][origin]`` (how many of origin's messages that
+  member is known to have). The peer merges it and answers with the messages the sender
+  lacks plus its own matrix. Knowledge spreads transitively, which is safe because "m has
+  k messages of o" only ever grows.
+- **Stability and GC.** ``stable[o]`` = min over members of ``known[m][o]``: every member
+  has those messages, so they leave the store.
+- **Flow control.** A member may have at most ``window`` of its own broadcasts unstable;
+  beyond that ``writable`` is false and ``Stack.on_broadcast`` refuses new broadcasts
+  (internal control traffic of upper layers is still accepted; it is bounded by theirs). A slow or
+  partitioned member therefore slows broadcasters instead of growing memory; when it
+  catches up (or a view change removes it) the windows open again.
+
+Network: fair-loss links (loss, duplication, reordering, partitions that heal).
+Timing: asynchronous for safety; timers only pace flushing and repair. Crashes: if a
+correct member delivers m, every correct member eventually delivers m (agreement), since
+it keeps m until every member has it and repairs peers that lack it; a crashed member
+stops stability until a view change removes it. Determinism: peer choice uses a seeded
+``SplitMix64`` or round-robin, never ``random``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import attrs
+
+from .actions import Action, Deliver, Send, SetTimer
+from .clocks import SplitMix64
+from .layer import ProtocolViolation
+
+__all__ = ["GossipBatch", "GossipBroadcast", "GossipMsg", "Hub", "RandomPeers", "RelayAll",
+           "Topology"]
+
+
+@attrs.frozen
+class GossipMsg:
+    """``origin``'s ``seq``-th broadcast (0-based), carrying ``body``."""
+
+    origin: str
+    seq: int
+    body: object
+
+
+@attrs.frozen
+class GossipBatch:
+    """Messages plus the sender's knowledge matrix; ``want_reply`` asks for a repair reply."""
+
+    msgs: tuple[GossipMsg, ...]
+    known: dict[str, dict[str, int]]
+    want_reply: bool = False
+
+
+class Topology(Protocol):
+    """Whom a member forwards a message to on first receipt."""
+
+    def targets(self, me: str, origin: str, src: str,
+                members: tuple[str, ...]) -> Sequence[str]:
+        """Peers to push ``origin``'s message to, having received it from ``src``."""
+        ...
+
+
+@attrs.frozen
+class RelayAll:
+    """Everyone relays to everyone (eager relay, but batched): n(n-1) copies, most robust."""
+
+    def targets(self, me: str, origin: str, src: str,
+                members: tuple[str, ...]) -> Sequence[str]:
+        return [p for p in members if p not in (me, src, origin)]
+
+
+@attrs.frozen
+class Hub:
+    """Origins push to a hub, the hub pushes to everyone: n-1 copies, two hops.
+
+    With ``count`` hubs (the first members in sorted order) an origin uses hub number
+    ``index(origin) % count``. If a hub is down, anti-entropy still delivers, slower.
+    """
+
+    count: int = 1
+
+    def targets(self, me: str, origin: str, src: str,
+                members: tuple[str, ...]) -> Sequence[str]:
+        hubs = members[: self.count]
+        if me == origin:
+            if me in hubs:
+                return [p for p in members if p != me]
+            return [hubs[members.index(me) % len(hubs)]] if hubs else []
+        if me in hubs and src not in hubs:
+            return [p for p in members if p not in (me, src, origin)]
+        return []
+
+
+@attrs.define
+class RandomPeers:
+    """Classic gossip: forward to ``fanout`` peers drawn from a seeded PRNG."""
+
+    fanout: int = 3
+    seed: int = 0
+    _rng: SplitMix64 = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._rng = SplitMix64(self.seed)
+
+    def targets(self, me: str, origin: str, src: str,
+                members: tuple[str, ...]) -> Sequence[str]:
+        peers = [p for p in members if p not in (me, src, origin)]
+        return self._rng.sample(peers, self.fanout)
+
+
+def _members(value: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted(set(value)))
+
+
+@attrs.define(eq=False)
+class GossipBroadcast:
+    """Batched gossip with anti-entropy, stability-based GC and flow control."""
+
+    me: str
+    members: tuple[str, ...] = attrs.field(converter=_members)
+    topology: Topology = attrs.field(factory=Hub)
+    batch_delay: float = 0.1
+    sync_interval: float = 0.5
+    window: int = 256
+    max_reply: int = 512
+    _seq: int = attrs.field(default=0, init=False)
+    _have: dict[str, int] = attrs.field(factory=dict, init=False)
+    _ahead: dict[str, dict[int, GossipMsg]] = attrs.field(factory=dict, init=False)
+    _store: dict[str, dict[int, GossipMsg]] = attrs.field(factory=dict, init=False)
+    _known: dict[str, dict[str, int]] = attrs.field(factory=dict, init=False)
+    _stable: dict[str, int] = attrs.field(factory=dict, init=False)
+    _outbox: dict[str, list[GossipMsg]] = attrs.field(factory=dict, init=False)
+    _flush_armed: bool = attrs.field(default=False, init=False)
+    _sync_armed: bool = attrs.field(default=False, init=False)
+    _rr: int = attrs.field(default=0, init=False)
+    stats: dict[str, int] = attrs.field(factory=dict, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.me not in self.members:
+            raise ValueError(f"{self.me!r} is not in members {self.members!r}")
+        self._known = {m: {} for m in self.members}
+        self._known[self.me] = self._have
+
+    # -- introspection ---------------------------------------------------------------
+
+    @property
+    def writable(self) -> bool:
+        return self._seq - self._stable.get(self.me, 0) < self.window
+
+    def buffer_sizes(self) -> dict[str, int]:
+        return {"store": sum(len(s) for s in self._store.values()),
+                "ahead": sum(len(s) for s in self._ahead.values()),
+                "outbox": sum(len(q) for q in self._outbox.values())}
+
+    def stable(self) -> dict[str, int]:
+        """How many of each origin's messages every member is known to have."""
+        return dict(self._stable)
+
+    # -- Layer -----------------------------------------------------------------------
+
+    def on_broadcast(self, body: object, now: float) -> list[Action]:
+        msg = GossipMsg(self.me, self._seq, body)
+        self._seq += 1
+        out: list[Action] = []
+        self._accept(msg, self.me, now, out)
+        self._arm_sync(now, out)
+        return out
+
+    def on_receive(self, src: str, msg: object, now: float) -> list[Action]:
+        if not isinstance(msg, GossipBatch):
+            raise ProtocolViolation(f"gossip got {msg!r} from {src!r}")
+        out: list[Action] = []
+        self._merge(msg.known)
+        for item in msg.msgs:
+            self._accept(item, src, now, out)
+        if msg.want_reply and src in self._known:
+            out.append(Send(src, GossipBatch(self._missing_at(src), self._snapshot())))
+        self._arm_sync(now, out)
+        return out
+
+    def on_deliver(self, delivery: Deliver, now: float) -> list[Action]:
+        raise ProtocolViolation("gossip broadcast is a bottom layer")
+
+    def on_timer(self, key: str, now: float) -> list[Action]:
+        out: list[Action] = []
+        if key == "flush":
+            self._flush_armed = False
+            snapshot = self._snapshot()
+            for dest, queued in self._outbox.items():
+                if queued:
+                    out.append(Send(dest, GossipBatch(tuple(queued), snapshot)))
+            self._outbox.clear()
+        elif key == "sync":
+            self._sync_armed = False
+            self._collect()
+            peer = self._sync_peer()
+            if peer is not None:
+                out.append(Send(peer, GossipBatch(self._missing_at(peer), self._snapshot(),
+                                                  want_reply=True)))
+            self._arm_sync(now, out)
+        return out
+
+    def on_view(self, members: tuple[str, ...], now: float) -> list[Action]:
+        self.members = _members(members)
+        for gone in set(self._known) - set(self.members):
+            del self._known[gone]
+            self._outbox.pop(gone, None)
+        for new in self.members:
+            self._known.setdefault(new, {})
+        self._collect()
+        out: list[Action] = []
+        self._arm_sync(now, out)
+        return out
+
+    # -- internals -------------------------------------------------------------------
+
+    def _accept(self, msg: GossipMsg, src: str, now: float, out: list[Action]) -> None:
+        origin, seq = msg.origin, msg.seq
+        have = self._have.get(origin, 0)
+        ahead = self._ahead.setdefault(origin, {})
+        if seq < have or seq in ahead:
+            self.stats["duplicates"] = self.stats.get("duplicates", 0) + 1
+            return
+        if seq >= have + 4 * self.window:
+            return  # too far ahead to hold; anti-entropy brings it again later
+        for dest in self.topology.targets(self.me, origin, src, self.members):
+            self._outbox.setdefault(dest, []).append(msg)
+            if not self._flush_armed:
+                self._flush_armed = True
+                out.append(SetTimer("flush", now + self.batch_delay))
+        ahead[seq] = msg
+        store = self._store.setdefault(origin, {})
+        while have in ahead:
+            item = ahead.pop(have)
+            store[have] = item
+            out.append(Deliver(origin, have, item.body))
+            have += 1
+        self._have[origin] = have
+
+    def _merge(self, known: dict[str, dict[str, int]]) -> None:
+        for member, row in known.items():
+            mine = self._known.get(member)
+            if mine is None or member == self.me:
+                continue
+            for origin, count in row.items():
+                if count > mine.get(origin, 0):
+                    mine[origin] = count
+
+    def _snapshot(self) -> dict[str, dict[str, int]]:
+        return {member: dict(row) for member, row in self._known.items()}
+
+    def _missing_at(self, peer: str) -> tuple[GossipMsg, ...]:
+        theirs = self._known[peer]
+        found: list[GossipMsg] = []
+        for origin, have in self._have.items():
+            store = self._store.get(origin, {})
+            for seq in range(theirs.get(origin, 0), have):
+                item = store.get(seq)
+                if item is not None:
+                    found.append(item)
+                    if len(found) >= self.max_reply:
+                        return tuple(found)
+        return tuple(found)
+
+    def _collect(self) -> None:
+        """Advance ``stable`` to what every member has, and drop those messages."""
+        rows = [self._known[m] for m in self.members]
+        for origin in list(self._store):
+            floor = min(row.get(origin, 0) for row in rows)
+            old = self._stable.get(origin, 0)
+            if floor > old:
+                store = self._store[origin]
+                for seq in range(old, floor):
+                    store.pop(seq, None)
+                self._stable[origin] = floor
+
+    def _lacking(self) -> list[str]:
+        """Peers known to have messages this member lacks."""
+        return [m for m in self.members if m != self.me
+                and any(c > self._have.get(o, 0) for o, c in self._known[m].items())]
+
+    def _unsettled(self) -> bool:
+        if any(self._stable.get(o, 0) < h for o, h in self._have.items()):
+            return True
+        return bool(self._lacking())
+
+    def _sync_peer(self) -> str | None:
+        candidates = self._lacking()
+        if not candidates:
+            mine = self._have
+            candidates = [m for m in self.members if m != self.me and any(
+                self._known[m].get(o, 0) < h for o, h in mine.items())]
+        if not candidates:
+            return None
+        self._rr += 1
+        return candidates[self._rr % len(candidates)]
+
+    def _arm_sync(self, now: float, out: list[Action]) -> None:
+        if not self._sync_armed and self._unsettled():
+            self._sync_armed = True
+            out.append(SetTimer("sync", now + self.sync_interval))

@@ -1,0 +1,251 @@
+"""Total order broadcast: a single-leader sequencer, or leaderless Lamport timestamps.
+
+``SequencerTotal`` (fixed sequencer, payload via broadcast). A broadcast goes down as
+``SeqData``; every member holds it back. The leader (``members[0]`` unless given) assigns
+global sequence numbers in the order it receives data and broadcasts them, batched, as
+``SeqOrder``. Everyone delivers in global order, holding back on gaps or missing
+payloads. With ``fifo=True`` the leader assigns each origin's messages in their sequence
+order, which gives FIFO-total order. Safety needs no timing. Liveness needs the leader:
+if it crashes delivery stops (a view change naming a new leader is not implemented; a
+fault-tolerant version needs consensus, BROADCAST.md a.7). Self-delivery is not
+immediate: our own message waits for the leader's order.
+
+``LamportTotal`` (BROADCAST.md a.6, the 2020 exam algorithm) runs over a FIFO layer. A
+broadcast carries a Lamport timestamp; messages are held back in a priority queue keyed
+``(timestamp, origin)`` and delivered once the key is at most ``min over members q of
+(latest timestamp from q, q)``. A member that receives a message ordered after its own
+latest broadcast answers with an empty *heartbeat* (clock) message after
+``heartbeat_delay``, so a silent member does not block the others. It is FIFO-total.
+It tolerates no crash: a crashed member blocks delivery until a view change removes it
+(``on_view``). Safety needs no timing.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import attrs
+
+from .actions import Action, Deliver, Down, SetTimer
+from .clocks import LamportClock
+from .holdback import HoldBack
+from .layer import ProtocolViolation
+from .links import SeqTracker
+
+__all__ = ["LamportMsg", "LamportTotal", "SeqData", "SeqOrder", "SequencerTotal"]
+
+
+@attrs.frozen
+class SeqData:
+    """``origin``'s ``seq``-th broadcast, waiting for the leader's order."""
+
+    origin: str
+    seq: int
+    body: object
+
+
+@attrs.frozen
+class SeqOrder:
+    """The leader's decision: ``ids[k]`` gets global sequence number ``start + k``."""
+
+    start: int
+    ids: tuple[tuple[str, int], ...]
+
+
+def _members(value: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted(set(value)))
+
+
+@attrs.define(eq=False)
+class SequencerTotal:
+    """Total (or, with ``fifo=True``, FIFO-total) order through a fixed leader."""
+
+    me: str
+    members: tuple[str, ...] = attrs.field(converter=_members)
+    leader: str = ""
+    fifo: bool = False
+    order_delay: float = 0.01
+    holdback_cap: int = 65536
+    holdback: HoldBack[tuple[str, int], SeqData] = attrs.field(init=False)
+    _seq: int = attrs.field(default=0, init=False)
+    _orders: dict[int, tuple[str, int]] = attrs.field(factory=dict, init=False)
+    _next_global: int = attrs.field(default=0, init=False)
+    _done: dict[str, SeqTracker] = attrs.field(factory=dict, init=False)
+    # leader state
+    _assigned: dict[str, int] = attrs.field(factory=dict, init=False)
+    _waiting: dict[tuple[str, int], None] = attrs.field(factory=dict, init=False)
+    _pending: list[tuple[str, int]] = attrs.field(factory=list, init=False)
+    _next_assign: int = attrs.field(default=0, init=False)
+    _flush_armed: bool = attrs.field(default=False, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.leader = self.leader or self.members[0]
+        self.holdback = HoldBack(self.holdback_cap)
+
+    def buffer_sizes(self) -> dict[str, int]:
+        return {"holdback": len(self.holdback), "orders": len(self._orders),
+                "leader_waiting": len(self._waiting)}
+
+    def on_broadcast(self, body: object, now: float) -> list[Action]:
+        msg = SeqData(self.me, self._seq, body)
+        self._seq += 1
+        return [Down(msg)]
+
+    def on_deliver(self, delivery: Deliver, now: float) -> list[Action]:
+        msg = delivery.payload
+        out: list[Action] = []
+        if isinstance(msg, SeqData):
+            key = (msg.origin, msg.seq)
+            if msg.seq in self._done.setdefault(msg.origin, SeqTracker()) or key in self.holdback:
+                return []
+            self.holdback.add(key, msg)
+            if self.me == self.leader:
+                self._assign(key, now, out)
+        elif isinstance(msg, SeqOrder):
+            for offset, ident in enumerate(msg.ids):
+                if msg.start + offset >= self._next_global:
+                    self._orders[msg.start + offset] = ident
+        else:
+            raise ProtocolViolation(f"sequencer got {msg!r} from below")
+        self._try_deliver(out)
+        return out
+
+    def on_receive(self, src: str, msg: object, now: float) -> list[Action]:
+        raise ProtocolViolation(f"sequencer sends no network messages, got {msg!r}")
+
+    def on_timer(self, key: str, now: float) -> list[Action]:
+        self._flush_armed = False
+        if not self._pending:
+            return []
+        order = SeqOrder(self._next_assign - len(self._pending), tuple(self._pending))
+        self._pending = []
+        out: list[Action] = [Down(order)]
+        self._try_deliver(out)
+        return out
+
+    def on_view(self, members: tuple[str, ...], now: float) -> list[Action]:
+        self.members = _members(members)
+        return []
+
+    def _assign(self, key: tuple[str, int], now: float, out: list[Action]) -> None:
+        ready = [key]
+        if self.fifo:
+            self._waiting[key] = None
+            ready = []
+            origin = key[0]
+            nxt = self._assigned.get(origin, 0)
+            while (origin, nxt) in self._waiting:
+                del self._waiting[(origin, nxt)]
+                ready.append((origin, nxt))
+                nxt += 1
+            self._assigned[origin] = nxt
+        for ident in ready:
+            self._pending.append(ident)
+            self._next_assign += 1
+        if self._pending and not self._flush_armed:
+            self._flush_armed = True
+            out.append(SetTimer("order", now + self.order_delay))
+
+    def _try_deliver(self, out: list[Action]) -> None:
+        while True:
+            ident = self._orders.get(self._next_global)
+            if ident is None or ident not in self.holdback:
+                return
+            del self._orders[self._next_global]
+            self._next_global += 1
+            msg = self.holdback.pop(ident)
+            self._done.setdefault(ident[0], SeqTracker()).add(ident[1])
+            out.append(Deliver(msg.origin, msg.seq, msg.body))
+
+
+@attrs.frozen
+class LamportMsg:
+    """A timestamped broadcast; ``body is None`` marks a heartbeat (clock) message.
+
+    ``seq`` numbers the origin's real (non-heartbeat) broadcasts.
+    """
+
+    ts: int
+    seq: int
+    body: object
+
+
+@attrs.define(eq=False)
+class LamportTotal:
+    """Leaderless FIFO-total order from Lamport timestamps, over a FIFO layer."""
+
+    me: str
+    members: tuple[str, ...] = attrs.field(converter=_members)
+    heartbeat_delay: float = 0.01
+    holdback_cap: int = 65536
+    holdback: HoldBack[tuple[int, str], LamportMsg] = attrs.field(init=False)
+    clock: LamportClock = attrs.field(factory=LamportClock, init=False)
+    latest: dict[str, int] = attrs.field(factory=dict, init=False)
+    _heap: list[tuple[int, str]] = attrs.field(factory=list, init=False)
+    _seq: int = attrs.field(default=0, init=False)
+    _last_sent: tuple[int, str] = attrs.field(default=(0, ""), init=False)
+    _owe: bool = attrs.field(default=False, init=False)
+    _armed: bool = attrs.field(default=False, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.holdback = HoldBack(self.holdback_cap)
+        self._last_sent = (0, self.me)
+
+    def buffer_sizes(self) -> dict[str, int]:
+        return {"holdback": len(self.holdback)}
+
+    def on_broadcast(self, body: object, now: float) -> list[Action]:
+        if body is None:
+            raise TypeError("None is reserved for heartbeats")
+        return [self._send(body)]
+
+    def on_deliver(self, delivery: Deliver, now: float) -> list[Action]:
+        msg = delivery.payload
+        if not isinstance(msg, LamportMsg):
+            raise ProtocolViolation(f"lamport layer got {msg!r} from below")
+        origin = delivery.origin
+        self.clock.observe(msg.ts)
+        self.latest[origin] = max(self.latest.get(origin, 0), msg.ts)
+        out: list[Action] = []
+        if msg.body is not None:
+            key = (msg.ts, origin)
+            if self.holdback.add(key, msg):
+                heapq.heappush(self._heap, key)
+            if key > self._last_sent:
+                self._owe = True
+                if not self._armed:
+                    self._armed = True
+                    out.append(SetTimer("heartbeat", now + self.heartbeat_delay))
+        self._try_deliver(out)
+        return out
+
+    def on_receive(self, src: str, msg: object, now: float) -> list[Action]:
+        raise ProtocolViolation(f"lamport layer sends no network messages, got {msg!r}")
+
+    def on_timer(self, key: str, now: float) -> list[Action]:
+        self._armed = False
+        if not self._owe:
+            return []
+        return [self._send(None)]
+
+    def on_view(self, members: tuple[str, ...], now: float) -> list[Action]:
+        self.members = _members(members)
+        out: list[Action] = []
+        self._try_deliver(out)
+        return out
+
+    def _send(self, body: object) -> Down:
+        ts = self.clock.tick()
+        self._last_sent = (ts, self.me)
+        self._owe = False
+        msg = LamportMsg(ts, self._seq, body)
+        if body is not None:
+            self._seq += 1
+        return Down(msg)
+
+    def _try_deliver(self, out: list[Action]) -> None:
+        threshold = min((self.latest.get(q, 0), q) for q in self.members)
+        while self._heap and self._heap[0] <= threshold:
+            key = heapq.heappop(self._heap)
+            msg = self.holdback.pop(key)
+            out.append(Deliver(key[1], msg.seq, msg.body))

@@ -1,0 +1,2 @@
+"""Testing helpers: simulator and checkers."""
+from __future__ import annotations

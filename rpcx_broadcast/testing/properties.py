@@ -1,0 +1,272 @@
+"""Checkers for broadcast histories (BROADCAST.md section b).
+
+A ``History`` holds, per node, its local sequence of ``Event``s: ``broadcast`` events (the
+node's k-th broadcast is message ``(node, k)``) and ``deliver`` events naming
+``(origin, seq)`` and the payload delivered. ``crashed`` names nodes that crashed; the
+others are *correct*.
+
+Every ``check_*`` function returns ``None`` when the property holds, or the first
+``Violation`` found, worded for a person: which node, which message, what went wrong.
+``check(history, order)`` runs every property an order promises.
+
+Causality uses the deliveries-based definition: m1 precedes m2 if the origin of m2
+broadcast m1 earlier, or delivered m1 before broadcasting m2 (transitively).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+import attrs
+
+__all__ = ["ORDERS", "Event", "History", "MsgId", "Violation", "check",
+           "check_agreement", "check_causal", "check_fifo", "check_fifo_total",
+           "check_integrity", "check_no_duplication", "check_prefix_consistency",
+           "check_total", "check_uniform_agreement", "check_validity", "count_duplicates"]
+
+MsgId = tuple[str, int]
+
+
+@attrs.frozen
+class Event:
+    """One entry of a node's log: it broadcast, or delivered, message ``(origin, seq)``."""
+
+    kind: str = attrs.field(validator=attrs.validators.in_(("broadcast", "deliver")))
+    origin: str
+    seq: int
+    payload: bytes
+    time: float = 0.0
+
+    @property
+    def id(self) -> MsgId:
+        return (self.origin, self.seq)
+
+
+@attrs.frozen
+class History:
+    """Per-node event logs and the set of crashed nodes."""
+
+    logs: Mapping[str, tuple[Event, ...]]
+    crashed: frozenset[str] = frozenset()
+
+    @property
+    def correct(self) -> list[str]:
+        return sorted(n for n in self.logs if n not in self.crashed)
+
+    def deliveries(self, node: str) -> list[Event]:
+        return [e for e in self.logs[node] if e.kind == "deliver"]
+
+    def broadcasts(self) -> dict[MsgId, Event]:
+        return {e.id: e for events in self.logs.values() for e in events
+                if e.kind == "broadcast"}
+
+    @classmethod
+    def build(cls, logs: Mapping[str, Iterable[Event]],
+              crashed: Iterable[str] = ()) -> History:
+        return cls({n: tuple(es) for n, es in logs.items()}, frozenset(crashed))
+
+
+@attrs.frozen
+class Violation:
+    """The first counterexample to a property, in plain words."""
+
+    property: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.property} violated: {self.message}"
+
+
+def _name(ident: MsgId) -> str:
+    return f"{ident[0]}:{ident[1]}"
+
+
+def check_integrity(history: History) -> Violation | None:
+    """Every delivered message was broadcast, by its origin, with the same payload."""
+    for node, events in sorted(history.logs.items()):
+        count = 0
+        for event in events:
+            if event.kind == "broadcast":
+                if event.origin != node or event.seq != count:
+                    return Violation("integrity", f"node {node} logged broadcast "
+                                     f"{_name(event.id)}, expected {node}:{count}")
+                count += 1
+    sent = history.broadcasts()
+    for node in sorted(history.logs):
+        for event in history.deliveries(node):
+            original = sent.get(event.id)
+            if original is None:
+                return Violation("integrity", f"node {node} delivered {_name(event.id)}, "
+                                 "which was never broadcast")
+            if original.payload != event.payload:
+                return Violation("integrity", f"node {node} delivered {_name(event.id)} with "
+                                 f"payload {event.payload!r}, but it was broadcast with "
+                                 f"{original.payload!r}")
+    return None
+
+
+def count_duplicates(history: History) -> int:
+    """How many deliveries repeat a message the same node already delivered."""
+    total = 0
+    for node in history.logs:
+        seen: set[MsgId] = set()
+        for event in history.deliveries(node):
+            if event.id in seen:
+                total += 1
+            seen.add(event.id)
+    return total
+
+
+def check_no_duplication(history: History) -> Violation | None:
+    """No node delivers a message twice. The message counts every duplicate."""
+    total = count_duplicates(history)
+    if not total:
+        return None
+    for node in sorted(history.logs):
+        seen: set[MsgId] = set()
+        for event in history.deliveries(node):
+            if event.id in seen:
+                return Violation("no duplication", f"{total} duplicate deliveries; first: "
+                                 f"node {node} delivered {_name(event.id)} twice")
+            seen.add(event.id)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def check_validity(history: History) -> Violation | None:
+    """A correct node delivers each of its own broadcasts."""
+    for node in history.correct:
+        delivered = {e.id for e in history.deliveries(node)}
+        for event in history.logs[node]:
+            if event.kind == "broadcast" and event.id not in delivered:
+                return Violation("validity", f"correct node {node} broadcast "
+                                 f"{_name(event.id)} but never delivered it")
+    return None
+
+
+def _agreement(history: History, sources: list[str], name: str) -> Violation | None:
+    correct = history.correct
+    have = {n: {e.id for e in history.deliveries(n)} for n in history.logs}
+    for source in sources:
+        for event in history.deliveries(source):
+            for node in correct:
+                if event.id not in have[node]:
+                    who = "correct node" if source not in history.crashed else "crashed node"
+                    return Violation(name, f"{who} {source} delivered {_name(event.id)} "
+                                     f"but correct node {node} never did")
+    return None
+
+
+def check_agreement(history: History) -> Violation | None:
+    """If a correct node delivers m, every correct node delivers m."""
+    return _agreement(history, history.correct, "agreement")
+
+
+def check_uniform_agreement(history: History) -> Violation | None:
+    """If any node (even one that later crashed) delivers m, every correct node does."""
+    return _agreement(history, sorted(history.logs), "uniform agreement")
+
+
+def check_fifo(history: History) -> Violation | None:
+    """Per node and origin, delivered seqs run 0, 1, 2, ... with no gap or reordering."""
+    for node in sorted(history.logs):
+        expected: dict[str, int] = {}
+        for event in history.deliveries(node):
+            want = expected.get(event.origin, 0)
+            if event.seq != want:
+                if event.seq < want:
+                    detail = "after already delivering a later message from the same origin"
+                else:
+                    detail = f"before {_name((event.origin, want))}"
+                return Violation("FIFO", f"node {node} delivered {_name(event.id)} {detail}")
+            expected[event.origin] = want + 1
+    return None
+
+
+def _causal_predecessors(history: History) -> dict[MsgId, list[MsgId]]:
+    """Direct predecessors: the origin's previous broadcast and what it delivered since."""
+    preds: dict[MsgId, list[MsgId]] = {}
+    for events in history.logs.values():
+        since: list[MsgId] = []
+        previous: MsgId | None = None
+        for event in events:
+            if event.kind == "deliver":
+                since.append(event.id)
+            else:
+                preds[event.id] = ([previous] if previous else []) + since
+                previous, since = event.id, []
+    return preds
+
+
+def check_causal(history: History) -> Violation | None:
+    """Every node delivers a message only after all its causal predecessors."""
+    preds = _causal_predecessors(history)
+    for node in sorted(history.logs):
+        delivered: set[MsgId] = set()
+        for event in history.deliveries(node):
+            for pred in preds.get(event.id, ()):
+                if pred not in delivered and pred != event.id:
+                    return Violation("causal", f"node {node} delivered {_name(event.id)} "
+                                     f"before {_name(pred)}, which {event.origin} had "
+                                     + ("broadcast" if pred[0] == event.origin else "delivered")
+                                     + f" before broadcasting {_name(event.id)}")
+            delivered.add(event.id)
+    return None
+
+
+def check_total(history: History) -> Violation | None:
+    """Any two nodes deliver the messages they both deliver in the same order."""
+    seqs = {n: [e.id for e in history.deliveries(n)] for n in sorted(history.logs)}
+    nodes = list(seqs)
+    for i, a in enumerate(nodes):
+        for b in nodes[i + 1:]:
+            common = set(seqs[a]) & set(seqs[b])
+            order_a = [m for m in seqs[a] if m in common]
+            order_b = [m for m in seqs[b] if m in common]
+            for x, y in zip(order_a, order_b, strict=True):
+                if x != y:
+                    return Violation("total order", f"node {a} delivered {_name(x)} before "
+                                     f"{_name(y)}, but node {b} delivered {_name(y)} first")
+    return None
+
+
+def check_prefix_consistency(history: History) -> Violation | None:
+    """Of any two nodes' delivery sequences, one is a prefix of the other."""
+    seqs = {n: [e.id for e in history.deliveries(n)] for n in sorted(history.logs)}
+    nodes = list(seqs)
+    for i, a in enumerate(nodes):
+        for b in nodes[i + 1:]:
+            for pos, (x, y) in enumerate(zip(seqs[a], seqs[b], strict=False)):
+                if x != y:
+                    return Violation("prefix consistency", f"at position {pos} node {a} "
+                                     f"delivered {_name(x)} but node {b} delivered {_name(y)}")
+    return None
+
+
+def check_fifo_total(history: History) -> Violation | None:
+    """FIFO and total order together."""
+    return check_fifo(history) or check_total(history)
+
+
+Checker = Callable[[History], Violation | None]
+_BASE: tuple[Checker, ...] = (check_integrity, check_no_duplication, check_validity,
+                              check_agreement)
+ORDERS: dict[str, tuple[Checker, ...]] = {
+    "reliable": _BASE,
+    "fifo": (*_BASE, check_fifo),
+    "causal": (*_BASE, check_fifo, check_causal),
+    "total": (*_BASE, check_total, check_prefix_consistency),
+    "fifo_total": (*_BASE, check_fifo, check_total, check_prefix_consistency, check_causal),
+}
+
+
+def check(history: History, order: str) -> Violation | None:
+    """Run every property that ``order`` promises; return the first violation."""
+    try:
+        checkers = ORDERS[order]
+    except KeyError:
+        raise ValueError(f"unknown order {order!r}; known: {sorted(ORDERS)}") from None
+    for checker in checkers:
+        found = checker(history)
+        if found is not None:
+            return found
+    return None
