@@ -1,2 +1,52 @@
-"""rpcx_broadcast."""
+"""rpcx_broadcast: group communication (reliable, FIFO, causal, total, FIFO-total).
+
+The public API so far: the sans-I/O layer classes and ``Stack`` (see
+``rpcx_broadcast.core``) and the history checkers (see ``rpcx_broadcast.testing``).
+The trio runtime (``open_group``) comes later.
+"""
+
 from __future__ import annotations
+
+from .core import BestEffortBroadcast as BestEffortBroadcast
+from .core import BufferFull as BufferFull
+from .core import CancelTimer as CancelTimer
+from .core import CausalBroadcast as CausalBroadcast
+from .core import Deliver as Deliver
+from .core import DynamicMembership as DynamicMembership
+from .core import EagerReliableBroadcast as EagerReliableBroadcast
+from .core import FifoBroadcast as FifoBroadcast
+from .core import GossipBroadcast as GossipBroadcast
+from .core import HeartbeatFailureDetector as HeartbeatFailureDetector
+from .core import LamportTotal as LamportTotal
+from .core import Layer as Layer
+from .core import Send as Send
+from .core import SequencerTotal as SequencerTotal
+from .core import SetTimer as SetTimer
+from .core import Stack as Stack
+from .core import StaticMembership as StaticMembership
+from .core import View as View
+from .testing.properties import Event as Event
+from .testing.properties import History as History
+from .testing.properties import Violation as Violation
+from .testing.properties import check as check
+from .testing.properties import check_agreement as check_agreement
+from .testing.properties import check_causal as check_causal
+from .testing.properties import check_fifo as check_fifo
+from .testing.properties import check_fifo_total as check_fifo_total
+from .testing.properties import check_integrity as check_integrity
+from .testing.properties import check_no_duplication as check_no_duplication
+from .testing.properties import check_prefix_consistency as check_prefix_consistency
+from .testing.properties import check_total as check_total
+from .testing.properties import check_uniform_agreement as check_uniform_agreement
+from .testing.properties import check_validity as check_validity
+from .testing.properties import count_duplicates as count_duplicates
+
+__all__ = [
+    "BestEffortBroadcast", "BufferFull", "CancelTimer", "CausalBroadcast", "Deliver",
+    "DynamicMembership", "EagerReliableBroadcast", "Event", "FifoBroadcast",
+    "GossipBroadcast", "HeartbeatFailureDetector", "History", "LamportTotal", "Layer",
+    "Send", "SequencerTotal", "SetTimer", "Stack", "StaticMembership", "View", "Violation",
+    "check", "check_agreement", "check_causal", "check_fifo", "check_fifo_total",
+    "check_integrity", "check_no_duplication", "check_prefix_consistency", "check_total",
+    "check_uniform_agreement", "check_validity", "count_duplicates",
+]

@@ -1,2 +1,48 @@
-"""Sans-I/O broadcast cores."""
+"""Sans-I/O broadcast cores: layers are state machines, events in and actions out.
+
+Nothing here does I/O, reads a clock or draws random numbers: time is passed in, and
+every entry point returns ``Send`` / ``Deliver`` / ``SetTimer`` / ``CancelTimer`` actions.
+"""
+
 from __future__ import annotations
+
+from .actions import Action as Action
+from .actions import CancelTimer as CancelTimer
+from .actions import Deliver as Deliver
+from .actions import Down as Down
+from .actions import Send as Send
+from .actions import SetTimer as SetTimer
+from .actions import Wire as Wire
+from .causal import CausalBroadcast as CausalBroadcast
+from .failure_detector import HeartbeatFailureDetector as HeartbeatFailureDetector
+from .fifo import FifoBroadcast as FifoBroadcast
+from .fifo_total import fifo_total_sequencer as fifo_total_sequencer
+from .fifo_total import lamport_fifo_total as lamport_fifo_total
+from .gossip import GossipBroadcast as GossipBroadcast
+from .gossip import Hub as Hub
+from .gossip import RandomPeers as RandomPeers
+from .gossip import RelayAll as RelayAll
+from .gossip import Topology as Topology
+from .holdback import HoldBack as HoldBack
+from .holdback import HoldBackOverflow as HoldBackOverflow
+from .layer import BufferFull as BufferFull
+from .layer import Layer as Layer
+from .layer import ProtocolViolation as ProtocolViolation
+from .layer import Stack as Stack
+from .links import ReliableLinks as ReliableLinks
+from .membership import DynamicMembership as DynamicMembership
+from .membership import StaticMembership as StaticMembership
+from .membership import View as View
+from .reliable import BestEffortBroadcast as BestEffortBroadcast
+from .reliable import EagerReliableBroadcast as EagerReliableBroadcast
+from .total import LamportTotal as LamportTotal
+from .total import SequencerTotal as SequencerTotal
+
+__all__ = [
+    "Action", "BestEffortBroadcast", "BufferFull", "CancelTimer", "CausalBroadcast",
+    "Deliver", "Down", "DynamicMembership", "EagerReliableBroadcast", "FifoBroadcast",
+    "GossipBroadcast", "HeartbeatFailureDetector", "HoldBack", "HoldBackOverflow", "Hub",
+    "LamportTotal", "Layer", "ProtocolViolation", "RandomPeers", "RelayAll",
+    "ReliableLinks", "Send", "SequencerTotal", "SetTimer", "Stack", "StaticMembership",
+    "Topology", "View", "Wire", "fifo_total_sequencer", "lamport_fifo_total",
+]

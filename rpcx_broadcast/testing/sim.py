@@ -22,6 +22,7 @@ import random
 import sys
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import attrs
 
@@ -195,18 +196,18 @@ def simulate(config: SimConfig) -> SimResult:
             break
         now = at
         if kind == _MSG:
-            dest, src, msg = data  # type: ignore[misc]
+            dest, src, msg = cast(tuple[str, str, object], data)
             if dest in crashed:
                 continue
             perform(dest, stacks[dest].on_receive(src, msg, now), now)
         elif kind == _TIMER:
-            node, key, gen = data  # type: ignore[misc]
+            node, key, gen = cast(tuple[str, str, int], data)
             if node in crashed or timers.get((node, key)) != gen:
                 continue
             del timers[(node, key)]
             perform(node, stacks[node].on_timer(key, now), now)
         elif kind == _BCAST:
-            node, payload = data  # type: ignore[misc]
+            node, payload = cast(tuple[str, 'bytes | None'], data)
             if node in crashed:
                 continue
             if payload is None:
