@@ -236,7 +236,9 @@ class Channel:
         link.pending[call_id] = pending
         link.link.rearm()
         await link.link.flush()
-        attempt_deadline = deadline if policy.attempt_timeout is None else min(
+        # Without an attempt timeout the connection's own timer ends the call at its
+        # deadline (DeadlineExpired), so this waits for no clock of its own.
+        attempt_deadline = math.inf if policy.attempt_timeout is None else min(
             deadline, now + policy.attempt_timeout)
         try:
             with trio.move_on_at(attempt_deadline):

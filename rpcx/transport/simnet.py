@@ -133,15 +133,20 @@ class SimStream(trio.abc.Stream):
         out, self._leftover = self._leftover[:n], self._leftover[n:]
         return out
 
-    async def send_eof(self) -> None:
-        await trio.lowlevel.checkpoint()
+    def _eof(self) -> None:
         if not self._sent_eof and self._peer is not None and not self._closed:
             self._sent_eof = True
             self._network._transmit(self, self._peer, None)
 
+    async def send_eof(self) -> None:
+        await trio.lowlevel.checkpoint()
+        self._eof()
+
     async def aclose(self) -> None:
+        # Close first, then checkpoint: aclose must close even when already cancelled
+        # (trio.aclose_forcefully relies on it).
         if not self._closed:
-            await self.send_eof()
+            self._eof()
             self._closed = True
             self._network._streams.discard(self)
             self._inbox.wakeup.set()
