@@ -1,0 +1,164 @@
+"""The checkers on hand-made histories, each violating exactly one property."""
+
+from __future__ import annotations
+
+import pytest
+
+from rpcx_broadcast import (
+    Event,
+    History,
+    check,
+    check_agreement,
+    check_causal,
+    check_fifo,
+    check_fifo_total,
+    check_integrity,
+    check_no_duplication,
+    check_prefix_consistency,
+    check_total,
+    check_uniform_agreement,
+    check_validity,
+    count_duplicates,
+)
+
+
+def b(node: str, seq: int, payload: bytes | None = None) -> Event:
+    return Event("broadcast", node, seq, payload or f"{node}{seq}".encode())
+
+
+def d(origin: str, seq: int, payload: bytes | None = None) -> Event:
+    return Event("deliver", origin, seq, payload or f"{origin}{seq}".encode())
+
+
+def notes_fifo_example() -> History:
+    """The notes' figure: A broadcasts m1 and m3, B delivers m1 then broadcasts m2,
+    C delivers m2 before m1. FIFO holds; causality does not."""
+    return History.build({
+        "A": [b("A", 0), d("A", 0), b("A", 1), d("A", 1), d("B", 0)],
+        "B": [d("A", 0), b("B", 0), d("B", 0), d("A", 1)],
+        "C": [d("B", 0), d("A", 0), d("A", 1)],
+    })
+
+
+def test_notes_fifo_example_is_fifo_but_not_causal() -> None:
+    history = notes_fifo_example()
+    assert check(history, "fifo") is None
+    found = check_causal(history)
+    assert found is not None
+    assert str(found) == ("causal violated: node C delivered B:0 before A:0, which B had "
+                          "delivered before broadcasting B:0")
+    assert check(history, "causal") == found
+
+
+def test_good_total_history_passes_everything() -> None:
+    seq = [d("A", 0), d("B", 0), d("A", 1)]
+    history = History.build({
+        "A": [b("A", 0), b("A", 1), *seq[:1], d("B", 0), d("A", 1)],
+        "B": [b("B", 0), *seq],
+    })
+    for order in ("reliable", "fifo", "total", "fifo_total"):
+        assert check(history, order) is None, order
+
+
+def test_integrity_changed_payload_and_invented_message() -> None:
+    changed = History.build({"A": [b("A", 0), d("A", 0, b"evil")]})
+    assert "payload b'evil'" in str(check_integrity(changed))
+    invented = History.build({"A": [d("Z", 3)]})
+    assert str(check_integrity(invented)) == \
+        "integrity violated: node A delivered Z:3, which was never broadcast"
+    misnumbered = History.build({"A": [b("A", 1)]})
+    assert check_integrity(misnumbered) is not None
+
+
+def test_duplicates_are_counted() -> None:
+    history = History.build({"A": [b("A", 0), d("A", 0), d("A", 0), d("A", 0)],
+                             "B": [d("A", 0), d("A", 0)]})
+    assert count_duplicates(history) == 3
+    assert str(check_no_duplication(history)) == ("no duplication violated: 3 duplicate "
+                                                  "deliveries; first: node A delivered A:0 "
+                                                  "twice")
+
+
+def test_validity_needs_own_delivery_but_not_from_crashed() -> None:
+    history = History.build({"A": [b("A", 0)], "B": []})
+    assert "correct node A broadcast A:0 but never delivered it" in str(check_validity(history))
+    assert check_validity(History.build({"A": [b("A", 0)], "B": []}, crashed={"A"})) is None
+
+
+def test_agreement_and_uniform_agreement() -> None:
+    history = History.build({"A": [b("A", 0), d("A", 0)], "B": [], "C": [d("A", 0)]},
+                            crashed={"A"})
+    assert "correct node C delivered A:0 but correct node B never did" in \
+        str(check_agreement(history))
+    only_crashed = History.build({"A": [b("A", 0), d("A", 0)], "B": []}, crashed={"A"})
+    assert check_agreement(only_crashed) is None
+    assert "crashed node A delivered A:0" in str(check_uniform_agreement(only_crashed))
+
+
+def test_fifo_reorder_and_gap() -> None:
+    reorder = History.build({"A": [b("A", 0), b("A", 1), d("A", 1), d("A", 0)]})
+    assert str(check_fifo(reorder)) == "FIFO violated: node A delivered A:1 before A:0"
+    gap = History.build({"A": [b("A", 0), b("A", 1), b("A", 2)],
+                         "B": [d("A", 0), d("A", 2)]})
+    assert str(check_fifo(gap)) == "FIFO violated: node B delivered A:2 before A:1"
+
+
+def test_causal_own_earlier_broadcast() -> None:
+    history = History.build({"A": [b("A", 0), b("A", 1)], "B": [d("A", 1), d("A", 0)]})
+    assert "which A had broadcast before broadcasting A:1" in str(check_causal(history))
+
+
+def test_causal_is_transitive() -> None:
+    # A:0 -> (B delivered it) B:0 -> (C delivered it) C:0; D delivers C:0 before A:0
+    history = History.build({
+        "A": [b("A", 0), d("A", 0)],
+        "B": [d("A", 0), b("B", 0), d("B", 0)],
+        "C": [d("A", 0), d("B", 0), b("C", 0), d("C", 0)],
+        "D": [d("B", 0), d("C", 0), d("A", 0)],
+    })
+    found = check_causal(history)
+    assert found is not None and "node D delivered B:0 before A:0" in str(found)
+
+
+def test_receipts_create_no_dependency() -> None:
+    # B broadcast B:0 without delivering A:0 (it may have *received* it): concurrent.
+    history = History.build({"A": [b("A", 0), d("A", 0), d("B", 0)],
+                             "B": [b("B", 0), d("B", 0), d("A", 0)]})
+    assert check_causal(history) is None
+
+
+def test_total_order_disagreement() -> None:
+    history = History.build({
+        "A": [b("A", 0), d("A", 0), d("B", 0)],
+        "B": [b("B", 0), d("B", 0), d("A", 0)],
+    })
+    assert check_fifo(history) is None
+    assert str(check_total(history)) == ("total order violated: node A delivered A:0 before "
+                                         "B:0, but node B delivered B:0 first")
+    assert check_fifo_total(history) is not None
+
+
+def test_prefix_consistency_catches_a_skip_that_total_order_misses() -> None:
+    # B skips A:0 that A delivered; the common messages are in the same order.
+    history = History.build({
+        "A": [b("A", 0), b("A", 1), d("A", 0), d("A", 1)],
+        "B": [d("A", 1)],
+    })
+    assert check_total(history) is None
+    assert str(check_prefix_consistency(history)) == ("prefix consistency violated: at "
+                                                      "position 0 node A delivered A:0 but "
+                                                      "node B delivered A:1")
+
+
+def test_fifo_total_catches_fifo_violation_in_agreed_order() -> None:
+    history = History.build({
+        "A": [b("A", 0), b("A", 1), d("A", 1), d("A", 0)],
+        "B": [d("A", 1), d("A", 0)],
+    })
+    assert check_total(history) is None
+    assert str(check_fifo_total(history)) == "FIFO violated: node A delivered A:1 before A:0"
+
+
+def test_unknown_order() -> None:
+    with pytest.raises(ValueError, match="unknown order 'psychic'"):
+        check(History.build({}), "psychic")
