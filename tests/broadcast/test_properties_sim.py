@@ -13,9 +13,9 @@ import os
 
 import pytest
 
-from rpcx_broadcast.testing.sim import SCENARIOS, describe_failure, run_scenario, simulate
-from rpcx_broadcast.testing.properties import check
 from rpcx_broadcast.testing import sim
+from rpcx_broadcast.testing.properties import check
+from rpcx_broadcast.testing.sim import SCENARIOS, describe_failure, run_scenario, simulate
 
 SEEDS_PER_ORDER = 1000
 CHUNK = 250
