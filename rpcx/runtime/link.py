@@ -33,7 +33,8 @@ class Link:
         self.conn = conn
         self.name = name
         self._on_event = on_event
-        self._send_lock = trio.Lock()
+        self._sending = False
+        self._flushed = trio.Event()
         self._timer_scope: trio.CancelScope | None = None
         self.closed = trio.Event()
         self._room = trio.Event()
@@ -83,7 +84,9 @@ class Link:
                 self._process()
                 await self.flush()
             if self.finished():
-                # Make the reader stop waiting for bytes that may never come.
+                # Send what is left (a last reply, our GOAWAY), then make the reader stop
+                # waiting for bytes that may never come.
+                await self.flush()
                 await trio.aclose_forcefully(self.stream)
                 return
 
@@ -111,17 +114,39 @@ class Link:
                 self.rearm()
 
     async def flush(self) -> None:
-        """Send what the connection has queued. Frames go out in the order they were
-        queued because the queue is read under the send lock."""
-        async with self._send_lock:
-            data = self.conn.data_to_send()
-            if not data:
+        """Send what the connection has queued, returning once it is written.
+
+        Writes are coalesced: the first flusher becomes the sender, yields once so that
+        every task already runnable can queue its frames too, then writes everything
+        queued, again and again until nothing is left. A flush that finds a sender at
+        work waits for that sender's round to end instead of writing itself, so many
+        calls share one ``send_all`` (one system call) rather than each paying for their
+        own. Frames go out in the order they were queued: only the sender takes them.
+        """
+        while self._sending:
+            done = self._flushed
+            await done.wait()
+            if not self.conn.has_data_to_send():
                 return
-            try:
-                await self.stream.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                # The reader sees the same failure and ends the link.
-                return
+            # The sender stopped early (cancelled) and left frames queued: take over.
+        if not self.conn.has_data_to_send():
+            return
+        self._sending = True
+        try:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            while True:
+                data = self.conn.data_to_send()
+                if not data:
+                    return
+                try:
+                    await self.stream.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    # The reader sees the same failure and ends the link.
+                    return
+        finally:
+            self._sending = False
+            self._flushed.set()
+            self._flushed = trio.Event()
 
     def call_ended(self) -> None:
         """Wake callers waiting for a free call slot."""

@@ -135,7 +135,7 @@ class Server:
     async def _drain(self, connections: trio.Nursery) -> None:
         now = trio.current_time()
         for link in list(self._links):
-            link.conn.close(now, status=Status.UNAVAILABLE, message="server shutting down")
+            link.conn.close(now, message="server shutting down")
             link.rearm()
             await link.flush()
         with trio.move_on_after(self.grace_period):

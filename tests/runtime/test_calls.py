@@ -7,7 +7,7 @@ import trio
 import trio.testing
 
 import rpcx
-from rpcx.schema import MethodSpec, StructSpec, FieldSpec, STRING, INT
+from rpcx.schema import INT, STRING, FieldSpec, MethodSpec, StructSpec
 from tests.runtime.echo_rpcx import Refused
 from tests.runtime.harness import Echo, echo_pair
 
@@ -99,7 +99,7 @@ async def test_bad_arguments_are_refused_before_sending() -> None:
 
 async def test_one_way_calls_run_without_a_reply() -> None:
     impl = Echo()
-    async with echo_pair(impl) as (client, _, server, _):
+    async with echo_pair(impl) as (client, _, _, _):
         for i in range(5):
             await client.note(f"note {i}")
         assert await client.echo("sync") == "sync"  # after the notes on the same connection
