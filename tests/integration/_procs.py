@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -89,12 +89,25 @@ class ServerProcess:
 
     async def wait_for_log(self, needle: str, *, count: int = 1, timeout: float = 5.0) -> None:
         """Wait until ``needle`` appears ``count`` times in the server's stdout."""
-        with trio.move_on_after(timeout):
-            while self.logs.count(needle) < count:
-                await trio.sleep(0.02)
-            return
-        raise AssertionError(f"{needle!r} not logged {count} time(s) within {timeout} s\n"
-                             + self.logs.describe())
+        if not await poll_until(lambda: self.logs.count(needle) >= count, timeout):
+            raise AssertionError(f"{needle!r} not logged {count} time(s) within {timeout} s\n"
+                                 + self.logs.describe())
+
+
+async def poll_until(condition: Callable[[], Awaitable[bool] | bool], timeout: float, *,
+                     interval: float = 0.02) -> bool:
+    """Check ``condition`` every ``interval`` seconds until it holds (True) or ``timeout``
+    passes (False). For state outside this process (a log file, a listening socket),
+    which no trio.Event can signal."""
+    with trio.move_on_after(timeout):
+        while True:
+            result = condition()
+            if not isinstance(result, bool):
+                result = await result
+            if result:
+                return True
+            await trio.sleep(interval)
+    return False
 
 
 @asynccontextmanager
