@@ -37,6 +37,6 @@ def test_the_exception_tree_is_as_documented() -> None:
     for error in (rpcx.RemoteError, rpcx.DeadlineExceeded, rpcx.Cancelled, rpcx.Unavailable,
                   rpcx.DeclaredError):
         assert issubclass(error, rpcx.RpcError)
-    for error in (rpcx.RpcError, rpcx.CodecError, rpcx.IdlError, rpcx.ProtocolError):
-        assert issubclass(error, rpcx.RpcxError)
+    for base in (rpcx.RpcError, rpcx.CodecError, rpcx.IdlError, rpcx.ProtocolError):
+        assert issubclass(base, rpcx.RpcxError)
     assert rpcx.DeadlineExceeded().code is rpcx.Status.DEADLINE_EXCEEDED
