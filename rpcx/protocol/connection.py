@@ -182,6 +182,10 @@ class Connection:
         self._out.clear()
         return data
 
+    def has_data_to_send(self) -> bool:
+        """True if :meth:`data_to_send` would return bytes."""
+        return bool(self._out)
+
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timeout` must next be called; None if never."""
         if self._state is ConnectionState.CLOSED:
