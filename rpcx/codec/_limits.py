@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from rpcx.codec._compile import Compiler, Converter
-from rpcx.codec.base import Schema
+from rpcx.codec.base import (
+    DEFAULT_MAX_COLLECTION_LEN,
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    Schema,
+)
 from rpcx.codec.convert import PathError
 from rpcx.errors import CodecError
 
@@ -55,3 +60,29 @@ class ConverterCache:
         fn = self._compiler.compile(schema)
         self.cache[id(schema)] = (schema, fn)
         return fn
+
+
+class LimitedCodec:
+    """What both codecs share: their limits (constructor parameters with safe defaults)
+    and one converter cache per direction, compiled per schema node on first use."""
+
+    name: str
+    content_type: str
+    _json: bool
+
+    def __init__(self, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 max_depth: int = DEFAULT_MAX_DEPTH,
+                 max_collection_len: int = DEFAULT_MAX_COLLECTION_LEN) -> None:
+        self.max_message_bytes = check_limit("max_message_bytes", max_message_bytes)
+        self.max_depth = check_limit("max_depth", max_depth)
+        self.max_collection_len = check_limit("max_collection_len", max_collection_len)
+        self._encoders = ConverterCache(json=self._json, encode=True,
+                                        max_collection_len=max_collection_len)
+        self._decoders = ConverterCache(json=self._json, encode=False,
+                                        max_collection_len=max_collection_len)
+        self._enc_cache = self._encoders.cache
+        self._dec_cache = self._decoders.cache
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(max_message_bytes={self.max_message_bytes}, "
+                f"max_depth={self.max_depth}, max_collection_len={self.max_collection_len})")

@@ -14,11 +14,8 @@ from typing import Any, Final, NoReturn
 
 import cbor2
 
-from rpcx.codec._limits import ConverterCache, check_limit, too_big
+from rpcx.codec._limits import LimitedCodec, too_big
 from rpcx.codec.base import (
-    DEFAULT_MAX_COLLECTION_LEN,
-    DEFAULT_MAX_DEPTH,
-    DEFAULT_MAX_MESSAGE_BYTES,
     Schema,
 )
 from rpcx.codec.convert import (
@@ -94,7 +91,7 @@ def _decode_error(exc: BaseException) -> CodecError:
     return CodecError(f"invalid CBOR: {exc}")
 
 
-class CborCodec:
+class CborCodec(LimitedCodec):
     """Tag-keyed CBOR through cbor2, validated against the schema both ways.
 
     :param max_message_bytes: the largest encoded message accepted or produced.
@@ -104,23 +101,7 @@ class CborCodec:
 
     name: str = "cbor"
     content_type: str = "application/cbor"
-
-    def __init__(self, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-                 max_depth: int = DEFAULT_MAX_DEPTH,
-                 max_collection_len: int = DEFAULT_MAX_COLLECTION_LEN) -> None:
-        self.max_message_bytes = check_limit("max_message_bytes", max_message_bytes)
-        self.max_depth = check_limit("max_depth", max_depth)
-        self.max_collection_len = check_limit("max_collection_len", max_collection_len)
-        self._encoders = ConverterCache(json=False, encode=True,
-                                    max_collection_len=max_collection_len)
-        self._decoders = ConverterCache(json=False, encode=False,
-                                    max_collection_len=max_collection_len)
-        self._enc_cache = self._encoders.cache
-        self._dec_cache = self._decoders.cache
-
-    def __repr__(self) -> str:
-        return (f"CborCodec(max_message_bytes={self.max_message_bytes}, "
-                f"max_depth={self.max_depth}, max_collection_len={self.max_collection_len})")
+    _json = False
 
     def encode(self, schema: Schema, value: object) -> bytes:
         entry = self._enc_cache.get(id(schema))

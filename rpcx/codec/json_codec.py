@@ -11,11 +11,8 @@ import decimal
 import json
 from typing import Any, Final, NoReturn
 
-from rpcx.codec._limits import ConverterCache, check_limit, too_big
+from rpcx.codec._limits import LimitedCodec, too_big
 from rpcx.codec.base import (
-    DEFAULT_MAX_COLLECTION_LEN,
-    DEFAULT_MAX_DEPTH,
-    DEFAULT_MAX_MESSAGE_BYTES,
     Schema,
 )
 from rpcx.codec.convert import PathError
@@ -68,7 +65,7 @@ def _check_depth(value: object, max_depth: int) -> None:
                      if type(child) is dict or type(child) is list)
 
 
-class JsonCodec:
+class JsonCodec(LimitedCodec):
     """Name-keyed JSON, validated against the schema both ways.
 
     :param max_message_bytes: the largest encoded message accepted or produced.
@@ -78,23 +75,7 @@ class JsonCodec:
 
     name: str = "json"
     content_type: str = "application/json"
-
-    def __init__(self, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-                 max_depth: int = DEFAULT_MAX_DEPTH,
-                 max_collection_len: int = DEFAULT_MAX_COLLECTION_LEN) -> None:
-        self.max_message_bytes = check_limit("max_message_bytes", max_message_bytes)
-        self.max_depth = check_limit("max_depth", max_depth)
-        self.max_collection_len = check_limit("max_collection_len", max_collection_len)
-        self._encoders = ConverterCache(json=True, encode=True,
-                                    max_collection_len=max_collection_len)
-        self._decoders = ConverterCache(json=True, encode=False,
-                                    max_collection_len=max_collection_len)
-        self._enc_cache = self._encoders.cache
-        self._dec_cache = self._decoders.cache
-
-    def __repr__(self) -> str:
-        return (f"JsonCodec(max_message_bytes={self.max_message_bytes}, "
-                f"max_depth={self.max_depth}, max_collection_len={self.max_collection_len})")
+    _json = True
 
     def encode(self, schema: Schema, value: object) -> bytes:
         entry = self._enc_cache.get(id(schema))
