@@ -32,6 +32,9 @@ def map_stream_errors(what: str) -> Iterator[None]:
     try:
         yield
     except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-        raise Unavailable(f"{what}: connection lost ({exc or type(exc).__name__})") from exc
+        # trio's errors often carry no message; the real cause (say, a certificate the
+        # client does not trust) is then their __cause__.
+        reason = str(exc) or str(exc.__cause__ or "") or type(exc).__name__
+        raise Unavailable(f"{what}: connection lost ({reason})") from exc
     except OSError as exc:
         raise Unavailable(f"{what}: {exc.strerror or exc}") from exc

@@ -152,11 +152,6 @@ async def test_tls_client_rejects_an_untrusted_server(tls_server: Target) -> Non
             assert channel.statistics().connect_failures == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rpcx/runtime/_errors.py:35 map_stream_errors formats "
-    "f'connection lost ({exc or type(exc).__name__})': an exception is always truthy, so "
-    "trio's message-less BrokenResourceError prints as '()' and the real cause "
-    "(exc.__cause__, here ssl.SSLCertVerificationError) is never shown"))
 async def test_untrusted_server_error_names_the_certificate_problem(tls_server: Target) -> None:
     transport = rpcx.TlsTransport(tls_server.client_context(trust=False))
     with trio.fail_after(10):
