@@ -1,8 +1,8 @@
 """rpcx_broadcast: group communication (reliable, FIFO, causal, total, FIFO-total).
 
-The public API so far: the sans-I/O layer classes and ``Stack`` (see
+The public API: ``open_group`` and ``Group`` (the trio runtime over rpcx, see
+``rpcx_broadcast.runtime``), the sans-I/O layer classes and ``Stack`` (see
 ``rpcx_broadcast.core``) and the history checkers (see ``rpcx_broadcast.testing``).
-The trio runtime (``open_group``) comes later.
 """
 
 from __future__ import annotations
@@ -25,6 +25,16 @@ from .core import SetTimer as SetTimer
 from .core import Stack as Stack
 from .core import StaticMembership as StaticMembership
 from .core import View as View
+from .runtime import CAUSAL as CAUSAL
+from .runtime import FIFO as FIFO
+from .runtime import FIFO_TOTAL as FIFO_TOTAL
+from .runtime import LAMPORT_FIFO_TOTAL as LAMPORT_FIFO_TOTAL
+from .runtime import RELIABLE as RELIABLE
+from .runtime import TOTAL as TOTAL
+from .runtime import Delivery as Delivery
+from .runtime import Group as Group
+from .runtime import GroupStatistics as GroupStatistics
+from .runtime import open_group as open_group
 from .testing.properties import Event as Event
 from .testing.properties import History as History
 from .testing.properties import Violation as Violation
@@ -42,11 +52,13 @@ from .testing.properties import check_validity as check_validity
 from .testing.properties import count_duplicates as count_duplicates
 
 __all__ = [
-    "BestEffortBroadcast", "BufferFull", "CancelTimer", "CausalBroadcast", "Deliver",
-    "DynamicMembership", "EagerReliableBroadcast", "Event", "FifoBroadcast",
-    "GossipBroadcast", "HeartbeatFailureDetector", "History", "LamportTotal", "Layer",
-    "Send", "SequencerTotal", "SetTimer", "Stack", "StaticMembership", "View", "Violation",
-    "check", "check_agreement", "check_causal", "check_fifo", "check_fifo_total",
-    "check_integrity", "check_no_duplication", "check_prefix_consistency", "check_total",
-    "check_uniform_agreement", "check_validity", "count_duplicates",
+    "BestEffortBroadcast", "BufferFull", "CAUSAL", "CancelTimer", "CausalBroadcast",
+    "Deliver", "Delivery", "DynamicMembership", "EagerReliableBroadcast", "Event", "FIFO",
+    "FIFO_TOTAL", "FifoBroadcast", "GossipBroadcast", "Group", "GroupStatistics",
+    "HeartbeatFailureDetector", "History", "LAMPORT_FIFO_TOTAL", "LamportTotal", "Layer",
+    "RELIABLE", "Send", "SequencerTotal", "SetTimer", "Stack", "StaticMembership", "TOTAL",
+    "View", "Violation", "check", "check_agreement", "check_causal", "check_fifo",
+    "check_fifo_total", "check_integrity", "check_no_duplication",
+    "check_prefix_consistency", "check_total", "check_uniform_agreement", "check_validity",
+    "count_duplicates", "open_group",
 ]
