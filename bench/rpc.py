@@ -83,6 +83,7 @@ def payload() -> bytes:
     """The payments request, encoded exactly as the rpcx client sends it."""
     service: ServiceSpec = vars(PaymentsService)["__rpcx_spec__"]
     method = service.method("process_payment")
+    assert method is not None
     return rpcx.get_codec("cbor").encode(method.params, ARGS)
 
 
