@@ -18,6 +18,15 @@ from tests.runtime.echo_rpcx import Blob, EchoClient, EchoService, Refused
 _names = itertools.count()
 
 
+def replay_exactly(seed: int) -> None:
+    """Make trio's scheduler deterministic from here on, so that a simulation with the same
+    seed takes the same path every time (trio's hypothesis integration does the same).
+    Uses trio's private scheduler state: only for tests."""
+    import trio._core._run as trio_run
+
+    trio_run._r.seed(seed)
+
+
 def mem_address() -> str:
     """A fresh in-memory address, so tests never share a listener."""
     return f"mem://test-{next(_names)}"

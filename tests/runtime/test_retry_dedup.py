@@ -16,7 +16,7 @@ from examples.payments.payments_rpcx import Card, Currency, PaymentsClient
 from examples.payments.service import Ledger, Payments
 from rpcx.transport import LinkFaults, SimNetwork
 from tests.runtime.echo_rpcx import EchoClient
-from tests.runtime.harness import Echo, echo_pair
+from tests.runtime.harness import Echo, echo_pair, replay_exactly
 
 CARD = Card(card_number="4111 1111 1111 1111", expiry_date="10/2030", cvc="123")
 SEED = int(os.environ.get("RPCX_SEED", "2026"))
@@ -24,6 +24,7 @@ SEED = int(os.environ.get("RPCX_SEED", "2026"))
 
 async def test_a_thousand_payments_over_a_lossy_network_charge_each_exactly_once(
         autojump_clock: trio.testing.MockClock) -> None:
+    replay_exactly(SEED)
     # 30% of packets lost in both directions, with jittered delay: requests and replies
     # vanish, connections break (a lost preface), and the channel retries and reconnects.
     net = SimNetwork(seed=SEED, faults=LinkFaults(drop=0.3, delay=(0.02, 0.02)))
