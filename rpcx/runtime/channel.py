@@ -12,8 +12,8 @@ nothing outlives the ``async with`` block.
 from __future__ import annotations
 
 import math
+import os
 import random
-import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -175,9 +175,12 @@ class Channel:
                    metadata: Mapping[str, str] | None = None) -> Any:
         """A unary call: encode, send, wait for the reply (retrying when safe), decode."""
         self._stats["calls"] += 1
-        info = CallInfo(method, {**self._metadata, **(metadata or {})},
+        info = CallInfo(method, {**self._metadata, **metadata} if metadata else
+                        dict(self._metadata),
                         effective_deadline(method, timeout, self.default_timeout), args)
         try:
+            if not self._interceptors:
+                return await self._unary(info)
             return await run_chain(self._interceptors, info, self._unary)
         except RpcError:
             self._stats["failures"] += 1
@@ -198,7 +201,7 @@ class Channel:
     async def _unary(self, info: CallInfo) -> Any:
         method = info.method
         payload = self.codec.encode(method.params, info.args)  # bad arguments raise here
-        key = None if method.idempotent else secrets.token_bytes(16)
+        key = None if method.idempotent else os.urandom(16)
         policy = self.retry
         attempt = 1
         while True:
@@ -241,8 +244,11 @@ class Channel:
         attempt_deadline = math.inf if policy.attempt_timeout is None else min(
             deadline, now + policy.attempt_timeout)
         try:
-            with trio.move_on_at(attempt_deadline):
+            if attempt_deadline == math.inf:
                 await pending.done.wait()
+            else:
+                with trio.move_on_at(attempt_deadline):
+                    await pending.done.wait()
         except trio.Cancelled:
             # The caller gave up: tell the server, so it cancels the handler.
             if link.pending.pop(call_id, None) is not None:

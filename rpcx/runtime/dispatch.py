@@ -111,9 +111,12 @@ class Dispatcher:
             with deadline_scope(call.deadline, call.metadata):
                 return await route.handler(*call.args)
 
-        info = CallInfo(method, dict(metadata or {}), deadline, peer=peer)
+        info = CallInfo(method, dict(metadata) if metadata else {}, deadline, peer=peer)
         try:
-            result = await run_chain(self._interceptors, info, invoke)
+            if self._interceptors:
+                result = await run_chain(self._interceptors, info, invoke)
+            else:
+                result = await invoke(info)
         except DeclaredError as exc:
             return _declared_failure(method, exc, codec)
         except RpcError as exc:

@@ -78,6 +78,8 @@ class Server:
     rpcx clients wait for room instead), ``max_frame_size``, ``keepalive_interval``,
     ``keepalive_timeout``, ``grace_period`` for graceful shutdown, and the idempotency
     cache's ``dedup_window`` (seconds a reply is kept) and ``max_idempotency_cache``.
+    ``reflection`` (default on) also serves the built-in ``rpcx.reflection.Reflection``
+    service (:mod:`rpcx.reflection`), which tools such as ``rpcx call`` use.
     """
 
     def __init__(self, services: Iterable[object], *, codec: Codec | None = None,
@@ -88,7 +90,12 @@ class Server:
                  keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
                  grace_period: float = 5.0,
                  dedup_window: float = DEFAULT_DEDUP_WINDOW,
-                 max_idempotency_cache: int = DEFAULT_MAX_IDEMPOTENCY_CACHE) -> None:
+                 max_idempotency_cache: int = DEFAULT_MAX_IDEMPOTENCY_CACHE,
+                 reflection: bool = True) -> None:
+        if reflection:
+            from rpcx.reflection import with_reflection
+
+            services = with_reflection(services)
         self.dispatcher = Dispatcher(services, interceptors)
         self.codec = codec or get_codec("cbor")
         self.grace_period = grace_period
@@ -203,7 +210,6 @@ class Server:
         else:
             link.conn.send_error(event.call_id, reply.status, reply.message, reply.details,
                                  error_name=reply.error_name, error_payload=reply.error_payload)
-        link.call_ended()
         link.rearm()
         await link.flush()
 
@@ -224,10 +230,13 @@ class Server:
             if isinstance(decision, Overloaded):
                 return Failure(Status.RESOURCE_EXHAUSTED, "too many calls in progress")
             if isinstance(decision, Wait):
-                await self._dedup_done[entry].wait()
+                # Only a duplicate pays for an event: the first execution sets it if present.
+                waiter = self._dedup_done.get(entry)
+                if waiter is None:
+                    waiter = self._dedup_done[entry] = trio.Event()
+                await waiter.wait()
                 continue
             assert isinstance(decision, Execute)
-            done = self._dedup_done[entry] = trio.Event()
             try:
                 reply = await self.dispatcher.dispatch(
                     event.method, event.payload, self.codec, metadata=event.metadata,
@@ -239,8 +248,9 @@ class Server:
                 self._dedup.complete(event.method, key, reply, trio.current_time())
                 return reply
             finally:
-                del self._dedup_done[entry]
-                done.set()
+                waiter = self._dedup_done.pop(entry, None)
+                if waiter is not None:
+                    waiter.set()
 
     def statistics(self) -> ServerStatistics:
         return ServerStatistics(connections=len(self._links), calls_in_flight=self._in_flight,
