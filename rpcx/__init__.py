@@ -24,6 +24,10 @@ from rpcx.errors import RemoteProtocolError as RemoteProtocolError
 from rpcx.errors import RpcError as RpcError
 from rpcx.errors import RpcxError as RpcxError
 from rpcx.errors import Unavailable as Unavailable
+from rpcx.gateway import HttpServer as HttpServer
+from rpcx.gateway import open_http_server as open_http_server
+from rpcx.gateway import openapi_document as openapi_document
+from rpcx.gateway import serve_http as serve_http
 from rpcx.runtime.channel import Channel as Channel
 from rpcx.runtime.channel import ChannelStatistics as ChannelStatistics
 from rpcx.runtime.channel import open_channel as open_channel
@@ -80,6 +84,7 @@ __all__ = [
     "DeclaredError",
     "EnumSpec",
     "FieldSpec",
+    "HttpServer",
     "IdlError",
     "JsonCodec",
     "Kind",
@@ -115,8 +120,11 @@ __all__ = [
     "get_codec",
     "incoming_metadata",
     "open_channel",
+    "open_http_server",
     "open_server",
+    "openapi_document",
     "serve",
+    "serve_http",
     "spec_of",
 ]
 

@@ -28,7 +28,8 @@ def test_classes_and_functions_show_the_public_module() -> None:
 def test_nothing_public_is_left_unexported() -> None:
     public = {n for n in vars(rpcx) if not n.startswith("_")}
     submodules = {"codec", "compiler", "errors", "schema", "status", "transport", "stubs",
-                  "testing", "runtime", "codegen", "protocol", "cli", "gateway", "annotations"}
+                  "testing", "runtime", "codegen", "protocol", "cli", "gateway", "annotations",
+                  "reflection"}
     assert public - set(rpcx.__all__) - submodules == set()
 
 

@@ -1,0 +1,469 @@
+"""The HTTP/1.1 face of an rpcx server: JSON over HTTP, callable with ``curl`` or ``fetch``.
+
+``POST /payments.Payments/process_payment`` with a JSON object of the parameters (keyed by
+name, the JSON mapping of ``docs/marshalling.md``) answers ``200`` and the JSON result.
+Failures answer ``{"code", "message", "details"}`` (plus ``error`` and ``fields`` for an
+IDL-declared error) with an HTTP status mapped from the status code (:data:`HTTP_STATUS`).
+``GET /openapi.json`` serves the OpenAPI 3.1 description of every method served.
+
+HTTP parsing is h11's (sans-I/O); this module drives it over trio streams. Every call goes
+through the same :class:`~rpcx.runtime.dispatch.Dispatcher` as the native protocol, with the
+JSON codec, so handlers, server interceptors and deadlines behave identically: request
+headers become metadata, and the ``rpcx-timeout`` header (seconds) is the call's deadline.
+See ``docs/http.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+import attrs
+import h11
+import trio
+
+from rpcx.codec.json_codec import JsonCodec
+from rpcx.runtime.dispatch import Dispatcher, Failure, Reply, Success
+from rpcx.runtime.interceptors import ServerInterceptor
+from rpcx.status import Status
+from rpcx.transport import bound_url, parse_address, transport_for
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "HTTP_STATUS",
+    "HttpServer",
+    "open_http_server",
+    "serve_http",
+]
+
+logger = logging.getLogger("rpcx.gateway")
+
+DEFAULT_MAX_BODY_BYTES: Final = 1024 * 1024
+"""1 MiB: the largest request body accepted; larger ones get 413."""
+
+HTTP_STATUS: Final[Mapping[Status, int]] = {
+    Status.OK: 200,
+    Status.CANCELLED: 499,
+    Status.UNKNOWN: 500,
+    Status.INVALID_ARGUMENT: 400,
+    Status.DEADLINE_EXCEEDED: 504,
+    Status.NOT_FOUND: 404,
+    Status.ALREADY_EXISTS: 409,
+    Status.PERMISSION_DENIED: 403,
+    Status.RESOURCE_EXHAUSTED: 429,
+    Status.FAILED_PRECONDITION: 400,
+    Status.ABORTED: 409,
+    Status.OUT_OF_RANGE: 400,
+    Status.UNIMPLEMENTED: 404,
+    Status.INTERNAL: 500,
+    Status.UNAVAILABLE: 503,
+    Status.DATA_LOSS: 500,
+    Status.UNAUTHENTICATED: 401,
+}
+"""Status code → HTTP status: gRPC-gateway's conventional mapping (``docs/http.md``)."""
+
+TIMEOUT_HEADER: Final = "rpcx-timeout"
+METADATA_PREFIX: Final = "rpcx-meta-"
+_FORWARDED: Final = frozenset({"authorization"})
+_MAX_HEADER_BYTES: Final = 16 * 1024
+_READ_SIZE: Final = 64 * 1024
+
+_REASONS: Final[Mapping[int, bytes]] = {
+    200: b"OK", 202: b"Accepted", 204: b"No Content", 400: b"Bad Request",
+    401: b"Unauthorized", 403: b"Forbidden", 404: b"Not Found",
+    405: b"Method Not Allowed", 409: b"Conflict", 413: b"Content Too Large",
+    415: b"Unsupported Media Type", 429: b"Too Many Requests", 431:
+    b"Request Header Fields Too Large", 499: b"Client Closed Request",
+    500: b"Internal Server Error", 503: b"Service Unavailable", 504: b"Gateway Timeout",
+}
+
+
+@attrs.frozen
+class _Answer:
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+    close: bool = False
+    """Close the connection after answering (the request body was not read)."""
+
+
+class _Problem(Exception):
+    """A request refused before it reaches the dispatcher."""
+
+    def __init__(self, http_status: int, code: Status, message: str, *,
+                 headers: tuple[tuple[str, str], ...] = (), close: bool = False) -> None:
+        super().__init__(message)
+        self.answer = _Answer(http_status, _error_body(code, message), headers, close)
+
+
+def _error_body(code: Status, message: str, details: Mapping[str, Any] | None = None, *,
+                error: str | None = None, fields: bytes | None = None) -> bytes:
+    body: dict[str, Any] = {"code": code.name, "message": message,
+                            "details": dict(details or {})}
+    if error is not None:
+        body["error"] = error
+        body["fields"] = json.loads(fields) if fields else {}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"),
+                      default=str).encode("utf-8")
+
+
+def _parse_timeout(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise _Problem(400, Status.INVALID_ARGUMENT,
+                       f"{TIMEOUT_HEADER} must be a positive number of seconds, "
+                       f"got {value[:40]!r}")
+    return seconds
+
+
+def metadata_from_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The call metadata carried by HTTP headers: ``authorization`` as is, and every
+    ``rpcx-meta-NAME: value`` header as ``NAME`` (names are lower case)."""
+    metadata: dict[str, str] = {}
+    for name, value in headers:
+        if name in _FORWARDED:
+            metadata[name] = value
+        elif name.startswith(METADATA_PREFIX) and len(name) > len(METADATA_PREFIX):
+            metadata[name.removeprefix(METADATA_PREFIX)] = value
+    return metadata
+
+
+class HttpServer:
+    """Serves a :class:`Dispatcher` over HTTP/1.1 with JSON bodies.
+
+    Options: ``max_body_bytes`` (larger bodies get 413), ``cors_origins`` (origins allowed
+    to call from a browser, ``"*"`` for any; empty turns CORS off), ``idle_timeout``
+    (seconds a keep-alive connection may wait for its next request), ``openapi`` (serve
+    ``/openapi.json``), ``title`` (of the OpenAPI document).
+    """
+
+    def __init__(self, dispatcher: Dispatcher, *,
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                 cors_origins: Sequence[str] = (), idle_timeout: float = 60.0,
+                 openapi: bool = True, title: str = "rpcx services") -> None:
+        if max_body_bytes < 1:
+            raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
+        self.dispatcher = dispatcher
+        self.codec = JsonCodec(max_message_bytes=max(max_body_bytes, 4 * 1024 * 1024))
+        self.max_body_bytes = max_body_bytes
+        self.cors_origins = frozenset(cors_origins)
+        self.idle_timeout = idle_timeout
+        self.openapi = openapi
+        self.title = title
+        self.addresses: list[str] = []
+        """``http://HOST:PORT`` URLs the server listens on."""
+        self._openapi_body: bytes | None = None
+        self._shutdown = trio.Event()
+
+    # -- running -------------------------------------------------------------------------
+
+    async def serve(self, listeners: Sequence[trio.abc.Listener[trio.abc.Stream]], *,
+                    task_status: trio.TaskStatus[HttpServer] = trio.TASK_STATUS_IGNORED,
+                    ) -> None:
+        """Accept on ``listeners`` until :meth:`shutdown` or cancellation."""
+        async with trio.open_nursery() as nursery:
+            for listener in listeners:
+                nursery.start_soon(self._accept_loop, listener, nursery)
+            task_status.started(self)
+            await self._shutdown.wait()
+            nursery.cancel_scope.cancel()
+        for listener in listeners:
+            await trio.aclose_forcefully(listener)
+
+    def shutdown(self) -> None:
+        self._shutdown.set()
+
+    async def _accept_loop(self, listener: trio.abc.Listener[trio.abc.Stream],
+                           nursery: trio.Nursery) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                return
+            except OSError as exc:
+                logger.error("accept failed: %s", exc)
+                await trio.sleep(0.1)
+                continue
+            nursery.start_soon(self.handle_connection, stream)
+
+    async def handle_connection(self, stream: trio.abc.Stream) -> None:
+        """Serve HTTP requests on one connection until it closes (keep-alive)."""
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEADER_BYTES)
+        peer = _describe_peer(stream)
+        try:
+            async with stream:
+                while True:
+                    if not await self._one_request(conn, stream, peer):
+                        return
+                    if (conn.our_state is h11.DONE and conn.their_state is h11.DONE):
+                        conn.start_next_cycle()
+                    else:
+                        return
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+
+    async def _next_event(self, conn: h11.Connection, stream: trio.abc.Stream,
+                          timeout: float) -> Any:
+        while True:
+            event = conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            with trio.move_on_after(timeout) as scope:
+                data = await stream.receive_some(_READ_SIZE)
+            if scope.cancelled_caught:
+                return None
+            conn.receive_data(bytes(data))
+
+    async def _one_request(self, conn: h11.Connection, stream: trio.abc.Stream,
+                           peer: str) -> bool:
+        """Read one request and answer it; False when the connection should close."""
+        try:
+            event = await self._next_event(conn, stream, self.idle_timeout)
+            if event is None or isinstance(event, h11.ConnectionClosed):
+                return False
+            assert isinstance(event, h11.Request), event
+            request = event
+            headers = [(n.decode("latin-1").lower(), v.decode("latin-1"))
+                       for n, v in request.headers]
+            try:
+                answer = await self._handle(conn, stream, request, headers, peer)
+            except _Problem as problem:
+                answer = problem.answer
+        except h11.RemoteProtocolError as exc:
+            if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+                return False
+            status = exc.error_status_hint
+            answer = _Answer(status, _error_body(Status.INVALID_ARGUMENT,
+                                                 f"malformed HTTP request: {exc}"), close=True)
+            headers = []
+        await self._send(conn, stream, answer, headers)
+        return not answer.close
+
+    async def _send(self, conn: h11.Connection, stream: trio.abc.Stream, answer: _Answer,
+                    request_headers: Sequence[tuple[str, str]]) -> None:
+        out: list[tuple[str, str]] = [("server", "rpcx"), *answer.headers]
+        if answer.body:
+            out.append(("content-type", "application/json"))
+        if answer.status != 204:
+            out.append(("content-length", str(len(answer.body))))
+        out.extend(self._cors_headers(request_headers, preflight=False))
+        if answer.close:
+            out.append(("connection", "close"))
+        try:
+            data = conn.send(h11.Response(status_code=answer.status, headers=out,
+                                          reason=_REASONS.get(answer.status, b"")))
+            if answer.body:
+                data += conn.send(h11.Data(data=answer.body))
+            data += conn.send(h11.EndOfMessage())
+        except h11.LocalProtocolError:  # the connection is in no state to answer
+            conn.send_failed()
+            return
+        await stream.send_all(data)
+
+    # -- one request ---------------------------------------------------------------------
+
+    async def _read_body(self, conn: h11.Connection, stream: trio.abc.Stream,
+                         headers: Sequence[tuple[str, str]]) -> bytes:
+        for name, value in headers:
+            if name == "content-length" and int(value) > self.max_body_bytes:
+                raise _Problem(413, Status.RESOURCE_EXHAUSTED,
+                               f"request body of {int(value)} bytes is larger than the "
+                               f"limit of {self.max_body_bytes}", close=True)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            event = await self._next_event(conn, stream, self.idle_timeout)
+            if event is None or isinstance(event, h11.ConnectionClosed):
+                raise _Problem(400, Status.INVALID_ARGUMENT, "request body ended early",
+                               close=True)
+            if isinstance(event, h11.EndOfMessage):
+                return b"".join(chunks)
+            assert isinstance(event, h11.Data), event
+            size += len(event.data)
+            if size > self.max_body_bytes:
+                raise _Problem(413, Status.RESOURCE_EXHAUSTED,
+                               f"request body is larger than the limit of "
+                               f"{self.max_body_bytes} bytes", close=True)
+            chunks.append(bytes(event.data))
+
+    async def _handle(self, conn: h11.Connection, stream: trio.abc.Stream,
+                      request: h11.Request, headers: Sequence[tuple[str, str]],
+                      peer: str) -> _Answer:
+        target = request.target.decode("latin-1")
+        path = target.partition("?")[0]
+        verb = request.method.decode("latin-1")
+        # The body is read (and so the connection kept usable) before any answer.
+        body = await self._read_body(conn, stream, headers)
+        if verb == "OPTIONS":
+            return self._preflight(path, headers)
+        if path == "/openapi.json" and self.openapi:
+            if verb != "GET":
+                raise _Problem(405, Status.UNIMPLEMENTED, f"{verb} is not allowed on {path}: "
+                               "use GET", headers=(("allow", "GET"),))
+            return _Answer(200, self._openapi())
+        route = self.dispatcher.lookup(path[1:]) if path.startswith("/") else None
+        if route is None:
+            raise _Problem(404, Status.UNIMPLEMENTED,
+                           f"unknown method {path!r}: POST to /PACKAGE.SERVICE/METHOD "
+                           "(GET /openapi.json lists them)")
+        if verb != "POST":
+            raise _Problem(405, Status.UNIMPLEMENTED,
+                           f"{verb} is not allowed on {path}: rpcx methods are called with "
+                           "POST", headers=(("allow", "POST, OPTIONS"),))
+        content_type = _header(headers, "content-type")
+        media = (content_type or "").partition(";")[0].strip().lower()
+        if media != "application/json":
+            raise _Problem(415, Status.INVALID_ARGUMENT,
+                           f"content-type must be application/json, got "
+                           f"{(content_type or 'none')[:60]!r}",
+                           headers=(("accept", "application/json"),))
+        method = route.method
+        timeout_header = _header(headers, TIMEOUT_HEADER)
+        timeout = (_parse_timeout(timeout_header) if timeout_header is not None
+                   else method.deadline)
+        deadline = math.inf if timeout is None else trio.current_time() + timeout
+        reply = await self._dispatch(path[1:], body or b"{}", headers, deadline, peer)
+        if isinstance(reply, Success):
+            if method.oneway:
+                return _Answer(202)
+            return _Answer(200, reply.payload if method.result is not None else b"null",
+                           (("rpcx-status", "OK"),))
+        if method.oneway and reply.status not in (Status.INVALID_ARGUMENT,
+                                                  Status.UNAUTHENTICATED,
+                                                  Status.PERMISSION_DENIED):
+            return _Answer(202)  # one-way: the caller hears only that it was accepted
+        return _Answer(HTTP_STATUS.get(reply.status, 500),
+                       _error_body(reply.status, reply.message, reply.details,
+                                   error=reply.error_name, fields=reply.error_payload),
+                       (("rpcx-status", reply.status.name),))
+
+    async def _dispatch(self, path: str, body: bytes, headers: Sequence[tuple[str, str]],
+                        deadline: float, peer: str) -> Reply:
+        reply: Reply | None = None
+        with trio.move_on_at(deadline):
+            reply = await self.dispatcher.dispatch(
+                path, body, self.codec, metadata=metadata_from_headers(headers),
+                deadline=deadline, peer=peer)
+        if reply is None:
+            return Failure(Status.DEADLINE_EXCEEDED, "deadline exceeded")
+        return reply
+
+    def _openapi(self) -> bytes:
+        if self._openapi_body is None:
+            from rpcx.gateway.openapi import openapi_document
+
+            document = openapi_document(self.dispatcher.services, title=self.title,
+                                        server_url=self.addresses[0] if self.addresses
+                                        else None)
+            self._openapi_body = json.dumps(document, ensure_ascii=False,
+                                            separators=(",", ":")).encode("utf-8")
+        return self._openapi_body
+
+    # -- CORS ----------------------------------------------------------------------------
+
+    def _allowed_origin(self, headers: Sequence[tuple[str, str]]) -> str | None:
+        origin = _header(headers, "origin")
+        if origin is None or not self.cors_origins:
+            return None
+        if "*" in self.cors_origins:
+            return "*"
+        return origin if origin in self.cors_origins else None
+
+    def _cors_headers(self, headers: Sequence[tuple[str, str]], *,
+                      preflight: bool) -> list[tuple[str, str]]:
+        origin = self._allowed_origin(headers)
+        if origin is None:
+            return []
+        out = [("access-control-allow-origin", origin)]
+        if origin != "*":
+            out.append(("vary", "Origin"))
+        if not preflight:
+            out.append(("access-control-expose-headers", "rpcx-status"))
+        return out
+
+    def _preflight(self, path: str, headers: Sequence[tuple[str, str]]) -> _Answer:
+        allow = "GET, OPTIONS" if path == "/openapi.json" else "POST, OPTIONS"
+        out: list[tuple[str, str]] = [("allow", allow)]
+        if self._allowed_origin(headers) is not None:
+            requested = _header(headers, "access-control-request-headers")
+            out += [("access-control-allow-methods", allow),
+                    ("access-control-allow-headers",
+                     requested or f"content-type, authorization, {TIMEOUT_HEADER}"),
+                    ("access-control-max-age", "600")]
+        return _Answer(204, b"", tuple(out))
+
+
+def _header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+def _describe_peer(stream: trio.abc.Stream) -> str:
+    sock = getattr(stream, "socket", None)
+    if sock is not None:
+        try:
+            return str(sock.getpeername())
+        except OSError:
+            return "unknown"
+    return type(stream).__name__
+
+
+def _http_url(listener: trio.abc.Listener[trio.abc.Stream], address: str) -> str:
+    url = bound_url(listener, address)
+    scheme, _, rest = url.partition("://")
+    return f"http://{rest}" if scheme == "tcp" else url
+
+
+def build_dispatcher(services: Iterable[object], interceptors: Sequence[ServerInterceptor],
+                     reflection: bool) -> Dispatcher:
+    """The dispatcher for ``services``, with the reflection service unless turned off."""
+    impls = list(services)
+    if reflection:
+        from rpcx.reflection import with_reflection
+
+        impls = with_reflection(impls)
+    return Dispatcher(impls, interceptors)
+
+
+async def serve_http(address: str, services: Iterable[object] | Dispatcher, *,
+                     interceptors: Sequence[ServerInterceptor] = (),
+                     reflection: bool = True,
+                     task_status: trio.TaskStatus[HttpServer] = trio.TASK_STATUS_IGNORED,
+                     **options: Any) -> None:
+    """Serve ``services`` over HTTP on ``address`` (``tcp://HOST:PORT``) until cancelled.
+
+    ``services`` may also be an existing :class:`Dispatcher` (``server.dispatcher``), to
+    serve exactly what a native :class:`~rpcx.Server` serves. ``options`` are
+    :class:`HttpServer`'s. ``await nursery.start(serve_http, ...)`` returns the
+    :class:`HttpServer` once it listens (``addresses`` holds ``http://`` URLs).
+    """
+    dispatcher = (services if isinstance(services, Dispatcher)
+                  else build_dispatcher(services, interceptors, reflection))
+    parsed = parse_address(address)
+    listeners = await transport_for(parsed).listen(parsed)
+    server = HttpServer(dispatcher, **options)
+    server.addresses = [_http_url(listener, address) for listener in listeners]
+    await server.serve(listeners, task_status=task_status)
+
+
+@asynccontextmanager
+async def open_http_server(address: str, services: Iterable[object] | Dispatcher,
+                           **options: Any) -> AsyncIterator[HttpServer]:
+    """Serve over HTTP while the block runs (see :func:`serve_http`)."""
+    async with trio.open_nursery() as nursery:
+        server: HttpServer = await nursery.start(
+            lambda task_status: serve_http(address, services, task_status=task_status,
+                                           **options))
+        try:
+            yield server
+        finally:
+            server.shutdown()
