@@ -1,0 +1,21 @@
+"""Trio adapters: run broadcast stacks over rpcx transports (``open_group``)."""
+
+from __future__ import annotations
+
+from .group import CAUSAL as CAUSAL
+from .group import FIFO as FIFO
+from .group import FIFO_TOTAL as FIFO_TOTAL
+from .group import LAMPORT_FIFO_TOTAL as LAMPORT_FIFO_TOTAL
+from .group import ORDERS as ORDERS
+from .group import RELIABLE as RELIABLE
+from .group import TOTAL as TOTAL
+from .group import Group as Group
+from .group import make_stack as make_stack
+from .group import open_group as open_group
+from .node import Delivery as Delivery
+from .node import GroupStatistics as GroupStatistics
+from .node import Node as Node
+
+__all__ = ["CAUSAL", "FIFO", "FIFO_TOTAL", "LAMPORT_FIFO_TOTAL", "ORDERS", "RELIABLE",
+           "TOTAL", "Delivery", "Group", "GroupStatistics", "Node", "make_stack",
+           "open_group"]

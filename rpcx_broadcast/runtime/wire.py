@@ -1,0 +1,173 @@
+"""The explicit mapping between core message values and the IDL types of
+``idl/broadcast.rpcx`` (generated into ``rpcx_broadcast._generated.broadcast_rpcx``).
+
+The cores exchange frozen attrs values (``Wire(layer, msg)`` around ``LinkData``,
+``GossipBatch``, ``FifoMsg`` ...). On the way out :func:`to_frame` turns one into an IDL
+``Frame``; on the way in :func:`from_frame` turns a ``Frame`` back into exactly the value
+that was sent. Bodies nest (a ``GossipMsg`` carries a ``FifoMsg`` that carries a
+``LamportMsg`` that carries the application's bytes), so :func:`to_body` and
+:func:`from_body` recurse through the ``Body`` union. Anything the mapping does not know
+raises ``TypeError`` (sending) or ``ProtocolViolation`` (receiving), never a guess.
+
+``None`` is only legal as the body of a ``LamportMsg`` (a heartbeat); it travels as an
+absent optional field.
+"""
+
+from __future__ import annotations
+
+from rpcx_broadcast._generated import broadcast_rpcx as idl
+from rpcx_broadcast.core.actions import Wire
+from rpcx_broadcast.core.causal import CausalMsg
+from rpcx_broadcast.core.failure_detector import Heartbeat
+from rpcx_broadcast.core.fifo import FifoMsg, FifoNak
+from rpcx_broadcast.core.gossip import GossipBatch, GossipMsg
+from rpcx_broadcast.core.layer import ProtocolViolation
+from rpcx_broadcast.core.links import LinkAck, LinkData
+from rpcx_broadcast.core.reliable import EagerMsg
+from rpcx_broadcast.core.total import LamportMsg, SeqData, SeqOrder
+
+__all__ = ["from_body", "from_frame", "to_body", "to_frame"]
+
+
+# -- bodies: what one layer hands to the layer below -------------------------------------
+
+
+def to_body(value: object) -> idl.Body:
+    """A core body value (bytes or a layer's message) as the IDL ``Body`` union."""
+    if isinstance(value, bytes):
+        return idl.Body(payload=value)
+    if isinstance(value, EagerMsg):
+        return idl.Body(eager=_eager(value))
+    if isinstance(value, GossipMsg):
+        return idl.Body(gossip=_gossip(value))
+    if isinstance(value, FifoMsg):
+        return idl.Body(fifo=_fifo(value))
+    if isinstance(value, CausalMsg):
+        return idl.Body(causal=idl.CausalMsg(origin=value.origin, seq=value.seq,
+                                              deps=dict(value.deps), body=to_body(value.body)))
+    if isinstance(value, SeqData):
+        return idl.Body(seq_data=idl.SeqData(origin=value.origin, seq=value.seq,
+                                              body=to_body(value.body)))
+    if isinstance(value, SeqOrder):
+        return idl.Body(seq_order=idl.SeqOrder(
+            start=value.start, ids=[idl.MsgRef(origin=o, seq=s) for o, s in value.ids]))
+    if isinstance(value, LamportMsg):
+        body = None if value.body is None else to_body(value.body)
+        return idl.Body(lamport=idl.LamportMsg(ts=value.ts, seq=value.seq, body=body))
+    raise TypeError(f"no wire mapping for body {value!r}")
+
+
+def from_body(body: idl.Body) -> object:
+    """The core value an IDL ``Body`` stands for (inverse of :func:`to_body`)."""
+    which = body.which
+    if which == "payload":
+        assert body.payload is not None
+        return body.payload
+    if which == "eager":
+        assert body.eager is not None
+        return EagerMsg(body.eager.origin, body.eager.seq, from_body(body.eager.body))
+    if which == "gossip":
+        assert body.gossip is not None
+        return _from_gossip(body.gossip)
+    if which == "fifo":
+        assert body.fifo is not None
+        return FifoMsg(body.fifo.origin, body.fifo.seq, from_body(body.fifo.body))
+    if which == "causal":
+        c = body.causal
+        assert c is not None
+        return CausalMsg(c.origin, c.seq, dict(c.deps), from_body(c.body))
+    if which == "seq_data":
+        d = body.seq_data
+        assert d is not None
+        return SeqData(d.origin, d.seq, from_body(d.body))
+    if which == "seq_order":
+        o = body.seq_order
+        assert o is not None
+        return SeqOrder(o.start, tuple((r.origin, r.seq) for r in o.ids))
+    lam = body.lamport
+    assert lam is not None
+    return LamportMsg(lam.ts, lam.seq, None if lam.body is None else from_body(lam.body))
+
+
+def _eager(value: EagerMsg) -> idl.EagerMsg:
+    return idl.EagerMsg(origin=value.origin, seq=value.seq, body=to_body(value.body))
+
+
+def _gossip(value: GossipMsg) -> idl.GossipMsg:
+    return idl.GossipMsg(origin=value.origin, seq=value.seq, body=to_body(value.body))
+
+
+def _from_gossip(value: idl.GossipMsg) -> GossipMsg:
+    return GossipMsg(value.origin, value.seq, from_body(value.body))
+
+
+def _fifo(value: FifoMsg) -> idl.FifoMsg:
+    return idl.FifoMsg(origin=value.origin, seq=value.seq, body=to_body(value.body))
+
+
+# -- frames: what one member sends another ----------------------------------------------
+
+
+def to_frame(msg: object) -> idl.Frame:
+    """A message a stack (``Wire``) or the failure detector (``Heartbeat``) sends."""
+    if isinstance(msg, Heartbeat):
+        return idl.Frame(heartbeat=True)
+    if not isinstance(msg, Wire):
+        raise TypeError(f"no wire mapping for {msg!r}: expected Wire or Heartbeat")
+    return idl.Frame(layer=msg.layer, msg=_layer_msg(msg.msg))
+
+
+def from_frame(frame: idl.Frame) -> Wire | Heartbeat:
+    """The ``Wire`` (or ``Heartbeat``) a ``Frame`` stands for. Raises ``ProtocolViolation``
+    for a frame that is neither."""
+    if frame.msg is None:
+        if frame.heartbeat:
+            return Heartbeat()
+        raise ProtocolViolation("frame carries neither a layer message nor a heartbeat")
+    if frame.layer < 0:
+        raise ProtocolViolation(f"frame names layer {frame.layer}, which is negative")
+    return Wire(frame.layer, _from_layer_msg(frame.msg))
+
+
+def _layer_msg(value: object) -> idl.LayerMsg:
+    if isinstance(value, LinkData):
+        return idl.LayerMsg(link_data=idl.LinkData(seq=value.seq, body=to_body(value.body)))
+    if isinstance(value, LinkAck):
+        return idl.LayerMsg(link_ack=idl.LinkAck(seq=value.seq, upto=value.upto))
+    if isinstance(value, EagerMsg):
+        return idl.LayerMsg(eager=_eager(value))
+    if isinstance(value, GossipBatch):
+        return idl.LayerMsg(gossip_batch=idl.GossipBatch(
+            msgs=[_gossip(m) for m in value.msgs],
+            known=[idl.KnownRow(member=member, counts=dict(row))
+                   for member, row in value.known.items()],
+            want_reply=value.want_reply))
+    if isinstance(value, FifoMsg):
+        return idl.LayerMsg(fifo=_fifo(value))
+    if isinstance(value, FifoNak):
+        return idl.LayerMsg(fifo_nak=idl.FifoNak(seqs=list(value.seqs)))
+    raise TypeError(f"no wire mapping for layer message {value!r}")
+
+
+def _from_layer_msg(msg: idl.LayerMsg) -> object:
+    which = msg.which
+    if which == "link_data":
+        assert msg.link_data is not None
+        return LinkData(msg.link_data.seq, from_body(msg.link_data.body))
+    if which == "link_ack":
+        assert msg.link_ack is not None
+        return LinkAck(msg.link_ack.seq, msg.link_ack.upto)
+    if which == "eager":
+        assert msg.eager is not None
+        return EagerMsg(msg.eager.origin, msg.eager.seq, from_body(msg.eager.body))
+    if which == "gossip_batch":
+        batch = msg.gossip_batch
+        assert batch is not None
+        return GossipBatch(tuple(_from_gossip(m) for m in batch.msgs),
+                           {row.member: dict(row.counts) for row in batch.known},
+                           batch.want_reply)
+    if which == "fifo":
+        assert msg.fifo is not None
+        return FifoMsg(msg.fifo.origin, msg.fifo.seq, from_body(msg.fifo.body))
+    assert msg.fifo_nak is not None
+    return FifoNak(tuple(msg.fifo_nak.seqs))
