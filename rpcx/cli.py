@@ -1,20 +1,32 @@
-"""The ``rpcx`` command: check IDL files and generate Python from them.
+"""The ``rpcx`` command: check IDL files, generate Python and OpenAPI from them, and
+explore and call a running server through its reflection service.
 
-Exit codes: 0 success, 1 the files have errors (or generated files are stale with
-``--check``), 2 the command line was wrong.
+Exit codes: 0 success; 1 the files have errors (or generated files are stale with
+``--check``), or the call failed; 2 the command line was wrong.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import sys
 import tempfile
+import types
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import trio
+
+from rpcx.codec.json_codec import JsonCodec
 from rpcx.codegen import generate
 from rpcx.compiler import CompileResult, compile_files
+from rpcx.errors import CodecError, DeclaredError, RpcError
+from rpcx.schema import MethodSpec, ServiceSpec, StructSpec, spec_of, struct_ref
+from rpcx.status import Status
 
 __all__ = ["main"]
 
@@ -24,8 +36,13 @@ rpcx turns service definitions (.rpcx files) into typed Python.
   rpcx check idl/payments.rpcx           report every problem in the files, or nothing
   rpcx gen idl/payments.rpcx -o app/     write app/payments_rpcx.py
   rpcx gen idl/*.rpcx -o app/ --check    fail if the files in app/ are out of date (for CI)
+  rpcx openapi idl/payments.rpcx         print the OpenAPI 3.1 document of the HTTP face
 
-The IDL is described in docs/idl.md.
+  rpcx describe tcp://127.0.0.1:7000     list a running server's services and methods
+  rpcx call tcp://127.0.0.1:7000 payments.Payments/get_payment '{"payment_id": "pay_1"}'
+
+The IDL is described in docs/idl.md, the HTTP face, reflection and these commands in
+docs/http.md.
 """
 
 
@@ -95,6 +112,230 @@ def _cmd_gen(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- openapi -------------------------------------------------------------------------------
+
+
+def _load_services(result: CompileResult) -> list[ServiceSpec]:
+    """The runtime specs of the services in the files asked for: the generated modules are
+    executed in a private package, so the specs are exactly those a server would serve."""
+    package = f"_rpcx_openapi_{uuid.uuid4().hex}"
+    pkg = types.ModuleType(package)
+    pkg.__path__ = []
+    sys.modules[package] = pkg
+    specs: list[ServiceSpec] = []
+    try:
+        for file in result.files:  # dependencies first
+            name, source = generate(file)
+            module = types.ModuleType(f"{package}.{name}")
+            module.__package__ = package
+            sys.modules[module.__name__] = module
+            setattr(pkg, name, module)
+            exec(compile(source, f"<generated from {file.path}>", "exec"), module.__dict__)
+            if file.path in result.roots:
+                for value in vars(module).values():
+                    spec = getattr(value, "__rpcx_spec__", None)
+                    if (isinstance(value, type) and isinstance(spec, ServiceSpec)
+                            and value.__name__.endswith("Service") and spec not in specs):
+                        specs.append(spec)
+    finally:
+        for key in [k for k in sys.modules if k == package or k.startswith(package + ".")]:
+            del sys.modules[key]
+    return specs
+
+
+def _cmd_openapi(args: argparse.Namespace) -> int:
+    from rpcx.gateway.openapi import openapi_document
+
+    result = _compile(args.files)
+    if result is None:
+        return 1
+    document = openapi_document(_load_services(result), title=args.title,
+                                version=args.version, server_url=args.server)
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if args.output:
+        _write_atomically(Path(args.output), text)
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# -- describe and call ------------------------------------------------------------------
+
+
+class _Usage(Exception):
+    """A command-line mistake found after parsing: exit 2."""
+
+
+def _metadata(items: Sequence[str]) -> dict[str, str]:
+    metadata = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise _Usage(f"--metadata takes KEY=VALUE, got {item!r}")
+        metadata[key.strip().lower()] = value
+    return metadata
+
+
+async def _reflect(channel: Any, services: list[str], timeout: float) -> list[ServiceSpec]:
+    from rpcx.reflection import REFLECTION_SERVICE, ReflectionClient, specs_from_description
+
+    try:
+        desc = await ReflectionClient(channel).describe(services, timeout=timeout)
+    except RpcError as exc:
+        if exc.code is Status.UNIMPLEMENTED:
+            raise RpcError(exc.code, f"the server does not serve {REFLECTION_SERVICE} "
+                           "(it was started with reflection=False)") from None
+        raise
+    return specs_from_description(desc)
+
+
+def _signature(method: MethodSpec) -> str:
+    params = []
+    for field in method.params.fields:
+        text = f"{field.name}: {field.type.describe()}"
+        if not field.required:
+            text += " = " + JsonCodec().encode(field.type, field.default).decode()
+        params.append(text)
+    head = ("oneway " if method.oneway else "") + f"{method.name}({', '.join(params)})"
+    if method.result is not None:
+        head += f" -> {method.result.describe()}"
+    if method.throws:
+        head += " throws " + ", ".join(str(spec_of(cls).name) for cls in method.throws)
+    marks = (["@idempotent"] if method.idempotent else []) + (
+        [f"@deadline({method.deadline:g}s)"] if method.deadline is not None else [])
+    return " ".join([*marks, head])
+
+
+def _describe_types(services: Sequence[ServiceSpec]) -> list[str]:
+    from rpcx.reflection import describe_services
+
+    desc = describe_services(services)
+    lines = []
+    for e in desc.enums:
+        members = "; ".join(f"{m.name} = {m.value}" for m in e.members)
+        lines.append(f"  enum {e.name} {{ {members}; }}")
+    for s in desc.structs:
+        fields = "".join(
+            f" {f.tag}: {f.name}: {_type_name(f.type)}"
+            + (f" = {f.default_json}" if f.default_json is not None else "") + ";"
+            for f in s.fields)
+        lines.append(f"  {'error' if s.is_error else 'struct'} {s.name} {{{fields} }}")
+    for u in desc.unions:
+        variants = "".join(f" {v.tag}: {v.name}: {_type_name(v.type)};" for v in u.variants)
+        lines.append(f"  union {u.name} {{{variants} }}")
+    return lines
+
+
+def _type_name(desc: Any) -> str:
+    kind = desc.kind.name
+    if kind == "LIST":
+        return f"list<{_type_name(desc.item)}>"
+    if kind == "MAP":
+        return f"map<{_type_name(desc.key)}, {_type_name(desc.item)}>"
+    if kind == "OPTIONAL":
+        return f"{_type_name(desc.item)}?"
+    return str(desc.name) if desc.name is not None else str(kind.lower())
+
+
+def _print_failure(exc: RpcError) -> None:
+    print(f"{exc.code.name}: {exc.message}", file=sys.stderr)
+    if isinstance(exc, DeclaredError):
+        spec = spec_of(type(exc))
+        assert isinstance(spec, StructSpec)
+        fields = json.loads(JsonCodec().encode(struct_ref(type(exc)), exc))
+        print(json.dumps({"error": spec.name, "fields": fields}, ensure_ascii=False),
+              file=sys.stderr)
+    elif exc.details:
+        print(json.dumps({"details": dict(exc.details)}, ensure_ascii=False, default=str),
+              file=sys.stderr)
+
+
+async def _describe(args: argparse.Namespace) -> int:
+    from rpcx.runtime.channel import open_channel
+    from rpcx.runtime.retry import RetryPolicy
+
+    async with open_channel(args.address, metadata=_metadata(args.metadata),
+                            retry=RetryPolicy(max_attempts=2)) as channel:
+        specs = await _reflect(channel, args.services, args.timeout)
+    if not specs:
+        raise _Usage(f"the server serves none of {', '.join(args.services)}")
+    for spec in specs:
+        print(f"service {spec.name}" + (f"  // {spec.doc.splitlines()[0]}" if spec.doc else ""))
+        for method in spec.methods:
+            print(f"  {_signature(method)}")
+            if method.doc and args.docs:
+                for line in method.doc.splitlines():
+                    print(f"      /// {line}")
+    types_lines = _describe_types(specs)
+    if types_lines:
+        print("types")
+        print("\n".join(types_lines))
+    return 0
+
+
+async def _call(args: argparse.Namespace) -> int:
+    from rpcx.runtime.channel import open_channel
+
+    service, sep, name = args.method.rpartition("/")
+    if not sep or not service or not name:
+        raise _Usage(f"METHOD must be PACKAGE.SERVICE/METHOD, got {args.method!r}")
+    text = sys.stdin.read() if args.args == "-" else args.args
+    metadata = _metadata(args.metadata)
+    async with open_channel(args.address, metadata=metadata) as channel:
+        specs = await _reflect(channel, [service], 10.0 if args.timeout is None
+                               else args.timeout)
+        if not specs:
+            raise _Usage(f"the server does not serve {service!r} (see `rpcx describe "
+                         f"{args.address}`)")
+        method = specs[0].method(name)
+        if method is None:
+            known = ", ".join(m.name for m in specs[0].methods)
+            raise _Usage(f"{service} has no method {name!r} (it has: {known})")
+        codec = JsonCodec()
+        try:
+            call_args = codec.decode(method.params, text.encode("utf-8"))
+        except CodecError as exc:
+            raise _Usage(f"bad arguments for {method.path}: {exc}") from None
+        if method.oneway:
+            await channel.call_oneway(method, call_args, timeout=args.timeout)
+            print("sent (one-way: no reply)", file=sys.stderr)
+            return 0
+        result = await channel.call(method, call_args, timeout=args.timeout)
+    if method.result is None:
+        print("null")
+    else:
+        print(codec.encode(method.result, result).decode("utf-8"))
+    return 0
+
+
+def _run_remote(args: argparse.Namespace) -> int:
+    try:
+        code: int = trio.run(args.remote, args)
+        return code
+    except _Usage as exc:
+        print(f"rpcx {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # a malformed address
+        print(f"rpcx {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except RpcError as exc:
+        _print_failure(exc)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _timeout(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return seconds
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rpcx", description=_DESCRIPTION,
@@ -115,6 +356,56 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--check", action="store_true",
                      help="write nothing; exit 1 if a module in DIR is missing or differs")
     gen.set_defaults(func=_cmd_gen)
+
+    openapi = sub.add_parser(
+        "openapi", help="print the OpenAPI 3.1 document of the HTTP face of .rpcx services",
+        description="Print the OpenAPI 3.1 document for calling the services in FILE... "
+                    "over HTTP/JSON (the same document a server serves at /openapi.json).")
+    openapi.add_argument("files", nargs="+", metavar="FILE", help=".rpcx files")
+    openapi.add_argument("-o", "--output", metavar="PATH", help="write to PATH, not stdout")
+    openapi.add_argument("--title", default="rpcx services", help="the document's title")
+    openapi.add_argument("--version", default="1", help="the API version (info.version)")
+    openapi.add_argument("--server", metavar="URL",
+                         help="the server URL to list, e.g. http://127.0.0.1:8080")
+    openapi.set_defaults(func=_cmd_openapi)
+
+    remote = argparse.ArgumentParser(add_help=False)
+    remote.add_argument("address", metavar="ADDRESS",
+                        help="the server's native address: tcp://HOST:PORT or unix:///PATH")
+    remote.add_argument("--metadata", "-m", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="call metadata, e.g. -m 'authorization=Bearer s3cret' "
+                             "(may be repeated)")
+    describe = sub.add_parser(
+        "describe", parents=[remote],
+        help="list a running server's services, methods and types",
+        description="Ask a running server (through its reflection service) what it serves "
+                    "and print each method's typed signature and every type it uses.")
+    describe.add_argument("services", nargs="*", metavar="SERVICE",
+                          help="only these services (qualified: payments.Payments)")
+    describe.add_argument("--docs", action="store_true", help="also print method docs")
+    describe.add_argument("--timeout", type=_timeout, default=10.0, metavar="SECONDS",
+                          help="give up after SECONDS (default 10)")
+    describe.set_defaults(func=_run_remote, remote=_describe)
+
+    call = sub.add_parser(
+        "call", parents=[remote], help="call a method of a running server with JSON",
+        description="Call METHOD on the server at ADDRESS with arguments given as a JSON "
+                    "object keyed by parameter name (the JSON mapping of "
+                    "docs/marshalling.md), and print the result as JSON. No stubs are "
+                    "needed: the method's types come from the server's reflection service. "
+                    "On failure, prints STATUS: message (and a declared error's fields) to "
+                    "stderr and exits 1.",
+        epilog="example: rpcx call tcp://127.0.0.1:7000 payments.Payments/process_payment "
+               "'{\"card\": {\"card_number\": \"4111 1111 1111 1111\", \"expiry_date\": "
+               "\"10/2030\", \"cvc\": \"123\"}, \"amount\": \"3.99\", \"currency\": \"GBP\"}'")
+    call.add_argument("method", metavar="METHOD",
+                      help="PACKAGE.SERVICE/METHOD, e.g. payments.Payments/get_payment")
+    call.add_argument("args", nargs="?", default="{}", metavar="ARGS",
+                      help="the arguments as a JSON object (default {}; - reads stdin)")
+    call.add_argument("--timeout", type=_timeout, default=None, metavar="SECONDS",
+                      help="the call's deadline (default: the method's @deadline, if any)")
+    call.set_defaults(func=_run_remote, remote=_call)
     return parser
 
 
