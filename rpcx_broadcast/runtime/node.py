@@ -88,6 +88,8 @@ class GroupStatistics:
 
     broadcasts: int
     deliveries: int
+    own_deliveries: int
+    """Deliveries of this member's own broadcasts."""
     frames_sent: int
     """Frames handed to peers' queues (stack messages and heartbeats)."""
     pushes_sent: int
@@ -376,6 +378,7 @@ class Node:
         stats = self._stats
         return GroupStatistics(
             broadcasts=self._broadcasts, deliveries=self._deliveries,
+            own_deliveries=self._own_delivered,
             frames_sent=stats["frames_sent"], pushes_sent=stats["pushes_sent"],
             frames_dropped=stats["frames_dropped"], frames_received=stats["frames_received"],
             bytes_sent=stats["bytes_sent"], payload_bytes_sent=stats["payload_bytes_sent"],

@@ -1,0 +1,130 @@
+"""One group member as an OS process, for process tests and benchmarks.
+
+    python -m rpcx_broadcast.testing.member ME ORDER MEMBERS_JSON LOG --count 100 --rate 50
+
+Joins the group ``MEMBERS_JSON`` (``{"p0": "tcp://127.0.0.1:7001", ...}``) as ``ME``,
+broadcasts ``--count`` payloads at ``--rate`` per second while reading deliveries, and
+writes every broadcast and delivery to ``LOG`` as JSON lines, in the order the stack did
+them (``{"kind": "deliver", "origin": "p1", "seq": 3, "payload": "p1/3", "t": ...}``;
+each line is flushed to the OS before the message leaves, so a SIGKILLed member's log is
+a true prefix of what it did). It prints ``ready`` once serving, ``done`` once its own
+broadcasts are delivered and every message it stores is held by every member of its view,
+then a ``stats {...}`` line, and keeps serving until stdin closes (or SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO
+
+import attrs
+import trio
+
+import rpcx_broadcast
+from rpcx_broadcast.testing.properties import Event, History
+
+
+def read_log(path: Path) -> list[Event]:
+    """The events of one member's JSON-lines log (a torn last line is ignored)."""
+    events: list[Event] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        events.append(Event(record["kind"], record["origin"], record["seq"],
+                            record["payload"].encode(), record["t"]))
+    return events
+
+
+def read_history(logs: dict[str, Path], crashed: Iterable[str] = ()) -> History:
+    return History.build({name: read_log(path) for name, path in logs.items()}, crashed)
+
+
+async def run(me: str, order: str, members: dict[str, str], log: IO[str], count: int,
+              rate: float, size: int) -> None:
+    def journal(kind: str, origin: str, seq: int, payload: bytes) -> None:
+        text = payload[:64].decode("utf-8", "replace")
+        log.write(json.dumps({"kind": kind, "origin": origin, "seq": seq, "payload": text,
+                              "t": trio.current_time()}) + "\n")
+        if kind == "broadcast":
+            log.flush()
+
+    latencies: list[float] = []
+    async with rpcx_broadcast.open_group(me, members, order, journal=journal) as group:
+        print("ready", flush=True)
+
+        async def reader() -> None:
+            async for delivery in group.deliveries:
+                parts = delivery.payload.split(b"|", 2)
+                if len(parts) == 3:
+                    latencies.append(trio.current_time() - float(parts[1]))
+
+        async def stdin_closed() -> None:
+            await trio.to_thread.run_sync(sys.stdin.read, abandon_on_cancel=True)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader)
+            start = trio.current_time()
+            pad = b"x" * max(0, size - 24)
+            for k in range(count):
+                await trio.sleep_until(start + k / rate)
+                await group.broadcast(b"%s/%d|%.6f|%s" % (me.encode(), k, trio.current_time(),
+                                                          pad))
+            elapsed = trio.current_time() - start
+            while True:
+                stats = group.statistics()
+                in_store = sum(v for k, v in stats.buffer_sizes.items()
+                               if k.endswith((".store", ".outbox")))
+                if stats.own_deliveries == count and in_store == 0:
+                    break
+                await trio.sleep(0.05)
+            log.flush()
+            print("done", flush=True)
+            await trio.sleep(0.5)  # deliveries still arriving from others
+            stats = group.statistics()
+            latencies.sort()
+            summary = {**attrs.asdict(stats, recurse=False), "elapsed": elapsed,
+                       "latency_p50": latencies[len(latencies) // 2] if latencies else None,
+                       "latency_p99": latencies[int(len(latencies) * 0.99)]
+                       if latencies else None,
+                       "buffer_sizes": dict(stats.buffer_sizes)}
+            print("stats " + json.dumps(summary), flush=True)
+            with trio.open_signal_receiver(signal.SIGTERM) as signals:
+                async with trio.open_nursery() as waiters:
+                    async def on_signal() -> None:
+                        async for _ in signals:
+                            waiters.cancel_scope.cancel()
+
+                    async def on_stdin() -> None:
+                        await stdin_closed()
+                        waiters.cancel_scope.cancel()
+                    waiters.start_soon(on_signal)
+                    waiters.start_soon(on_stdin)
+            log.flush()
+            nursery.cancel_scope.cancel()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("me")
+    parser.add_argument("order")
+    parser.add_argument("members", help="JSON object: name -> rpcx address")
+    parser.add_argument("log", type=Path)
+    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--size", type=int, default=32, help="payload bytes")
+    args = parser.parse_args(argv)
+    with args.log.open("w", encoding="utf-8") as log:
+        trio.run(run, args.me, args.order, json.loads(args.members), log, args.count,
+                 args.rate, args.size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
