@@ -1,0 +1,1 @@
+"""A replicated key-value store: state machine replication on FIFO-total order."""
