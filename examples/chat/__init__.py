@@ -1,0 +1,1 @@
+"""A causal chat: a reply is never shown before the message it answers."""
