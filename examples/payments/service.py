@@ -30,8 +30,9 @@ SLOW_MERCHANT = "slow bank"
 
 
 def luhn_ok(number: str) -> bool:
-    digits = [int(c) for c in number if c.isdigit()]
-    if len(digits) < 12 or any(not (c.isdigit() or c == " ") for c in number):
+    # ASCII digits only: str.isdigit() also accepts "³" and "٣", which int() may refuse.
+    digits = [int(c) for c in number if c in "0123456789"]
+    if len(digits) < 12 or any(c not in "0123456789 " for c in number):
         return False
     total = 0
     for i, d in enumerate(reversed(digits)):

@@ -164,7 +164,8 @@ def _operation(method: MethodSpec, schemas: _Schemas) -> dict[str, Any]:
         "parameters": [{
             "name": "rpcx-timeout", "in": "header", "required": False,
             "description": "The call's deadline, in seconds from now",
-            "schema": {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"}}],
+            "schema": {"type": "string",
+                       "pattern": r"^([0-9]*[1-9][0-9]*(\.[0-9]*)?|[0-9]*\.[0-9]*[1-9][0-9]*)$"}}],
         "requestBody": {"required": True, "content": {"application/json": {
             "schema": schemas.object(method.params.fields)}}},
         "responses": responses,
