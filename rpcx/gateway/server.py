@@ -27,6 +27,7 @@ import h11
 import trio
 
 from rpcx.codec.json_codec import JsonCodec
+from rpcx.runtime.accept import accept_forever, describe_peer
 from rpcx.runtime.dispatch import Dispatcher, Failure, Reply, Success
 from rpcx.runtime.interceptors import ServerInterceptor
 from rpcx.status import Status
@@ -170,7 +171,7 @@ class HttpServer:
         """Accept on ``listeners`` until :meth:`shutdown` or cancellation."""
         async with trio.open_nursery() as nursery:
             for listener in listeners:
-                nursery.start_soon(self._accept_loop, listener, nursery)
+                nursery.start_soon(accept_forever, listener, nursery, self.handle_connection)
             task_status.started(self)
             await self._shutdown.wait()
             nursery.cancel_scope.cancel()
@@ -180,23 +181,10 @@ class HttpServer:
     def shutdown(self) -> None:
         self._shutdown.set()
 
-    async def _accept_loop(self, listener: trio.abc.Listener[trio.abc.Stream],
-                           nursery: trio.Nursery) -> None:
-        while True:
-            try:
-                stream = await listener.accept()
-            except (trio.ClosedResourceError, trio.BrokenResourceError):
-                return
-            except OSError as exc:
-                logger.error("accept failed: %s", exc)
-                await trio.sleep(0.1)
-                continue
-            nursery.start_soon(self.handle_connection, stream)
-
     async def handle_connection(self, stream: trio.abc.Stream) -> None:
         """Serve HTTP requests on one connection until it closes (keep-alive)."""
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEADER_BYTES)
-        peer = _describe_peer(stream)
+        peer = describe_peer(stream)
         try:
             async with stream:
                 while True:
@@ -405,16 +393,6 @@ def _header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
         if key == name:
             return value
     return None
-
-
-def _describe_peer(stream: trio.abc.Stream) -> str:
-    sock = getattr(stream, "socket", None)
-    if sock is not None:
-        try:
-            return str(sock.getpeername())
-        except OSError:
-            return "unknown"
-    return type(stream).__name__
 
 
 def _http_url(listener: trio.abc.Listener[trio.abc.Stream], address: str) -> str:

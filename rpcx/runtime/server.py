@@ -46,6 +46,7 @@ from rpcx.protocol.connection import (
     DEFAULT_MAX_FRAME_SIZE,
 )
 from rpcx.protocol.dedup import DEFAULT_DEDUP_WINDOW, DEFAULT_MAX_IDEMPOTENCY_CACHE
+from rpcx.runtime.accept import accept_forever, describe_peer
 from rpcx.runtime.dispatch import Dispatcher, Failure, Reply, Success
 from rpcx.runtime.interceptors import ServerInterceptor
 from rpcx.runtime.link import Link
@@ -122,7 +123,8 @@ class Server:
             async with trio.open_nursery() as connections:
                 async with trio.open_nursery() as acceptors:
                     for listener in listeners:
-                        acceptors.start_soon(self._accept_loop, listener, connections)
+                        acceptors.start_soon(accept_forever, listener, connections,
+                                             self._handle_connection)
                     task_status.started(self)
                     await self._shutdown.wait()
                     acceptors.cancel_scope.cancel()
@@ -150,25 +152,11 @@ class Server:
                 await next(iter(self._links)).closed.wait()
         connections.cancel_scope.cancel()
 
-    async def _accept_loop(self, listener: trio.abc.Listener[trio.abc.Stream],
-                           connections: trio.Nursery) -> None:
-        while True:
-            try:
-                stream = await listener.accept()
-            except (trio.ClosedResourceError, trio.BrokenResourceError):
-                return
-            except OSError as exc:
-                # Out of file descriptors and the like: log, pause, keep serving.
-                logger.error("accept failed: %s", exc)
-                await trio.sleep(0.1)
-                continue
-            connections.start_soon(self._handle_connection, stream)
-
     async def _handle_connection(self, stream: trio.abc.Stream) -> None:
         self._stats["connections_total"] += 1
         conn = Connection(Role.SERVER, now=trio.current_time(), **self._conn_options)
         scopes: dict[int, trio.CancelScope] = {}
-        peer = _describe_peer(stream)
+        peer = describe_peer(stream)
         async with trio.open_nursery() as handlers:
             def on_event(event: Event) -> None:
                 if isinstance(event, RequestReceived):
@@ -255,18 +243,6 @@ class Server:
     def statistics(self) -> ServerStatistics:
         return ServerStatistics(connections=len(self._links), calls_in_flight=self._in_flight,
                                 idempotency_entries=len(self._dedup), **self._stats)
-
-
-def _describe_peer(stream: trio.abc.Stream) -> str:
-    inner = getattr(stream, "transport_stream", stream)
-    sock = getattr(inner, "socket", None)
-    if sock is not None:
-        try:
-            return str(sock.getpeername()) or "unix"
-        except OSError:
-            return "unknown"
-    remote = getattr(inner, "remote", None)
-    return str(remote) if remote else type(inner).__name__
 
 
 async def serve(address: str, services: Iterable[object], *,
