@@ -18,6 +18,7 @@ import argparse
 import json
 import signal
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
@@ -63,7 +64,7 @@ async def run(me: str, order: str, members: dict[str, str], log: IO[str], count:
             async for delivery in group.deliveries:
                 parts = delivery.payload.split(b"|", 2)
                 if len(parts) == 3:
-                    latencies.append(trio.current_time() - float(parts[1]))
+                    latencies.append(time.monotonic() - float(parts[1]))
 
         async def stdin_closed() -> None:
             await trio.to_thread.run_sync(sys.stdin.read, abandon_on_cancel=True)
@@ -74,7 +75,8 @@ async def run(me: str, order: str, members: dict[str, str], log: IO[str], count:
             pad = b"x" * max(0, size - 24)
             for k in range(count):
                 await trio.sleep_until(start + k / rate)
-                await group.broadcast(b"%s/%d|%.6f|%s" % (me.encode(), k, trio.current_time(),
+                # the system-wide monotonic clock, so another process can compute latency
+                await group.broadcast(b"%s/%d|%.6f|%s" % (me.encode(), k, time.monotonic(),
                                                           pad))
             elapsed = trio.current_time() - start
             while True:
@@ -84,12 +86,13 @@ async def run(me: str, order: str, members: dict[str, str], log: IO[str], count:
                 if stats.own_deliveries == count and in_store == 0:
                     break
                 await trio.sleep(0.05)
+            finished = trio.current_time() - start
             log.flush()
             print("done", flush=True)
             await trio.sleep(0.5)  # deliveries still arriving from others
             stats = group.statistics()
             latencies.sort()
-            summary = {**attrs.asdict(stats, recurse=False), "elapsed": elapsed,
+            summary = {**attrs.asdict(stats, recurse=False), "elapsed": elapsed, "finished": finished,
                        "latency_p50": latencies[len(latencies) // 2] if latencies else None,
                        "latency_p99": latencies[int(len(latencies) * 0.99)]
                        if latencies else None,
