@@ -92,7 +92,8 @@ async def run(me: str, order: str, members: dict[str, str], log: IO[str], count:
             await trio.sleep(0.5)  # deliveries still arriving from others
             stats = group.statistics()
             latencies.sort()
-            summary = {**attrs.asdict(stats, recurse=False), "elapsed": elapsed, "finished": finished,
+            summary = {**attrs.asdict(stats, recurse=False), "elapsed": elapsed,
+                       "finished": finished,
                        "latency_p50": latencies[len(latencies) // 2] if latencies else None,
                        "latency_p99": latencies[int(len(latencies) * 0.99)]
                        if latencies else None,
