@@ -128,11 +128,18 @@ class Server:
                     task_status.started(self)
                     await self._shutdown.wait()
                     acceptors.cancel_scope.cancel()
-                for listener in listeners:
-                    await trio.aclose_forcefully(listener)
+                await self._close_listeners(listeners)
                 await self._drain(connections)
         finally:
+            # Cancelled rather than shut down: still release the addresses.
+            with trio.CancelScope(shield=True):
+                await self._close_listeners(listeners)
             self._stopped.set()
+
+    @staticmethod
+    async def _close_listeners(listeners: Sequence[trio.abc.Listener[trio.abc.Stream]]) -> None:
+        for listener in listeners:
+            await trio.aclose_forcefully(listener)
 
     def shutdown(self) -> None:
         """Begin a graceful shutdown; :meth:`serve` returns when it is done."""

@@ -153,3 +153,11 @@ async def test_a_server_serves_many_connections(
             for i in range(25):
                 nursery.start_soon(one, i)
         assert server.statistics().connections_total == 25
+
+
+async def test_a_cancelled_server_releases_its_address() -> None:
+    address = mem_address()
+    with trio.move_on_after(0.1):
+        await rpcx.serve(address, [Echo()])
+    async with rpcx.open_server(address, [Echo()]), rpcx.open_channel(address) as channel:
+        assert await EchoClient(channel).echo("again") == "again"
