@@ -13,9 +13,10 @@ How it works:
   a member sends a ``GossipBatch`` with ``want_reply`` to one peer: preferably one known
   to have messages it lacks, otherwise the next peer round-robin. The digest is the
   sender's knowledge matrix ``known[member][origin]`` (how many of origin's messages that
-  member is known to have). The peer merges it and answers with the messages the sender
-  lacks plus its own matrix. Knowledge spreads transitively, which is safe because "m has
-  k messages of o" only ever grows.
+  member is known to have); push batches carry only the sender's own row. The peer
+  merges it and answers with the messages the sender lacks plus its own matrix.
+  Knowledge spreads transitively, which is safe because "m has k messages of o" only
+  ever grows.
 - **Stability and GC.** ``stable[o]`` = min over members of ``known[m][o]``: every member
   has those messages, so they leave the store.
 - **Flow control.** A member may have at most ``window`` of its own broadcasts unstable;
@@ -199,10 +200,13 @@ class GossipBroadcast:
         out: list[Action] = []
         if key == "flush":
             self._flush_armed = False
-            snapshot = self._snapshot()
+            # A push carries only this member's own row (n numbers, not n x n): each peer
+            # learns every row first hand from that member's pushes, and the whole matrix
+            # still travels with anti-entropy, where transitive knowledge is what helps.
+            own = {self.me: dict(self._have)}
             for dest, queued in self._outbox.items():
                 if queued:
-                    out.append(Send(dest, GossipBatch(tuple(queued), snapshot)))
+                    out.append(Send(dest, GossipBatch(tuple(queued), own)))
             self._outbox.clear()
         elif key == "sync":
             self._sync_armed = False
