@@ -101,7 +101,10 @@ def key_seg(key: object) -> str:
     if isinstance(key, OpenEnum):
         return f"[{key._name_}]"
     if type(key) is str:
-        return '["' + key.replace("\\", "\\\\").replace('"', '\\"') + '"]'
+        key = key.replace("\\", "\\\\").replace('"', '\\"')
+        # A lone surrogate (the reason for the error, maybe) is shown escaped: \ud800.
+        key = key.encode("utf-8", "backslashreplace").decode("utf-8")
+        return '["' + key + '"]'
     if type(key) is int:
         return f"[{key}]"
     return f"[{key!r}]"
