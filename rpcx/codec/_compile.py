@@ -336,12 +336,21 @@ class Compiler:
             "        for k, x in v.items():",
             *[" " * 12 + line for line in self._key_lines(t.key, "k", "kk")],
             *self._emit(t.item, "x", "y", "            "),
+            *self._dup_key_check(t.key),
             "            out[kk] = y",
             "    except _PathError as exc:",
             "        exc.segs.append(_key_seg(k))",
             "        raise",
             "    return out",
         ]
+
+    def _dup_key_check(self, key: TypeRef) -> list[str]:
+        """JSON int and enum keys have several spellings ("1", "-0", "GBP" and its number):
+        two spellings of one key are an error, not an entry silently dropped."""
+        if not self._json or self._encode or key.kind not in (Kind.INT, Kind.ENUM):
+            return []
+        return ["            if kk in out: _fail('duplicate map key ' + _key_seg(kk)[1:-1] "
+                "+ ' (written twice)')"]
 
     @staticmethod
     def _msg(text: str) -> str:

@@ -7,6 +7,7 @@ import pytest
 from rpcx.codec import JsonCodec
 from rpcx.errors import CodecError
 from rpcx.schema import INT, STRING, map_of
+from tests.codec.schemas import CURRENCY
 
 J = JsonCodec()
 
@@ -20,3 +21,14 @@ def test_a_lone_surrogate_map_key_gives_an_error_message_that_is_valid_unicode()
     message.encode("utf-8")
     assert "lone surrogate" in message
     assert "\\ud800" in message
+
+
+@pytest.mark.parametrize(("schema", "text"), [
+    (map_of(CURRENCY, STRING), b'{"GBP": "a", "1": "b"}'),  # a name and its number
+    (map_of(INT, STRING), b'{"0": "a", "-0": "b"}'),
+])
+def test_json_map_keys_that_name_the_same_key_are_refused(schema: object,
+                                                           text: bytes) -> None:
+    # Both keys decode to one map key; one entry used to be dropped silently.
+    with pytest.raises(CodecError, match="duplicate map key"):
+        J.decode(schema, text)  # type: ignore[arg-type]
