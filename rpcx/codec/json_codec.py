@@ -40,10 +40,17 @@ def _constant(name: str) -> NoReturn:
     raise _BadJson(f"{name} is not JSON (write the string {name!r} for a float)")
 
 
+def _number(text: str) -> decimal.Decimal:
+    try:
+        return decimal.Decimal(text)
+    except decimal.InvalidOperation:  # an exponent beyond even Decimal's range
+        raise _BadJson(f"number {text[:40]} is out of range") from None
+
+
 _DECODE_OPTIONS: Final[dict[str, Any]] = {
     "object_pairs_hook": _object,
     # Numbers with a fraction or exponent are read exactly; float fields convert them.
-    "parse_float": decimal.Decimal,
+    "parse_float": _number,
     "parse_constant": _constant,
 }
 

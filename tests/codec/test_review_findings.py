@@ -6,7 +6,7 @@ import pytest
 
 from rpcx.codec import JsonCodec
 from rpcx.errors import CodecError
-from rpcx.schema import INT, STRING, map_of
+from rpcx.schema import DECIMAL, INT, STRING, map_of
 from tests.codec.schemas import CURRENCY
 
 J = JsonCodec()
@@ -32,3 +32,10 @@ def test_json_map_keys_that_name_the_same_key_are_refused(schema: object,
     # Both keys decode to one map key; one entry used to be dropped silently.
     with pytest.raises(CodecError, match="duplicate map key"):
         J.decode(schema, text)  # type: ignore[arg-type]
+
+
+def test_a_json_number_beyond_the_decimal_range_is_a_clear_error() -> None:
+    with pytest.raises(CodecError) as info:
+        J.decode(DECIMAL, b"1e99999999999999999999")
+    assert "InvalidOperation" not in str(info.value)
+    assert "out of range" in str(info.value)
