@@ -349,12 +349,15 @@ def float_from_json(value: object, expected: str) -> float:
 def decimal_from_json(value: object, expected: str) -> decimal.Decimal:
     """A JSON decimal: a string or a number, both read exactly."""
     if type(value) is str:
-        return decimal_from_text(value)
-    if type(value) is decimal.Decimal:
-        return check_decimal(value)
-    if type(value) is int:
+        value = decimal_from_text(value)
+    elif type(value) is decimal.Decimal:
+        value = check_decimal(value)
+    elif type(value) is int:
         return check_decimal(decimal.Decimal(value))
-    raise type_error(expected, value)
+    else:
+        raise type_error(expected, value)
+    # The sign of a zero is not kept, as in CBOR (whose mantissa 0 has no sign).
+    return value.copy_abs() if value.is_zero() else value
 
 
 def bytes_to_json(value: bytes) -> str:

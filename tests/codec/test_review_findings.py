@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
-from rpcx.codec import JsonCodec
+from rpcx.codec import CborCodec, JsonCodec
 from rpcx.errors import CodecError
 from rpcx.schema import DECIMAL, INT, STRING, map_of
 from tests.codec.schemas import CURRENCY
@@ -39,3 +41,20 @@ def test_a_json_number_beyond_the_decimal_range_is_a_clear_error() -> None:
         J.decode(DECIMAL, b"1e99999999999999999999")
     assert "InvalidOperation" not in str(info.value)
     assert "out of range" in str(info.value)
+
+
+@pytest.mark.parametrize("codec", [JsonCodec(), CborCodec()], ids=["json", "cbor"])
+@pytest.mark.parametrize("text", ["-0.00", "-0", "-0E+3"])
+def test_the_sign_of_a_decimal_zero_is_not_kept(codec: JsonCodec | CborCodec,
+                                                text: str) -> None:
+    # docs/marshalling.md: "The sign of a zero is not kept (-0.00 → 0.00)" — for both codecs.
+    value = codec.decode(DECIMAL, codec.encode(DECIMAL, Decimal(text)))
+    assert not value.is_signed()
+    assert value.as_tuple().exponent == Decimal(text).as_tuple().exponent
+
+
+@pytest.mark.parametrize("text", [b'"-0.00"', b"-0.00", b"-0", b'"-0E+3"'])
+def test_a_json_negative_zero_decimal_decodes_without_its_sign(text: bytes) -> None:
+    value = J.decode(DECIMAL, text)
+    assert not value.is_signed()
+    assert str(value) == str(Decimal(text.decode().strip('"')).copy_abs())
