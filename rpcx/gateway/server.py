@@ -224,6 +224,14 @@ class HttpServer:
                 answer = await self._handle(conn, stream, request, headers, peer)
             except _Problem as problem:
                 answer = problem.answer
+            except (h11.RemoteProtocolError, trio.BrokenResourceError,
+                    trio.ClosedResourceError):
+                raise
+            except Exception:  # a bug here must not stop the server (its nursery)
+                logger.exception("answering %s %r from %s failed", request.method,
+                                 request.target, peer)
+                answer = _Answer(500, _error_body(Status.INTERNAL, "internal error"),
+                                 close=True)
         except h11.RemoteProtocolError as exc:
             if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
                 return False
