@@ -108,8 +108,10 @@ def _error_body(code: Status, message: str, details: Mapping[str, Any] | None = 
     if error is not None:
         body["error"] = error
         body["fields"] = json.loads(fields) if fields else {}
+    # A lone surrogate in a handler's message or details (text decoded with
+    # surrogateescape, say) cannot be UTF-8: it is written as the JSON escape \udXXX.
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"),
-                      default=str).encode("utf-8")
+                      default=str).encode("utf-8", "backslashreplace")
 
 
 def _parse_timeout(value: str) -> float:

@@ -6,11 +6,39 @@ from typing import Any
 
 import trio
 
+import rpcx
 from rpcx.gateway import HttpServer, open_http_server
+from rpcx.gateway.server import build_dispatcher
+from rpcx.runtime.interceptors import CallInfo, Proceed
 from tests.gateway._client import HttpClient
 from tests.runtime.harness import Echo
 
 ECHO = "/echo.Echo/echo"
+
+
+class SurrogateRefusal:
+    """Refuses every call with a message holding a lone surrogate, as text decoded with
+    ``surrogateescape`` (a file name, say) does."""
+
+    async def intercept_server(self, call: CallInfo, proceed: Proceed) -> Any:
+        raise rpcx.RpcError(rpcx.Status.PERMISSION_DENIED, "no access to /data/caf\udce9",
+                            {"file": "caf\udce9"})
+
+
+async def test_an_error_message_with_a_lone_surrogate_does_not_stop_the_server() -> None:
+    dispatcher = build_dispatcher([Echo()], [SurrogateRefusal()], True)
+    async with open_http_server("tcp://127.0.0.1:0", dispatcher) as server:
+        port = int(server.addresses[0].rpartition(":")[2])
+        for _ in range(2):  # the second connection is served too
+            with trio.fail_after(5):
+                stream = await trio.open_tcp_stream("127.0.0.1", port)
+                async with stream:
+                    response = await HttpClient(stream).call(ECHO, {"text": "x"})
+            assert response.status == 403
+            body = response.json()
+            assert body["code"] == "PERMISSION_DENIED"
+            assert body["message"] == "no access to /data/caf\udce9"
+            assert body["details"] == {"file": "caf\udce9"}
 
 
 async def test_a_bug_while_answering_is_a_500_and_the_server_keeps_serving(
