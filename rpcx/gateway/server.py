@@ -171,14 +171,19 @@ class HttpServer:
                     task_status: trio.TaskStatus[HttpServer] = trio.TASK_STATUS_IGNORED,
                     ) -> None:
         """Accept on ``listeners`` until :meth:`shutdown` or cancellation."""
-        async with trio.open_nursery() as nursery:
-            for listener in listeners:
-                nursery.start_soon(accept_forever, listener, nursery, self.handle_connection)
-            task_status.started(self)
-            await self._shutdown.wait()
-            nursery.cancel_scope.cancel()
-        for listener in listeners:
-            await trio.aclose_forcefully(listener)
+        try:
+            async with trio.open_nursery() as nursery:
+                for listener in listeners:
+                    nursery.start_soon(accept_forever, listener, nursery,
+                                       self.handle_connection)
+                task_status.started(self)
+                await self._shutdown.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            # Cancelled rather than shut down: still release the addresses.
+            with trio.CancelScope(shield=True):
+                for listener in listeners:
+                    await trio.aclose_forcefully(listener)
 
     def shutdown(self) -> None:
         self._shutdown.set()

@@ -7,11 +7,11 @@ from typing import Any
 import trio
 
 import rpcx
-from rpcx.gateway import HttpServer, open_http_server
+from rpcx.gateway import HttpServer, open_http_server, serve_http
 from rpcx.gateway.server import build_dispatcher
 from rpcx.runtime.interceptors import CallInfo, Proceed
 from tests.gateway._client import HttpClient
-from tests.runtime.harness import Echo
+from tests.runtime.harness import Echo, mem_address
 
 ECHO = "/echo.Echo/echo"
 
@@ -60,3 +60,11 @@ async def test_a_bug_while_answering_is_a_500_and_the_server_keeps_serving(
             async with stream:
                 response = await HttpClient(stream).call(ECHO, {"text": "still here"})
             assert response.json() == "still here"
+
+
+async def test_a_cancelled_http_server_releases_its_address() -> None:
+    address = mem_address()
+    with trio.move_on_after(0.1):
+        await serve_http(address, [Echo()])
+    async with open_http_server(address, [Echo()]) as server:
+        assert server.addresses
