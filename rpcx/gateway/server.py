@@ -219,12 +219,14 @@ class HttpServer:
     async def _one_request(self, conn: h11.Connection, stream: trio.abc.Stream,
                            peer: str) -> bool:
         """Read one request and answer it; False when the connection should close."""
+        head = False
         try:
             event = await self._next_event(conn, stream, self.idle_timeout)
             if event is None or isinstance(event, h11.ConnectionClosed):
                 return False
             assert isinstance(event, h11.Request), event
             request = event
+            head = request.method == b"HEAD"
             headers = [(n.decode("latin-1").lower(), v.decode("latin-1"))
                        for n, v in request.headers]
             try:
@@ -246,11 +248,13 @@ class HttpServer:
             answer = _Answer(status, _error_body(Status.INVALID_ARGUMENT,
                                                  f"malformed HTTP request: {exc}"), close=True)
             headers = []
-        await self._send(conn, stream, answer, headers)
+        await self._send(conn, stream, answer, headers, head=head)
         return not answer.close
 
     async def _send(self, conn: h11.Connection, stream: trio.abc.Stream, answer: _Answer,
-                    request_headers: Sequence[tuple[str, str]]) -> None:
+                    request_headers: Sequence[tuple[str, str]], *, head: bool = False,
+                    ) -> None:
+        """Send ``answer``; to a HEAD request, without the body (h11 refuses one)."""
         out: list[tuple[str, str]] = [("server", "rpcx"), *answer.headers]
         if answer.body:
             out.append(("content-type", "application/json"))
@@ -262,7 +266,7 @@ class HttpServer:
         try:
             data = conn.send(h11.Response(status_code=answer.status, headers=out,
                                           reason=_REASONS.get(answer.status, b"")))
-            if answer.body:
+            if answer.body and not head:
                 data += conn.send(h11.Data(data=answer.body))
             data += conn.send(h11.EndOfMessage())
         except h11.LocalProtocolError:  # the connection is in no state to answer

@@ -10,7 +10,8 @@ import rpcx
 from rpcx.gateway import HttpServer, open_http_server, serve_http
 from rpcx.gateway.server import build_dispatcher
 from rpcx.runtime.interceptors import CallInfo, Proceed
-from tests.gateway._client import HttpClient
+from tests.gateway._client import HttpClient, raw_exchange
+from tests.gateway.test_http import make_server
 from tests.runtime.harness import Echo, mem_address
 
 ECHO = "/echo.Echo/echo"
@@ -68,3 +69,12 @@ async def test_a_cancelled_http_server_releases_its_address() -> None:
         await serve_http(address, [Echo()])
     async with open_http_server(address, [Echo()]) as server:
         assert server.addresses
+
+
+async def test_a_head_request_is_answered_without_a_body() -> None:
+    # h11 refuses a body in the answer to HEAD: the connection used to close unanswered.
+    head = b"HEAD /openapi.json HTTP/1.1\r\nhost: x\r\n\r\n"
+    reply = await raw_exchange(make_server(), head + head)
+    assert reply.count(b"HTTP/1.1 405 Method Not Allowed\r\n") == 2, reply
+    assert b"allow: GET\r\n" in reply
+    assert b"{" not in reply  # no body
