@@ -98,7 +98,8 @@ class _Problem(Exception):
     def __init__(self, http_status: int, code: Status, message: str, *,
                  headers: tuple[tuple[str, str], ...] = (), close: bool = False) -> None:
         super().__init__(message)
-        self.answer = _Answer(http_status, _error_body(code, message), headers, close)
+        self.answer = _Answer(http_status, _error_body(code, message),
+                              (("rpcx-status", code.name), *headers), close)
 
 
 def _error_body(code: Status, message: str, details: Mapping[str, Any] | None = None, *,
@@ -240,13 +241,14 @@ class HttpServer:
                 logger.exception("answering %s %r from %s failed", request.method,
                                  request.target, peer)
                 answer = _Answer(500, _error_body(Status.INTERNAL, "internal error"),
-                                 close=True)
+                                 (("rpcx-status", Status.INTERNAL.name),), close=True)
         except h11.RemoteProtocolError as exc:
             if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
                 return False
             status = exc.error_status_hint
             answer = _Answer(status, _error_body(Status.INVALID_ARGUMENT,
-                                                 f"malformed HTTP request: {exc}"), close=True)
+                                                 f"malformed HTTP request: {exc}"),
+                             (("rpcx-status", Status.INVALID_ARGUMENT.name),), close=True)
             headers = []
         await self._send(conn, stream, answer, headers, head=head)
         return not answer.close
@@ -339,13 +341,14 @@ class HttpServer:
         reply = await self._dispatch(path[1:], body or b"{}", headers, deadline, peer)
         if isinstance(reply, Success):
             if method.oneway:
-                return _Answer(202)
+                return _Answer(202, headers=(("rpcx-status", "OK"),))
             return _Answer(200, reply.payload if method.result is not None else b"null",
                            (("rpcx-status", "OK"),))
         if method.oneway and reply.status not in (Status.INVALID_ARGUMENT,
                                                   Status.UNAUTHENTICATED,
                                                   Status.PERMISSION_DENIED):
-            return _Answer(202)  # one-way: the caller hears only that it was accepted
+            # one-way: the caller hears only that it was accepted
+            return _Answer(202, headers=(("rpcx-status", "OK"),))
         return _Answer(HTTP_STATUS.get(reply.status, 500),
                        _error_body(reply.status, reply.message, reply.details,
                                    error=reply.error_name, fields=reply.error_payload),

@@ -10,7 +10,7 @@ import rpcx
 from rpcx.gateway import HttpServer, open_http_server, serve_http
 from rpcx.gateway.server import build_dispatcher
 from rpcx.runtime.interceptors import CallInfo, Proceed
-from tests.gateway._client import HttpClient, raw_exchange
+from tests.gateway._client import HttpClient, connected, raw_exchange
 from tests.gateway.test_http import make_server
 from tests.runtime.harness import Echo, mem_address
 
@@ -78,3 +78,28 @@ async def test_a_head_request_is_answered_without_a_body() -> None:
     assert reply.count(b"HTTP/1.1 405 Method Not Allowed\r\n") == 2, reply
     assert b"allow: GET\r\n" in reply
     assert b"{" not in reply  # no body
+
+
+async def test_requests_refused_before_dispatch_carry_rpcx_status() -> None:
+    # docs/http.md: "Responses carry rpcx-status: OK (or the status name)".
+    async with connected(make_server(max_body_bytes=100)) as client:
+        unknown = await client.call("/nope.Nope/x", {})
+        wrong_verb = await client.request("GET", ECHO)
+        media = await client.request("POST", ECHO, b"{}", content_type="text/plain")
+        timeout = await client.call(ECHO, {"text": "x"}, headers=[("rpcx-timeout", "nan")])
+        too_big = await client.call(ECHO, {"text": "x" * 200})
+    assert unknown.headers["rpcx-status"] == "UNIMPLEMENTED"
+    assert wrong_verb.headers["rpcx-status"] == "UNIMPLEMENTED"
+    assert media.headers["rpcx-status"] == "INVALID_ARGUMENT"
+    assert timeout.headers["rpcx-status"] == "INVALID_ARGUMENT"
+    assert too_big.status == 413
+    assert too_big.headers["rpcx-status"] == "RESOURCE_EXHAUSTED"
+
+
+async def test_malformed_http_and_one_way_answers_carry_rpcx_status() -> None:
+    reply = await raw_exchange(make_server(), b"GARBAGE\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 400 ")
+    assert b"rpcx-status: INVALID_ARGUMENT\r\n" in reply
+    async with connected(make_server()) as client:
+        note = await client.call("/echo.Echo/note", {"text": "hi"})
+    assert note.status == 202 and note.headers["rpcx-status"] == "OK"
