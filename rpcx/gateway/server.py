@@ -389,11 +389,13 @@ class HttpServer:
     def _cors_headers(self, headers: Sequence[tuple[str, str]], *,
                       preflight: bool) -> list[tuple[str, str]]:
         origin = self._allowed_origin(headers)
+        # With a list of origins the answer depends on Origin, allowed or not: a cache
+        # must not give one origin's answer to another.
+        vary = ([("vary", "Origin")] if self.cors_origins and "*" not in self.cors_origins
+                else [])
         if origin is None:
-            return []
-        out = [("access-control-allow-origin", origin)]
-        if origin != "*":
-            out.append(("vary", "Origin"))
+            return vary
+        out = [("access-control-allow-origin", origin), *vary]
         if not preflight:
             out.append(("access-control-expose-headers", "rpcx-status"))
         return out

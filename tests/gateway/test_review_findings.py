@@ -103,3 +103,22 @@ async def test_malformed_http_and_one_way_answers_carry_rpcx_status() -> None:
     async with connected(make_server()) as client:
         note = await client.call("/echo.Echo/note", {"text": "hi"})
     assert note.status == 202 and note.headers["rpcx-status"] == "OK"
+
+
+async def test_with_an_origin_list_every_answer_varies_by_origin() -> None:
+    # Without Vary: Origin on the answer to another origin (or to none), a shared cache
+    # may give it to an allowed origin, which the browser then blocks (or the reverse).
+    async with connected(make_server(cors_origins=["https://shop.example"])) as client:
+        other = await client.request("GET", "/openapi.json",
+                                     headers=[("origin", "https://evil.test")])
+        none = await client.request("GET", "/openapi.json")
+        allowed = await client.request("GET", "/openapi.json",
+                                       headers=[("origin", "https://shop.example")])
+    assert "access-control-allow-origin" not in other.headers
+    assert other.headers["vary"] == none.headers["vary"] == "Origin"
+    assert allowed.headers["vary"] == "Origin"
+    async with connected(make_server(cors_origins=["*"])) as client:
+        anyone = await client.request("GET", "/openapi.json",
+                                      headers=[("origin", "https://evil.test")])
+    assert anyone.headers["access-control-allow-origin"] == "*"
+    assert "vary" not in anyone.headers
