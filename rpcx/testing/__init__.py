@@ -7,7 +7,6 @@ the same values, errors and validation as over a network, without one.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +15,7 @@ import trio
 from rpcx.codec import Codec, get_codec
 from rpcx.errors import DeadlineExceeded
 from rpcx.runtime.dispatch import Dispatcher, unpack_reply
+from rpcx.runtime.options import effective_deadline
 from rpcx.schema import MethodSpec
 
 __all__ = ["LocalChannel"]
@@ -38,11 +38,13 @@ class LocalChannel:
                          timeout: float | None, metadata: Mapping[str, str] | None) -> Any:
         self.calls.append((method.path, dict(metadata or {})))
         payload = self.codec.encode(method.params, args)
-        limit = timeout if timeout is not None else method.deadline
-        with trio.move_on_after(math.inf if limit is None else limit) as scope:
-            reply = await self.dispatcher.dispatch(method.path, payload, self.codec)
+        deadline = effective_deadline(method, timeout, None)
+        with trio.move_on_at(deadline) as scope:
+            # The handler sees the metadata and deadline, as it would behind a server.
+            reply = await self.dispatcher.dispatch(method.path, payload, self.codec,
+                                                   metadata=metadata, deadline=deadline)
         if scope.cancelled_caught:
-            raise DeadlineExceeded(f"{method.path} took longer than {limit} s")
+            raise DeadlineExceeded(f"{method.path} passed its deadline")
         return unpack_reply(method, reply, self.codec)
 
     async def call(self, method: MethodSpec, args: tuple[Any, ...], *,
@@ -57,6 +59,7 @@ class LocalChannel:
         one-way call (in process, there is no one to hand it to)."""
         self.calls.append((method.path, dict(metadata or {})))
         payload = self.codec.encode(method.params, args)  # bad arguments raise here
-        limit = timeout if timeout is not None else method.deadline
-        with trio.move_on_after(math.inf if limit is None else limit):
-            await self.dispatcher.dispatch(method.path, payload, self.codec)
+        deadline = effective_deadline(method, timeout, None)
+        with trio.move_on_at(deadline):
+            await self.dispatcher.dispatch(method.path, payload, self.codec,
+                                           metadata=metadata, deadline=deadline)

@@ -1,0 +1,87 @@
+"""Regression tests for bugs found in a review of the runtime (one test per bug)."""
+
+from __future__ import annotations
+
+import math
+
+import trio
+import trio.testing
+
+import rpcx
+from rpcx.errors import RpcError
+from rpcx.status import Status
+from rpcx.testing import LocalChannel
+from rpcx.transport.base import Address
+from rpcx.transport.memory import default as memory_transport
+from tests.runtime.echo_rpcx import EchoClient
+from tests.runtime.harness import Echo
+
+
+class _GatedStream(trio.abc.Stream):
+    """A stream whose writes block while ``closed`` is True, like a socket whose send
+    buffer is full; ``release_one()`` lets exactly one blocked write through."""
+
+    def __init__(self, inner: trio.abc.Stream, gate: _Gate) -> None:
+        self.inner = inner
+        self.gate = gate
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.gate.pass_through()
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class _Gate:
+    def __init__(self) -> None:
+        self.closed = False
+        self._event = trio.Event()
+
+    async def pass_through(self) -> None:
+        if self.closed:
+            await self._event.wait()
+        else:
+            await trio.lowlevel.checkpoint()
+
+    def release_one(self) -> None:
+        self._event.set()
+        self._event = trio.Event()
+
+    def open(self) -> None:
+        self.closed = False
+        self.release_one()
+
+
+class _GatedTransport:
+    def __init__(self) -> None:
+        self.gate = _Gate()
+
+    async def connect(self, address: Address) -> trio.abc.Stream:
+        return _GatedStream(await memory_transport.connect(address), self.gate)
+
+    async def listen(self, address: Address) -> list[trio.abc.Listener[trio.abc.Stream]]:
+        return await memory_transport.listen(address)
+
+
+class _BadDetails(Echo):
+    async def crash(self) -> str:
+        # details the wire cannot carry (a non-string key)
+        raise RpcError(Status.FAILED_PRECONDITION, "nope", {1: "one"})  # type: ignore[dict-item]
+
+
+# -- rpcx.testing ----------------------------------------------------------------------
+
+
+async def test_local_channel_passes_metadata_and_deadline_to_the_handler(
+        autojump_clock: trio.testing.MockClock) -> None:
+    client = EchoClient(LocalChannel(Echo()))
+    seen = await client.context(metadata={"tenant": "t1"}, timeout=5.0)
+    assert seen == {"tenant": "t1", "deadline": "5.000"}
+    assert math.isinf(rpcx.current_deadline())
