@@ -25,6 +25,7 @@ import attrs
 import trio
 
 from rpcx.codec import Codec, get_codec
+from rpcx.errors import LocalProtocolError
 from rpcx.protocol import (
     CallAborted,
     CancelReceived,
@@ -203,8 +204,15 @@ class Server:
         elif isinstance(reply, Success):
             link.conn.send_response(event.call_id, reply.payload)
         else:
-            link.conn.send_error(event.call_id, reply.status, reply.message, reply.details,
-                                 error_name=reply.error_name, error_payload=reply.error_payload)
+            try:
+                link.conn.send_error(event.call_id, reply.status, reply.message,
+                                     reply.details, error_name=reply.error_name,
+                                     error_payload=reply.error_payload)
+            except LocalProtocolError as exc:
+                # Say, details the wire cannot carry: fail this call, not the server.
+                logger.error("handler for %s: %s", event.method, exc)
+                link.conn.send_error(event.call_id, Status.INTERNAL,
+                                     f"internal error in {event.method}")
         link.rearm()
         await link.flush()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import trio
 import trio.testing
 
@@ -14,7 +15,7 @@ from rpcx.testing import LocalChannel
 from rpcx.transport.base import Address
 from rpcx.transport.memory import default as memory_transport
 from tests.runtime.echo_rpcx import EchoClient
-from tests.runtime.harness import Echo
+from tests.runtime.harness import Echo, echo_pair
 
 
 class _GatedStream(trio.abc.Stream):
@@ -74,6 +75,18 @@ class _BadDetails(Echo):
     async def crash(self) -> str:
         # details the wire cannot carry (a non-string key)
         raise RpcError(Status.FAILED_PRECONDITION, "nope", {1: "one"})  # type: ignore[dict-item]
+
+
+# -- errors ----------------------------------------------------------------------------
+
+
+async def test_a_handler_error_with_unsendable_details_fails_that_call_not_the_server(
+        ) -> None:
+    async with echo_pair(_BadDetails()) as (client, _impl, _server, _channel):
+        with pytest.raises(rpcx.RemoteError) as info:
+            await client.crash()
+        assert info.value.code is Status.INTERNAL
+        assert await client.echo("still serving") == "still serving"
 
 
 # -- rpcx.testing ----------------------------------------------------------------------
