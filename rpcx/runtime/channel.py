@@ -226,8 +226,12 @@ class Channel:
         deadline = info.deadline
         if trio.current_time() >= deadline:
             raise DeadlineExceeded(f"{info.method.path}: deadline passed before sending")
-        link = await self._ready_link(deadline)
-        await link.link.wait_for_room(self._max_calls)
+        # Waiting for a connection or for room on it counts against the deadline too.
+        with trio.move_on_at(deadline):
+            link = await self._ready_link(deadline)
+            await link.link.wait_for_room(self._max_calls)
+        if trio.current_time() >= deadline:
+            raise DeadlineExceeded(f"{info.method.path}: deadline passed before sending")
         if not link.usable:
             raise Unavailable(f"{self.address}: connection closed while waiting to send")
         now = trio.current_time()

@@ -77,6 +77,22 @@ class _BadDetails(Echo):
         raise RpcError(Status.FAILED_PRECONDITION, "nope", {1: "one"})  # type: ignore[dict-item]
 
 
+# -- deadlines bound every wait of a call -----------------------------------------------
+
+
+async def test_a_call_waiting_for_room_still_ends_at_its_deadline(
+        autojump_clock: trio.testing.MockClock) -> None:
+    async with echo_pair(max_concurrent_calls=1) as (client, impl, _server, _channel):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.slow, 10.0, "hog")
+            await impl.started.wait()
+            start = trio.current_time()
+            with pytest.raises(rpcx.DeadlineExceeded):
+                await client.echo("waiting", timeout=1.0)
+            assert trio.current_time() - start == pytest.approx(1.0, abs=0.1)
+            nursery.cancel_scope.cancel()
+
+
 # -- errors ----------------------------------------------------------------------------
 
 
