@@ -242,12 +242,14 @@ class Channel:
         pending = _Pending()
         link.pending[call_id] = pending
         link.link.rearm()
-        await link.link.flush()
         # Without an attempt timeout the connection's own timer ends the call at its
         # deadline (DeadlineExpired), so this waits for no clock of its own.
         attempt_deadline = math.inf if policy.attempt_timeout is None else min(
             deadline, now + policy.attempt_timeout)
         try:
+            # Inside the try: a caller cancelled while its request waits to be written
+            # (another task is sending) must still cancel the call.
+            await link.link.flush()
             if attempt_deadline == math.inf:
                 await pending.done.wait()
             else:

@@ -15,7 +15,7 @@ from rpcx.testing import LocalChannel
 from rpcx.transport.base import Address
 from rpcx.transport.memory import default as memory_transport
 from tests.runtime.echo_rpcx import EchoClient
-from tests.runtime.harness import Echo, echo_pair
+from tests.runtime.harness import Echo, echo_pair, mem_address
 
 
 class _GatedStream(trio.abc.Stream):
@@ -91,6 +91,36 @@ async def test_a_call_waiting_for_room_still_ends_at_its_deadline(
                 await client.echo("waiting", timeout=1.0)
             assert trio.current_time() - start == pytest.approx(1.0, abs=0.1)
             nursery.cancel_scope.cancel()
+
+
+# -- cancellation ----------------------------------------------------------------------
+
+
+async def test_a_call_cancelled_while_its_request_waits_to_be_written_is_cancelled_on_the_server(
+        autojump_clock: trio.testing.MockClock) -> None:
+    transport = _GatedTransport()
+    impl = Echo()
+    address = mem_address()
+    async with rpcx.open_server(address, [impl]), \
+            rpcx.open_channel(address, transport=transport) as channel:
+        client = EchoClient(channel)
+        assert await client.echo("connected") == "connected"
+        transport.gate.closed = True
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.echo, "writer")  # becomes the sender, blocked
+            await trio.testing.wait_all_tasks_blocked()
+            with trio.CancelScope() as scope:
+                nursery.start_soon(_cancel_then_open, scope, transport.gate)
+                await client.slow(5.0, "cancelled")  # queued behind the sender
+        await trio.sleep(6.0)
+        assert impl.completed == [], "the server ran a call its caller had cancelled"
+
+
+async def _cancel_then_open(scope: trio.CancelScope, gate: _Gate) -> None:
+    await trio.testing.wait_all_tasks_blocked()
+    scope.cancel()
+    await trio.testing.wait_all_tasks_blocked()
+    gate.open()  # the blocked write completes
 
 
 # -- errors ----------------------------------------------------------------------------
