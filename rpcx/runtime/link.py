@@ -143,6 +143,13 @@ class Link:
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                     # The reader sees the same failure and ends the link.
                     return
+                except trio.Cancelled:
+                    # Cancelled mid-write: ``data`` (other calls' frames too) is gone and
+                    # the stream may hold part of a frame. End the link, so every call
+                    # on it fails UNAVAILABLE (and is retried) instead of waiting forever.
+                    with trio.CancelScope(shield=True):
+                        await trio.aclose_forcefully(self.stream)
+                    raise
         finally:
             self._sending = False
             self._flushed.set()

@@ -123,6 +123,44 @@ async def _cancel_then_open(scope: trio.CancelScope, gate: _Gate) -> None:
     gate.open()  # the blocked write completes
 
 
+async def test_a_cancelled_sender_does_not_lose_other_calls_frames(
+        autojump_clock: trio.testing.MockClock) -> None:
+    transport = _GatedTransport()
+    address = mem_address()
+    async with rpcx.open_server(address, [Echo()]), \
+            rpcx.open_channel(address, transport=transport) as channel:
+        client = EchoClient(channel)
+        assert await client.echo("connected") == "connected"
+        gate = transport.gate
+        gate.closed = True
+        results: list[str] = []
+        answered = trio.Event()
+
+        async def bystander() -> None:
+            results.append(await client.echo("bystander"))
+            answered.set()
+
+        async with trio.open_nursery() as nursery:
+            sender_scope = trio.CancelScope()
+
+            async def sender() -> None:
+                with sender_scope:
+                    await client.slow(1.0, "sender")
+
+            nursery.start_soon(sender)
+            await trio.testing.wait_all_tasks_blocked()  # sender blocked writing its frame
+            nursery.start_soon(bystander)
+            await trio.testing.wait_all_tasks_blocked()  # bystander queued, waiting
+            gate.release_one()
+            await trio.testing.wait_all_tasks_blocked()  # sender now writes bystander's frame
+            sender_scope.cancel()
+            await trio.testing.wait_all_tasks_blocked()
+            gate.open()
+            with trio.fail_after(30):
+                await answered.wait()
+        assert results == ["bystander"]
+
+
 # -- errors ----------------------------------------------------------------------------
 
 
