@@ -279,6 +279,8 @@ class Channel:
         payload = self.codec.encode(info.method.params, info.args)
         link = await self._ready_link(info.deadline)
         await link.link.wait_for_room(self._max_calls)
+        if not link.usable:
+            raise Unavailable(f"{self.address}: connection closed while waiting to send")
         now = trio.current_time()
         timeout = None if info.deadline == math.inf else max(0.0, info.deadline - now)
         link.link.conn.start_call(info.method.path, payload, now=now, timeout=timeout,

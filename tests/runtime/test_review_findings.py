@@ -173,6 +173,31 @@ async def test_a_handler_error_with_unsendable_details_fails_that_call_not_the_s
         assert await client.echo("still serving") == "still serving"
 
 
+async def test_a_oneway_call_waiting_for_room_on_a_closing_connection_is_unavailable(
+        autojump_clock: trio.testing.MockClock) -> None:
+    impl = Echo()
+    address = mem_address()
+    async with rpcx.open_channel(address, max_concurrent_calls=1) as channel:
+        client = EchoClient(channel)
+        async with rpcx.open_server(address, [impl]) as server:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(client.slow, 1.0, "hog")
+                await impl.started.wait()
+                error: list[BaseException] = []
+
+                async def note() -> None:
+                    try:
+                        await client.note("blocked")
+                    except Exception as exc:
+                        error.append(exc)
+
+                nursery.start_soon(note)
+                await trio.testing.wait_all_tasks_blocked()
+                server.shutdown()  # GOAWAY: the hog finishes, nothing new starts
+        assert len(error) == 1
+        assert isinstance(error[0], rpcx.Unavailable), error
+
+
 # -- rpcx.testing ----------------------------------------------------------------------
 
 
