@@ -319,6 +319,11 @@ class Channel:
             if isinstance(exc, Unavailable):
                 raise
             raise Unavailable(f"cannot reach {self.address}: connect timed out") from None
+        if self._closed:
+            # Closed while this call slept out the backoff or connected: its nursery may
+            # be gone, and nothing may outlive the channel anyway.
+            await trio.aclose_forcefully(stream)
+            raise Unavailable(f"{self.address}: channel is closed")
         self._failed_connects = 0
         self._next_connect_at = -math.inf
         self._stats["connects"] += 1

@@ -198,6 +198,43 @@ async def test_a_oneway_call_waiting_for_room_on_a_closing_connection_is_unavail
         assert isinstance(error[0], rpcx.Unavailable), error
 
 
+# -- the channel's lifetime ---------------------------------------------------------
+
+
+async def test_a_call_reconnecting_as_the_channel_closes_is_unavailable(
+        autojump_clock: trio.testing.MockClock) -> None:
+    address = mem_address()
+    errors: list[BaseException] = []
+    async with trio.open_nursery() as outer:
+        async with rpcx.open_channel(address, retry=rpcx.NO_RETRY,
+                                     reconnect_backoff=(1.0, 1.0)) as channel:
+            client = EchoClient(channel)
+            with pytest.raises(rpcx.Unavailable):
+                await client.echo("nobody listens")
+            server_scope = trio.CancelScope()
+
+            async def run_server(task_status: trio.TaskStatus[None]) -> None:
+                with server_scope:
+                    async with rpcx.open_server(address, [Echo()]):
+                        task_status.started()
+                        await trio.sleep_forever()
+
+            await outer.start(run_server)
+
+            async def late_call() -> None:
+                try:
+                    await client.echo("late")
+                except BaseException as exc:
+                    errors.append(exc)
+
+            outer.start_soon(late_call)  # sleeps out the reconnect backoff
+            await trio.testing.wait_all_tasks_blocked()
+        await trio.sleep(2.0)
+        server_scope.cancel()
+    assert len(errors) == 1
+    assert isinstance(errors[0], rpcx.Unavailable), errors
+
+
 # -- rpcx.testing ----------------------------------------------------------------------
 
 
