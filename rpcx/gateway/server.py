@@ -76,7 +76,8 @@ _READ_SIZE: Final = 64 * 1024
 _REASONS: Final[Mapping[int, bytes]] = {
     200: b"OK", 202: b"Accepted", 204: b"No Content", 400: b"Bad Request",
     401: b"Unauthorized", 403: b"Forbidden", 404: b"Not Found",
-    405: b"Method Not Allowed", 409: b"Conflict", 413: b"Content Too Large",
+    405: b"Method Not Allowed", 408: b"Request Timeout", 409: b"Conflict",
+    413: b"Content Too Large",
     415: b"Unsupported Media Type", 429: b"Too Many Requests", 431:
     b"Request Header Fields Too Large", 499: b"Client Closed Request",
     500: b"Internal Server Error", 503: b"Service Unavailable", 504: b"Gateway Timeout",
@@ -144,13 +145,17 @@ class HttpServer:
 
     Options: ``max_body_bytes`` (larger bodies get 413), ``cors_origins`` (origins allowed
     to call from a browser, ``"*"`` for any; empty turns CORS off), ``idle_timeout``
-    (seconds a keep-alive connection may wait for its next request), ``openapi`` (serve
+    (seconds a keep-alive connection may wait for its next request), ``request_timeout``
+    (seconds from a request's first byte until all of it has arrived: a client that
+    trickles its request gets 408 and is disconnected), ``send_timeout`` (seconds an answer
+    may take to write: a client that stops reading is disconnected), ``openapi`` (serve
     ``/openapi.json``), ``title`` (of the OpenAPI document).
     """
 
     def __init__(self, dispatcher: Dispatcher, *,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                  cors_origins: Sequence[str] = (), idle_timeout: float = 60.0,
+                 request_timeout: float = 30.0, send_timeout: float = 30.0,
                  openapi: bool = True, title: str = "rpcx services") -> None:
         if max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
@@ -159,6 +164,8 @@ class HttpServer:
         self.max_body_bytes = max_body_bytes
         self.cors_origins = frozenset(cors_origins)
         self.idle_timeout = idle_timeout
+        self.request_timeout = request_timeout
+        self.send_timeout = send_timeout
         self.openapi = openapi
         self.title = title
         self.addresses: list[str] = []
@@ -206,23 +213,40 @@ class HttpServer:
             return
 
     async def _next_event(self, conn: h11.Connection, stream: trio.abc.Stream,
-                          timeout: float) -> Any:
+                          timeout: float, started: list[float]) -> Any:
+        """The next h11 event. Waits at most ``timeout`` for each read (None if it
+        passes), and at most ``request_timeout`` from the request's first byte, whose time
+        ``started`` records (408 after that)."""
         while True:
             event = conn.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            with trio.move_on_after(timeout) as scope:
+            wait = trio.current_time() + timeout
+            if started:
+                wait = min(wait, started[0] + self.request_timeout)
+            with trio.move_on_at(wait) as scope:
                 data = await stream.receive_some(_READ_SIZE)
             if scope.cancelled_caught:
+                if started and trio.current_time() >= started[0] + self.request_timeout:
+                    raise _Problem(408, Status.DEADLINE_EXCEEDED,
+                                   f"the request did not arrive within "
+                                   f"{self.request_timeout:g} s", close=True)
                 return None
+            if not started:
+                started.append(trio.current_time())
             conn.receive_data(bytes(data))
 
     async def _one_request(self, conn: h11.Connection, stream: trio.abc.Stream,
                            peer: str) -> bool:
         """Read one request and answer it; False when the connection should close."""
         head = False
+        started: list[float] = []
         try:
-            event = await self._next_event(conn, stream, self.idle_timeout)
+            try:
+                event = await self._next_event(conn, stream, self.idle_timeout, started)
+            except _Problem as problem:  # the head trickled in too slowly
+                await self._send(conn, stream, problem.answer, [])
+                return False
             if event is None or isinstance(event, h11.ConnectionClosed):
                 return False
             assert isinstance(event, h11.Request), event
@@ -231,7 +255,7 @@ class HttpServer:
             headers = [(n.decode("latin-1").lower(), v.decode("latin-1"))
                        for n, v in request.headers]
             try:
-                answer = await self._handle(conn, stream, request, headers, peer)
+                answer = await self._handle(conn, stream, request, headers, peer, started)
             except _Problem as problem:
                 answer = problem.answer
             except (h11.RemoteProtocolError, trio.BrokenResourceError,
@@ -274,12 +298,15 @@ class HttpServer:
         except h11.LocalProtocolError:  # the connection is in no state to answer
             conn.send_failed()
             return
-        await stream.send_all(data)
+        with trio.move_on_after(self.send_timeout) as scope:
+            await stream.send_all(data)
+        if scope.cancelled_caught:
+            raise trio.BrokenResourceError("the client stopped reading its answer")
 
     # -- one request ---------------------------------------------------------------------
 
     async def _read_body(self, conn: h11.Connection, stream: trio.abc.Stream,
-                         headers: Sequence[tuple[str, str]]) -> bytes:
+                         headers: Sequence[tuple[str, str]], started: list[float]) -> bytes:
         for name, value in headers:
             if name == "content-length" and int(value) > self.max_body_bytes:
                 raise _Problem(413, Status.RESOURCE_EXHAUSTED,
@@ -288,7 +315,7 @@ class HttpServer:
         chunks: list[bytes] = []
         size = 0
         while True:
-            event = await self._next_event(conn, stream, self.idle_timeout)
+            event = await self._next_event(conn, stream, self.idle_timeout, started)
             if event is None or isinstance(event, h11.ConnectionClosed):
                 raise _Problem(400, Status.INVALID_ARGUMENT, "request body ended early",
                                close=True)
@@ -304,12 +331,12 @@ class HttpServer:
 
     async def _handle(self, conn: h11.Connection, stream: trio.abc.Stream,
                       request: h11.Request, headers: Sequence[tuple[str, str]],
-                      peer: str) -> _Answer:
+                      peer: str, started: list[float]) -> _Answer:
         target = request.target.decode("latin-1")
         path = target.partition("?")[0]
         verb = request.method.decode("latin-1")
         # The body is read (and so the connection kept usable) before any answer.
-        body = await self._read_body(conn, stream, headers)
+        body = await self._read_body(conn, stream, headers, started)
         if verb == "OPTIONS":
             return self._preflight(path, headers)
         if path == "/openapi.json" and self.openapi:
