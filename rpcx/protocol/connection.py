@@ -265,8 +265,12 @@ class Connection:
         self._out.append(data)
         return call_id
 
-    def cancel_call(self, call_id: int) -> bool:
+    def cancel_call(self, call_id: int, *, notify: bool = True) -> bool:
         """Abandon a call: queue a CANCEL so the server cancels its handler.
+
+        With ``notify=False`` the call is only forgotten here and nothing is sent: the
+        server runs it to completion (a retried call with an idempotency key wants that,
+        so the result is stored for the retry) and its late reply is ignored.
 
         Returns False if the call had already finished (its outcome was reported or it was
         one-way); no event follows for a cancelled call.
@@ -276,7 +280,8 @@ class Connection:
         if call is None:
             return False
         self._finish(call, CallInput.SEND_CANCEL)
-        self._out.append(encode_frame(CancelFrame(call_id=call_id)))
+        if notify:
+            self._out.append(encode_frame(CancelFrame(call_id=call_id)))
         self._maybe_drained()
         return True
 

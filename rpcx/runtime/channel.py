@@ -265,9 +265,11 @@ class Channel:
         if pending.reply is None:
             # This attempt timed out before the call's deadline. A call with an
             # idempotency key is left running on the server so its result is stored for
-            # the retry; one without a key is cancelled there.
+            # the retry (it is only forgotten here, freeing its slot); one without a key
+            # is cancelled there.
             link.pending.pop(call_id, None)
-            if key is None and link.link.conn.cancel_call(call_id):
+            if link.link.conn.cancel_call(call_id, notify=key is None):
+                link.link.call_ended()
                 await link.link.flush()
             raise DeadlineExceeded(f"{info.method.path}: attempt timed out")
         reply = pending.reply
@@ -311,6 +313,10 @@ class Channel:
                 with map_stream_errors(f"cannot reach {self.address}"):
                     stream = await self._transport.connect(self._parsed)
         except (Unavailable, trio.TooSlowError) as exc:
+            if isinstance(exc, trio.TooSlowError) and trio.current_time() >= deadline:
+                # The call ran out of time, not the server: no backoff for the next one.
+                raise DeadlineExceeded(
+                    f"{self.address}: deadline passed while connecting") from None
             self._stats["connect_failures"] += 1
             self._failed_connects += 1
             first, most = self._reconnect_backoff

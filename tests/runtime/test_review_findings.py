@@ -244,3 +244,25 @@ async def test_local_channel_passes_metadata_and_deadline_to_the_handler(
     seen = await client.context(metadata={"tenant": "t1"}, timeout=5.0)
     assert seen == {"tenant": "t1", "deadline": "5.000"}
     assert math.isinf(rpcx.current_deadline())
+
+
+async def test_an_attempt_that_timed_out_gives_back_its_slot(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """A keyed attempt that times out is forgotten locally (not cancelled on the server),
+    and its call slot is free again: it must not block later calls until the server
+    finishes the abandoned execution."""
+
+    class Stuck(Echo):
+        async def increment(self, by: int) -> int:
+            await trio.sleep(100.0)
+            return await super().increment(by)
+
+    impl = Stuck()
+    policy = rpcx.RetryPolicy(max_attempts=1, attempt_timeout=1.0)
+    async with echo_pair(impl, retry=policy, max_concurrent_calls=1) as (client, _, _, channel):
+        with pytest.raises(rpcx.DeadlineExceeded, match="attempt timed out"):
+            await client.increment(2)
+        assert channel.statistics().open_calls == 0, "the slot came back"
+        start = trio.current_time()
+        assert await client.echo("next", timeout=5.0) == "next"
+        assert trio.current_time() - start < 0.1, "the next call did not wait for room"
