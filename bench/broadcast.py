@@ -175,8 +175,9 @@ def render(results: list[dict[str, object]], meta: dict[tuple[str, int], float],
         "Reading it: with relay-to-all every message is copied n(n-1) times, and each "
         "gossip batch carries the sender's row of delivered counts (n numbers; the full "
         "n x n matrix only in anti-entropy digests), so bytes per message grow as n² to "
-        "n³/batch; causal adds an n-entry vector per message; the sequencer adds order messages; Lamport "
-        "adds heartbeats from every member per message it receives. The 5-process rows run "
+        "n³/batch; causal adds an n-entry vector per message; the sequencer adds order "
+        "messages; Lamport adds heartbeats from every member per message it receives. "
+        "The 5-process rows run "
         "5 Python processes on 2 shared cores, so they measure CPU contention as much as "
         "the protocol: fewer delivered/s and long p99 tails, worst for the orders that "
         "wait on one member (the sequencer leader, or every member for Lamport).",
