@@ -13,7 +13,8 @@ How it works:
   a member sends a ``GossipBatch`` with ``want_reply`` to one peer: preferably one known
   to have messages it lacks, otherwise the next peer round-robin. The digest is the
   sender's knowledge matrix ``known[member][origin]`` (how many of origin's messages that
-  member is known to have); push batches carry only the sender's own row. The peer
+  member is known to have); push batches carry only the rows that changed since the
+  sender's last push. The peer
   merges it and answers with the messages the sender lacks plus its own matrix.
   Knowledge spreads transitively, which is safe because "m has k messages of o" only
   ever grows.
@@ -36,7 +37,7 @@ stops stability until a view change removes it. Determinism: peer choice uses a 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import attrs
 
@@ -78,6 +79,9 @@ class Topology(Protocol):
 @attrs.frozen
 class RelayAll:
     """Everyone relays to everyone (eager relay, but batched): n(n-1) copies, most robust."""
+
+    all_to_all: ClassVar[bool] = True
+    """Every member pushes to every other, so each learns every knowledge row first hand."""
 
     def targets(self, me: str, origin: str, src: str,
                 members: tuple[str, ...]) -> Sequence[str]:
@@ -143,6 +147,8 @@ class GossipBroadcast:
     _ahead: dict[str, dict[int, GossipMsg]] = attrs.field(factory=dict, init=False)
     _store: dict[str, dict[int, GossipMsg]] = attrs.field(factory=dict, init=False)
     _known: dict[str, dict[str, int]] = attrs.field(factory=dict, init=False)
+    _dirty: set[str] = attrs.field(factory=set, init=False)
+    """Members whose row changed since the last push (sent with it)."""
     _stable: dict[str, int] = attrs.field(factory=dict, init=False)
     _outbox: dict[str, list[GossipMsg]] = attrs.field(factory=dict, init=False)
     _flush_armed: bool = attrs.field(default=False, init=False)
@@ -200,13 +206,20 @@ class GossipBroadcast:
         out: list[Action] = []
         if key == "flush":
             self._flush_armed = False
-            # A push carries only this member's own row (n numbers, not n x n): each peer
-            # learns every row first hand from that member's pushes, and the whole matrix
-            # still travels with anti-entropy, where transitive knowledge is what helps.
-            own = {self.me: dict(self._have)}
+            # A push carries this member's own row and the rows it learned something new
+            # about since its last push, not the whole n x n matrix: knowledge still
+            # spreads transitively (through a hub, say), and a lost push is made good by
+            # anti-entropy, which always carries the whole matrix.
+            # With all-to-all pushes every row arrives first hand, so the own row is enough.
+            self._dirty.add(self.me)
+            if getattr(self.topology, "all_to_all", False):
+                rows = {self.me: dict(self._have)}
+            else:
+                rows = {m: dict(self._known[m]) for m in self._dirty if m in self._known}
+            self._dirty.clear()
             for dest, queued in self._outbox.items():
                 if queued:
-                    out.append(Send(dest, GossipBatch(tuple(queued), own)))
+                    out.append(Send(dest, GossipBatch(tuple(queued), rows)))
             self._outbox.clear()
         elif key == "sync":
             self._sync_armed = False
@@ -263,6 +276,7 @@ class GossipBroadcast:
             for origin, count in row.items():
                 if count > mine.get(origin, 0):
                     mine[origin] = count
+                    self._dirty.add(member)
 
     def _snapshot(self) -> dict[str, dict[str, int]]:
         return {member: dict(row) for member, row in self._known.items()}
