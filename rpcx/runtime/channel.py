@@ -31,6 +31,7 @@ from rpcx.protocol import (
     DeadlineExpired,
     ErrorReceived,
     Event,
+    GoAwayReceived,
     ResponseReceived,
     Role,
 )
@@ -97,6 +98,8 @@ class _ClientLink:
                           Failure(Status.DEADLINE_EXCEEDED, "deadline exceeded"))
         elif isinstance(event, CallAborted):
             self._resolve(event.call_id, Failure(event.status, event.message))
+        elif isinstance(event, GoAwayReceived):
+            self.link.call_ended()  # callers waiting for room here must go elsewhere
         elif isinstance(event, ConnectionTerminated):
             for call_id in list(self.pending):
                 self._resolve(call_id, Failure(Status.UNAVAILABLE,
@@ -228,8 +231,13 @@ class Channel:
             raise DeadlineExceeded(f"{info.method.path}: deadline passed before sending")
         # Waiting for a connection or for room on it counts against the deadline too.
         with trio.move_on_at(deadline):
-            link = await self._ready_link(deadline)
-            await link.link.wait_for_room(self._max_calls)
+            while True:
+                link = await self._ready_link(deadline)
+                await link.link.wait_for_room(self._max_calls)
+                if link.usable:
+                    break
+                # The connection stopped taking calls while we waited (GOAWAY, lost):
+                # the next round connects anew.
         if trio.current_time() >= deadline:
             raise DeadlineExceeded(f"{info.method.path}: deadline passed before sending")
         if not link.usable:

@@ -161,6 +161,8 @@ class Link:
         self._room = trio.Event()
 
     async def wait_for_room(self, limit: int) -> None:
-        """Backpressure: wait while ``limit`` calls are open on this connection."""
-        while self.conn.open_calls >= limit and not self.closed.is_set():
+        """Backpressure: wait while ``limit`` calls are open on this connection, and it
+        still takes new calls (after a GOAWAY the caller should go elsewhere)."""
+        while (self.conn.open_calls >= limit and not self.closed.is_set()
+               and self.conn.state is ConnectionState.OPEN):
             await self._room.wait()

@@ -266,3 +266,36 @@ async def test_an_attempt_that_timed_out_gives_back_its_slot(
         start = trio.current_time()
         assert await client.echo("next", timeout=5.0) == "next"
         assert trio.current_time() - start < 0.1, "the next call did not wait for room"
+
+
+async def test_a_call_waiting_for_room_on_a_connection_that_goes_away_moves_on(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """After GOAWAY, a call waiting for a free slot on the draining connection does not
+    wait for the old server's calls to finish: it goes to a new connection."""
+    address = mem_address()
+    first = Echo()
+    async with rpcx.open_channel(address, max_concurrent_calls=1) as channel:
+        client = EchoClient(channel)
+        async with trio.open_nursery() as nursery:
+            old: rpcx.Server = await nursery.start(
+                lambda task_status: rpcx.serve(address, [first], grace_period=60.0,
+                                               task_status=task_status))
+            nursery.start_soon(client.slow, 30.0, "old")
+            await first.started.wait()
+            waited: list[float] = []
+
+            async def second_call() -> None:
+                start = trio.current_time()
+                assert await client.echo("new") == "new"
+                waited.append(trio.current_time() - start)
+
+            nursery.start_soon(second_call)
+            await trio.testing.wait_all_tasks_blocked()
+            old.shutdown()  # GOAWAY; its listener closes, the slow call may finish
+            await trio.testing.wait_all_tasks_blocked()
+            await nursery.start(
+                lambda task_status: rpcx.serve(address, [Echo()], task_status=task_status))
+            while not waited:
+                await trio.sleep(0.1)
+            assert waited[0] < 1.0, "the waiting call went to the new server"
+            nursery.cancel_scope.cancel()
