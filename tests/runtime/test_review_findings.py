@@ -283,11 +283,13 @@ async def test_a_call_waiting_for_room_on_a_connection_that_goes_away_moves_on(
             nursery.start_soon(client.slow, 30.0, "old")
             await first.started.wait()
             waited: list[float] = []
+            answered = trio.Event()
 
             async def second_call() -> None:
                 start = trio.current_time()
                 assert await client.echo("new") == "new"
                 waited.append(trio.current_time() - start)
+                answered.set()
 
             nursery.start_soon(second_call)
             await trio.testing.wait_all_tasks_blocked()
@@ -295,7 +297,6 @@ async def test_a_call_waiting_for_room_on_a_connection_that_goes_away_moves_on(
             await trio.testing.wait_all_tasks_blocked()
             await nursery.start(
                 lambda task_status: rpcx.serve(address, [Echo()], task_status=task_status))
-            while not waited:
-                await trio.sleep(0.1)
+            await answered.wait()
             assert waited[0] < 1.0, "the waiting call went to the new server"
             nursery.cancel_scope.cancel()
