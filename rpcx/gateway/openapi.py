@@ -69,16 +69,23 @@ class _Schemas:
         if kind is Kind.BOOL:
             return {"type": "boolean"}
         if kind is Kind.INT:
-            return {"type": "integer", "format": "int64", **_INT64}
+            # Written as a number; a decimal string is accepted too (JavaScript loses
+            # precision past 2**53).
+            return {"anyOf": [{"type": "integer", **_INT64},
+                              {"type": "string", "pattern": r"^-?[0-9]{1,19}$"}],
+                    "format": "int64"}
         if kind is Kind.FLOAT:
             return {"anyOf": [{"type": "number"},
                               {"type": "string", "enum": ["NaN", "Infinity", "-Infinity"]}],
                     "format": "double"}
         if kind is Kind.DECIMAL:
-            return {"type": "string", "format": "decimal", "pattern": _DECIMAL_PATTERN,
-                    "maxLength": 40,
-                    "description": "An exact decimal number as a string (\"3.99\"); "
-                                   "a JSON number is accepted too, at most 19 digits"}
+            return {"anyOf": [{"type": "string", "pattern": _DECIMAL_PATTERN,
+                               "maxLength": 40},
+                              {"type": "number"}],
+                    "format": "decimal",
+                    "description": "An exact decimal number, written as a string (\"3.99\");"
+                                   " a JSON number is accepted too (read exactly), at most "
+                                   "19 digits"}
         if kind is Kind.STRING:
             return {"type": "string"}
         if kind is Kind.BYTES:
@@ -109,7 +116,11 @@ class _Schemas:
             return spec.name
         self.components[spec.name] = {}  # placeholder: recursive types end here
         if isinstance(spec, EnumSpec):
-            schema: dict[str, Any] = {"type": "string", "enum": [m.name for m in spec.cls]}
+            # Written as a member name; a value this schema does not know is written as
+            # its number, and numbers are accepted too.
+            schema: dict[str, Any] = {"anyOf": [
+                {"type": "string", "enum": [m.name for m in spec.cls]},
+                {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}]}
         elif isinstance(spec, UnionSpec):
             schema = {"type": "object", "minProperties": 1, "maxProperties": 1,
                       "oneOf": [{"type": "object", "required": [v.name],
