@@ -365,7 +365,8 @@ class HttpServer:
         timeout = (_parse_timeout(timeout_header) if timeout_header is not None
                    else method.deadline)
         deadline = math.inf if timeout is None else trio.current_time() + timeout
-        reply = await self._dispatch(path[1:], body or b"{}", headers, deadline, peer)
+        reply = await self._dispatch(path[1:], body or b"{}", headers, deadline, peer,
+                                     conn, stream)
         if isinstance(reply, Success):
             if method.oneway:
                 return _Answer(202, headers=(("rpcx-status", "OK"),))
@@ -382,13 +383,36 @@ class HttpServer:
                        (("rpcx-status", reply.status.name),))
 
     async def _dispatch(self, path: str, body: bytes, headers: Sequence[tuple[str, str]],
-                        deadline: float, peer: str) -> Reply:
+                        deadline: float, peer: str, conn: h11.Connection,
+                        stream: trio.abc.Stream) -> Reply:
+        """Run the call; cancel it at its deadline, or when the client hangs up (it is
+        watched while the handler runs; bytes of a pipelined next request are kept)."""
         reply: Reply | None = None
-        with trio.move_on_at(deadline):
-            reply = await self.dispatcher.dispatch(
-                path, body, self.codec, metadata=metadata_from_headers(headers),
-                deadline=deadline, peer=peer)
+        gone = False
+
+        async def watch(scope: trio.CancelScope) -> None:
+            nonlocal gone
+            while True:
+                try:
+                    data = await stream.receive_some(_READ_SIZE)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    data = b""
+                conn.receive_data(bytes(data))
+                if not data:
+                    gone = True
+                    scope.cancel()
+                    return
+
+        with trio.move_on_at(deadline) as call_scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(watch, call_scope)
+                reply = await self.dispatcher.dispatch(
+                    path, body, self.codec, metadata=metadata_from_headers(headers),
+                    deadline=deadline, peer=peer)
+                nursery.cancel_scope.cancel()
         if reply is None:
+            if gone:
+                return Failure(Status.CANCELLED, "the client closed the connection")
             return Failure(Status.DEADLINE_EXCEEDED, "deadline exceeded")
         return reply
 

@@ -73,3 +73,49 @@ async def test_a_client_that_never_reads_its_answer_is_disconnected(
         await client.send_all(request)
         await done.wait()  # the handler gave up on the write and closed
         assert trio.current_time() - start == 10.0
+
+
+async def test_a_client_that_hangs_up_cancels_its_handler(
+        autojump_clock: trio.testing.MockClock) -> None:
+    from tests.runtime.harness import Echo
+
+    impl = Echo()
+    server = HttpServer(Dispatcher([impl]))
+    client, server_end = trio.testing.memory_stream_pair()
+    body = b'{"seconds": 60, "text": "abandoned"}'
+    request = (b"POST /echo.Echo/slow HTTP/1.1\r\nhost: x\r\n"
+               b"content-type: application/json\r\ncontent-length: "
+               + str(len(body)).encode() + b"\r\n\r\n" + body)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.handle_connection, server_end)
+        await client.send_all(request)
+        await impl.started.wait()
+        start = trio.current_time()
+        await client.aclose()  # the browser tab was closed
+        await trio.testing.wait_all_tasks_blocked()
+        assert impl.cancelled == ["abandoned"]
+        assert trio.current_time() - start < 1.0
+
+
+async def test_a_pipelined_request_read_while_a_handler_runs_is_answered_next(
+        autojump_clock: trio.testing.MockClock) -> None:
+    from tests.runtime.harness import Echo
+
+    server = HttpServer(Dispatcher([Echo()]))
+    client, server_end = trio.testing.memory_stream_pair()
+
+    def post(path: str, body: bytes) -> bytes:
+        return (b"POST " + path.encode() + b" HTTP/1.1\r\nhost: x\r\n"
+                b"content-type: application/json\r\ncontent-length: "
+                + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.handle_connection, server_end)
+        await client.send_all(post("/echo.Echo/slow", b'{"seconds": 1, "text": "first"}'))
+        await trio.sleep(0.5)  # the handler is running when the second request arrives
+        await client.send_all(post("/echo.Echo/echo", b'{"text": "second"}'))
+        received = b""
+        while received.count(b"HTTP/1.1 200") < 2:
+            received += await client.receive_some(65536)
+        nursery.cancel_scope.cancel()
+    assert received.index(b'"first"') < received.index(b'"second"')
