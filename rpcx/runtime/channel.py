@@ -230,14 +230,20 @@ class Channel:
         if trio.current_time() >= deadline:
             raise DeadlineExceeded(f"{info.method.path}: deadline passed before sending")
         # Waiting for a connection or for room on it counts against the deadline too.
-        with trio.move_on_at(deadline):
-            while True:
-                link = await self._ready_link(deadline)
-                await link.link.wait_for_room(self._max_calls)
-                if link.usable:
-                    break
-                # The connection stopped taking calls while we waited (GOAWAY, lost):
-                # the next round connects anew.
+        # (The common case, a usable connection with room, takes no cancel scope.)
+        current = self._link
+        if (current is not None and not self._closed and current.usable
+                and current.link.conn.open_calls < self._max_calls):
+            link = current
+        else:
+            with trio.move_on_at(deadline):
+                while True:
+                    link = await self._ready_link(deadline)
+                    await link.link.wait_for_room(self._max_calls)
+                    if link.usable:
+                        break
+                    # The connection stopped taking calls while we waited (GOAWAY, lost):
+                    # the next round connects anew.
         if trio.current_time() >= deadline:
             raise DeadlineExceeded(f"{info.method.path}: deadline passed before sending")
         if not link.usable:
