@@ -72,6 +72,7 @@ from rpcx.protocol.frames import (
 from rpcx.status import Status
 
 __all__ = [
+    "TOO_LARGE",
     "DEFAULT_KEEPALIVE_INTERVAL",
     "DEFAULT_KEEPALIVE_TIMEOUT",
     "DEFAULT_MAX_CONCURRENT_CALLS",
@@ -89,6 +90,10 @@ DEFAULT_KEEPALIVE_INTERVAL: Final = 60.0
 DEFAULT_KEEPALIVE_TIMEOUT: Final = 20.0
 """Seconds after a keepalive PING within which the peer must send something."""
 _MAX_OUTSTANDING_PINGS: Final = 64
+
+TOO_LARGE: Final[Mapping[str, Any]] = {"limit": "max_frame_size"}
+"""The ``details`` of every RESOURCE_EXHAUSTED failure caused by a message too large for
+``max_frame_size``: sending the same message again cannot succeed, so it is not retried."""
 
 
 class ConnectionState(enum.Enum):
@@ -256,6 +261,7 @@ class Connection:
                 Status.RESOURCE_EXHAUSTED,
                 f"request of {len(data) - HEADER.size} bytes exceeds max_frame_size "
                 f"{self.max_frame_size}",
+                TOO_LARGE,
             )
         self._highest_call_id = call_id
         call = Call(Role.CLIENT, call_id, method, deadline)
@@ -490,6 +496,7 @@ class Connection:
         self._out.append(encode_frame(ErrorFrame(
             call_id=call.call_id, status=Status.RESOURCE_EXHAUSTED,
             message=f"{what} of {size} bytes exceeds max_frame_size {self.max_frame_size}",
+            details=TOO_LARGE,
         )))
         self._maybe_drained()
         return True
@@ -536,7 +543,8 @@ class Connection:
         if self.role is Role.SERVER and header.frame_type == FrameType.REQUEST:
             self._accept_call_id(header.call_id)
             if not header.flags & 0x01:
-                self._reject(header.call_id, Status.RESOURCE_EXHAUSTED, f"request {text}")
+                self._reject(header.call_id, Status.RESOURCE_EXHAUSTED, f"request {text}",
+                             TOO_LARGE)
             return
         if self.role is Role.CLIENT and header.frame_type in (FrameType.RESPONSE,
                                                               FrameType.ERROR):
@@ -545,7 +553,7 @@ class Connection:
                 self._finish(call, CallInput.REPLY_TOO_LARGE)
                 self._events.append(CallAborted(call_id=call.call_id,
                                                 status=Status.RESOURCE_EXHAUSTED,
-                                                message=f"reply {text}"))
+                                                message=f"reply {text}", details=TOO_LARGE))
             return
         raise RemoteProtocolError(f"frame of type {header.frame_type} {text}")
 
@@ -602,10 +610,11 @@ class Connection:
             )
         self._highest_call_id = call_id
 
-    def _reject(self, call_id: int, status: Status, message: str) -> None:
+    def _reject(self, call_id: int, status: Status, message: str,
+                details: Mapping[str, Any] | None = None) -> None:
         Call(Role.SERVER, call_id).apply(CallInput.REJECT)
         self._out.append(encode_frame(ErrorFrame(call_id=call_id, status=status,
-                                                 message=message)))
+                                                 message=message, details=details or {})))
 
     def _on_request(self, frame: RequestFrame, now: float) -> None:
         self._accept_call_id(frame.call_id)

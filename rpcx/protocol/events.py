@@ -116,6 +116,8 @@ class CallAborted:
     call_id: int = attrs.field(validator=_positive)
     status: Status
     message: str
+    details: Mapping[str, Any] = attrs.field(factory=dict)
+    """``{"limit": "max_frame_size"}`` when a size limit caused it (see TOO_LARGE)."""
 
 
 @attrs.frozen(kw_only=True)

@@ -40,6 +40,7 @@ from rpcx.protocol.connection import (
     DEFAULT_KEEPALIVE_TIMEOUT,
     DEFAULT_MAX_CONCURRENT_CALLS,
     DEFAULT_MAX_FRAME_SIZE,
+    TOO_LARGE,
 )
 from rpcx.runtime._errors import error_for, map_stream_errors
 from rpcx.runtime.dispatch import Failure, Reply, Success, unpack_reply
@@ -97,7 +98,8 @@ class _ClientLink:
             self._resolve(event.call_id,
                           Failure(Status.DEADLINE_EXCEEDED, "deadline exceeded"))
         elif isinstance(event, CallAborted):
-            self._resolve(event.call_id, Failure(event.status, event.message))
+            self._resolve(event.call_id, Failure(event.status, event.message,
+                                                 dict(event.details)))
         elif isinstance(event, GoAwayReceived):
             self.link.call_ended()  # callers waiting for room here must go elsewhere
         elif isinstance(event, ConnectionTerminated):
@@ -215,7 +217,8 @@ class Channel:
             except DeclaredError:
                 raise
             except RpcError as exc:
-                if exc.code not in policy.retryable or attempt >= policy.max_attempts:
+                if (exc.code not in policy.retryable or attempt >= policy.max_attempts
+                        or exc.details == TOO_LARGE):  # the same message is too large again
                     raise
                 pause = policy.backoff(attempt, self._random)
                 if trio.current_time() + pause >= info.deadline:

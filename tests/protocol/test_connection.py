@@ -531,8 +531,8 @@ def test_oversized_request_fails_only_that_call(byte_by_byte: bool) -> None:
             if isinstance(e, RequestReceived)] == [(3, b"small")]
     assert client_events == [ErrorReceived(
         call_id=1, status=Status.RESOURCE_EXHAUSTED,
-        message="request of 504 bytes exceeds max_frame_size 100", details={},
-        error_name=None, error_payload=None)]
+        message="request of 504 bytes exceeds max_frame_size 100",
+        details={"limit": "max_frame_size"}, error_name=None, error_payload=None)]
 
 
 def test_oversized_reply_fails_only_that_call_on_the_client() -> None:
@@ -545,7 +545,8 @@ def test_oversized_reply_fails_only_that_call_on_the_client() -> None:
     client_events, _ = pair.flush()
     assert client_events == [
         CallAborted(call_id=1, status=Status.RESOURCE_EXHAUSTED,
-                    message="reply of 1000 bytes exceeds max_frame_size 100"),
+                    message="reply of 1000 bytes exceeds max_frame_size 100",
+                    details={"limit": "max_frame_size"}),
         ResponseReceived(call_id=2, payload=b"fits"),
     ]
 
@@ -561,8 +562,9 @@ def test_oversized_late_reply_is_skipped_quietly() -> None:
 
 def test_senders_enforce_their_own_limit() -> None:
     pair = Pair(client={"max_frame_size": 100}, server={"max_frame_size": 100})
-    with pytest.raises(RpcError, match=r"RESOURCE_EXHAUSTED: request of 20\d bytes exceeds"):
+    with pytest.raises(RpcError, match=r"RESOURCE_EXHAUSTED: request of 20\d bytes exceeds") as e:
         pair.client.start_call("m", bytes(200), now=0)
+    assert e.value.details == {"limit": "max_frame_size"}
     assert pair.client.open_calls == 0
     pair.client.start_call("m", b"", now=0)
     assert pair.client.open_calls == 1
@@ -571,10 +573,13 @@ def test_senders_enforce_their_own_limit() -> None:
     assert pair.server.send_response(1, bytes(200))  # replaced by an error
     assert pair.server.send_error(2, Status.ABORTED, "x" * 200)
     client_events, _ = pair.flush()
-    assert [(e.call_id, e.status, e.message) for e in client_events
+    too_large = {"limit": "max_frame_size"}
+    assert [(e.call_id, e.status, e.message, e.details) for e in client_events
             if isinstance(e, ErrorReceived)] == [
-        (1, Status.RESOURCE_EXHAUSTED, "response of 200 bytes exceeds max_frame_size 100"),
-        (2, Status.RESOURCE_EXHAUSTED, "error of 206 bytes exceeds max_frame_size 100"),
+        (1, Status.RESOURCE_EXHAUSTED, "response of 200 bytes exceeds max_frame_size 100",
+         too_large),
+        (2, Status.RESOURCE_EXHAUSTED, "error of 206 bytes exceeds max_frame_size 100",
+         too_large),
     ]
 
 

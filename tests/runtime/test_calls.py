@@ -109,10 +109,14 @@ async def test_one_way_calls_run_without_a_reply() -> None:
 
 
 async def test_a_message_over_the_size_limit_fails_that_call_only() -> None:
-    async with echo_pair(server_options={"max_frame_size": 64 * 1024}) as (client, _, _, _):
+    async with echo_pair(server_options={"max_frame_size": 64 * 1024}) as (client, _, server,
+                                                                           channel):
         with pytest.raises(rpcx.RemoteError) as caught:
             await client.blob(100 * 1024)
         assert caught.value.code is rpcx.Status.RESOURCE_EXHAUSTED
+        assert caught.value.details == {"limit": "max_frame_size"}
+        assert channel.statistics().retries == 0, "the same reply would be too large again"
+        assert server.statistics().calls == 1
         assert (await client.blob(1024)).data == bytes(1024), "the connection survives"
 
 
@@ -122,5 +126,6 @@ async def test_too_large_arguments_fail_on_the_client(
         with pytest.raises(rpcx.RpcError) as caught:
             await client.echo("x" * (100 * 1024))
         assert caught.value.code is rpcx.Status.RESOURCE_EXHAUSTED
+        assert caught.value.details == {"limit": "max_frame_size"}
         assert await client.echo("small") == "small"
         assert server.statistics().calls == 1
