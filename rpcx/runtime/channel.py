@@ -54,6 +54,9 @@ from rpcx.transport import Transport, parse_address, transport_for
 
 __all__ = ["Channel", "ChannelStatistics", "open_channel"]
 
+_CLOSE_FLUSH_TIMEOUT = 1.0
+"""Seconds a closing channel spends trying to send its GOAWAY before it just closes."""
+
 
 @attrs.frozen
 class ChannelStatistics:
@@ -265,8 +268,14 @@ class Channel:
             deadline, now + policy.attempt_timeout)
         try:
             # Inside the try: a caller cancelled while its request waits to be written
-            # (another task is sending) must still cancel the call.
-            await link.link.flush()
+            # (another task is sending) must still cancel the call. Writing is bounded by
+            # the deadline too: a peer that stops reading must not hold the caller.
+            with trio.move_on_at(deadline) as writing:
+                await link.link.flush()
+            if writing.cancelled_caught:
+                link.pending.pop(call_id, None)
+                raise DeadlineExceeded(f"{info.method.path}: deadline passed while the "
+                                       "request was being written (is the peer reading?)")
             if attempt_deadline == math.inf:
                 await pending.done.wait()
             else:
@@ -381,7 +390,8 @@ class Channel:
             for call_id in list(link.pending):
                 link._resolve(call_id, Failure(Status.UNAVAILABLE, "channel closed"))
             with trio.CancelScope(shield=True):
-                await link.link.flush()
+                with trio.move_on_after(_CLOSE_FLUSH_TIMEOUT):  # a peer may not be reading
+                    await link.link.flush()
                 await trio.aclose_forcefully(link.link.stream)
                 await link.link.closed.wait()
 

@@ -24,6 +24,8 @@ __all__ = ["Link"]
 logger = logging.getLogger("rpcx.link")
 
 RECEIVE_SIZE = 65536
+_FINAL_FLUSH_TIMEOUT = 5.0
+"""Seconds a finished connection spends sending what is left before it closes anyway."""
 
 
 class Link:
@@ -86,7 +88,8 @@ class Link:
             if self.finished():
                 # Send what is left (a last reply, our GOAWAY), then make the reader stop
                 # waiting for bytes that may never come.
-                await self.flush()
+                with trio.move_on_after(_FINAL_FLUSH_TIMEOUT):  # the peer may not read
+                    await self.flush()
                 await trio.aclose_forcefully(self.stream)
                 return
 

@@ -300,3 +300,30 @@ async def test_a_call_waiting_for_room_on_a_connection_that_goes_away_moves_on(
             await answered.wait()
             assert waited[0] < 1.0, "the waiting call went to the new server"
             nursery.cancel_scope.cancel()
+
+
+class _DeafPeer:
+    """A transport whose peer accepts the connection but never reads a byte."""
+
+    def __init__(self) -> None:
+        self.peers: list[trio.abc.Stream] = []
+
+    async def connect(self, address: Address) -> trio.abc.Stream:
+        await trio.lowlevel.checkpoint()
+        client, server = trio.testing.lockstep_stream_pair()
+        self.peers.append(server)  # held open, never read
+        return client
+
+    async def listen(self, address: Address) -> list[trio.abc.Listener[trio.abc.Stream]]:
+        raise NotImplementedError
+
+
+async def test_a_peer_that_stops_reading_cannot_hold_a_call_past_its_deadline_or_a_close(
+        autojump_clock: trio.testing.MockClock) -> None:
+    start = trio.current_time()
+    async with rpcx.open_channel("mem://deaf", transport=_DeafPeer(),
+                                 retry=rpcx.NO_RETRY) as channel:
+        with pytest.raises(rpcx.DeadlineExceeded):
+            await EchoClient(channel).echo("anyone?", timeout=2.0)
+        assert trio.current_time() - start == pytest.approx(2.0, abs=1e-6)
+    assert trio.current_time() - start <= 2.0 + 1.0 + 1e-6, "closing did not hang"
