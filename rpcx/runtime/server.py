@@ -179,6 +179,9 @@ class Server:
 
             link = Link(stream, conn, on_event, name=peer)
             self._links.add(link)
+            if self._shutdown.is_set():
+                # Accepted just as the drain began: tell it at once, like the others.
+                conn.close(trio.current_time(), message="server shutting down")
             try:
                 await link.run()
             finally:
