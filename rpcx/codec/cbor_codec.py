@@ -104,6 +104,8 @@ class CborCodec(LimitedCodec):
     _json = False
 
     def encode(self, schema: Schema, value: object) -> bytes:
+        # Written out in each codec rather than shared through the base class: this is
+        # the call path, and the shared version measured 2-3 % slower.
         entry = self._enc_cache.get(id(schema))
         if entry is not None and entry[0] is schema:
             convert = entry[1]
