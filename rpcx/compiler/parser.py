@@ -8,9 +8,14 @@ reported, not only the first, and the parser never raises on bad input.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from rpcx.compiler import syntax as syn
 from rpcx.compiler.diagnostics import Diagnostic, Span
 from rpcx.compiler.lexer import Tok, Token, tokenize
+
+_T = TypeVar("_T")
 
 __all__ = ["parse"]
 
@@ -232,8 +237,12 @@ class _Parser:
     def body_done(self) -> bool:
         return self.at_eof() or self.peek().is_punct("}") or self.at_decl_start()
 
-    def struct_body(self) -> tuple[tuple[syn.Field, ...], tuple[syn.ReservedRange, ...]]:
-        fields: list[syn.Field] = []
+    def body_items(
+        self, item: Callable[[int, tuple[syn.Annotation, ...]], _T],
+    ) -> tuple[tuple[_T, ...], tuple[syn.ReservedRange, ...]]:
+        """The members of a ``{ ... }`` body (fields or enum members, and ``reserved``
+        lines), recovering after each bad one; ``item(start, annotations)`` parses one."""
+        items: list[_T] = []
         reserved: list[syn.ReservedRange] = []
         while not self.body_done():
             start = self.i
@@ -242,14 +251,21 @@ class _Parser:
                 if self.peek().is_word("reserved"):
                     reserved.extend(self.reserved(annotations))
                 else:
-                    fields.append(self.field(start, annotations, "field"))
-                    self.expect_punct(";", "after field")
+                    items.append(item(start, annotations))
             except _Sync:
                 self.sync_member()
             if self.i == start:
                 self.next()
         self.close_body()
-        return tuple(fields), tuple(reserved)
+        return tuple(items), tuple(reserved)
+
+    def struct_body(self) -> tuple[tuple[syn.Field, ...], tuple[syn.ReservedRange, ...]]:
+        def one(start: int, annotations: tuple[syn.Annotation, ...]) -> syn.Field:
+            field = self.field(start, annotations, "field")
+            self.expect_punct(";", "after field")
+            return field
+
+        return self.body_items(one)
 
     def reserved(self, annotations: tuple[syn.Annotation, ...]) -> list[syn.ReservedRange]:
         for ann in annotations:
@@ -299,31 +315,16 @@ class _Parser:
         return syn.Field(tag, tag_span, name, type_, default, annotations, doc, span)
 
     def enum_body(self) -> tuple[tuple[syn.EnumMember, ...], tuple[syn.ReservedRange, ...]]:
-        members: list[syn.EnumMember] = []
-        reserved: list[syn.ReservedRange] = []
-        while not self.body_done():
-            start = self.i
-            try:
-                annotations = self.annotations()
-                if self.peek().is_word("reserved"):
-                    reserved.extend(self.reserved(annotations))
-                else:
-                    name = self.expect_name("an enum member name")
-                    doc = self.docs_since(start)
-                    self.expect_punct("=", "after enum member name")
-                    value, value_span = self.integer("an integer value for the enum member")
-                    self.expect_punct(";", "after enum member")
-                    members.append(
-                        syn.EnumMember(
-                            name, value, value_span, annotations, doc, self.toks[start].span
-                        )
-                    )
-            except _Sync:
-                self.sync_member()
-            if self.i == start:
-                self.next()
-        self.close_body()
-        return tuple(members), tuple(reserved)
+        def one(start: int, annotations: tuple[syn.Annotation, ...]) -> syn.EnumMember:
+            name = self.expect_name("an enum member name")
+            doc = self.docs_since(start)
+            self.expect_punct("=", "after enum member name")
+            value, value_span = self.integer("an integer value for the enum member")
+            self.expect_punct(";", "after enum member")
+            return syn.EnumMember(name, value, value_span, annotations, doc,
+                                  self.toks[start].span)
+
+        return self.body_items(one)
 
     def service_body(self) -> tuple[syn.Method, ...]:
         methods: list[syn.Method] = []
