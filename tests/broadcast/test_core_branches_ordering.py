@@ -1,0 +1,309 @@
+"""Branch tests for the ordering cores: FIFO, causal, total, FIFO-total and the hold-back.
+
+Each test drives a branch that the property runs do not reach (duplicates, malformed
+input from below, stale decisions, departed senders, spurious timers) and asserts what
+the branch is for, so it fails if the behaviour breaks.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rpcx_broadcast.core import (
+    CausalBroadcast,
+    Deliver,
+    Down,
+    FifoBroadcast,
+    GossipBroadcast,
+    HoldBack,
+    HoldBackOverflow,
+    LamportTotal,
+    ProtocolViolation,
+    RelayAll,
+    Send,
+    SequencerTotal,
+    SetTimer,
+    Stack,
+    fifo_total_sequencer,
+    lamport_fifo_total,
+)
+from rpcx_broadcast.core.actions import Action
+from rpcx_broadcast.core.causal import CausalMsg
+from rpcx_broadcast.core.fifo import FifoMsg, FifoNak
+from rpcx_broadcast.core.total import LamportMsg, SeqData, SeqOrder
+from rpcx_broadcast.testing.properties import check
+from rpcx_broadcast.testing.sim import FaultPlan, SimConfig, simulate
+
+MEMBERS = ("a", "b", "c")
+
+
+def delivers(actions: list[Action]) -> list[tuple[str, int, object]]:
+    return [(a.origin, a.seq, a.payload) for a in actions if isinstance(a, Deliver)]
+
+
+def downs(actions: list[Action]) -> list[object]:
+    return [a.body for a in actions if isinstance(a, Down)]
+
+
+# -- hold-back ---------------------------------------------------------------------------
+
+
+def test_holdback_get_returns_the_held_value_or_none() -> None:
+    queue: HoldBack[tuple[str, int], str] = HoldBack(cap=4)
+    queue.add(("a", 1), "one")
+    assert queue.get(("a", 1)) == "one"
+    assert queue.get(("a", 2)) is None
+    assert len(queue) == 1  # get does not remove
+
+
+def test_holdback_discard_removes_frees_room_and_ignores_missing_keys() -> None:
+    queue: HoldBack[int, str] = HoldBack(cap=1)
+    queue.add(1, "x")
+    with pytest.raises(HoldBackOverflow, match="full"):
+        queue.add(2, "y")
+    queue.discard(1)
+    assert 1 not in queue and len(queue) == 0
+    queue.discard(1)  # already gone: no KeyError
+    assert queue.add(2, "y")  # the discard freed the slot
+    assert queue.max_size == 1
+
+
+def test_holdback_keys_are_a_snapshot_in_arrival_order() -> None:
+    queue: HoldBack[int, str] = HoldBack()
+    for key in (3, 1, 2):
+        queue.add(key, str(key))
+    keys = queue.keys()
+    assert keys == [3, 1, 2]
+    queue.pop(1)
+    assert keys == [3, 1, 2]  # a copy, not a live view
+    assert queue.keys() == [3, 2]
+
+
+# -- FIFO --------------------------------------------------------------------------------
+
+
+def test_fifo_nak_timer_for_a_departed_sender_sends_nothing() -> None:
+    c = FifoBroadcast("c", nak_delay=0.2)
+    c.on_deliver(Deliver("a", 0, FifoMsg("a", 0, b"a0")), 0.0)
+    out = c.on_deliver(Deliver("a", 2, FifoMsg("a", 2, b"a2")), 0.0)  # gap at a:1
+    assert SetTimer("nak:a", 0.2) in out
+    c.on_deliver(Deliver("b", 1, FifoMsg("b", 1, b"b1")), 0.0)  # gap at b:0
+    assert c.on_view(("b", "c"), 0.1) == []  # a left the group
+    assert c.on_timer("nak:a", 0.2) == []  # a cannot answer: no NAK to it
+    # a sender still in the group is asked as before
+    assert c.on_timer("nak:b", 0.2) == [Send("b", FifoNak((0,))), SetTimer("nak:b", 0.4)]
+    # a's message stays held back: the gap is still there, only the NAK is suppressed
+    assert len(c.holdback) == 2 and c.delivered["a"] == 1
+
+
+def test_fifo_nak_timer_after_a_departure_does_not_rearm() -> None:
+    c = FifoBroadcast("c", nak_delay=0.2)
+    c.on_deliver(Deliver("a", 1, FifoMsg("a", 1, b"a1")), 0.0)
+    c.on_view(("c",), 0.1)
+    assert c.on_timer("nak:a", 0.2) == []
+    # the next gap from a (if the reliable layer still hands its messages up) arms a new
+    # timer, since the fired one was disarmed
+    out = c.on_deliver(Deliver("a", 3, FifoMsg("a", 3, b"a3")), 0.3)
+    assert SetTimer("nak:a", 0.5) in out
+
+
+def test_fifo_rejects_a_retransmission_that_claims_another_origin() -> None:
+    c = FifoBroadcast("c")
+    with pytest.raises(ProtocolViolation):
+        c.on_receive("b", FifoMsg("a", 0, b"forged"), 0.0)
+    assert c.delivered == {} and len(c.holdback) == 0
+
+
+# -- causal ------------------------------------------------------------------------------
+
+
+def test_causal_rejects_a_non_causal_message_from_below() -> None:
+    c = CausalBroadcast("c")
+    with pytest.raises(ProtocolViolation, match="causal layer got"):
+        c.on_deliver(Deliver("a", 0, b"raw bytes"), 0.0)
+    assert c.delivered == {}
+
+
+def test_causal_drops_a_duplicate_of_a_delivered_message() -> None:
+    c = CausalBroadcast("c")
+    m = CausalMsg("a", 0, {"a": 0}, b"m")
+    assert delivers(c.on_deliver(Deliver("a", 0, m), 0.0)) == [("a", 0, b"m")]
+    assert c.on_deliver(Deliver("a", 0, m), 0.1) == []
+    assert c.delivered == {"a": 1} and len(c.holdback) == 0
+
+
+def test_causal_drops_a_duplicate_of_a_held_back_message() -> None:
+    c = CausalBroadcast("c")
+    waiting = CausalMsg("b", 0, {"a": 1, "b": 0}, b"reply")  # needs a:0 first
+    assert c.on_deliver(Deliver("b", 0, waiting), 0.0) == []
+    assert c.on_deliver(Deliver("b", 0, waiting), 0.1) == []
+    assert len(c.holdback) == 1
+    got = c.on_deliver(Deliver("a", 0, CausalMsg("a", 0, {"a": 0}, b"first")), 0.2)
+    assert delivers(got) == [("a", 0, b"first"), ("b", 0, b"reply")]  # reply once
+
+
+@pytest.mark.parametrize("deps", [{"a": 3}, {}, {"b": 0}])
+def test_causal_drops_a_message_whose_own_entry_is_not_its_seq(deps: dict[str, int]) -> None:
+    """``deps[origin]`` must equal ``seq``; anything else is malformed and never held."""
+    c = CausalBroadcast("c")
+    assert c.on_deliver(Deliver("a", 0, CausalMsg("a", 0, deps, b"bad")), 0.0) == []
+    assert len(c.holdback) == 0 and c.delivered == {}
+    # the well-formed message with the same identity is still accepted afterwards
+    good = CausalMsg("a", 0, {"a": 0}, b"good")
+    assert delivers(c.on_deliver(Deliver("a", 0, good), 0.1)) == [("a", 0, b"good")]
+
+
+def test_causal_has_no_network_messages_and_no_timers() -> None:
+    c = CausalBroadcast("c")
+    with pytest.raises(ProtocolViolation, match="no network messages"):
+        c.on_receive("a", CausalMsg("a", 0, {"a": 0}, b"m"), 0.0)
+    assert c.delivered == {} and len(c.holdback) == 0
+    c.on_deliver(Deliver("b", 0, CausalMsg("b", 0, {"a": 1, "b": 0}, b"x")), 0.0)
+    assert c.on_timer("anything", 1.0) == []
+    assert len(c.holdback) == 1  # a timer does not release or drop held messages
+
+
+# -- sequencer ---------------------------------------------------------------------------
+
+
+def test_sequencer_leader_ignores_a_duplicate_of_held_data() -> None:
+    leader = SequencerTotal("a", MEMBERS)
+    first = leader.on_deliver(Deliver("b", 0, SeqData("b", 0, b"x")), 0.0)
+    assert first == [SetTimer("order", 0.01)]
+    assert leader.on_deliver(Deliver("b", 0, SeqData("b", 0, b"x")), 0.001) == []
+    assert len(leader.holdback) == 1
+    (order,) = leader.on_timer("order", 0.01)
+    assert order == Down(SeqOrder(0, (("b", 0),)))  # ordered once, not twice
+
+
+def test_sequencer_ignores_data_it_already_delivered() -> None:
+    b = SequencerTotal("b", MEMBERS)
+    b.on_deliver(Deliver("c", 0, SeqData("c", 0, b"x")), 0.0)
+    got = b.on_deliver(Deliver("a", 0, SeqOrder(0, (("c", 0),))), 0.1)
+    assert delivers(got) == [("c", 0, b"x")]
+    assert b.on_deliver(Deliver("c", 0, SeqData("c", 0, b"x")), 0.2) == []
+    assert len(b.holdback) == 0  # not held back again (it would never be ordered again)
+
+
+def test_sequencer_leader_does_not_reorder_data_it_already_delivered() -> None:
+    leader = SequencerTotal("a", MEMBERS)
+    leader.on_deliver(Deliver("b", 0, SeqData("b", 0, b"x")), 0.0)
+    (order,) = leader.on_timer("order", 0.01)
+    assert isinstance(order, Down) and isinstance(order.body, SeqOrder)
+    assert delivers(leader.on_deliver(Deliver("a", 0, order.body), 0.02)) == [("b", 0, b"x")]
+    assert leader.on_deliver(Deliver("b", 0, SeqData("b", 0, b"x")), 0.03) == []
+    assert leader.buffer_sizes() == {"holdback": 0, "orders": 0, "leader_waiting": 0}
+
+
+def test_sequencer_ignores_order_entries_below_what_it_delivered() -> None:
+    b = SequencerTotal("b", MEMBERS)
+    b.on_deliver(Deliver("c", 0, SeqData("c", 0, b"x")), 0.0)
+    order = SeqOrder(0, (("c", 0),))
+    assert delivers(b.on_deliver(Deliver("a", 0, order), 0.1)) == [("c", 0, b"x")]
+    # the same decision again (a duplicate from below): nothing delivered, nothing kept
+    assert b.on_deliver(Deliver("a", 0, order), 0.2) == []
+    assert b.buffer_sizes()["orders"] == 0
+    # an overlapping order: the stale entry is skipped, the new one is used
+    b.on_deliver(Deliver("c", 1, SeqData("c", 1, b"y")), 0.3)
+    got = b.on_deliver(Deliver("a", 1, SeqOrder(0, (("c", 0), ("c", 1)))), 0.4)
+    assert delivers(got) == [("c", 1, b"y")]
+    assert b.buffer_sizes()["orders"] == 0
+
+
+def test_sequencer_rejects_unknown_messages() -> None:
+    b = SequencerTotal("b", MEMBERS)
+    with pytest.raises(ProtocolViolation, match="sequencer got"):
+        b.on_deliver(Deliver("a", 0, b"raw"), 0.0)
+    with pytest.raises(ProtocolViolation, match="no network messages"):
+        b.on_receive("a", SeqOrder(0, ()), 0.0)
+
+
+def test_sequencer_order_timer_with_nothing_pending_does_nothing() -> None:
+    follower = SequencerTotal("b", MEMBERS)
+    assert follower.on_timer("order", 0.0) == []  # never armed it: nothing to order
+    leader = SequencerTotal("a", MEMBERS)
+    leader.on_deliver(Deliver("b", 0, SeqData("b", 0, b"x")), 0.0)
+    assert len(downs(leader.on_timer("order", 0.01))) == 1
+    assert leader.on_timer("order", 0.02) == []  # a late second firing sends no empty order
+    # and the flush timer can be armed again afterwards
+    out = leader.on_deliver(Deliver("c", 0, SeqData("c", 0, b"y")), 0.03)
+    assert out == [SetTimer("order", 0.04)]
+    assert downs(leader.on_timer("order", 0.04)) == [SeqOrder(1, (("c", 0),))]
+
+
+# -- Lamport -----------------------------------------------------------------------------
+
+
+def test_lamport_refuses_none_which_marks_heartbeats() -> None:
+    a = LamportTotal("a", ("a", "b"))
+    with pytest.raises(TypeError, match="heartbeats"):
+        a.on_broadcast(None, 0.0)
+    assert a.clock.time == 0  # no timestamp was used up
+    (down,) = a.on_broadcast(b"x", 0.0)
+    assert isinstance(down, Down) and down.body == LamportMsg(1, 0, b"x")
+
+
+def test_lamport_rejects_unknown_messages() -> None:
+    a = LamportTotal("a", ("a", "b"))
+    with pytest.raises(ProtocolViolation, match="lamport layer got"):
+        a.on_deliver(Deliver("b", 0, FifoMsg("b", 0, b"x")), 0.0)
+    assert a.latest == {} and a.clock.time == 0
+    with pytest.raises(ProtocolViolation, match="no network messages"):
+        a.on_receive("b", LamportMsg(1, 0, b"x"), 0.0)
+
+
+def test_lamport_holds_a_duplicate_once_and_delivers_it_once() -> None:
+    a = LamportTotal("a", ("a", "b", "c"))
+    msg = LamportMsg(5, 0, b"x")
+    first = a.on_deliver(Deliver("b", 0, msg), 0.0)
+    assert first == [SetTimer("heartbeat", 0.01)]
+    assert a.on_deliver(Deliver("b", 0, msg), 0.001) == []  # already held, timer armed
+    assert len(a.holdback) == 1
+    (beat,) = a.on_timer("heartbeat", 0.01)
+    assert isinstance(beat, Down) and isinstance(beat.body, LamportMsg)
+    a.on_deliver(Deliver("a", 0, beat.body), 0.01)
+    got = a.on_deliver(Deliver("c", 0, LamportMsg(9, 0, None)), 0.02)
+    assert delivers(got) == [("b", 0, b"x")]  # once, although it arrived twice
+    assert len(a.holdback) == 0
+
+
+# -- FIFO-total constructors -------------------------------------------------------------
+
+
+def test_fifo_total_sequencer_is_a_fifo_sequencer_led_by_the_first_member() -> None:
+    (layer,) = fifo_total_sequencer("c", ("c", "b", "a"))
+    assert isinstance(layer, SequencerTotal)
+    assert layer.fifo and layer.leader == "a" and layer.me == "c"
+    (named,) = fifo_total_sequencer("c", MEMBERS, leader="b")
+    assert isinstance(named, SequencerTotal) and named.leader == "b"
+
+
+def test_lamport_fifo_total_is_fifo_under_lamport() -> None:
+    fifo, lamport = lamport_fifo_total("b", MEMBERS)
+    assert isinstance(fifo, FifoBroadcast) and fifo.me == "b"
+    assert isinstance(lamport, LamportTotal) and lamport.members == MEMBERS
+
+
+def _run(make_upper: str, seed: int) -> None:
+    def make_stack(me: str, members: tuple[str, ...]) -> Stack:
+        upper = (fifo_total_sequencer(me, members) if make_upper == "sequencer"
+                 else lamport_fifo_total(me, members))
+        reliable = GossipBroadcast(me, members, topology=RelayAll(), batch_delay=0.02,
+                                   sync_interval=0.1)
+        return Stack([reliable, *upper])
+
+    nodes = ("n0", "n1", "n2")
+    broadcasts = tuple((0.01 * i, nodes[i % 3]) for i in range(12))
+    result = simulate(SimConfig(nodes, make_stack, broadcasts,
+                                FaultPlan(loss=0.1, delay=(0.001, 0.05), detect_after=None),
+                                seed=seed, max_time=30.0))
+    assert check(result.history, "fifo_total") is None
+    for node in nodes:
+        assert len(result.history.deliveries(node)) == 12
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("kind", ["sequencer", "lamport"])
+def test_the_fifo_total_stacks_deliver_everything_in_one_fifo_order(kind: str,
+                                                                     seed: int) -> None:
+    _run(kind, seed)
