@@ -191,6 +191,10 @@ class Connection:
         """True if :meth:`data_to_send` would return bytes."""
         return bool(self._out)
 
+    def bytes_to_send(self) -> int:
+        """How many bytes :meth:`data_to_send` would return."""
+        return sum(map(len, self._out))
+
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timeout` must next be called; None if never."""
         if self._state is ConnectionState.CLOSED:

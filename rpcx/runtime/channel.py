@@ -314,7 +314,7 @@ class Channel:
         link.link.conn.start_call(info.method.path, payload, now=now, timeout=timeout,
                                   metadata=info.metadata, oneway=True)
         link.link.rearm()
-        await link.link.flush()
+        await link.link.flush(wait=True)
 
     # -- connections ---------------------------------------------------------------------
 
@@ -391,7 +391,7 @@ class Channel:
                 link._resolve(call_id, Failure(Status.UNAVAILABLE, "channel closed"))
             with trio.CancelScope(shield=True):
                 with trio.move_on_after(_CLOSE_FLUSH_TIMEOUT):  # a peer may not be reading
-                    await link.link.flush()
+                    await link.link.flush(wait=True)
                 await trio.aclose_forcefully(link.link.stream)
                 await link.link.closed.wait()
 

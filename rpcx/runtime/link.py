@@ -24,6 +24,8 @@ __all__ = ["Link"]
 logger = logging.getLogger("rpcx.link")
 
 RECEIVE_SIZE = 65536
+WRITE_HIGH_WATER = 256 * 1024
+"""Bytes queued behind a sender at work above which :meth:`Link.flush` waits for it."""
 _FINAL_FLUSH_TIMEOUT = 5.0
 """Seconds a finished connection spends sending what is left before it closes anyway."""
 
@@ -89,7 +91,7 @@ class Link:
                 # Send what is left (a last reply, our GOAWAY), then make the reader stop
                 # waiting for bytes that may never come.
                 with trio.move_on_after(_FINAL_FLUSH_TIMEOUT):  # the peer may not read
-                    await self.flush()
+                    await self.flush(wait=True)
                 await trio.aclose_forcefully(self.stream)
                 return
 
@@ -116,17 +118,22 @@ class Link:
             if isinstance(event, ConnectionTerminated):
                 self.rearm()
 
-    async def flush(self) -> None:
-        """Send what the connection has queued, returning once it is written.
+    async def flush(self, *, wait: bool = False) -> None:
+        """Get what the connection has queued written.
 
-        Writes are coalesced: the first flusher becomes the sender, yields once so that
-        every task already runnable can queue its frames too, then writes everything
-        queued, again and again until nothing is left. A flush that finds a sender at
-        work waits for that sender's round to end instead of writing itself, so many
-        calls share one ``send_all`` (one system call) rather than each paying for their
-        own. Frames go out in the order they were queued: only the sender takes them.
+        One task at a time writes (the *sender*); it writes everything queued, again and
+        again until nothing is left, so frames go out in the order they were queued. A
+        flush that finds a sender at work returns at once: that sender takes these
+        frames too (trio lets the others run while a ``send_all`` is in progress, so a
+        burst of calls shares a few system calls instead of paying one each). It waits
+        for the sender instead when ``wait`` is true (the caller needs the bytes
+        written, e.g. before closing the stream) or when more than
+        :data:`WRITE_HIGH_WATER` bytes are queued (backpressure: a peer that reads
+        slowly slows the tasks that write to it rather than growing the buffer).
         """
         while self._sending:
+            if not wait and self.conn.bytes_to_send() <= WRITE_HIGH_WATER:
+                return
             done = self._flushed
             await done.wait()
             if not self.conn.has_data_to_send():
@@ -136,7 +143,6 @@ class Link:
             return
         self._sending = True
         try:
-            await trio.lowlevel.cancel_shielded_checkpoint()
             while True:
                 data = self.conn.data_to_send()
                 if not data:

@@ -154,7 +154,7 @@ class Server:
         for link in list(self._links):
             link.conn.close(now, message="server shutting down")
             link.rearm()
-            await link.flush()
+            await link.flush(wait=True)
         with trio.move_on_after(self.grace_period):
             while self._links:
                 await next(iter(self._links)).closed.wait()
