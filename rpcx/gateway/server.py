@@ -31,7 +31,8 @@ from rpcx.runtime.accept import accept_forever, describe_peer
 from rpcx.runtime.dispatch import Dispatcher, Failure, Reply, Success
 from rpcx.runtime.interceptors import ServerInterceptor
 from rpcx.status import Status
-from rpcx.transport import bound_url, parse_address, transport_for
+from rpcx.transport import Transport, bound_url, parse_address, transport_for
+from rpcx.transport.tls import TlsTransport
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -169,7 +170,8 @@ class HttpServer:
         self.openapi = openapi
         self.title = title
         self.addresses: list[str] = []
-        """``http://HOST:PORT`` URLs the server listens on."""
+        """URLs the server listens on: ``http://HOST:PORT``, ``https://HOST:PORT`` (TLS)
+        or ``unix:///PATH``."""
         self._openapi_body: bytes | None = None
         self._shutdown = trio.Event()
 
@@ -298,6 +300,9 @@ class HttpServer:
         except h11.LocalProtocolError:  # the connection is in no state to answer
             conn.send_failed()
             return
+        await self._write(stream, data)
+
+    async def _write(self, stream: trio.abc.Stream, data: bytes) -> None:
         with trio.move_on_after(self.send_timeout) as scope:
             await stream.send_all(data)
         if scope.cancelled_caught:
@@ -312,6 +317,12 @@ class HttpServer:
                 raise _Problem(413, Status.RESOURCE_EXHAUSTED,
                                f"request body of {int(value)} bytes is larger than the "
                                f"limit of {self.max_body_bytes}", close=True)
+        if conn.they_are_waiting_for_100_continue:
+            # ``Expect: 100-continue`` (curl sends it for bodies over 1 KiB): say "go on"
+            # now rather than make the client wait for its own timeout. A body that is
+            # too large was refused above, before the client sent it.
+            await self._write(stream, conn.send(h11.InformationalResponse(
+                status_code=100, headers=[])))
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -473,7 +484,7 @@ def _header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
 def _http_url(listener: trio.abc.Listener[trio.abc.Stream], address: str) -> str:
     url = bound_url(listener, address)
     scheme, _, rest = url.partition("://")
-    return f"http://{rest}" if scheme == "tcp" else url
+    return {"tcp": f"http://{rest}", "tls": f"https://{rest}"}.get(scheme, url)
 
 
 def build_dispatcher(services: Iterable[object], interceptors: Sequence[ServerInterceptor],
@@ -489,10 +500,15 @@ def build_dispatcher(services: Iterable[object], interceptors: Sequence[ServerIn
 
 async def serve_http(address: str, services: Iterable[object] | Dispatcher, *,
                      interceptors: Sequence[ServerInterceptor] = (),
-                     reflection: bool = True,
+                     reflection: bool = True, transport: Transport | None = None,
                      task_status: trio.TaskStatus[HttpServer] = trio.TASK_STATUS_IGNORED,
                      **options: Any) -> None:
-    """Serve ``services`` over HTTP on ``address`` (``tcp://HOST:PORT``) until cancelled.
+    """Serve ``services`` over HTTP on ``address`` until cancelled.
+
+    ``tcp://HOST:PORT`` serves plain HTTP; ``unix:///PATH`` serves HTTP on a Unix socket
+    (``curl --unix-socket PATH http://localhost/...``); ``tls://HOST:PORT`` with
+    ``transport=rpcx.TlsTransport(server_context)`` serves HTTPS (its listeners are made
+    ``https_compatible``, since HTTP clients may close without a TLS ``close_notify``).
 
     ``services`` may also be an existing :class:`Dispatcher` (``server.dispatcher``), to
     serve exactly what a native :class:`~rpcx.Server` serves. ``options`` are
@@ -502,7 +518,11 @@ async def serve_http(address: str, services: Iterable[object] | Dispatcher, *,
     dispatcher = (services if isinstance(services, Dispatcher)
                   else build_dispatcher(services, interceptors, reflection))
     parsed = parse_address(address)
-    listeners = await transport_for(parsed).listen(parsed)
+    chosen = transport or transport_for(parsed)
+    if isinstance(chosen, TlsTransport) and not chosen.https_compatible:
+        chosen = TlsTransport(chosen.ssl_context, server_hostname=chosen.server_hostname,
+                              https_compatible=True)
+    listeners = await chosen.listen(parsed)
     server = HttpServer(dispatcher, **options)
     server.addresses = [_http_url(listener, address) for listener in listeners]
     await server.serve(listeners, task_status=task_status)
