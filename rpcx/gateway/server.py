@@ -372,9 +372,11 @@ class HttpServer:
                            f"{(content_type or 'none')[:60]!r}",
                            headers=(("accept", "application/json"),))
         method = route.method
-        timeout_header = _header(headers, TIMEOUT_HEADER)
-        timeout = (_parse_timeout(timeout_header) if timeout_header is not None
-                   else method.deadline)
+        given = [value for name, value in headers if name == TIMEOUT_HEADER]
+        if len(given) > 1:
+            raise _Problem(400, Status.INVALID_ARGUMENT,
+                           f"{TIMEOUT_HEADER} given {len(given)} times; send it once")
+        timeout = _parse_timeout(given[0]) if given else method.deadline
         deadline = math.inf if timeout is None else trio.current_time() + timeout
         reply = await self._dispatch(path[1:], body or b"{}", headers, deadline, peer,
                                      conn, stream)

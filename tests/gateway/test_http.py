@@ -234,6 +234,13 @@ async def test_a_bad_timeout_header_is_400(value: str) -> None:
     assert_error(response, 400, "INVALID_ARGUMENT", "rpcx-timeout")
 
 
+async def test_a_repeated_timeout_header_is_400() -> None:
+    async with connected(make_server()) as client:
+        response = await client.call("/echo.Echo/echo", {"text": "x"},
+                                     headers=[("rpcx-timeout", "5"), ("rpcx-timeout", "0.1")])
+    assert_error(response, 400, "INVALID_ARGUMENT", "rpcx-timeout given 2 times")
+
+
 async def test_a_oneway_method_answers_202() -> None:
     echo = Echo()
     async with connected(make_server(echo)) as client:
