@@ -12,6 +12,7 @@ from .actions import Deliver as Deliver
 from .actions import Down as Down
 from .actions import Send as Send
 from .actions import SetTimer as SetTimer
+from .actions import StartPoint as StartPoint
 from .actions import Wire as Wire
 from .causal import CausalBroadcast as CausalBroadcast
 from .failure_detector import HeartbeatFailureDetector as HeartbeatFailureDetector
@@ -26,6 +27,7 @@ from .gossip import Topology as Topology
 from .holdback import HoldBack as HoldBack
 from .holdback import HoldBackOverflow as HoldBackOverflow
 from .layer import BufferFull as BufferFull
+from .layer import Joinable as Joinable
 from .layer import Layer as Layer
 from .layer import ProtocolViolation as ProtocolViolation
 from .layer import Stack as Stack
@@ -42,7 +44,7 @@ __all__ = [
     "Action", "BestEffortBroadcast", "BufferFull", "CancelTimer", "CausalBroadcast",
     "Deliver", "Down", "DynamicMembership", "EagerReliableBroadcast", "FifoBroadcast",
     "GossipBroadcast", "HeartbeatFailureDetector", "HoldBack", "HoldBackOverflow", "Hub",
-    "LamportTotal", "Layer", "ProtocolViolation", "RandomPeers", "RelayAll",
-    "ReliableLinks", "Send", "SequencerTotal", "SetTimer", "Stack", "StaticMembership",
-    "Topology", "View", "Wire", "fifo_total_sequencer", "lamport_fifo_total",
+    "Joinable", "LamportTotal", "Layer", "ProtocolViolation", "RandomPeers", "RelayAll",
+    "ReliableLinks", "Send", "SequencerTotal", "SetTimer", "Stack", "StartPoint",
+    "StaticMembership", "Topology", "View", "Wire", "fifo_total_sequencer", "lamport_fifo_total",
 ]

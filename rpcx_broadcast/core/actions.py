@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import attrs
 
-__all__ = ["Action", "CancelTimer", "Deliver", "Down", "Send", "SetTimer", "Wire"]
+__all__ = ["Action", "CancelTimer", "Deliver", "Down", "Send", "SetTimer", "StartPoint",
+           "Wire"]
 
 
 def _non_empty(_inst: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -82,3 +83,18 @@ class Wire:
 
 
 Action = Send | Deliver | SetTimer | CancelTimer | Down
+
+
+@attrs.frozen
+class StartPoint:
+    """Where one layer of a joiner starts: what counts as delivered before it joined.
+
+    ``counts[origin]``: that many of origin's messages (0..count-1, in the layer's own
+    numbering) count as delivered. ``next``: the next global order index (sequencer).
+    ``held``: messages the layer at the coordinator had received but not yet delivered
+    (they are past the starting point, but the joiner would never receive them again).
+    """
+
+    counts: dict[str, int] = attrs.field(factory=dict)
+    next: int = 0
+    held: tuple[object, ...] = ()

@@ -12,13 +12,17 @@ reliable layer. Assumptions and crash behaviour are those of the layer below; ca
 order itself needs no clocks or timing. A message whose causal past is lost forever (its
 dependency's sender crashed and nobody has it) stays held back, bounded by the cap.
 Departed members keep their vector entries (pruning them is future work).
+
+Joining: ``start_point()`` is the ``delivered`` vector plus the held-back messages. A
+joiner started from it counts those as delivered; its own broadcasts then depend on them
+(members that had not delivered them yet hold its messages back until they have).
 """
 
 from __future__ import annotations
 
 import attrs
 
-from .actions import Action, Deliver, Down
+from .actions import Action, Deliver, Down, StartPoint
 from .clocks import vector_leq
 from .holdback import HoldBack
 from .layer import ProtocolViolation
@@ -67,6 +71,26 @@ class CausalBroadcast:
             return []
         if not self.holdback.add((msg.origin, msg.seq), msg):
             return []
+        return self._drain()
+
+    def start_point(self) -> StartPoint:
+        """Delivered counts per origin, and the messages held back."""
+        return StartPoint(dict(self.delivered),
+                          held=tuple(msg for _, msg in self.holdback.contents()))
+
+    def start_from(self, point: StartPoint, now: float) -> list[Action]:
+        """Start a fresh layer: ``point.counts`` count as delivered, adopt ``held``."""
+        if self._seq or self.delivered or len(self.holdback):
+            raise ValueError("start_from needs a fresh layer")
+        self.delivered = dict(point.counts)
+        for msg in point.held:
+            if not isinstance(msg, CausalMsg):
+                raise ProtocolViolation(f"causal layer cannot start from {msg!r}")
+            if msg.seq >= self.delivered.get(msg.origin, 0):
+                self.holdback.add((msg.origin, msg.seq), msg)
+        return self._drain()
+
+    def _drain(self) -> list[Action]:
         out: list[Action] = []
         progress = True
         while progress:

@@ -10,6 +10,9 @@ member asks the sender directly (``FifoNak``) and the sender resends from a boun
 its last ``resend_cap`` messages (as JGroups NAKACK2 does). The reliable layer below
 closes the gap anyway; the NAK only shortens it.
 
+Joining: ``start_point()`` is the ``delivered`` vector plus the held-back messages; a
+joiner started from it delivers each origin's messages from there on, in order.
+
 Assumptions: those of the reliable layer below. Timing: asynchronous. Crashes: FIFO order
 holds for every member; if a sender crashes, members deliver the same gap-free prefix of
 its messages that the reliable layer gives them (agreement comes from below).
@@ -21,7 +24,7 @@ from collections import deque
 
 import attrs
 
-from .actions import Action, Deliver, Down, Send, SetTimer
+from .actions import Action, Deliver, Down, Send, SetTimer, StartPoint
 from .holdback import HoldBack
 from .layer import ProtocolViolation
 
@@ -104,6 +107,23 @@ class FifoBroadcast:
         """Stop asking departed senders for retransmissions (they cannot answer)."""
         self._departed = (self._departed | set(self.delivered) | set(self._top)) - set(members)
         return []
+
+    def start_point(self) -> StartPoint:
+        """Delivered counts per origin, and the messages held back behind gaps."""
+        return StartPoint(dict(self.delivered),
+                          held=tuple(msg for _, msg in self.holdback.contents()))
+
+    def start_from(self, point: StartPoint, now: float) -> list[Action]:
+        """Start a fresh layer: ``point.counts`` count as delivered, adopt ``held``."""
+        if self._seq or self.delivered or len(self.holdback):
+            raise ValueError("start_from needs a fresh layer")
+        self.delivered = dict(point.counts)
+        out: list[Action] = []
+        for msg in point.held:
+            if not isinstance(msg, FifoMsg):
+                raise ProtocolViolation(f"fifo layer cannot start from {msg!r}")
+            out.extend(self._receive(msg, now))
+        return out
 
     def _receive(self, msg: FifoMsg, now: float) -> list[Action]:
         origin = msg.origin

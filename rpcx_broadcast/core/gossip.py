@@ -20,6 +20,10 @@ How it works:
   ever grows.
 - **Stability and GC.** ``stable[o]`` = min over members of ``known[m][o]``: every member
   has those messages, so they leave the store.
+- **Joining.** ``start_point()`` is this member's ``have`` vector; a joiner started from
+  it (``start_from``) counts those messages as delivered and receives every later one: a
+  member that admits a joiner keeps each later message in its store until the joiner is
+  known to have it (its row counts in ``stable``), and repairs it by anti-entropy.
 - **Flow control.** A member may have at most ``window`` of its own broadcasts unstable;
   beyond that ``writable`` is false and ``Stack.on_broadcast`` refuses new broadcasts
   (internal control traffic of upper layers is still accepted; it is bounded by theirs). A slow or
@@ -41,7 +45,7 @@ from typing import ClassVar, Protocol
 
 import attrs
 
-from .actions import Action, Deliver, Send, SetTimer
+from .actions import Action, Deliver, Send, SetTimer, StartPoint
 from .clocks import SplitMix64
 from .layer import ProtocolViolation
 
@@ -243,6 +247,21 @@ class GossipBroadcast:
         self._arm_sync(now, out)
         return out
 
+    # -- Joinable --------------------------------------------------------------------
+
+    def start_point(self) -> StartPoint:
+        """Per-origin counts of the messages delivered here (a joiner's starting point)."""
+        return StartPoint(dict(self._have))
+
+    def start_from(self, point: StartPoint, now: float) -> list[Action]:
+        """Count ``point.counts`` of each origin's messages as delivered (and stable: this
+        member never stores them, the members that had them are responsible for them)."""
+        if self._seq or any(self._have.values()):
+            raise ValueError("start_from needs a fresh layer")
+        self._have.update(point.counts)
+        self._stable.update(point.counts)
+        return []
+
     # -- internals -------------------------------------------------------------------
 
     def _accept(self, msg: GossipMsg, src: str, now: float, out: list[Action]) -> None:
@@ -286,7 +305,9 @@ class GossipBroadcast:
         found: list[GossipMsg] = []
         for origin, have in self._have.items():
             store = self._store.get(origin, {})
-            for seq in range(theirs.get(origin, 0), have):
+            # below stable nothing is stored (a new member's row starts empty)
+            first = max(theirs.get(origin, 0), self._stable.get(origin, 0))
+            for seq in range(first, have):
                 item = store.get(seq)
                 if item is not None:
                     found.append(item)

@@ -8,8 +8,9 @@ A layer is a sans-I/O state machine with four entry points. Each returns actions
 - ``on_timer(key, now)``: a timer this layer set has fired.
 
 Layers may also implement the optional protocols ``ViewAware`` (told when the group's
-members change), ``FlowControlled`` (say whether a new broadcast is accepted now) and
-``Introspectable`` (report buffer sizes).
+members change), ``FlowControlled`` (say whether a new broadcast is accepted now),
+``Introspectable`` (report buffer sizes) and ``Joinable`` (export a starting point at a
+running member and start a joiner from it).
 
 ``Stack([bottom, ..., top])`` routes between them: ``Down`` goes one layer down, a
 ``Deliver`` goes one layer up (from the top layer it leaves the stack for the
@@ -25,10 +26,10 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from .actions import Action, CancelTimer, Deliver, Down, Send, SetTimer, Wire
+from .actions import Action, CancelTimer, Deliver, Down, Send, SetTimer, StartPoint, Wire
 
-__all__ = ["BufferFull", "FlowControlled", "Introspectable", "Layer", "ProtocolViolation",
-           "Stack", "ViewAware"]
+__all__ = ["BufferFull", "FlowControlled", "Introspectable", "Joinable", "Layer",
+           "ProtocolViolation", "Stack", "ViewAware"]
 
 
 class BufferFull(RuntimeError):
@@ -90,6 +91,25 @@ class Introspectable(Protocol):
         ...
 
 
+@runtime_checkable
+class Joinable(Protocol):
+    """A layer a new member can start in the middle of a run (state transfer).
+
+    ``start_point()`` is called at a running member (the coordinator, in the step that
+    admits the joiner); ``start_from(point, now)`` once on the joiner's fresh layer,
+    before anything else. Afterwards the joiner's layer delivers exactly the messages
+    past the starting point, in the layer's order.
+    """
+
+    def start_point(self) -> StartPoint:
+        """What counts as delivered here now, plus what is held back."""
+        ...
+
+    def start_from(self, point: StartPoint, now: float) -> list[Action]:
+        """Start this (fresh) layer at ``point``."""
+        ...
+
+
 @attrs.define(eq=False)
 class Stack:
     """Layers composed bottom to top. ``layers[0]`` talks to the network only."""
@@ -130,6 +150,32 @@ class Stack:
         for index, layer in enumerate(self.layers):
             if isinstance(layer, ViewAware):
                 out.extend(self._run(index, layer.on_view(members, now), now))
+        return out
+
+    @property
+    def joinable(self) -> bool:
+        """Whether every layer supports starting a joiner (``Joinable``)."""
+        return all(isinstance(layer, Joinable) for layer in self.layers)
+
+    def start_points(self) -> list[StartPoint]:
+        """Every layer's starting point for a joiner, bottom first."""
+        points: list[StartPoint] = []
+        for layer in self.layers:
+            if not isinstance(layer, Joinable):
+                raise TypeError(f"{type(layer).__name__} cannot start a joiner")
+            points.append(layer.start_point())
+        return points
+
+    def start_from(self, points: Sequence[StartPoint], now: float) -> list[Action]:
+        """Start a joiner's fresh stack at ``points`` (from ``start_points`` elsewhere)."""
+        if len(points) != len(self.layers):
+            raise ProtocolViolation(f"{len(points)} starting points for "
+                                    f"{len(self.layers)} layers")
+        out: list[Action] = []
+        for index, (layer, point) in enumerate(zip(self.layers, points, strict=True)):
+            if not isinstance(layer, Joinable):
+                raise TypeError(f"{type(layer).__name__} cannot start a joiner")
+            out.extend(self._run(index, layer.start_from(point, now), now))
         return out
 
     # -- introspection ---------------------------------------------------------------

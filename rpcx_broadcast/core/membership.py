@@ -15,8 +15,18 @@ How views are agreed (``DynamicMembership``, in the style of JGroups GMS):
 3. If the coordinator is suspected, the next oldest unsuspected member takes over and
    installs a view without it.
 4. Primary partition: a view is only installed if it keeps a majority of the previous
-   view's members. Under a partition only the majority side makes progress, so two
-   disjoint views with the same id cannot both be installed by different sides.
+   view's members that did not ask to leave. Under a partition only the majority side
+   makes progress, so two disjoint views with the same id cannot both be installed by
+   different sides. (A graceful leave is voluntary, so the leaver does not count: two
+   members can shrink to one by a leave, never by a suspicion.)
+5. Joiners are appended (members stay oldest first). ``InstallView`` carries every
+   member's address (the address book the coordinator learned from ``JoinRequest``), so
+   the others can reach a new member.
+
+State transfer: a joiner needs a *starting point* (which messages count as delivered
+before it joined). The layers produce it (``StartPoint``, ``Joinable`` in ``layer``); the
+runtime takes it at the coordinator in the same step that installs the joiner's view
+and hands it to the joiner with the view.
 
 Assumptions: partial synchrony for liveness (the failure detector), fair-loss links,
 crash-stop members. What is *not* guaranteed: view synchrony (that survivors delivered the
@@ -29,11 +39,11 @@ from __future__ import annotations
 
 import attrs
 
-from .actions import Action
+from .actions import Action, StartPoint
 from .links import ReliableLinks
 
 __all__ = ["DynamicMembership", "InstallView", "JoinRequest", "LeaveRequest",
-           "StaticMembership", "View"]
+           "StartPoint", "StaticMembership", "View"]
 
 
 @attrs.frozen
@@ -47,6 +57,8 @@ class View:
 @attrs.frozen
 class JoinRequest:
     member: str
+    address: str = ""
+    """Where the joiner can be reached (opaque to the core; the runtime's rpcx address)."""
 
 
 @attrs.frozen
@@ -57,6 +69,8 @@ class LeaveRequest:
 @attrs.frozen
 class InstallView:
     view: View
+    addresses: dict[str, str] = attrs.field(factory=dict)
+    """Every member's address, as far as the coordinator knows it."""
 
 
 @attrs.define(eq=False)
@@ -77,8 +91,11 @@ class DynamicMembership:
     me: str
     view: View | None
     rto: float = 0.2
+    addresses: dict[str, str] = attrs.field(factory=dict)
+    """Member name -> address, learned from joins and installed views."""
     _links: ReliableLinks = attrs.field(init=False)
     _suspected: set[str] = attrs.field(factory=set, init=False)
+    _leaving: set[str] = attrs.field(factory=set, init=False)
     _installed: list[View] = attrs.field(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -98,12 +115,26 @@ class DynamicMembership:
         out, self._installed = self._installed, []
         return out
 
-    def request_join(self, contact: str, now: float) -> list[Action]:
+    def request_join(self, contact: str, now: float, address: str = "") -> list[Action]:
         """Ask member ``contact`` to let us in."""
-        return self._links.send(contact, JoinRequest(self.me), now)
+        return self._links.send(contact, JoinRequest(self.me, address), now)
 
     def request_leave(self, now: float) -> list[Action]:
         return self._handle(LeaveRequest(self.me), now)
+
+    def handle_join(self, member: str, address: str, now: float) -> list[Action]:
+        """A join request arrived here by other means (the runtime's ``join`` call): at
+        the coordinator this installs the view admitting ``member``; elsewhere it is
+        forwarded to the coordinator."""
+        return self._handle(JoinRequest(member, address), now)
+
+    def unacked(self) -> int:
+        """Membership messages sent and not yet acknowledged."""
+        return self._links.unacked()
+
+    def forget(self, member: str) -> list[Action]:
+        """Stop retransmitting to ``member`` (it left and will not answer)."""
+        return self._links.forget(member)
 
     def suspect(self, member: str, now: float) -> list[Action]:
         """The failure detector suspects ``member``."""
@@ -122,6 +153,7 @@ class DynamicMembership:
     def _handle(self, body: object, now: float) -> list[Action]:
         if isinstance(body, InstallView):
             if self.view is None or body.view.id > self.view.id:
+                self.addresses.update(body.addresses)
                 self._install(body.view)
             return []
         if not isinstance(body, JoinRequest | LeaveRequest):
@@ -135,9 +167,11 @@ class DynamicMembership:
         members = list(self.view.members)
         if isinstance(body, JoinRequest) and body.member not in members:
             members.append(body.member)
+            if body.address:
+                self.addresses[body.member] = body.address
         elif isinstance(body, LeaveRequest) and body.member in members:
             members.remove(body.member)
-            self._suspected.add(body.member)
+            self._leaving.add(body.member)
         return self._new_view(tuple(members), now)
 
     def _propose(self, now: float) -> list[Action]:
@@ -151,18 +185,21 @@ class DynamicMembership:
         old = self.view
         if members == old.members:
             return []
-        kept = sum(1 for m in old.members if m in members)
-        if 2 * kept <= len(old.members):
+        staying = [m for m in old.members if m not in self._leaving]
+        kept = sum(1 for m in staying if m in members)
+        if not members or 2 * kept <= len(staying):
             return []  # not a majority of the old view: refuse (primary partition)
         view = View(old.id + 1, members)
         self._install(view)
+        addresses = {m: self.addresses[m] for m in members if m in self.addresses}
         out: list[Action] = []
         for member in sorted(set(old.members) | set(members)):
             if member != self.me and member not in self._suspected:
-                out.extend(self._links.send(member, InstallView(view), now))
+                out.extend(self._links.send(member, InstallView(view, addresses), now))
         return out
 
     def _install(self, view: View) -> None:
         self.view = view
         self._suspected &= set(view.members)
+        self._leaving &= set(view.members)
         self._installed.append(view)

@@ -8,7 +8,10 @@ payloads. With ``fifo=True`` the leader assigns each origin's messages in their 
 order, which gives FIFO-total order. Safety needs no timing. Liveness needs the leader:
 if it crashes delivery stops (a view change naming a new leader is not implemented; a
 fault-tolerant version needs consensus, BROADCAST.md a.7). Self-delivery is not
-immediate: our own message waits for the leader's order.
+immediate: our own message waits for the leader's order. Joining: ``start_point()`` is
+the next global index to deliver, plus the payloads and orders held back; a joiner
+started from it delivers the global order from that index on (it must not be the
+leader).
 
 ``LamportTotal`` (BROADCAST.md a.6, the 2020 exam algorithm) runs over a FIFO layer. A
 broadcast carries a Lamport timestamp; messages are held back in a priority queue keyed
@@ -26,7 +29,7 @@ import heapq
 
 import attrs
 
-from .actions import Action, Deliver, Down, SetTimer
+from .actions import Action, Deliver, Down, SetTimer, StartPoint
 from .clocks import LamportClock
 from .holdback import HoldBack
 from .layer import ProtocolViolation
@@ -126,6 +129,35 @@ class SequencerTotal:
     def on_view(self, members: tuple[str, ...], now: float) -> list[Action]:
         self.members = _members(members)
         return []
+
+    def start_point(self) -> StartPoint:
+        """The next global index, per-origin contiguous delivered counts, and what is held
+        back: payloads (``SeqData``) and orders at or past the index (``SeqOrder``)."""
+        orders = tuple(SeqOrder(index, (ident,)) for index, ident in sorted(self._orders.items())
+                       if index >= self._next_global)
+        return StartPoint({o: t.next for o, t in self._done.items()}, next=self._next_global,
+                          held=(*(msg for _, msg in self.holdback.contents()), *orders))
+
+    def start_from(self, point: StartPoint, now: float) -> list[Action]:
+        """Start a fresh, non-leader layer at global index ``point.next``."""
+        if self._seq or self._next_global or len(self.holdback) or self._orders:
+            raise ValueError("start_from needs a fresh layer")
+        if self.me == self.leader:
+            raise ValueError("a joiner cannot be the sequencer")
+        self._next_global = point.next
+        self._done = {o: SeqTracker(next=count) for o, count in point.counts.items()}
+        for msg in point.held:
+            if isinstance(msg, SeqData):
+                self.holdback.add((msg.origin, msg.seq), msg)
+            elif isinstance(msg, SeqOrder):
+                for offset, ident in enumerate(msg.ids):
+                    if msg.start + offset >= self._next_global:
+                        self._orders[msg.start + offset] = ident
+            else:
+                raise ProtocolViolation(f"sequencer cannot start from {msg!r}")
+        out: list[Action] = []
+        self._try_deliver(out)
+        return out
 
     def _assign(self, key: tuple[str, int], now: float, out: list[Action]) -> None:
         ready = [key]

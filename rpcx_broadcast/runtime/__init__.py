@@ -5,6 +5,7 @@ from __future__ import annotations
 from .group import CAUSAL as CAUSAL
 from .group import FIFO as FIFO
 from .group import FIFO_TOTAL as FIFO_TOTAL
+from .group import JOINABLE_ORDERS as JOINABLE_ORDERS
 from .group import LAMPORT_FIFO_TOTAL as LAMPORT_FIFO_TOTAL
 from .group import ORDERS as ORDERS
 from .group import RELIABLE as RELIABLE
@@ -14,8 +15,11 @@ from .group import make_stack as make_stack
 from .group import open_group as open_group
 from .node import Delivery as Delivery
 from .node import GroupStatistics as GroupStatistics
+from .node import JoinError as JoinError
+from .node import JoinStart as JoinStart
 from .node import Node as Node
+from .node import NotAMember as NotAMember
 
-__all__ = ["CAUSAL", "FIFO", "FIFO_TOTAL", "LAMPORT_FIFO_TOTAL", "ORDERS", "RELIABLE",
-           "TOTAL", "Delivery", "Group", "GroupStatistics", "Node", "make_stack",
-           "open_group"]
+__all__ = ["CAUSAL", "FIFO", "FIFO_TOTAL", "JOINABLE_ORDERS", "LAMPORT_FIFO_TOTAL", "ORDERS",
+           "RELIABLE", "TOTAL", "Delivery", "Group", "GroupStatistics", "JoinError",
+           "JoinStart", "Node", "NotAMember", "make_stack", "open_group"]

@@ -11,8 +11,10 @@ async with open_group("a", members, order=FIFO_TOTAL) as group:
 Every member listens on its own address (``members[me]``, or ``listen=``) and sends to
 the others' addresses with oneway rpcx calls; ``transport=`` picks the rpcx transport for
 both (default: by URL scheme, so ``tcp://``, ``unix://`` and ``mem://`` work as they are;
-pass ``SimNetwork.transport(me)`` for ``sim://``). Leaving the block cancels every task the
-group started; nothing keeps running.
+pass ``SimNetwork.transport(me)`` for ``sim://``). A new member joins a running group
+with ``open_group(me, order=..., join=<any member's address>, listen=<its own>)``.
+Leaving the block first asks the group to install a view without this member (bounded
+by ``leave_timeout``), then cancels every task the group started; nothing keeps running.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from rpcx_broadcast.core.causal import CausalBroadcast
 from rpcx_broadcast.core.fifo import FifoBroadcast
 from rpcx_broadcast.core.gossip import GossipBroadcast, RelayAll
 from rpcx_broadcast.core.layer import Layer, Stack
+from rpcx_broadcast.core.membership import View
 from rpcx_broadcast.core.total import LamportTotal, SequencerTotal
-from rpcx_broadcast.runtime.node import Delivery, GroupStatistics, Journal, Node
+from rpcx_broadcast.runtime.node import Delivery, GroupStatistics, JoinStart, Journal, Node
 
-__all__ = ["CAUSAL", "FIFO", "FIFO_TOTAL", "LAMPORT_FIFO_TOTAL", "ORDERS", "RELIABLE",
-           "TOTAL", "Group", "make_stack", "open_group"]
+__all__ = ["CAUSAL", "FIFO", "FIFO_TOTAL", "JOINABLE_ORDERS", "LAMPORT_FIFO_TOTAL", "ORDERS",
+           "RELIABLE", "TOTAL", "Group", "make_stack", "open_group"]
 
 RELIABLE = "reliable"
 FIFO = "fifo"
@@ -45,12 +48,18 @@ ORDERS: dict[str, str] = {RELIABLE: "reliable", FIFO: "fifo", CAUSAL: "causal",
                           TOTAL: "total", FIFO_TOTAL: "fifo_total",
                           LAMPORT_FIFO_TOTAL: "fifo_total"}
 
+#: orders whose default stack a new member can join mid-run (see open_group's join=)
+JOINABLE_ORDERS = (RELIABLE, FIFO, CAUSAL, TOTAL, FIFO_TOTAL)
+
 
 def make_stack(order: str, me: str, members: tuple[str, ...], *, batch_delay: float = 0.002,
-               sync_interval: float = 0.05, window: int = 1024) -> Stack:
+               sync_interval: float = 0.05, window: int = 1024,
+               leader: str | None = None) -> Stack:
     """The default stack for ``order``: batched gossip (relay to all) as the reliable
-    layer, and the order's layer on top. Sequencer orders use the first member (sorted)
-    as the fixed leader."""
+    layer, and the order's layer on top. Sequencer orders use ``leader`` as the fixed
+    sequencer (default: the first member in sorted order; ``open_group`` passes the
+    oldest member of the view, ``view.members[0]``, so a joiner never becomes it)."""
+    leader = leader or min(members)
     members = tuple(sorted(members))
     bottom = GossipBroadcast(me, members, topology=RelayAll(), batch_delay=batch_delay,
                              sync_interval=sync_interval, window=window)
@@ -62,9 +71,10 @@ def make_stack(order: str, me: str, members: tuple[str, ...], *, batch_delay: fl
     elif order == CAUSAL:
         upper = [CausalBroadcast(me)]
     elif order == TOTAL:
-        upper = [SequencerTotal(me, members, order_delay=batch_delay)]
+        upper = [SequencerTotal(me, members, leader=leader, order_delay=batch_delay)]
     elif order == FIFO_TOTAL:
-        upper = [SequencerTotal(me, members, fifo=True, order_delay=batch_delay)]
+        upper = [SequencerTotal(me, members, leader=leader, fifo=True,
+                                order_delay=batch_delay)]
     elif order == LAMPORT_FIFO_TOTAL:
         upper = [FifoBroadcast(me), LamportTotal(me, members, heartbeat_delay=batch_delay)]
     else:
@@ -88,12 +98,30 @@ class Group:
 
     @property
     def members(self) -> tuple[str, ...]:
-        """The current view's members (a suspected member is removed)."""
+        """The current agreed view's members, oldest first."""
         return self._node.members
 
     @property
     def view(self) -> int:
+        """The id of the current agreed view."""
         return self._node.view
+
+    @property
+    def views(self) -> list[View]:
+        """Every view this member installed, in order (its first: view 0, or the view
+        that admitted it). Members pass through the same sequence of views."""
+        return list(self._node.views)
+
+    @property
+    def coordinator(self) -> str | None:
+        """The member that creates views (the oldest one not suspected here)."""
+        return self._node.coordinator
+
+    @property
+    def start(self) -> JoinStart | None:
+        """Where this member started if it joined a running group (``None`` for an
+        initial member): it delivers exactly the messages past this point."""
+        return self._node.start
 
     async def broadcast(self, payload: bytes) -> int:
         """Broadcast ``payload`` to the group; return its ``seq`` (0-based, per member).
@@ -115,41 +143,75 @@ class Group:
 
 
 @asynccontextmanager
-async def open_group(me: str, members: Mapping[str, str], order: str = FIFO_TOTAL, *,
+async def open_group(me: str, members: Mapping[str, str] | None = None,
+                     order: str = FIFO_TOTAL, *, join: str | None = None,
                      transport: rpcx.Transport | None = None, listen: str | None = None,
                      stack: Stack | Callable[[str, tuple[str, ...]], Stack] | None = None,
                      failure_timeout: float | None = 2.0, heartbeat_interval: float = 0.25,
                      delivery_buffer: int = 1024, send_buffer: int = 4096,
-                     count_bytes: bool = False,
-                     journal: Journal | None = None) -> AsyncIterator[Group]:
-    """Join the group ``members`` (name → rpcx address) as ``me`` with ``order``.
+                     count_bytes: bool = False, journal: Journal | None = None,
+                     join_timeout: float = 10.0,
+                     leave_timeout: float = 1.0) -> AsyncIterator[Group]:
+    """Run member ``me`` of a group with ``order``: either one of the initial ``members``
+    (name → rpcx address; view 0 is their names, sorted), or, with ``join=`` (any running
+    member's address) and ``listen=`` (this member's own address), a new member of a
+    running group.
 
-    Options: ``stack`` (a ``Stack``, or a factory ``(me, members) -> Stack``, to run any
-    stack instead of :func:`make_stack`'s), ``failure_timeout`` (seconds of silence before
-    a member is suspected and dropped from this member's view; ``None`` never suspects),
-    ``heartbeat_interval``, ``delivery_buffer`` (deliveries waiting for the application),
-    ``send_buffer`` (frames waiting per peer before they are dropped), ``count_bytes``
-    (encode twice to count wire bytes for statistics), ``journal`` (called in stack order
-    for every broadcast and delivery, for logs and checkers).
+    Options: ``stack`` (a ``Stack``, or a factory ``(me, members) -> Stack`` called with
+    the first view's members, oldest first, to run any stack instead of
+    :func:`make_stack`'s; a joiner needs a factory), ``failure_timeout`` (seconds of
+    silence before a member is suspected; the coordinator then installs a view without it;
+    ``None`` never suspects), ``heartbeat_interval``, ``delivery_buffer`` (deliveries
+    waiting for the application), ``send_buffer`` (frames waiting per peer before they are
+    dropped), ``count_bytes`` (encode twice to count wire bytes for statistics),
+    ``journal`` (called in stack order for every broadcast and delivery, for logs and
+    checkers), ``join_timeout`` (seconds to get admitted, else :class:`JoinError`) and
+    ``leave_timeout`` (seconds to wait, when the block is left normally, for the view
+    without this member).
     """
-    names = tuple(sorted(members))
     if order not in ORDERS and stack is None:
         raise ValueError(f"unknown order {order!r}; known: {sorted(ORDERS)}")
-    if stack is None:
-        built = make_stack(order, me, names)
-    elif isinstance(stack, Stack):
-        built = stack
+    if (members is None) == (join is None):
+        raise ValueError("pass either members (an initial member) or join= (a contact "
+                         "address of a running group), not both")
+
+    def build(names: tuple[str, ...]) -> Stack:
+        if stack is None:
+            return make_stack(order, me, names, leader=names[0])
+        if isinstance(stack, Stack):
+            return stack
+        return stack(me, names)
+
+    if join is not None:
+        if order == LAMPORT_FIFO_TOTAL:
+            raise ValueError("lamport_fifo_total cannot be joined: a member delivers only "
+                             "once it has a later timestamp from every member, so it needs "
+                             "a fixed set of members (changing it safely needs view "
+                             "synchrony); use fifo_total to add members to a running group")
+        if isinstance(stack, Stack):
+            raise ValueError("a joiner needs stack= as a factory (me, members) -> Stack: "
+                             "its members are only known once the group admits it")
+        if listen is None:
+            raise ValueError("a joiner needs listen= (its own address, told to the others)")
+        node = Node(me, None, None, order=order, make=build, join=join,
+                    transport=transport, listen=listen, failure_timeout=failure_timeout,
+                    heartbeat_interval=heartbeat_interval, delivery_buffer=delivery_buffer,
+                    send_buffer=send_buffer, count_bytes=count_bytes, journal=journal,
+                    join_timeout=join_timeout)
     else:
-        built = stack(me, names)
-    node = Node(me, members, built, order=order, transport=transport, listen=listen,
-                failure_timeout=failure_timeout, heartbeat_interval=heartbeat_interval,
-                delivery_buffer=delivery_buffer, send_buffer=send_buffer,
-                count_bytes=count_bytes, journal=journal)
+        assert members is not None
+        if me not in members:
+            raise ValueError(f"{me!r} is not one of the members {sorted(members)!r}")
+        node = Node(me, members, build(tuple(sorted(members))), order=order,
+                    transport=transport, listen=listen, failure_timeout=failure_timeout,
+                    heartbeat_interval=heartbeat_interval, delivery_buffer=delivery_buffer,
+                    send_buffer=send_buffer, count_bytes=count_bytes, journal=journal)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(node.run)
             try:
                 yield Group(node)
+                await node.leave(leave_timeout)
             finally:
                 await node.stop()
                 nursery.cancel_scope.cancel()

@@ -4,11 +4,12 @@ A :class:`Node` owns, inside one nursery:
 
 - an rpcx server for the ``rpcx_broadcast.Broadcast`` service (``idl/broadcast.rpcx``):
   its ``push`` handler decodes frames (``wire.from_frame``) and queues them for the loop;
+  its ``join`` handler queues a join request and answers with the loop's decision;
 - one sender task per peer, which drains that peer's bounded outgoing queue into batched
-  oneway ``push`` calls on an rpcx ``Channel``;
-- **the loop** (:meth:`Node._loop`), the only code that touches the stack. It waits for
-  the next input (a push, or a broadcast request) or the earliest timer deadline, feeds
-  the stack, and performs the actions it returns:
+  oneway ``push`` calls on an rpcx ``Channel`` (started and stopped as views change);
+- **the loop** (:meth:`Node._loop`), the only code that touches the stack and the
+  membership service. It waits for the next input (a push, a broadcast, join or leave
+  request) or the earliest timer deadline, feeds the stack, and performs the actions:
 
   - ``Send(dest, msg)`` → ``wire.to_frame(msg)`` into ``dest``'s outgoing queue. Never
     blocks: when the queue is full (the peer is slow, down or unreachable) the frame is
@@ -19,10 +20,14 @@ A :class:`Node` owns, inside one nursery:
   - ``SetTimer`` / ``CancelTimer`` → entries in a deadline table; the loop's wait ends at
     the earliest one (``trio.move_on_at``).
 
-A heartbeat failure detector (``HeartbeatFailureDetector``) runs in the same loop. When it
-suspects a member, the node installs a local view without it (``Stack.on_view``), which is
-how the layers stop waiting for a crashed member. This is an oracle view per member, not
-an agreed view: see docs/broadcast.md for what each order tolerates.
+**Views are agreed** (``DynamicMembership``): the failure detector's suspicions, leave
+requests and joins go to the coordinator (the oldest member not suspected), which alone
+installs ``View(id + 1, members)`` and sends it to everyone over reliable links; every
+member applies views in that sequence (``Stack.on_view``, peers added and removed,
+failure detector told). A **joiner** calls ``join`` on any member's address; a member
+that is not the coordinator redirects it; the coordinator installs the view admitting it
+and, in the same loop step, takes the stack's starting point (``Stack.start_points``),
+which the joiner's fresh stack starts from (``Stack.start_from``).
 
 Errors are handled where they happen: a frame that does not decode or that a layer
 rejects (``ProtocolViolation``) is logged and dropped; a failed ``push`` (peer down:
@@ -42,16 +47,35 @@ import trio
 
 import rpcx
 from rpcx_broadcast._generated import broadcast_rpcx as idl
-from rpcx_broadcast.core.actions import Action, CancelTimer, Deliver, Send, SetTimer, Wire
+from rpcx_broadcast.core.actions import (
+    Action,
+    CancelTimer,
+    Deliver,
+    Send,
+    SetTimer,
+    StartPoint,
+    Wire,
+)
 from rpcx_broadcast.core.failure_detector import (
     Heartbeat,
     HeartbeatFailureDetector,
     Suspected,
 )
 from rpcx_broadcast.core.layer import ProtocolViolation, Stack
-from rpcx_broadcast.runtime.wire import from_frame, to_frame
+from rpcx_broadcast.core.membership import DynamicMembership, View
+from rpcx_broadcast.core.total import SequencerTotal
+from rpcx_broadcast.runtime.wire import (
+    MembershipFrame,
+    from_frame,
+    from_start,
+    from_view,
+    to_frame,
+    to_start,
+    to_view,
+)
 
-__all__ = ["Delivery", "GroupStatistics", "Journal", "Node"]
+__all__ = ["Delivery", "GroupStatistics", "JoinError", "JoinStart", "Journal", "Node",
+           "NotAMember"]
 
 logger = logging.getLogger("rpcx_broadcast")
 
@@ -61,6 +85,38 @@ _IN_FLIGHT = frozenset({"store", "ahead", "outbox", "holdback", "retransmit", "o
 Journal = Callable[[str, str, int, bytes], None]
 """``journal(kind, origin, seq, payload)`` with kind ``"broadcast"`` or ``"deliver"``,
 called by the loop in exactly the order the stack did things (for checkers and logs)."""
+
+StackFactory = Callable[[tuple[str, ...]], Stack]
+"""Builds this member's stack for the members of its first view (oldest first)."""
+
+
+class JoinError(RuntimeError):
+    """Joining a running group failed: nobody answered at the contact address within the
+    timeout, or the group refused the joiner (the message says why)."""
+
+
+class NotAMember(RuntimeError):
+    """This member has left the group (or was removed from the view): it cannot
+    broadcast any more."""
+
+
+@attrs.frozen
+class JoinStart:
+    """Where a member that joined a running group started (``Group.start``).
+
+    It delivers exactly the messages past this point, in the group's order: under
+    ``reliable``, ``fifo`` and ``causal`` every message ``(origin, seq)`` with ``seq >=
+    delivered.get(origin, 0)``; under ``total`` and ``fifo_total`` every message whose
+    place in the group's one order is ``index`` or later (its first ``Delivery.index`` is
+    ``index``)."""
+
+    view: int
+    """The id of the view that admitted it."""
+    delivered: Mapping[str, int]
+    """Per origin, how many of its messages count as delivered before joining (the
+    coordinator's delivered counts when it installed the view)."""
+    index: int
+    """Total orders: the group-order index of the first message it delivers (else 0)."""
 
 
 @attrs.frozen
@@ -79,7 +135,8 @@ class Delivery:
     order: str
     """The order the group guarantees (``"fifo_total"``, ``"causal"``, ...)."""
     view: int
-    """The id of the view it was delivered in (0, then +1 per member removed)."""
+    """The id of the agreed view it was delivered in (0 for the initial member list, then
+    +1 per view the coordinator installs)."""
 
 
 @attrs.frozen
@@ -115,6 +172,25 @@ class _Request:
     done: trio.Event = attrs.Factory(trio.Event)
     seq: int = -1
     abandoned: bool = False
+    error: str = ""
+
+
+@attrs.define(eq=False)
+class _JoinCall:
+    member: str
+    address: str
+    order: str
+    done: trio.Event = attrs.Factory(trio.Event)
+    reply: idl.JoinReply | None = None
+    refused: str = ""
+
+
+@attrs.define(eq=False)
+class _LeaveCall:
+    pass
+
+
+_Input = tuple[str, list[idl.Frame]] | _Request | _JoinCall | _LeaveCall
 
 
 class _Handler(idl.BroadcastService):
@@ -125,6 +201,14 @@ class _Handler(idl.BroadcastService):
         # Backpressure: while the loop is behind, this waits, the connection stops being
         # read, and the sender's queue (bounded) drops what it cannot hold.
         await self._node._inbox_send.send((sender, frames))
+
+    async def join(self, member: str, address: str, order: str) -> idl.JoinReply:
+        call = _JoinCall(member, address, order)
+        await self._node._inbox_send.send(call)
+        await call.done.wait()
+        if call.reply is None:
+            raise idl.JoinRefused(reason=call.refused)
+        return call.reply
 
 
 def _payload_bytes(value: object) -> int:
@@ -140,60 +224,99 @@ def _payload_bytes(value: object) -> int:
 
 
 class Node:
-    """One member running a stack. Use :func:`rpcx_broadcast.open_group`."""
+    """One member running a stack. Use :func:`rpcx_broadcast.open_group`.
 
-    def __init__(self, me: str, members: Mapping[str, str], stack: Stack, *, order: str,
+    Either ``members`` (name → address of every member: view 0 is their sorted names) and
+    a built ``stack``, or ``join`` (a running member's address), ``listen`` (this
+    member's address, told to the others) and ``make`` (builds the stack once the view
+    admitting this member is known).
+    """
+
+    def __init__(self, me: str, members: Mapping[str, str] | None, stack: Stack | None, *,
+                 order: str, make: StackFactory | None = None, join: str | None = None,
                  transport: rpcx.Transport | None = None, listen: str | None = None,
                  failure_timeout: float | None = 2.0, heartbeat_interval: float = 0.25,
                  delivery_buffer: int = 1024, send_buffer: int = 4096, max_batch: int = 256,
-                 count_bytes: bool = False, journal: Journal | None = None) -> None:
-        if me not in members:
-            raise ValueError(f"{me!r} is not one of the members {sorted(members)!r}")
+                 count_bytes: bool = False, journal: Journal | None = None,
+                 join_timeout: float = 10.0) -> None:
+        if join is None:
+            if members is None or stack is None:
+                raise ValueError("a static member needs members and a stack")
+            if me not in members:
+                raise ValueError(f"{me!r} is not one of the members {sorted(members)!r}")
+            listen = listen or members[me]
+        elif listen is None or make is None:
+            raise ValueError("a joiner needs listen= (its own address) and a stack factory")
         self.me = me
-        self.addresses = dict(members)
-        self.stack = stack
+        self.addresses = dict(members or {})
+        self.addresses[me] = listen
         self.order = order
+        self._make = make
+        self._join = join
+        self._join_timeout = join_timeout
         self._transport = transport
-        self._listen = listen or members[me]
+        self._listen = listen
         self._journal = journal
         self._count_bytes = count_bytes
         self._max_batch = max_batch
         self._send_buffer = send_buffer
-        self.members: tuple[str, ...] = tuple(sorted(members))
+        self._failure_timeout = failure_timeout
+        self._heartbeat_interval = heartbeat_interval
+        self.members: tuple[str, ...] = tuple(sorted(members or (me,)))
         self.view = 0
-        self._fd = (HeartbeatFailureDetector(me, self.members, interval=heartbeat_interval,
-                                             timeout=failure_timeout)
-                    if failure_timeout is not None else None)
+        self.views: list[View] = [View(0, self.members)] if join is None else []
+        self.start: JoinStart | None = None
+        self.left = False
+        self.membership = DynamicMembership(me, View(0, self.members) if join is None
+                                            else None, addresses=dict(self.addresses))
+        self._stack = stack
+        self._fd: HeartbeatFailureDetector | None = None
         self._timers: dict[str, float] = {}
         self._pending: collections.deque[_Request] = collections.deque()
-        self._inbox_send, self._inbox_recv = trio.open_memory_channel[
-            tuple[str, list[idl.Frame]] | _Request](64)
+        self._inbox_send, self._inbox_recv = trio.open_memory_channel[_Input](64)
         self._deliver_send, self.deliveries = trio.open_memory_channel[Delivery](
             delivery_buffer)
         self._outboxes: dict[str, trio.MemorySendChannel[idl.Frame]] = {}
+        self._nursery: trio.Nursery | None = None
+        self._start_actions: list[Action] = []
         self._progress = trio.Event()
         self._broadcasts = 0
         self._deliveries = 0
+        self._index = 0
         self._own_delivered = 0
         self._stats = collections.Counter[str]()
         self.server: rpcx.Server | None = None
+
+    @property
+    def stack(self) -> Stack:
+        if self._stack is None:
+            raise RuntimeError(f"{self.me} has not joined yet: no stack")
+        return self._stack
+
+    @property
+    def coordinator(self) -> str | None:
+        return self.membership.coordinator
 
     # -- running -------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
-        """Serve, connect to peers and run the loop until cancelled."""
+        """Serve, (join,) connect to peers and run the loop until cancelled."""
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             self.server = await nursery.start(self._serve)
+            if self._join is not None:
+                try:
+                    await self._join_group(self._join)
+                except BaseException:
+                    await self.stop()
+                    raise
+            if self._failure_timeout is not None:
+                self._fd = HeartbeatFailureDetector(self.me, self.members,
+                                                    interval=self._heartbeat_interval,
+                                                    timeout=self._failure_timeout)
             for peer in self.members:
-                if peer == self.me:
-                    continue
-                send, receive = trio.open_memory_channel[idl.Frame](self._send_buffer)
-                self._outboxes[peer] = send
-                channel = rpcx.Channel(self.addresses[peer], nursery,
-                                       transport=self._transport, retry=rpcx.NO_RETRY,
-                                       reconnect_backoff=(0.02, 0.5), connect_timeout=2.0)
-                nursery.start_soon(self._sender, peer, channel, receive)
+                self._add_peer(peer)
             nursery.start_soon(self._loop)
             task_status.started()
 
@@ -206,9 +329,103 @@ class Node:
             with trio.CancelScope(shield=True), trio.move_on_after(2.0):
                 await server.wait_stopped()
 
+    async def leave(self, timeout: float) -> None:
+        """Ask the coordinator to install a view without this member and wait (at most
+        ``timeout`` seconds) until it has and the membership messages are acknowledged."""
+        if self.left or self._stack is None or self.members == (self.me,):
+            return
+        with trio.move_on_after(timeout):
+            await self._inbox_send.send(_LeaveCall())
+            while not self._left_and_told():
+                await self.wait_progress()
+
+    def _left_and_told(self) -> bool:
+        return self.left and self.membership.unacked() == 0
+
     async def _serve(self, *, task_status: trio.TaskStatus[rpcx.Server]) -> None:
         await rpcx.serve(self._listen, [_Handler(self)], transport=self._transport,
                          grace_period=0.0, task_status=task_status)
+
+    async def _join_group(self, contact: str) -> None:
+        """Ask ``contact`` (redirected to the coordinator) to admit us, then build the
+        stack at the starting point the coordinator sent."""
+        reply: idl.JoinReply | None = None
+        problem = "no answer"
+        address = contact
+        with trio.move_on_after(self._join_timeout):
+            hops = 0
+            while reply is None:
+                async with trio.open_nursery() as nursery:
+                    channel = rpcx.Channel(address, nursery, transport=self._transport,
+                                           retry=rpcx.NO_RETRY, connect_timeout=1.0)
+                    try:
+                        answer = await idl.BroadcastClient(channel).join(
+                            self.me, self._listen, self.order, timeout=self._join_timeout)
+                    except idl.JoinRefused as refused:
+                        raise JoinError(f"{self.me} cannot join via {address}: "
+                                        f"{refused.reason}") from None
+                    except rpcx.RpcError as error:
+                        problem = f"{address}: {error}"
+                        answer = None
+                    finally:
+                        await channel.aclose()
+                        nursery.cancel_scope.cancel()
+                if answer is None:
+                    await trio.sleep(0.1)
+                elif answer.redirect:
+                    hops += 1
+                    if hops > 8:
+                        raise JoinError(f"{self.me} cannot join via {contact}: "
+                                        "redirected more than 8 times")
+                    address = answer.redirect
+                else:
+                    reply = answer
+        if reply is None:
+            raise JoinError(f"{self.me} could not join the group via {contact} within "
+                            f"{self._join_timeout} s ({problem})")
+        if reply.view is None:
+            raise JoinError(f"{address} answered the join without a view")
+        view = from_view(reply.view)
+        if self.me not in view.members or view.members[-1] != self.me:
+            raise JoinError(f"view {view} from {address} does not admit {self.me}")
+        points = [from_start(start) for start in reply.starts]
+        assert self._make is not None
+        stack = self._make(view.members)
+        now = trio.current_time()
+        self._start_actions = stack.start_from(points, now)
+        self._stack = stack
+        top = points[-1] if points else StartPoint()
+        if isinstance(stack.layers[-1], SequencerTotal):
+            self._index = top.next
+        self.start = JoinStart(view.id, dict(top.counts), top.next)
+        self.addresses.update(reply.addresses)
+        self.addresses[self.me] = self._listen
+        self.membership = DynamicMembership(self.me, view, addresses=dict(self.addresses))
+        self.members = view.members
+        self.view = view.id
+        self.views.append(view)
+        logger.info("%s: joined view %d %s via %s", self.me, view.id, view.members, address)
+
+    def _add_peer(self, peer: str) -> None:
+        if peer == self.me or peer in self._outboxes:
+            return
+        assert self._nursery is not None
+        address = self.addresses.get(peer)
+        if address is None:
+            logger.warning("%s: no address for member %s", self.me, peer)
+            return
+        send, receive = trio.open_memory_channel[idl.Frame](self._send_buffer)
+        self._outboxes[peer] = send
+        channel = rpcx.Channel(address, self._nursery, transport=self._transport,
+                               retry=rpcx.NO_RETRY, reconnect_backoff=(0.02, 0.5),
+                               connect_timeout=2.0)
+        self._nursery.start_soon(self._sender, peer, channel, receive)
+
+    def _remove_peer(self, peer: str) -> None:
+        """Close ``peer``'s queue: its sender sends what is queued, then closes."""
+        outbox = self._outboxes.pop(peer, None)
+        if outbox is not None:
+            outbox.close()
 
     async def _sender(self, peer: str, channel: rpcx.Channel,
                       queue: trio.MemoryReceiveChannel[idl.Frame]) -> None:
@@ -220,7 +437,7 @@ class Node:
             while len(frames) < self._max_batch:
                 try:
                     frames.append(queue.receive_nowait())
-                except trio.WouldBlock:
+                except (trio.WouldBlock, trio.EndOfChannel):
                     break
             try:
                 await client.push(self.me, frames)
@@ -233,6 +450,8 @@ class Node:
             self._stats["pushes_sent"] += 1
             if self._count_bytes:
                 self._stats["bytes_sent"] += len(codec.encode(params, (self.me, frames)))
+        with trio.move_on_after(1.0):  # the peer left the view
+            await channel.aclose()
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -240,14 +459,21 @@ class Node:
         now = trio.current_time()
         if self._fd is not None:
             await self._perform(self._fd.on_start(now), fd=True)
+        actions, self._start_actions = self._start_actions, []
+        await self._perform(actions)
         while True:
             deadline = min(self._timers.values(), default=math.inf)
-            item: tuple[str, list[idl.Frame]] | _Request | None = None
+            item: _Input | None = None
             with trio.move_on_at(deadline):
                 item = await self._inbox_recv.receive()
             now = trio.current_time()
             if isinstance(item, _Request):
                 self._pending.append(item)
+            elif isinstance(item, _JoinCall):
+                await self._on_join(item, now)
+            elif isinstance(item, _LeaveCall):
+                if not self.left:
+                    await self._membership(self.membership.request_leave(now), now)
             elif item is not None:
                 await self._on_push(item[0], item[1], now)
             for key, at in sorted(self._timers.items(), key=lambda kv: kv[1]):
@@ -256,7 +482,9 @@ class Node:
                     if key.startswith("fd/"):
                         assert self._fd is not None
                         await self._perform(self._fd.on_timer(key[3:], now), fd=True)
-                    else:
+                    elif key.startswith("gm/"):
+                        await self._membership(self.membership.on_timer(key[3:], now), now)
+                    elif not self.left:
                         await self._perform(self.stack.on_timer(key, now))
             await self._check_suspicions(now)
             await self._admit(now)
@@ -264,23 +492,114 @@ class Node:
             self._progress = trio.Event()
 
     async def _on_push(self, sender: str, frames: Sequence[idl.Frame], now: float) -> None:
-        if sender not in self.members or sender == self.me:
-            self._stats["frames_ignored"] += len(frames)
-            return
         for frame in frames:
-            self._stats["frames_received"] += 1
             try:
                 msg = from_frame(frame)
-                if self._fd is not None:
-                    self._fd.on_receive(sender, Heartbeat(), now)  # any traffic is life
-                if isinstance(msg, Wire):
-                    await self._perform(self.stack.on_receive(sender, msg, now))
             except ProtocolViolation as error:
                 logger.warning("%s: dropped a bad frame from %s: %s", self.me, sender, error)
+                continue
+            if isinstance(msg, MembershipFrame):
+                # from anyone: a joiner or a leaver may not be (or no longer be) a member
+                self._stats["frames_received"] += 1
+                await self._membership(self.membership.on_receive(sender, msg.msg, now), now)
+                continue
+            if sender not in self.members or sender == self.me or self.left:
+                self._stats["frames_ignored"] += 1
+                continue
+            self._stats["frames_received"] += 1
+            if self._fd is not None:
+                self._fd.on_receive(sender, Heartbeat(), now)  # any traffic is life
+            if isinstance(msg, Wire):
+                try:
+                    await self._perform(self.stack.on_receive(sender, msg, now))
+                except ProtocolViolation as error:
+                    logger.warning("%s: dropped a bad frame from %s: %s", self.me, sender,
+                                   error)
+
+    async def _on_join(self, call: _JoinCall, now: float) -> None:
+        """Answer a join request: redirect to the coordinator, refuse, or (coordinator)
+        install the view that admits the joiner and send its starting point."""
+        try:
+            call.reply = await self._admit_joiner(call, now)
+        except _Refused as refused:
+            call.refused = str(refused)
+            logger.info("%s: refused to admit %s: %s", self.me, call.member, refused)
+        call.done.set()
+
+    async def _admit_joiner(self, call: _JoinCall, now: float) -> idl.JoinReply:
+        if self.left:
+            raise _Refused(f"{self.me} has left the group")
+        if call.order != self.order:
+            raise _Refused(f"the group runs order {self.order!r}, not {call.order!r}")
+        if not self.stack.joinable:
+            raise _Refused(f"this group's stack cannot start a joiner (order {self.order!r})")
+        coordinator = self.membership.coordinator
+        if coordinator != self.me:
+            if coordinator is None or coordinator not in self.addresses:
+                raise _Refused("no coordinator known")
+            return idl.JoinReply(redirect=self.addresses[coordinator])
+        if call.member in self.members:
+            if self.addresses.get(call.member) != call.address:
+                raise _Refused(f"the name {call.member!r} is taken by another member")
+            # the same joiner again (its first answer was lost): the current state is a
+            # valid starting point too, since it has not started from the first
+        else:
+            await self._membership(self.membership.handle_join(call.member, call.address,
+                                                               now), now)
+            if call.member not in self.members:
+                raise _Refused("the coordinator could not install a view admitting "
+                               f"{call.member!r}")
+        assert self.membership.view is not None
+        return idl.JoinReply(view=to_view(self.membership.view),
+                             addresses={m: self.addresses[m] for m in self.members
+                                        if m in self.addresses},
+                             starts=[to_start(p) for p in self.stack.start_points()])
+
+    async def _membership(self, actions: list[Action], now: float) -> None:
+        """Perform the membership service's actions, then apply the views it installed."""
+        views = self.membership.views()
+        self.addresses.update(self.membership.addresses)
+        for view in views:
+            for member in view.members:
+                if member != self.me and not self.left:
+                    self._add_peer(member)
+        for action in actions:
+            if isinstance(action, Send):
+                self._send(action.dest, MembershipFrame(action.msg))  # type: ignore[arg-type]
+            elif isinstance(action, SetTimer):
+                self._timers[f"gm/{action.key}"] = action.at
+            elif isinstance(action, CancelTimer):
+                self._timers.pop(f"gm/{action.key}", None)
+            else:
+                raise TypeError(f"the membership service returned {action!r}")
+        for view in views:
+            await self._apply_view(view, now)
+
+    async def _apply_view(self, view: View, now: float) -> None:
+        gone = set(self.members) - set(view.members) - {self.me}
+        self.members = view.members
+        self.view = view.id
+        self.views.append(view)
+        logger.info("%s: view %d is %s", self.me, view.id, view.members)
+        if self.me not in view.members:
+            self.left = True
+            for request in self._pending:
+                request.error = f"{self.me} left the group in view {view.id}"
+                request.done.set()
+            self._pending.clear()
+            return
+        for member in gone:
+            self._remove_peer(member)
+            for action in self.membership.forget(member):
+                if isinstance(action, CancelTimer):
+                    self._timers.pop(f"gm/{action.key}", None)
+        if self._fd is not None:
+            self._fd.set_members(view.members, now)
+        await self._perform(self.stack.on_view(view.members, now))
 
     async def _admit(self, now: float) -> None:
         """Hand waiting broadcasts to the stack while it accepts them (flow control)."""
-        while self._pending and self.stack.writable:
+        while self._pending and not self.left and self.stack.writable:
             request = self._pending.popleft()
             if request.abandoned:
                 continue
@@ -297,14 +616,10 @@ class Node:
             return
         for change in self._fd.changes():
             if isinstance(change, Suspected) and change.member in self.members:
-                # A suspected member leaves this member's view for good (it is not taken
-                # back if heard from again: the layers have forgotten it).
-                self.members = tuple(m for m in self.members if m != change.member)
-                self.view += 1
-                logger.info("%s: suspects %s; view %d is %s", self.me, change.member,
-                            self.view, self.members)
-                self._fd.set_members(self.members, now)
-                await self._perform(self.stack.on_view(self.members, now))
+                # Only a hint: the coordinator (perhaps this member, if the suspected one
+                # was the coordinator) decides the next view.
+                logger.info("%s: suspects %s", self.me, change.member)
+                await self._membership(self.membership.suspect(change.member, now), now)
 
     async def _perform(self, actions: list[Action], *, fd: bool = False) -> None:
         for action in actions:
@@ -316,8 +631,9 @@ class Node:
                     raise TypeError(f"the stack delivered {payload!r}, not bytes")
                 if self._journal is not None:
                     self._journal("deliver", action.origin, action.seq, payload)
-                delivery = Delivery(action.origin, action.seq, payload, self._deliveries,
+                delivery = Delivery(action.origin, action.seq, payload, self._index,
                                     self.order, self.view)
+                self._index += 1
                 self._deliveries += 1
                 if action.origin == self.me:
                     self._own_delivered += 1
@@ -349,6 +665,8 @@ class Node:
         """Queue ``payload`` for the loop and wait until the stack has taken it."""
         if not isinstance(payload, bytes):
             raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
+        if self.left:
+            raise NotAMember(f"{self.me} is no longer a member (view {self.view})")
         request = _Request(payload)
         await self._inbox_send.send(request)
         try:
@@ -356,6 +674,8 @@ class Node:
         except trio.Cancelled:
             request.abandoned = True
             raise
+        if request.error:
+            raise NotAMember(request.error)
         return request.seq
 
     async def wait_progress(self) -> None:
@@ -385,3 +705,7 @@ class Node:
             pending_broadcasts=self._waiting(), members=self.members, view=self.view,
             suspected=tuple(sorted(self._fd.suspected)) if self._fd else (),
             buffer_sizes=self.stack.buffer_sizes())
+
+
+class _Refused(Exception):
+    """A join request is refused (the reason goes back to the joiner)."""

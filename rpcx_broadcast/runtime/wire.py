@@ -11,22 +11,38 @@ raises ``TypeError`` (sending) or ``ProtocolViolation`` (receiving), never a gue
 
 ``None`` is only legal as the body of a ``LamportMsg`` (a heartbeat); it travels as an
 absent optional field.
+
+Membership messages (``DynamicMembership``'s reliable-link frames around ``JoinRequest``,
+``LeaveRequest`` and ``InstallView``) travel in ``Frame.membership``; the node wraps them
+in :class:`MembershipFrame` so they are told apart from a stack's ``Wire``. A joiner's
+starting point (``StartPoint`` per layer) travels in the ``join`` reply as ``LayerStart``.
 """
 
 from __future__ import annotations
 
+import attrs
+
 from rpcx_broadcast._generated import broadcast_rpcx as idl
-from rpcx_broadcast.core.actions import Wire
+from rpcx_broadcast.core.actions import StartPoint, Wire
 from rpcx_broadcast.core.causal import CausalMsg
 from rpcx_broadcast.core.failure_detector import Heartbeat
 from rpcx_broadcast.core.fifo import FifoMsg, FifoNak
 from rpcx_broadcast.core.gossip import GossipBatch, GossipMsg
 from rpcx_broadcast.core.layer import ProtocolViolation
 from rpcx_broadcast.core.links import LinkAck, LinkData
+from rpcx_broadcast.core.membership import InstallView, JoinRequest, LeaveRequest, View
 from rpcx_broadcast.core.reliable import EagerMsg
 from rpcx_broadcast.core.total import LamportMsg, SeqData, SeqOrder
 
-__all__ = ["from_body", "from_frame", "to_body", "to_frame"]
+__all__ = ["MembershipFrame", "from_body", "from_frame", "from_start", "from_view",
+           "to_body", "to_frame", "to_start", "to_view"]
+
+
+@attrs.frozen
+class MembershipFrame:
+    """A membership service message (``LinkData`` or ``LinkAck``) between two members."""
+
+    msg: LinkData | LinkAck
 
 
 # -- bodies: what one layer hands to the layer below -------------------------------------
@@ -109,17 +125,24 @@ def _fifo(value: FifoMsg) -> idl.FifoMsg:
 
 
 def to_frame(msg: object) -> idl.Frame:
-    """A message a stack (``Wire``) or the failure detector (``Heartbeat``) sends."""
+    """A message a stack (``Wire``), the membership service (``MembershipFrame``) or the
+    failure detector (``Heartbeat``) sends."""
     if isinstance(msg, Heartbeat):
         return idl.Frame(heartbeat=True)
+    if isinstance(msg, MembershipFrame):
+        return idl.Frame(membership=_membership(msg.msg))
     if not isinstance(msg, Wire):
         raise TypeError(f"no wire mapping for {msg!r}: expected Wire or Heartbeat")
     return idl.Frame(layer=msg.layer, msg=_layer_msg(msg.msg))
 
 
-def from_frame(frame: idl.Frame) -> Wire | Heartbeat:
-    """The ``Wire`` (or ``Heartbeat``) a ``Frame`` stands for. Raises ``ProtocolViolation``
-    for a frame that is neither."""
+def from_frame(frame: idl.Frame) -> Wire | Heartbeat | MembershipFrame:
+    """The ``Wire`` (``Heartbeat``, ``MembershipFrame``) a ``Frame`` stands for. Raises
+    ``ProtocolViolation`` for a frame that is none of them."""
+    if frame.membership is not None:
+        if frame.msg is not None:
+            raise ProtocolViolation("frame carries both a layer and a membership message")
+        return MembershipFrame(_from_membership(frame.membership))
     if frame.msg is None:
         if frame.heartbeat:
             return Heartbeat()
@@ -171,3 +194,65 @@ def _from_layer_msg(msg: idl.LayerMsg) -> object:
         return FifoMsg(msg.fifo.origin, msg.fifo.seq, from_body(msg.fifo.body))
     assert msg.fifo_nak is not None
     return FifoNak(tuple(msg.fifo_nak.seqs))
+
+
+# -- membership ---------------------------------------------------------------------------
+
+
+def to_view(view: View) -> idl.ViewMsg:
+    return idl.ViewMsg(id=view.id, members=list(view.members))
+
+
+def from_view(view: idl.ViewMsg) -> View:
+    if view.id < 0 or len(set(view.members)) != len(view.members):
+        raise ProtocolViolation(f"bad view {view!r}")
+    return View(view.id, tuple(view.members))
+
+
+def _membership(msg: LinkData | LinkAck) -> idl.MembershipMsg:
+    if isinstance(msg, LinkAck):
+        return idl.MembershipMsg(ack=idl.LinkAck(seq=msg.seq, upto=msg.upto))
+    body = msg.body
+    if isinstance(body, JoinRequest):
+        wire = idl.MembershipBody(join=idl.JoinRequestMsg(member=body.member,
+                                                          address=body.address))
+    elif isinstance(body, LeaveRequest):
+        wire = idl.MembershipBody(leave=body.member)
+    elif isinstance(body, InstallView):
+        wire = idl.MembershipBody(install=idl.InstallViewMsg(view=to_view(body.view),
+                                                             addresses=dict(body.addresses)))
+    else:
+        raise TypeError(f"no wire mapping for membership message {body!r}")
+    return idl.MembershipMsg(data=idl.MembershipData(seq=msg.seq, body=wire))
+
+
+def _from_membership(msg: idl.MembershipMsg) -> LinkData | LinkAck:
+    if msg.ack is not None:
+        return LinkAck(msg.ack.seq, msg.ack.upto)
+    data = msg.data
+    assert data is not None
+    body = data.body
+    value: JoinRequest | LeaveRequest | InstallView
+    if body.join is not None:
+        value = JoinRequest(body.join.member, body.join.address)
+    elif body.leave is not None:
+        value = LeaveRequest(body.leave)
+    else:
+        assert body.install is not None
+        value = InstallView(from_view(body.install.view), dict(body.install.addresses))
+    return LinkData(data.seq, value)
+
+
+# -- a joiner's starting point -----------------------------------------------------------
+
+
+def to_start(point: StartPoint) -> idl.LayerStart:
+    return idl.LayerStart(counts=dict(point.counts), next=point.next,
+                          held=[to_body(msg) for msg in point.held])
+
+
+def from_start(start: idl.LayerStart) -> StartPoint:
+    if start.next < 0 or any(count < 0 for count in start.counts.values()):
+        raise ProtocolViolation(f"bad starting point {start!r}")
+    return StartPoint(dict(start.counts), start.next,
+                      tuple(from_body(body) for body in start.held))
