@@ -267,6 +267,30 @@ def test_lamport_holds_a_duplicate_once_and_delivers_it_once() -> None:
     assert len(a.holdback) == 0
 
 
+def test_lamport_heartbeat_timer_sends_nothing_once_a_broadcast_paid_the_debt() -> None:
+    a = LamportTotal("a", ("a", "b"))
+    assert a.on_deliver(Deliver("b", 0, LamportMsg(3, 0, b"x")), 0.0) == [
+        SetTimer("heartbeat", 0.01)]
+    (down,) = a.on_broadcast(b"mine", 0.005)  # timestamped after b's: no heartbeat owed
+    assert isinstance(down, Down) and down.body == LamportMsg(5, 0, b"mine")
+    assert a.on_timer("heartbeat", 0.01) == []
+    assert a.clock.time == 5  # no timestamp spent on a heartbeat
+    # the timer is disarmed: a later message arms it again
+    assert a.on_deliver(Deliver("b", 1, LamportMsg(8, 1, b"y")), 0.02) == [
+        SetTimer("heartbeat", 0.03)]
+
+
+def test_lamport_view_without_a_silent_member_releases_what_it_blocked() -> None:
+    a = LamportTotal("a", ("a", "b", "c"))
+    a.on_deliver(Deliver("b", 0, LamportMsg(1, 0, b"x")), 0.0)
+    (beat,) = a.on_timer("heartbeat", 0.01)
+    assert isinstance(beat, Down) and isinstance(beat.body, LamportMsg)
+    assert a.on_deliver(Deliver("a", 0, beat.body), 0.01) == []  # c has said nothing
+    assert delivers(a.on_view(("a", "b"), 0.5)) == [("b", 0, b"x")]
+    assert a.members == ("a", "b") and len(a.holdback) == 0
+    assert a.on_view(("b", "a"), 0.6) == []  # nothing left to release
+
+
 # -- FIFO-total constructors -------------------------------------------------------------
 
 

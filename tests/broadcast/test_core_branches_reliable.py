@@ -100,6 +100,36 @@ def test_detector_refuses_a_non_heartbeat_without_counting_it_as_a_sign_of_life(
     assert fd.suspected == set() and fd.changes() == [Restored("b")]
 
 
+def test_detector_heartbeat_from_an_unsuspected_member_only_refreshes_it() -> None:
+    fd = HeartbeatFailureDetector("a", ("a", "b"), interval=0.5, timeout=1.0)
+    fd.on_start(0.0)
+    assert fd.on_receive("b", Heartbeat(), 0.9) == []
+    assert fd.changes() == []  # no Restored for a member that was never suspected
+    fd.on_timer("heartbeat", 1.5)
+    assert fd.suspected == set()  # heard from at 0.9: not silent for 1.0 yet
+    fd.on_timer("heartbeat", 2.0)
+    assert fd.changes() == [Suspected("b")]  # timeout not raised: no false suspicion before
+
+
+def test_detector_set_members_watches_newcomers_from_now_and_drops_leavers() -> None:
+    fd = HeartbeatFailureDetector("a", ("a", "b", "c"), interval=0.5, timeout=1.0)
+    fd.on_start(0.0)
+    fd.on_receive("c", Heartbeat(), 0.5)
+    fd.on_timer("heartbeat", 1.2)
+    assert fd.suspected == {"b"}
+    fd.changes()
+    fd.set_members(("a", "c", "d"), 1.3)
+    assert fd.members == ("a", "c", "d")
+    assert fd.suspected == set()  # b left the view: no longer reported as suspected
+    out = fd.on_timer("heartbeat", 2.0)
+    assert {s.dest for s in sends(out)} == {"c", "d"}  # heartbeats follow the new view
+    assert fd.changes() == [Suspected("c")]  # c keeps its old deadline (last heard 0.5)
+    fd.on_timer("heartbeat", 2.2)
+    assert fd.changes() == []  # d counts as heard from at 1.3
+    fd.on_timer("heartbeat", 2.4)
+    assert fd.changes() == [Suspected("d")]
+
+
 # -- links -------------------------------------------------------------------------------
 
 
