@@ -112,6 +112,13 @@ class Group:
         that admitted it). Members pass through the same sequence of views."""
         return list(self._node.views)
 
+    async def wait_view(self, view_id: int) -> View:
+        """Wait until this member has installed view ``view_id`` (or a later one); return
+        the current view."""
+        while self._node.view < view_id:
+            await self._node.wait_progress()
+        return self._node.views[-1]
+
     @property
     def coordinator(self) -> str | None:
         """The member that creates views (the oldest one not suspected here)."""
@@ -216,6 +223,9 @@ async def open_group(me: str, members: Mapping[str, str] | None = None,
                 await node.stop()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
+        error: BaseException = group
+        while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+            error = error.exceptions[0]  # nested nurseries wrap one error several times
+        if error is group:
+            raise
+        raise error from None

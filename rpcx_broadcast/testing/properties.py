@@ -11,6 +11,12 @@ Every ``check_*`` function returns ``None`` when the property holds, or the firs
 
 Causality uses the deliveries-based definition: m1 precedes m2 if the origin of m2
 broadcast m1 earlier, or delivered m1 before broadcasting m2 (transitively).
+
+A node that joined a running group has a *starting point*: ``History.prior[node]`` is the
+set of messages it counts as delivered before its log begins (``prior_from_counts`` makes
+it from per-origin counts). The checkers treat them as delivered first: agreement does
+not ask the node for them, delivering one again is a duplicate, FIFO and causal order
+continue from them, and prefix consistency compares the sequences without them.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import attrs
 
-__all__ = ["ORDERS", "Event", "History", "MsgId", "Violation", "check",
+__all__ = ["ORDERS", "Event", "History", "MsgId", "Violation", "check", "prior_from_counts",
            "check_agreement", "check_causal", "check_fifo", "check_fifo_total",
            "check_integrity", "check_no_duplication", "check_prefix_consistency",
            "check_total", "check_uniform_agreement", "check_validity", "count_duplicates"]
@@ -48,6 +54,11 @@ class History:
 
     logs: Mapping[str, tuple[Event, ...]]
     crashed: frozenset[str] = frozenset()
+    prior: Mapping[str, frozenset[MsgId]] = attrs.field(factory=dict)
+    """Per node that joined mid-run: the messages delivered before its log begins."""
+
+    def prior_of(self, node: str) -> frozenset[MsgId]:
+        return self.prior.get(node, frozenset())
 
     @property
     def correct(self) -> list[str]:
@@ -61,9 +72,17 @@ class History:
                 if e.kind == "broadcast"}
 
     @classmethod
-    def build(cls, logs: Mapping[str, Iterable[Event]],
-              crashed: Iterable[str] = ()) -> History:
-        return cls({n: tuple(es) for n, es in logs.items()}, frozenset(crashed))
+    def build(cls, logs: Mapping[str, Iterable[Event]], crashed: Iterable[str] = (),
+              prior: Mapping[str, Iterable[MsgId]] | None = None) -> History:
+        return cls({n: tuple(es) for n, es in logs.items()}, frozenset(crashed),
+                   {n: frozenset(ids) for n, ids in (prior or {}).items()})
+
+
+def prior_from_counts(counts: Mapping[str, int]) -> frozenset[MsgId]:
+    """The messages ``(origin, seq)`` with ``seq < counts[origin]``: a per-origin start
+    vector as a ``History.prior`` entry."""
+    return frozenset((origin, seq) for origin, count in counts.items()
+                     for seq in range(count))
 
 
 @attrs.frozen
@@ -109,7 +128,7 @@ def count_duplicates(history: History) -> int:
     """How many deliveries repeat a message the same node already delivered."""
     total = 0
     for node in history.logs:
-        seen: set[MsgId] = set()
+        seen: set[MsgId] = set(history.prior_of(node))
         for event in history.deliveries(node):
             if event.id in seen:
                 total += 1
@@ -123,8 +142,13 @@ def check_no_duplication(history: History) -> Violation | None:
     if not total:
         return None
     for node in sorted(history.logs):
-        seen: set[MsgId] = set()
+        prior = history.prior_of(node)
+        seen: set[MsgId] = set(prior)
         for event in history.deliveries(node):
+            if event.id in prior:
+                return Violation("no duplication", f"{total} duplicate deliveries; first: "
+                                 f"node {node} delivered {_name(event.id)}, which is before "
+                                 "its starting point")
             if event.id in seen:
                 return Violation("no duplication", f"{total} duplicate deliveries; first: "
                                  f"node {node} delivered {_name(event.id)} twice")
@@ -149,7 +173,7 @@ def _agreement(history: History, sources: list[str], name: str) -> Violation | N
     for source in sources:
         for event in history.deliveries(source):
             for node in correct:
-                if event.id not in have[node]:
+                if event.id not in have[node] and event.id not in history.prior_of(node):
                     who = "correct node" if source not in history.crashed else "crashed node"
                     return Violation(name, f"{who} {source} delivered {_name(event.id)} "
                                      f"but correct node {node} never did")
@@ -170,6 +194,10 @@ def check_fifo(history: History) -> Violation | None:
     """Per node and origin, delivered seqs run 0, 1, 2, ... with no gap or reordering."""
     for node in sorted(history.logs):
         expected: dict[str, int] = {}
+        prior = history.prior_of(node)
+        for origin, _ in prior:
+            while (origin, expected.get(origin, 0)) in prior:
+                expected[origin] = expected.get(origin, 0) + 1
         for event in history.deliveries(node):
             want = expected.get(event.origin, 0)
             if event.seq != want:
@@ -201,7 +229,7 @@ def check_causal(history: History) -> Violation | None:
     """Every node delivers a message only after all its causal predecessors."""
     preds = _causal_predecessors(history)
     for node in sorted(history.logs):
-        delivered: set[MsgId] = set()
+        delivered: set[MsgId] = set(history.prior_of(node))
         for event in history.deliveries(node):
             for pred in preds.get(event.id, ()):
                 if pred not in delivered and pred != event.id:
@@ -230,12 +258,16 @@ def check_total(history: History) -> Violation | None:
 
 
 def check_prefix_consistency(history: History) -> Violation | None:
-    """Of any two nodes' delivery sequences, one is a prefix of the other."""
+    """Of any two nodes' delivery sequences, one is a prefix of the other (leaving out the
+    messages before either node's starting point)."""
     seqs = {n: [e.id for e in history.deliveries(n)] for n in sorted(history.logs)}
     nodes = list(seqs)
     for i, a in enumerate(nodes):
         for b in nodes[i + 1:]:
-            for pos, (x, y) in enumerate(zip(seqs[a], seqs[b], strict=False)):
+            skip = history.prior_of(a) | history.prior_of(b)
+            seq_a = [m for m in seqs[a] if m not in skip]
+            seq_b = [m for m in seqs[b] if m not in skip]
+            for pos, (x, y) in enumerate(zip(seq_a, seq_b, strict=False)):
                 if x != y:
                     return Violation("prefix consistency", f"at position {pos} node {a} "
                                      f"delivered {_name(x)} but node {b} delivered {_name(y)}")
