@@ -252,6 +252,18 @@ def test_lamport_rejects_unknown_messages() -> None:
         a.on_receive("b", LamportMsg(1, 0, b"x"), 0.0)
 
 
+def test_lamport_reports_its_hold_back_size() -> None:
+    a = LamportTotal("a", ("a", "b"))
+    assert a.buffer_sizes() == {"holdback": 0}
+    a.on_deliver(Deliver("b", 0, LamportMsg(2, 0, b"x")), 0.0)
+    a.on_deliver(Deliver("b", 1, LamportMsg(3, 1, b"y")), 0.0)
+    assert a.buffer_sizes() == {"holdback": 2}  # a has not spoken: both wait
+    (beat,) = a.on_timer("heartbeat", 0.01)
+    assert isinstance(beat, Down) and isinstance(beat.body, LamportMsg)
+    a.on_deliver(Deliver("a", 0, beat.body), 0.01)
+    assert a.buffer_sizes() == {"holdback": 0}
+
+
 def test_lamport_holds_a_duplicate_once_and_delivers_it_once() -> None:
     a = LamportTotal("a", ("a", "b", "c"))
     msg = LamportMsg(5, 0, b"x")
