@@ -453,8 +453,10 @@ class Connection {
   }
 
   maybeClose() {
-    // § 13: once a GOAWAY was sent or received and no calls remain open, close.
-    if ((this.sentGoaway || this.goaway) && this.calls.size === 0) this.socket.end();
+    // § 13: once a GOAWAY was received and no calls remain open, close. After sending our
+    // own GOAWAY we wait instead: the server closes once it has answered every open call
+    // (and an early FIN from us would cancel those calls: there is no half-close).
+    if (this.goaway && this.calls.size === 0) this.socket.end();
   }
 
   connectionError(message) {
@@ -520,11 +522,10 @@ class Connection {
     });
   }
 
-  /** Graceful close (§ 13): GOAWAY last_call_id 0; close once no calls remain open. */
+  /** Graceful close (§ 13): GOAWAY last_call_id 0; the server closes when it is done. */
   goAway() {
     this.sentGoaway = true;
     this.socket.write(frame(T.GOAWAY, 0, new Map([[1, 0]])));
-    this.maybeClose();
   }
 }
 
