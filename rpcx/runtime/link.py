@@ -73,6 +73,7 @@ class Link:
             except RemoteProtocolError as exc:
                 # Already reported as events, with an error GOAWAY queued for the peer.
                 logger.warning("%s: peer broke the protocol: %s", self.name, exc)
+            self.rearm()  # a request just received may carry the earliest deadline
             self._process()
             await self.flush()
 

@@ -191,6 +191,12 @@ class Server:
     async def _run_call(self, link: Link, event: RequestReceived, scope: trio.CancelScope,
                         scopes: dict[int, trio.CancelScope], peer: str) -> None:
         self._stats["calls"] += 1
+        if event.deadline is not None and trio.current_time() >= event.deadline:
+            # Arrived with no time left (timeout_ms 0): not run at all. The connection's
+            # timer answers DEADLINE_EXCEEDED for it.
+            scopes.pop(event.call_id, None)
+            link.rearm()
+            return
         self._in_flight += 1
         reply: Reply | None = None
         try:

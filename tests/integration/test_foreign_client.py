@@ -146,8 +146,6 @@ def test_cancel_stops_the_handler_and_the_server_sends_nothing_for_the_call(run:
     assert run["close"]["late_frames"] == 0, run.explain()
 
 
-@pytest.mark.xfail(strict=True, reason="docs/protocol.md § 7: the Python server cancels the "
-                   "handler at the deadline but sends no ERROR DEADLINE_EXCEEDED for the call")
 def test_the_server_answers_deadline_exceeded_when_its_deadline_passes(run: Run) -> None:
     line = run["server_deadline"]
     assert line["status_name"] == "DEADLINE_EXCEEDED", run.explain()
@@ -156,7 +154,7 @@ def test_the_server_answers_deadline_exceeded_when_its_deadline_passes(run: Run)
 
 
 def test_the_server_enforces_the_deadline_it_was_sent(run: Run) -> None:
-    """What the xfail above does not cover: timeout_ms travelled and stopped the handler.
+    """Beyond the ERROR above: timeout_ms travelled and stopped the handler.
     The client waits 4 s, the slow bank takes 3 s: only the server's deadline (300 ms) can
     have cancelled this payment before it was charged."""
     assert run["server_deadline"]["status_name"] == "DEADLINE_EXCEEDED"
