@@ -1,7 +1,8 @@
 """rpcx_broadcast: group communication (reliable, FIFO, causal, total, FIFO-total).
 
 The public API: ``open_group`` and ``Group`` (the trio runtime over rpcx, see
-``rpcx_broadcast.runtime``), the sans-I/O layer classes and ``Stack`` (see
+``rpcx_broadcast.runtime``), ``open_replica`` (replicated state machines with their order
+declared, see ``rpcx_broadcast.replicated``), the sans-I/O layer classes and ``Stack`` (see
 ``rpcx_broadcast.core``) and the history checkers (see ``rpcx_broadcast.testing``).
 """
 
@@ -25,6 +26,11 @@ from .core import SetTimer as SetTimer
 from .core import Stack as Stack
 from .core import StaticMembership as StaticMembership
 from .core import View as View
+from .replicated import Replica as Replica
+from .replicated import ReplicationWarning as ReplicationWarning
+from .replicated import StateMachine as StateMachine
+from .replicated import commutative as commutative
+from .replicated import open_replica as open_replica
 from .runtime import CAUSAL as CAUSAL
 from .runtime import FIFO as FIFO
 from .runtime import FIFO_TOTAL as FIFO_TOTAL
@@ -56,9 +62,10 @@ __all__ = [
     "Deliver", "Delivery", "DynamicMembership", "EagerReliableBroadcast", "Event", "FIFO",
     "FIFO_TOTAL", "FifoBroadcast", "GossipBroadcast", "Group", "GroupStatistics",
     "HeartbeatFailureDetector", "History", "LAMPORT_FIFO_TOTAL", "LamportTotal", "Layer",
-    "RELIABLE", "Send", "SequencerTotal", "SetTimer", "Stack", "StaticMembership", "TOTAL",
+    "RELIABLE", "Replica", "ReplicationWarning", "Send", "SequencerTotal", "SetTimer",
+    "Stack", "StateMachine", "StaticMembership", "TOTAL",
     "View", "Violation", "check", "check_agreement", "check_causal", "check_fifo",
     "check_fifo_total", "check_integrity", "check_no_duplication",
     "check_prefix_consistency", "check_total", "check_uniform_agreement", "check_validity",
-    "count_duplicates", "open_group",
+    "commutative", "count_duplicates", "open_group", "open_replica",
 ]
