@@ -1,11 +1,13 @@
-"""One replica: a deterministic key-value state machine fed by FIFO-total broadcast,
-and the ``kvstore.KvStore`` rpcx service that clients call.
+"""One replica: a deterministic key-value state machine replicated by FIFO-total order
+broadcast (``rpcx_broadcast.open_replica``), and the ``kvstore.KvStore`` rpcx service that
+clients call.
 
 A write (``put``/``delete``) is not applied where it arrives: the replica broadcasts a
-command and applies commands only in delivery order, so every replica applies the same
-commands in the same order and ends in the same state (BROADCAST.md a.8). The caller's
-reply waits until this replica has applied its own command (which, under total order,
-is not immediate: it waits for its place in the order).
+``Command`` (an IDL union, sent as CBOR) and every replica applies commands only in
+delivery order, so all apply the same commands in the same order and end in the same
+state (BROADCAST.md a.8). The order is declared with the replicated object: FIFO-total,
+because puts to one key do not commute. The caller's reply waits until this replica has
+applied its own command (which, under total order, waits for its place in the order).
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
-import trio
-
 import rpcx
 import rpcx_broadcast
-from examples.kvstore.kvstore_rpcx import Digest, KvStoreService, NotFound
+from examples.kvstore.kvstore_rpcx import (
+    Command,
+    Delete,
+    Digest,
+    KvStoreService,
+    NotFound,
+    Put,
+)
 
 
 class StateMachine:
@@ -29,13 +36,16 @@ class StateMachine:
         self.data: dict[str, str] = {}
         self.applied = 0
 
-    def apply(self, command: Mapping[str, str]) -> bool:
-        """Apply one command; the result (for delete: was the key there) is deterministic."""
+    def apply(self, command: Command) -> tuple[int, bool]:
+        """Apply one command; return its position in the order and (for a delete) whether
+        the key was there. Both are the same at every replica."""
+        index = self.applied
         self.applied += 1
-        if command["op"] == "put":
-            self.data[command["key"]] = command["value"]
-            return True
-        return self.data.pop(command["key"], None) is not None
+        if command.put is not None:
+            self.data[command.put.key] = command.put.value
+            return index, True
+        assert command.delete is not None
+        return index, self.data.pop(command.delete.key, None) is not None
 
     def digest(self) -> Digest:
         text = json.dumps(sorted(self.data.items())).encode()
@@ -43,41 +53,19 @@ class StateMachine:
 
 
 class Replica(KvStoreService):
-    def __init__(self, name: str, group: rpcx_broadcast.Group) -> None:
+    def __init__(self, name: str,
+                 replica: rpcx_broadcast.Replica[Command, tuple[int, bool]],
+                 state: StateMachine) -> None:
         self.name = name
-        self.group = group
-        self.state = StateMachine()
-        self._next_id = 0
-        self._waiting: dict[str, tuple[trio.Event, list[object]]] = {}
-
-    async def _replicate(self, command: dict[str, str]) -> tuple[int, bool]:
-        self._next_id += 1
-        command["id"] = f"{self.name}/{self._next_id}"
-        done = trio.Event()
-        result: list[object] = []
-        self._waiting[command["id"]] = (done, result)
-        await self.group.broadcast(json.dumps(command, sort_keys=True).encode())
-        await done.wait()
-        index, outcome = result
-        assert isinstance(index, int) and isinstance(outcome, bool)
-        return index, outcome
-
-    async def apply_deliveries(self) -> None:
-        """The only writer of the state: apply commands in delivery order."""
-        async for delivery in self.group.deliveries:
-            command = json.loads(delivery.payload)
-            outcome = self.state.apply(command)
-            waiter = self._waiting.pop(command["id"], None)
-            if waiter is not None:
-                waiter[1].extend((delivery.index, outcome))
-                waiter[0].set()
+        self.replica = replica
+        self.state = state
 
     async def put(self, key: str, value: str) -> int:
-        index, _ = await self._replicate({"op": "put", "key": key, "value": value})
+        index, _ = await self.replica.update(Command(put=Put(key=key, value=value)))
         return index
 
     async def delete(self, key: str) -> bool:
-        _, existed = await self._replicate({"op": "delete", "key": key})
+        _, existed = await self.replica.update(Command(delete=Delete(key=key)))
         return existed
 
     async def get(self, key: str) -> str:
@@ -94,11 +82,9 @@ class Replica(KvStoreService):
 async def open_replica(name: str, group_members: Mapping[str, str],
                        api_address: str) -> AsyncIterator[tuple[Replica, rpcx.Server]]:
     """Run replica ``name``: its group member (FIFO-total) and its rpcx API server."""
-    async with rpcx_broadcast.open_group(name, group_members,
-                                         rpcx_broadcast.FIFO_TOTAL) as group:
-        replica = Replica(name, group)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(replica.apply_deliveries)
-            async with rpcx.open_server(api_address, [replica], grace_period=1.0) as server:
-                yield replica, server
-            nursery.cancel_scope.cancel()
+    state = StateMachine()
+    async with rpcx_broadcast.open_replica(name, group_members, state, Command,
+                                           rpcx_broadcast.FIFO_TOTAL) as replicated:
+        replica = Replica(name, replicated, state)
+        async with rpcx.open_server(api_address, [replica], grace_period=1.0) as server:
+            yield replica, server
