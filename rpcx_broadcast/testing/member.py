@@ -1,8 +1,12 @@
 """One group member as an OS process, for process tests and benchmarks.
 
     python -m rpcx_broadcast.testing.member ME ORDER MEMBERS_JSON LOG --count 100 --rate 50
+    python -m rpcx_broadcast.testing.member ME ORDER - LOG --join ADDRESS --listen ADDRESS
 
-Joins the group ``MEMBERS_JSON`` (``{"p0": "tcp://127.0.0.1:7001", ...}``) as ``ME``,
+Joins the group ``MEMBERS_JSON`` (``{"p0": "tcp://127.0.0.1:7001", ...}``) as ``ME``
+(or, with ``--join``, the running group of the member at ``ADDRESS``, listening on
+``--listen``; it then prints ``start {"view": ..., "delivered": {...}, "index": ...}``,
+its starting point, before ``ready``),
 broadcasts ``--count`` payloads at ``--rate`` per second while reading deliveries, and
 writes every broadcast and delivery to ``LOG`` as JSON lines, in the order the stack did
 them (``{"kind": "deliver", "origin": "p1", "seq": 3, "payload": "p1/3", "t": ...}``;
@@ -47,8 +51,9 @@ def read_history(logs: dict[str, Path], crashed: Iterable[str] = ()) -> History:
     return History.build({name: read_log(path) for name, path in logs.items()}, crashed)
 
 
-async def run(me: str, order: str, members: dict[str, str], log: IO[str], count: int,
-              rate: float, size: int) -> None:
+async def run(me: str, order: str, members: dict[str, str] | None, log: IO[str],
+              count: int, rate: float, size: int, join: str | None = None,
+              listen: str | None = None) -> None:
     def journal(kind: str, origin: str, seq: int, payload: bytes) -> None:
         text = payload[:64].decode("utf-8", "replace")
         log.write(json.dumps({"kind": kind, "origin": origin, "seq": seq, "payload": text,
@@ -57,7 +62,12 @@ async def run(me: str, order: str, members: dict[str, str], log: IO[str], count:
             log.flush()
 
     latencies: list[float] = []
-    async with rpcx_broadcast.open_group(me, members, order, journal=journal) as group:
+    async with rpcx_broadcast.open_group(me, members, order, journal=journal, join=join,
+                                         listen=listen) as group:
+        if group.start is not None:
+            start_point = {"view": group.start.view, "delivered": dict(group.start.delivered),
+                           "index": group.start.index}
+            print("start " + json.dumps(start_point), flush=True)
         print("ready", flush=True)
 
         async def reader() -> None:
@@ -118,15 +128,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("me")
     parser.add_argument("order")
-    parser.add_argument("members", help="JSON object: name -> rpcx address")
+    parser.add_argument("members", help="JSON object: name -> rpcx address ('-' with --join)")
     parser.add_argument("log", type=Path)
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--size", type=int, default=32, help="payload bytes")
+    parser.add_argument("--join", help="address of a running member: join its group")
+    parser.add_argument("--listen", help="this member's own address (with --join)")
     args = parser.parse_args(argv)
+    if (args.members == "-") != (args.join is not None):
+        parser.error("give MEMBERS_JSON, or '-' with --join ADDRESS --listen ADDRESS")
+    members = None if args.members == "-" else json.loads(args.members)
     with args.log.open("w", encoding="utf-8") as log:
-        trio.run(run, args.me, args.order, json.loads(args.members), log, args.count,
-                 args.rate, args.size)
+        trio.run(run, args.me, args.order, members, log, args.count, args.rate, args.size,
+                 args.join, args.listen)
     return 0
 
 

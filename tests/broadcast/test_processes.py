@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from rpcx_broadcast import check
+from rpcx_broadcast import History, check
 from rpcx_broadcast.runtime import ORDERS
-from rpcx_broadcast.testing.member import read_history
+from rpcx_broadcast.testing.member import read_history, read_log
+from rpcx_broadcast.testing.properties import prior_from_counts
 
 ROOT = Path(__file__).resolve().parents[2]
 PER_MEMBER = 60
@@ -37,11 +38,13 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-def start(me: str, order: str, members: dict[str, str], log: Path
-          ) -> subprocess.Popen[str]:
+def start(me: str, order: str, members: dict[str, str] | None, log: Path, *,
+          join: str | None = None, listen: str | None = None) -> subprocess.Popen[str]:
+    group = ["-", "--join", join or "", "--listen", listen or ""] if members is None \
+        else [json.dumps(members)]
     return subprocess.Popen(
-        [sys.executable, "-m", "rpcx_broadcast.testing.member", me, order,
-         json.dumps(members), str(log), "--count", str(PER_MEMBER), "--rate", str(RATE)],
+        [sys.executable, "-m", "rpcx_broadcast.testing.member", me, order, group[0],
+         str(log), *group[1:], "--count", str(PER_MEMBER), "--rate", str(RATE)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
 
@@ -118,3 +121,58 @@ def test_a_sigkilled_member_and_the_rest_carry_on(tmp_path: Path, order: str) ->
     if order == "lamport_fifo_total":
         pytest.skip("leaderless Lamport total order blocks when a member crashes (by design)")
     run_members(tmp_path, order, kill="p2")
+
+
+JOINABLE = sorted(set(ORDERS) - {"lamport_fifo_total"})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("order", JOINABLE)
+def test_a_fourth_process_joins_the_running_group(tmp_path: Path, order: str) -> None:
+    """p3 joins mid-run through p1 (not the coordinator: it is redirected), broadcasts
+    too; every log checks, p3's from the starting point it was given."""
+    names = ["p0", "p1", "p2"]
+    ports = free_ports(4)
+    members = {n: f"tcp://127.0.0.1:{port}" for n, port in zip(names, ports, strict=False)}
+    logs = {n: tmp_path / f"{order}-{n}.jsonl" for n in [*names, "p3"]}
+    procs = {n: start(n, order, members, logs[n]) for n in names}
+    try:
+        for proc in procs.values():
+            wait_for(proc, "ready", 20)
+        time.sleep(0.5)  # mid-run
+        procs["p3"] = start("p3", order, None, logs["p3"], join=members["p1"],
+                            listen=f"tcp://127.0.0.1:{ports[3]}")
+        start_point = json.loads(wait_for(procs["p3"], "start", 20).split(" ", 1)[1])
+        wait_for(procs["p3"], "ready", 10)
+        for proc in procs.values():
+            wait_for(proc, "done", 40)
+        for proc in procs.values():
+            wait_for(proc, "stats", 10)
+    finally:
+        for proc in procs.values():
+            assert proc.stdin is not None
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
+        for proc in procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+            if proc.stdout is not None:
+                proc.stdout.close()
+    events = {name: read_log(path) for name, path in logs.items()}
+    if order in ("total", "fifo_total"):
+        # the first start.index messages of the group's one order (p0's sequence)
+        order_p0 = [(e.origin, e.seq) for e in events["p0"] if e.kind == "deliver"]
+        prior = frozenset(order_p0[:start_point["index"]])
+    else:
+        prior = prior_from_counts(start_point["delivered"])
+    history = History.build(events, prior={"p3": prior})
+    found = check(history, ORDERS[order])
+    assert found is None, f"{order}: {found}"
+    total = PER_MEMBER * 4
+    assert 0 < len(prior) < PER_MEMBER * 3, "p3 joined mid-run"
+    assert len(history.deliveries("p3")) == total - len(prior)
+    for name in names:
+        assert len(history.deliveries(name)) == total, name
