@@ -220,7 +220,9 @@ def _describe_types(services: Sequence[ServiceSpec]) -> list[str]:
             f" {f.tag}: {f.name}: {_type_name(f.type)}"
             + (f" = {f.default_json}" if f.default_json is not None else "") + ";"
             for f in s.fields)
-        lines.append(f"  {'error' if s.is_error else 'struct'} {s.name} {{{fields} }}")
+        status = (f"@status({s.status}) " if s.is_error and s.status is not None
+                  and s.status != Status.FAILED_PRECONDITION.name else "")
+        lines.append(f"  {status}{'error' if s.is_error else 'struct'} {s.name} {{{fields} }}")
     for u in desc.unions:
         variants = "".join(f" {v.tag}: {v.name}: {_type_name(v.type)};" for v in u.variants)
         lines.append(f"  union {u.name} {{{variants} }}")

@@ -35,11 +35,12 @@ from rpcx.schema import map_of as map_of
 from rpcx.schema import optional as optional
 from rpcx.schema import struct_ref as struct_ref
 from rpcx.schema import union_ref as union_ref
+from rpcx.status import Status as Status
 
 __all__ = [
     "BOOL", "BYTES", "DECIMAL", "FLOAT", "INT", "STRING", "TIMESTAMP",
     "DeclaredError", "EnumSpec", "FieldSpec", "Invoker", "MethodSpec", "OpenEnum",
-    "ServiceSpec", "StructSpec", "UnionSpec", "attach", "check_one_variant", "define",
+    "ServiceSpec", "Status", "StructSpec", "UnionSpec", "attach", "check_one_variant", "define",
     "enum_ref", "field", "frozen", "list_of", "map_of", "optional", "struct_ref", "union_ref",
 ]
 

@@ -76,17 +76,22 @@ def render_record(w: Writer, decl: model.StructDecl | model.UnionDecl, here: str
         fields, union = decl.fields, False
         w.line("@_rt.frozen(kw_only=True)")
         w.line(f"class {decl.name}:")
+    status = decl.status if isinstance(decl, model.StructDecl) else None
     with w.indented():
         _doc(w, decl.doc, decl.deprecated)
-        if (decl.doc or decl.deprecated) and fields:
+        if (decl.doc or decl.deprecated) and (fields or status):
             w.blank()
+        if status is not None:
+            w.line(f"rpcx_code = _rt.Status.{status}")
+            if fields:
+                w.blank()
         for f in fields:
             w.line(_attribute(f, here, force_none=union))
             if f.doc or f.deprecated:
                 _doc(w, f.doc, f.deprecated)
         if union:
             _union_helpers(w, decl, here)
-        elif not fields and not (decl.doc or decl.deprecated):
+        elif not fields and not (decl.doc or decl.deprecated or status):
             w.line("pass")
     w.blank(2)
 

@@ -9,16 +9,19 @@ from __future__ import annotations
 import contextlib
 import datetime
 import decimal
+import difflib
 import keyword
 import math
 import re
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from rpcx.compiler import model
 from rpcx.compiler import syntax as syn
 from rpcx.compiler.diagnostics import Span
 from rpcx.compiler.resolve import DeclInfo, Scope, Unit
 from rpcx.schema import Kind
+from rpcx.status import Status
 
 __all__ = ["check_unit"]
 
@@ -45,7 +48,11 @@ ERROR_FIELD_RESERVED = frozenset(
 VARIANT_RESERVED = frozenset({"which", "value"})
 MEMBER_RESERVED = frozenset({"name", "value", "is_known"})
 PARAM_RESERVED = frozenset({"self", "timeout", "metadata", "options"})
-ANNOTATIONS = ("idempotent", "deadline", "deprecated")
+DECL_KINDS = frozenset({"enum", "struct", "union", "error", "service"})
+ANNOTATIONS = ("idempotent", "deadline", "deprecated", "status")
+ERROR_STATUSES = tuple(s.name for s in Status if s not in (Status.OK, Status.UNKNOWN))
+"""What ``@status`` accepts: every :class:`rpcx.Status` name except OK (a failure cannot
+report success) and UNKNOWN (the code for errors nobody classified)."""
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
@@ -55,6 +62,21 @@ _RFC3339 = re.compile(
 
 def _q(text: str) -> str:
     return repr(text)
+
+
+def _a(noun: str) -> str:
+    """``noun`` with its indefinite article."""
+    return ("an " if noun[0] in "aeio" else "a ") + noun
+
+
+class _Annotated(NamedTuple):
+    """What the annotations on one item say."""
+
+    idempotent: bool = False
+    deadline: float | None = None
+    deprecated: str | None = None
+    status: str | None = None
+    """The ``rpcx.Status`` name from ``@status`` (errors only)."""
 
 
 class _Checker:
@@ -107,26 +129,28 @@ class _Checker:
 
     # -- annotations -----------------------------------------------------------------------
 
-    def annotations(
-        self, anns: Iterable[syn.Annotation], target: str
-    ) -> tuple[bool, float | None, str | None]:
-        """Check annotations on ``target`` (declaration, field, enum member, method);
-        return (idempotent, deadline, deprecated)."""
-        idempotent, deadline, deprecated = False, None, None
+    def annotations(self, anns: Iterable[syn.Annotation], target: str) -> _Annotated:
+        """Check annotations on ``target`` (``method``, ``field``, ``enum member``, or for a
+        declaration its keyword: ``struct``, ``error``, ``enum``, ...)."""
+        idempotent, deadline, deprecated, status = False, None, None, None
         seen: set[str] = set()
         for ann in anns:
             name = ann.name.text
             label = f"@{name}"
             if name not in ANNOTATIONS:
                 self.error(ann.span, f"unknown annotation {label!r} (known: @idempotent,"
-                           " @deadline, @deprecated)")
+                           " @deadline, @deprecated, @status)")
                 continue
             if name in seen:
                 self.error(ann.span, f"duplicate annotation {label!r}")
                 continue
             seen.add(name)
             if name in ("idempotent", "deadline") and target != "method":
-                self.error(ann.span, f"{label!r} applies only to methods, not to a {target}")
+                noun = "declaration" if target in DECL_KINDS else target
+                self.error(ann.span, f"{label!r} applies only to methods, not to {_a(noun)}")
+                continue
+            if name == "status" and target != "error":
+                self.error(ann.span, f"'@status' applies only to errors, not to {_a(target)}")
                 continue
             if name == "idempotent":
                 if ann.has_parens:
@@ -147,6 +171,8 @@ class _Checker:
                     self.error(arg.span, "'@deadline' must be a positive duration")
                 else:
                     deadline = arg.seconds
+            elif name == "status":
+                status = self.status(ann)
             else:
                 arg = ann.args[0] if len(ann.args) == 1 else None
                 if not ann.args:
@@ -158,7 +184,33 @@ class _Checker:
                     where = ann.args[1].span if len(ann.args) > 1 else ann.args[0].span
                     self.error(where, "'@deprecated' takes an optional reason string, found "
                                + _value_text(ann.args[0] if arg is not None else ann.args[1]))
-        return idempotent, deadline, deprecated
+        return _Annotated(idempotent, deadline, deprecated, status)
+
+    def status(self, ann: syn.Annotation) -> str | None:
+        """The status name of ``@status(NAME)``, or None after reporting what is wrong."""
+        need = "'@status' needs one status name such as NOT_FOUND"
+        if not ann.args:
+            self.error(ann.span, need)
+            return None
+        if len(ann.args) > 1:
+            self.error(ann.args[1].span, need + " (only one argument)")
+            return None
+        arg = ann.args[0]
+        if not isinstance(arg, syn.NameValue) or len(arg.parts) != 1:
+            self.error(arg.span, f"{need}, found {_value_text(arg)}")
+            return None
+        text = arg.text
+        if text in ERROR_STATUSES:
+            return text
+        if text in ("OK", "UNKNOWN"):
+            why = ("a declared error cannot report success" if text == "OK"
+                   else "UNKNOWN is for errors nobody classified; pick a specific status")
+            self.error(arg.span, f"'@status({text})' is not allowed: {why}")
+            return None
+        close = difflib.get_close_matches(text.upper(), ERROR_STATUSES, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "valid: " + ", ".join(ERROR_STATUSES)
+        self.error(arg.span, f"unknown status {text!r} ({hint})")
+        return None
 
     # -- types -----------------------------------------------------------------------------
 
@@ -358,7 +410,7 @@ class _Checker:
             elif f.tag in reserved_tags:
                 self.error(f.tag_span, f"tag {f.tag} is reserved")
             tags.setdefault(f.tag, f.name.text)
-            _, _, deprecated = self.annotations(f.annotations, what)
+            deprecated = self.annotations(f.annotations, what).deprecated
             mtype = self.resolve_type(f.type)
             if role == "variant" and f.type.optional:
                 self.error(f.type.span, f"union variant {f.name.text!r} cannot be optional:"
@@ -401,7 +453,10 @@ class _Checker:
     def decl(self, node: syn.Decl) -> model.Decl:
         role = "service" if isinstance(node, syn.ServiceDecl) else "type"
         self.check_name(node.name, role)
-        _, _, deprecated = self.annotations(node.annotations, "declaration")
+        kind = ("enum" if isinstance(node, syn.EnumDecl) else "service"
+                if isinstance(node, syn.ServiceDecl) else node.keyword)
+        annotated = self.annotations(node.annotations, kind)
+        deprecated = annotated.deprecated
         name, qualified = node.name.text, self.qualified(node.name.text)
         if isinstance(node, syn.EnumDecl):
             return self.enum(node, deprecated)
@@ -419,7 +474,7 @@ class _Checker:
         fields, reserved = self.fields(node.fields, node.reserved,
                                        "error field" if is_error else "field")
         return model.StructDecl(name, qualified, fields, reserved, is_error, node.doc,
-                                deprecated, node.name.span)
+                                deprecated, node.name.span, status=annotated.status)
 
     def enum(self, node: syn.EnumDecl, deprecated: str | None) -> model.EnumDecl:
         reserved = self.reserved(node.reserved, ENUM_MIN, ENUM_MAX, "value")
@@ -440,7 +495,7 @@ class _Checker:
             elif m.value in reserved:
                 self.error(m.value_span, f"enum value {m.value} is reserved")
             values.setdefault(m.value, m.name.text)
-            _, _, member_deprecated = self.annotations(m.annotations, "enum member")
+            member_deprecated = self.annotations(m.annotations, "enum member").deprecated
             members.append(model.EnumMember(m.name.text, m.value, m.doc, m.name.span,
                                             member_deprecated))
         if not node.members:
@@ -456,7 +511,7 @@ class _Checker:
             if m.name.text in names:
                 self.error(m.name.span, f"duplicate method {m.name.text!r}")
             names.add(m.name.text)
-            idempotent, deadline, deprecated = self.annotations(m.annotations, "method")
+            idempotent, deadline, deprecated, _ = self.annotations(m.annotations, "method")
             if m.oneway:
                 for ann in m.annotations:
                     if ann.name.text in ("idempotent", "deadline"):

@@ -116,6 +116,9 @@ class StructDecl:
     doc: str = ""
     deprecated: str | None = None
     span: Span | None = attrs.field(default=None, eq=False)
+    status: str | None = None
+    """For an error, the :class:`rpcx.Status` member name from ``@status(NAME)``; None when
+    not annotated (the error then travels as ``FAILED_PRECONDITION``)."""
 
 
 @attrs.frozen

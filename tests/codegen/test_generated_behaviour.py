@@ -97,7 +97,8 @@ def test_schema_descriptors_describe_the_idl(sink: ModuleType) -> None:
     poke = service.method("poke")
     assert poke is not None and poke.oneway and poke.deprecated == "no longer needed"
     put = service.method("put")
-    assert put is not None and [c.__name__ for c in put.throws] == ["Overflow", "Unavailable"]
+    assert put is not None and [c.__name__ for c in put.throws] == [
+        "Overflow", "Unavailable", "Exists"]
 
 
 def _sink_impl(m: ModuleType) -> Any:
@@ -111,6 +112,8 @@ def _sink_impl(m: ModuleType) -> Any:
                 raise m.Overflow(limit=100)
             if note == "unavailable":
                 raise m._i_common_rpcx.Unavailable()
+            if note == "exists":
+                raise m.Exists()
             if note == "crash":
                 raise RuntimeError("secret database password in this message")
             self.store[e.count] = (e, note, extra, required_after)
@@ -153,11 +156,26 @@ async def test_declared_errors_arrive_as_their_classes_with_fields(sink: ModuleT
         await client.put(_everything(sink, count=101), required_after=False)
     assert caught.value.limit == 100 and caught.value.where == "here"
     assert isinstance(caught.value, DeclaredError)
-    assert caught.value.code is Status.FAILED_PRECONDITION
+    assert caught.value.code is Status.RESOURCE_EXHAUSTED, "from @status(RESOURCE_EXHAUSTED)"
     assert str(caught.value) == "kitchen.sink.Overflow(limit=100, where='here')"
     with pytest.raises(sink._i_common_rpcx.Unavailable) as imported:
         await client.put(_everything(sink), "unavailable", required_after=False)
     assert imported.value.retry_after_ms == 100
+    assert imported.value.code is Status.FAILED_PRECONDITION, "no @status: the default"
+    with pytest.raises(sink.Exists) as exists:
+        await client.put(_everything(sink), "exists", required_after=False)
+    assert exists.value.code is Status.ALREADY_EXISTS
+
+
+def test_status_annotation_sets_the_class_code(sink: ModuleType) -> None:
+    assert sink.Overflow.rpcx_code is Status.RESOURCE_EXHAUSTED
+    assert sink.Overflow(limit=1).code is Status.RESOURCE_EXHAUSTED
+    assert sink.Exists.rpcx_code is Status.ALREADY_EXISTS
+    assert sink.Exists().code is Status.ALREADY_EXISTS
+    assert sink._i_common_rpcx.Unavailable.rpcx_code is Status.FAILED_PRECONDITION
+    assert "rpcx_code" not in {a.name for a in sink.Overflow.__attrs_attrs__}, "not a field"
+    spec = rpcx.schema.spec_of(sink.Exists)
+    assert isinstance(spec, rpcx.schema.StructSpec) and spec.is_error and spec.fields == ()
 
 
 async def test_other_handler_exceptions_become_internal_without_details(

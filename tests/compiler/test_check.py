@@ -10,6 +10,7 @@ import pytest
 
 from rpcx.compiler import compile_source, model
 from rpcx.schema import Kind
+from rpcx.status import Status
 
 from .helpers import errors, one_error
 
@@ -163,6 +164,44 @@ RULE_CASES = [
     (PKG + "@deprecated(3)\nstruct A {}", 2, 13, "'@deprecated' takes an optional reason"),
     (PKG + "service S {\n  @idempotent @idempotent a();\n}", 3, 15,
      "duplicate annotation '@idempotent'"),
+    (PKG + "enum E {\n  @deadline(1s) X = 1;\n}", 3, 3, "not to an enum member"),
+    # @status: only on errors, one name of an rpcx.Status member other than OK and UNKNOWN
+    (PKG + "@status(NOT_FOUND)\nstruct A {}", 2, 1,
+     "'@status' applies only to errors, not to a struct"),
+    (PKG + "@status(NOT_FOUND)\nunion U {\n  1: x: int;\n}", 2, 1,
+     "'@status' applies only to errors, not to a union"),
+    (PKG + "@status(NOT_FOUND)\nenum E {\n  X = 1;\n}", 2, 1,
+     "'@status' applies only to errors, not to an enum"),
+    (PKG + "enum E {\n  @status(NOT_FOUND) X = 1;\n}", 3, 3,
+     "'@status' applies only to errors, not to an enum member"),
+    (PKG + "@status(NOT_FOUND)\nservice S {}", 2, 1,
+     "'@status' applies only to errors, not to a service"),
+    (PKG + "service S {\n  @status(NOT_FOUND) a();\n}", 3, 3,
+     "'@status' applies only to errors, not to a method"),
+    (PKG + "service S {\n  a(@status(NOT_FOUND) 1: x: int);\n}", 3, 5,
+     "'@status' applies only to errors, not to a parameter"),
+    (PKG + "error X {\n  @status(NOT_FOUND) 1: x: int;\n}", 3, 3,
+     "'@status' applies only to errors, not to a field"),
+    (PKG + "@status\nerror X {}", 2, 1, "'@status' needs one status name such as NOT_FOUND"),
+    (PKG + "@status()\nerror X {}", 2, 1, "'@status' needs one status name such as NOT_FOUND"),
+    (PKG + "@status(NOT_FOUND, ABORTED)\nerror X {}", 2, 20,
+     "'@status' needs one status name such as NOT_FOUND (only one argument)"),
+    (PKG + "@status(5)\nerror X {}", 2, 9,
+     "'@status' needs one status name such as NOT_FOUND, found 5"),
+    (PKG + '@status("NOT_FOUND")\nerror X {}', 2, 9, 'found "NOT_FOUND"'),
+    (PKG + "@status(Status.NOT_FOUND)\nerror X {}", 2, 9, "found 'Status.NOT_FOUND'"),
+    (PKG + "@status(not_found)\nerror X {}", 2, 9,
+     "unknown status 'not_found' (did you mean 'NOT_FOUND'?)"),
+    (PKG + "@status(TEAPOT)\nerror X {}", 2, 9,
+     "unknown status 'TEAPOT' (valid: CANCELLED, INVALID_ARGUMENT, DEADLINE_EXCEEDED,"
+     " NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED, RESOURCE_EXHAUSTED, FAILED_PRECONDITION,"
+     " ABORTED, OUT_OF_RANGE, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS,"
+     " UNAUTHENTICATED)"),
+    (PKG + "@status(OK)\nerror X {}", 2, 9,
+     "'@status(OK)' is not allowed: a declared error cannot report success"),
+    (PKG + "@status(UNKNOWN)\nerror X {}", 2, 9, "'@status(UNKNOWN)' is not allowed"),
+    (PKG + "@status(NOT_FOUND) @status(ABORTED)\nerror X {}", 2, 20,
+     "duplicate annotation '@status'"),
     # oneway
     (PKG + "service S {\n  oneway a() -> int;\n}", 3, 17, "oneway method 'a' cannot have a"),
     (PKG + "error X {}\nservice S {\n  oneway a() throws X;\n}", 4, 14, "cannot declare 'throws'"),
@@ -290,7 +329,10 @@ def test_the_idl_example_builds_the_expected_model() -> None:
 
     assert isinstance(declined, model.StructDecl) and declined.is_error
     assert declined.doc == "The issuer declined the card."
+    assert declined.status is None
     assert isinstance(not_found, model.StructDecl) and not_found.is_error
+    assert not_found.status == "NOT_FOUND"
+    assert card.status is None
 
     assert isinstance(service, model.ServiceDecl)
     assert service.qualified == "payments.Payments"
@@ -327,3 +369,23 @@ def test_docs_and_deprecations_reach_the_model() -> None:
     assert (e.members[0].doc, e.members[0].deprecated) == ("Member doc.", "no")
     assert s.methods[0].doc == "After the annotation."
     assert s.methods[0].idempotent
+
+
+@pytest.mark.parametrize("name", [s.name for s in Status if s not in (Status.OK, Status.UNKNOWN)])
+def test_every_status_but_ok_and_unknown_is_accepted_on_an_error(name: str) -> None:
+    result = compile_source(PKG + f"@deprecated @status({name})\nerror X {{\n  1: x: int;\n}}")
+    assert result.ok, result.diagnostics
+    (x,) = result.files[0].decls
+    assert isinstance(x, model.StructDecl) and x.is_error
+    assert (x.status, x.deprecated) == (name, "")
+
+
+def test_an_error_without_status_has_none_in_the_model() -> None:
+    result = compile_source(PKG + "error X {}\nstruct Y {}")
+    assert result.ok, result.diagnostics
+    assert [getattr(d, "status", "?") for d in result.files[0].decls] == [None, None]
+
+
+def test_a_bad_status_is_one_diagnostic_and_checking_goes_on() -> None:
+    text = PKG + "@status(OK)\nerror X {\n  1: x: Nope;\n}\n@status(NOPE)\nerror Y {}"
+    assert [(ln, col) for ln, col, _ in errors(text)] == [(2, 9), (4, 9), (6, 9)]

@@ -132,6 +132,7 @@ def test_pipelined_calls_are_both_answered_and_matched_by_call_id(run: Run) -> N
     assert found["result"]["payment_id"] == run["process_payment"]["result"]["payment_id"]
     assert missing["ok"] is False
     assert missing["error_name"] == "payments.NotFound", run.explain()
+    assert (missing["status"], missing["status_name"]) == (5, "NOT_FOUND")  # @status(NOT_FOUND)
     assert missing["error"] == {"payment_id": "pay_does_not_exist"}
 
 
