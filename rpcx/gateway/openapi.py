@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from rpcx.gateway.server import HTTP_STATUS
 from rpcx.schema import (
     MISSING,
     EnumSpec,
@@ -163,7 +164,9 @@ def _operation(method: MethodSpec, schemas: _Schemas) -> dict[str, Any]:
                              "content": {"application/json": {"schema": _ERROR_REF}}}
     description = method.doc
     if method.throws:
-        declared = ", ".join(spec_of(cls).name for cls in method.throws)
+        declared = ", ".join(
+            f"{spec_of(cls).name} (HTTP {HTTP_STATUS[cls.rpcx_code]}, {cls.rpcx_code.name})"
+            for cls in method.throws)
         description += f"\n\nDeclared errors: {declared}."
         for cls in method.throws:
             schemas.named(cls)

@@ -50,6 +50,16 @@ def test_cli_and_server_documents_come_from_the_same_code() -> None:
     assert json.loads(done.stdout) == served
 
 
+def test_declared_errors_are_described_with_their_http_status() -> None:
+    from examples.payments.service import Payments
+
+    paths = openapi_document(Dispatcher([Payments()]).services)["paths"]
+    get = paths["/payments.Payments/get_payment"]["post"]["description"]
+    pay = paths["/payments.Payments/process_payment"]["post"]["description"]
+    assert "Declared errors: payments.NotFound (HTTP 404, NOT_FOUND)." in get
+    assert "payments.CardDeclined (HTTP 400, FAILED_PRECONDITION)" in pay
+
+
 def test_every_type_kind_gives_a_valid_document() -> None:
     services = Dispatcher(with_reflection([Echo()])).services
     validate(openapi_document(services, server_url="http://localhost:1"))
