@@ -1,17 +1,29 @@
 """One live connection: a stream plus a sans-I/O :class:`~rpcx.protocol.Connection`, driven
-by exactly one reader loop and one timer loop.
+by one reader (at a time) and one timer loop.
 
 Both the client channel and the server use this; they differ only in what they do with
 events (``on_event``). Everything that touches the stream is here, and every stream error
 is handled here: a broken stream ends the link, and the protocol core reports every open
 call as aborted.
+
+**Work run by the reader.** ``on_event`` may queue *work* (:meth:`Link.queue_work`: the
+server queues one job per request). The reader runs queued work itself, right after the
+bytes that produced it, before it reads again or writes: a handler that never waits is
+answered without a task of its own, and the answers of one read go out in one write. A
+job that does wait (its first ``await`` that really suspends: I/O, a sleep, a lock) keeps
+the task it started in, and a new reader task takes over the connection at that moment,
+so a slow handler never holds up the others. Each job runs in a copy of the reader's
+``contextvars`` context, as a task of its own would.
 """
 
 from __future__ import annotations
 
+import collections
+import contextvars
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any
 
 import trio
 
@@ -30,6 +42,50 @@ _FINAL_FLUSH_TIMEOUT = 5.0
 """Seconds a finished connection spends sending what is left before it closes anyway."""
 
 
+Job = Callable[[], Coroutine[Any, Any, None]]
+"""Work for the reader: called (with no arguments) to make the coroutine to run."""
+
+
+class _RunJob(Awaitable[None]):
+    """Drive one job's coroutine from the reader: to completion if it never suspends;
+    at its first suspension call ``on_suspend`` (which hands the reading to a new task)
+    and go on driving it in this task, passing trio's traps through as ``await`` would."""
+
+    __slots__ = ("context", "coro", "on_suspend", "suspended")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], on_suspend: Callable[[], None]
+                 ) -> None:
+        self.coro = coro
+        self.context = contextvars.copy_context()
+        self.on_suspend = on_suspend
+        self.suspended = False
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        run, coro = self.context.run, self.coro
+        try:
+            trap = run(coro.send, None)
+        except StopIteration:
+            return
+        self.suspended = True
+        self.on_suspend()
+        while True:
+            try:
+                sent = yield trap
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # Cancelled and friends go to the job
+                try:
+                    trap = run(coro.throw, exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    trap = run(coro.send, sent)
+                except StopIteration:
+                    return
+
+
 class Link:
     def __init__(self, stream: trio.abc.Stream, conn: Connection,
                  on_event: Callable[[Event], None], *, name: str = "") -> None:
@@ -42,6 +98,9 @@ class Link:
         self._timer_scope: trio.CancelScope | None = None
         self.closed = trio.Event()
         self._room = trio.Event()
+        self._work: collections.deque[Job] = collections.deque()
+        self._nursery: trio.Nursery | None = None
+        self._reading_done = trio.Event()
 
     # -- the loops ---------------------------------------------------------------------
 
@@ -50,9 +109,11 @@ class Link:
         network problem: those end the link and are reported as events."""
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 nursery.start_soon(self._timer_loop)
                 await self.flush()  # our preface
-                await self._reader_loop()
+                nursery.start_soon(self._reader_loop)
+                await self._reading_done.wait()
                 nursery.cancel_scope.cancel()
         finally:
             self.closed.set()
@@ -60,6 +121,10 @@ class Link:
                 await trio.aclose_forcefully(self.stream)
 
     async def _reader_loop(self) -> None:
+        # A reader that took over from one whose job suspended finishes that read's work.
+        if not await self._run_work():
+            return
+        await self.flush()
         while not self.finished():
             try:
                 data = await self.stream.receive_some(RECEIVE_SIZE)
@@ -75,7 +140,31 @@ class Link:
                 logger.warning("%s: peer broke the protocol: %s", self.name, exc)
             self.rearm()  # a request just received may carry the earliest deadline
             self._process()
+            if not await self._run_work():
+                return  # a job suspended: another task reads now
             await self.flush()
+        self._reading_done.set()
+
+    def queue_work(self, job: Job) -> None:
+        """Have the reader run ``job()`` once the current input is processed (see the
+        module docstring). Call from ``on_event``."""
+        self._work.append(job)
+
+    async def _run_work(self) -> bool:
+        """Run queued jobs in this (reader) task. False if one suspended: this task then
+        finished it, a new reader has taken over, and this one must stop reading."""
+        work = self._work
+        while work:
+            job = _RunJob(work.popleft()(), self._hand_over)
+            await job
+            if job.suspended:
+                await self.flush()  # its answer: the new reader may be waiting for input
+                return False
+        return True
+
+    def _hand_over(self) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._reader_loop)
 
     async def _timer_loop(self) -> None:
         while True:

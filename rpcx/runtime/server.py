@@ -6,8 +6,9 @@ listeners close, every connection gets GOAWAY, in-flight calls have ``grace_peri
 seconds to finish, then the rest are cancelled. Every task lives in the server's nurseries,
 so nothing outlives it.
 
-Each request runs in its own task inside its connection's nursery, so a slow handler never
-blocks others; its cancel scope carries the call's deadline and is cancelled when the
+Each request runs first in its connection's reader; a handler that waits for anything
+keeps that task while a new one reads on (``rpcx.runtime.link``), so a slow handler never
+blocks others. Its cancel scope carries the call's deadline and is cancelled when the
 client cancels or the connection is lost. Non-idempotent calls carry an idempotency key:
 the server's de-duplication cache (shared by all connections, since a retry often arrives
 on a new one) makes a retried call execute at most once and replays the first result.
@@ -15,6 +16,7 @@ on a new one) makes a retried call execute at most once and replays the first re
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -165,28 +167,28 @@ class Server:
         conn = Connection(Role.SERVER, now=trio.current_time(), **self._conn_options)
         scopes: dict[int, trio.CancelScope] = {}
         peer = describe_peer(stream)
-        async with trio.open_nursery() as handlers:
-            def on_event(event: Event) -> None:
-                if isinstance(event, RequestReceived):
-                    scope = trio.CancelScope(
-                        deadline=math.inf if event.deadline is None else event.deadline)
-                    scopes[event.call_id] = scope
-                    handlers.start_soon(self._run_call, link, event, scope, scopes, peer)
-                elif isinstance(event, CancelReceived | DeadlineExpired | CallAborted):
-                    running = scopes.pop(event.call_id, None)
-                    if running is not None:
-                        running.cancel()
 
-            link = Link(stream, conn, on_event, name=peer)
-            self._links.add(link)
-            if self._shutdown.is_set():
-                # Accepted just as the drain began: tell it at once, like the others.
-                conn.close(trio.current_time(), message="server shutting down")
-            try:
-                await link.run()
-            finally:
-                self._links.discard(link)
-                handlers.cancel_scope.cancel()
+        def on_event(event: Event) -> None:
+            if isinstance(event, RequestReceived):
+                scope = trio.CancelScope(
+                    deadline=math.inf if event.deadline is None else event.deadline)
+                scopes[event.call_id] = scope
+                link.queue_work(functools.partial(self._run_call, link, event, scope,
+                                                  scopes, peer))
+            elif isinstance(event, CancelReceived | DeadlineExpired | CallAborted):
+                running = scopes.pop(event.call_id, None)
+                if running is not None:
+                    running.cancel()
+
+        link = Link(stream, conn, on_event, name=peer)
+        self._links.add(link)
+        if self._shutdown.is_set():
+            # Accepted just as the drain began: tell it at once, like the others.
+            conn.close(trio.current_time(), message="server shutting down")
+        try:
+            await link.run()  # runs the handlers too (see rpcx.runtime.link)
+        finally:
+            self._links.discard(link)
 
     async def _run_call(self, link: Link, event: RequestReceived, scope: trio.CancelScope,
                         scopes: dict[int, trio.CancelScope], peer: str) -> None:
@@ -222,8 +224,7 @@ class Server:
                 logger.error("handler for %s: %s", event.method, exc)
                 link.conn.send_error(event.call_id, Status.INTERNAL,
                                      f"internal error in {event.method}")
-        link.rearm()
-        await link.flush()
+        link.rearm()  # the link writes the answer (after the read, or after this job)
 
     async def _execute(self, event: RequestReceived, peer: str) -> Reply:
         deadline = math.inf if event.deadline is None else event.deadline
