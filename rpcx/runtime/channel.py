@@ -270,9 +270,7 @@ class Channel:
             # Inside the try: a caller cancelled while its request waits to be written
             # (another task is sending) must still cancel the call. Writing is bounded by
             # the deadline too: a peer that stops reading must not hold the caller.
-            with trio.move_on_at(deadline) as writing:
-                await link.link.flush()
-            if writing.cancelled_caught:
+            if not await link.link.flush(deadline=deadline):
                 link.pending.pop(call_id, None)
                 raise DeadlineExceeded(f"{info.method.path}: deadline passed while the "
                                        "request was being written (is the peer reading?)")

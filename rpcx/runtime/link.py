@@ -208,7 +208,24 @@ class Link:
             if isinstance(event, ConnectionTerminated):
                 self.rearm()
 
-    async def flush(self, *, wait: bool = False) -> None:
+    async def flush(self, *, wait: bool = False, deadline: float = math.inf) -> bool:
+        """Get what the connection has queued written; False if ``deadline`` (trio time)
+        passed first, while waiting for another sender or writing (the peer is not
+        reading): the connection is then ended, as a cancelled write leaves the stream
+        in an unknown state. Details in :meth:`_flush`."""
+        if self._sending:
+            if not wait and self.conn.bytes_to_send() <= WRITE_HIGH_WATER:
+                return True  # the sender at work takes these frames too
+        elif not self.conn.has_data_to_send():
+            return True
+        if deadline == math.inf:
+            await self._flush(wait)
+            return True
+        with trio.move_on_at(deadline) as scope:
+            await self._flush(wait)
+        return not scope.cancelled_caught
+
+    async def _flush(self, wait: bool) -> None:
         """Get what the connection has queued written.
 
         One task at a time writes (the *sender*); it writes everything queued, again and
