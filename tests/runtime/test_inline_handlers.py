@@ -71,8 +71,7 @@ async def test_a_waiting_handler_is_still_cancelled_by_its_deadline(
     async with echo_pair(_Recorder()) as (client, impl, server, _):
         with pytest.raises(rpcx.DeadlineExceeded):
             await client.slow(60.0, "late", timeout=1.0)
-        with trio.fail_after(5):
-            while impl.cancelled != ["late"]:
-                await trio.sleep(0.01)
+        await trio.sleep(1.0)  # the server's own timer fired at the same deadline
+        assert impl.cancelled == ["late"]
         assert await client.echo("still serving") == "still serving"
         assert server.statistics().calls_in_flight == 0
