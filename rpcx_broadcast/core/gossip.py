@@ -170,7 +170,12 @@ class GossipBroadcast:
 
     @property
     def writable(self) -> bool:
-        return self._seq - self._stable.get(self.me, 0) < self.window
+        return self.own_unstable < self.window
+
+    @property
+    def own_unstable(self) -> int:
+        """How many of this member's own broadcasts some member is not yet known to have."""
+        return self._seq - self._stable.get(self.me, 0)
 
     def buffer_sizes(self) -> dict[str, int]:
         return {"store": sum(len(s) for s in self._store.values()),

@@ -164,13 +164,18 @@ class DynamicMembership:
         if coordinator != self.me:
             return self._links.send(coordinator, body, now)
         assert self.view is not None
-        members = list(self.view.members)
+        # Suspected members are left out, as in ``_propose``: a member is only coordinator
+        # here because the older ones are suspected, and a view that kept them would
+        # dodge the majority rule (a member that cannot remove a suspected coordinator
+        # would install views of its own) and would not be sent to them.
+        members = [m for m in self.view.members if m not in self._suspected]
         if isinstance(body, JoinRequest) and body.member not in members:
             members.append(body.member)
             if body.address:
                 self.addresses[body.member] = body.address
-        elif isinstance(body, LeaveRequest) and body.member in members:
-            members.remove(body.member)
+        elif isinstance(body, LeaveRequest) and body.member in self.view.members:
+            if body.member in members:
+                members.remove(body.member)
             self._leaving.add(body.member)
         return self._new_view(tuple(members), now)
 

@@ -61,6 +61,7 @@ from rpcx_broadcast.core.failure_detector import (
     HeartbeatFailureDetector,
     Suspected,
 )
+from rpcx_broadcast.core.gossip import GossipBroadcast
 from rpcx_broadcast.core.layer import ProtocolViolation, Stack
 from rpcx_broadcast.core.membership import DynamicMembership, View
 from rpcx_broadcast.core.total import SequencerTotal
@@ -330,14 +331,31 @@ class Node:
                 await server.wait_stopped()
 
     async def leave(self, timeout: float) -> None:
-        """Ask the coordinator to install a view without this member and wait (at most
-        ``timeout`` seconds) until it has and the membership messages are acknowledged."""
+        """Wait until every member has this member's own broadcasts, then ask the
+        coordinator to install a view without this member and wait until it has and the
+        membership messages are acknowledged (all within ``timeout`` seconds; if the
+        broadcasts do not get out in time, no leave is requested and the failure detector
+        removes this member later, as after a crash).
+
+        Once the others have installed the view they ignore this member's frames, so
+        whatever it broadcast and delivered itself must have reached them before."""
         if self.left or self._stack is None or self.members == (self.me,):
             return
         with trio.move_on_after(timeout):
+            while not self.left and not self._own_stable():
+                await self.wait_progress()
             await self._inbox_send.send(_LeaveCall())
             while not self._left_and_told():
                 await self.wait_progress()
+
+    def _own_stable(self) -> bool:
+        """This member's own broadcasts are delivered here and held by every member."""
+        if self._waiting() or self._own_delivered < self._broadcasts:
+            return False
+        bottom = self.stack.layers[0]
+        if isinstance(bottom, GossipBroadcast):
+            return bottom.own_unstable == 0
+        return self.settled()
 
     def _left_and_told(self) -> bool:
         return self.left and self.membership.unacked() == 0
@@ -352,6 +370,7 @@ class Node:
         reply: idl.JoinReply | None = None
         problem = "no answer"
         address = contact
+        attempt = max(1.0, self._join_timeout / 4)
         with trio.move_on_after(self._join_timeout):
             hops = 0
             while reply is None:
@@ -359,18 +378,26 @@ class Node:
                     channel = rpcx.Channel(address, nursery, transport=self._transport,
                                            retry=rpcx.NO_RETRY, connect_timeout=1.0)
                     try:
+                        # a lost request or answer must not use up the whole budget:
+                        # ask again (the coordinator takes a repeat as a retry)
                         answer = await idl.BroadcastClient(channel).join(
-                            self.me, self._listen, self.order, timeout=self._join_timeout)
+                            self.me, self._listen, self.order, timeout=attempt)
                     except idl.JoinRefused as refused:
                         raise JoinError(f"{self.me} cannot join via {address}: "
                                         f"{refused.reason}") from None
                     except rpcx.RpcError as error:
                         problem = f"{address}: {error}"
+                        logger.debug("%s: join via %s failed: %s", self.me, address, error)
                         answer = None
                     finally:
                         await channel.aclose()
                         nursery.cancel_scope.cancel()
                 if answer is None:
+                    # Whoever we were redirected to may have crashed: ask the contact
+                    # again, which redirects to the next coordinator once it has
+                    # suspected that one (or admits us itself).
+                    address = contact
+                    hops = 0
                     await trio.sleep(0.1)
                 elif answer.redirect:
                     hops += 1
@@ -386,7 +413,8 @@ class Node:
         if reply.view is None:
             raise JoinError(f"{address} answered the join without a view")
         view = from_view(reply.view)
-        if self.me not in view.members or view.members[-1] != self.me:
+        # a joiner is appended, but a retried join may be answered after later joiners
+        if self.me not in view.members:
             raise JoinError(f"view {view} from {address} does not admit {self.me}")
         points = [from_start(start) for start in reply.starts]
         assert self._make is not None

@@ -1,0 +1,211 @@
+"""Review of dynamic membership: views, joins, leaves and suspicions (regression tests).
+
+- membership: a member that suspects the coordinator but cannot remove it (no majority)
+  must not act as a second coordinator for joins (two different views with one id);
+- a joiner redirected to a coordinator that has crashed goes back to its contact, which
+  takes over once it suspects the dead coordinator, instead of knocking at the dead
+  address until ``join_timeout``;
+- a graceful leave right after broadcasting: the others deliver the leaver's messages
+  (they are not dropped as frames from a non-member after the view change).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import trio
+import trio.testing
+
+import rpcx
+import rpcx_broadcast
+from rpcx_broadcast._generated import broadcast_rpcx as idl
+from rpcx_broadcast.core.actions import Send
+from rpcx_broadcast.core.links import LinkData
+from rpcx_broadcast.core.membership import DynamicMembership, InstallView, View
+from tests.broadcast._groups import Journals, mem_members
+
+# -- membership core ----------------------------------------------------------------------
+
+
+def _installs(actions: Sequence[object]) -> dict[str, View]:
+    return {a.dest: a.msg.body.view for a in actions if isinstance(a, Send)
+            and isinstance(a.msg, LinkData) and isinstance(a.msg.body, InstallView)}
+
+
+def test_a_member_that_cannot_remove_a_suspected_coordinator_admits_nobody() -> None:
+    a = DynamicMembership("a", View(0, ("a", "b")))
+    b = DynamicMembership("b", View(0, ("a", "b")))
+    b.suspect("a", 0.0)  # a false suspicion: one of two is no majority, nothing installed
+    assert b.view == View(0, ("a", "b"))
+    a.handle_join("j", "J", 0.0)  # the real coordinator admits j
+    b.handle_join("k", "K", 0.0)  # k reached b, which believes it coordinates now
+    assert a.view == View(1, ("a", "b", "j"))
+    # b must not install its own view 1: members would not pass through one sequence
+    assert b.view is not None and (b.view.id == 0 or b.view == a.view), b.view
+
+
+def test_a_view_is_only_installed_if_all_its_members_are_told() -> None:
+    a = DynamicMembership("a", View(0, ("a", "c")))
+    a.suspect("c", 0.0)  # c is slow, not dead; one of two cannot remove it
+    sent = a.handle_join("j", "J", 0.0)
+    if a.view is not None and a.view.id > 0:
+        # c stays a member of the new view, so it must receive it (it would otherwise
+        # never learn of j and ignore j's frames for ever)
+        missing = set(a.view.members) - {"a"} - set(_installs(sent))
+        assert not missing, f"{a.view} installed without telling {sorted(missing)}"
+
+
+def test_a_suspected_member_is_left_out_of_a_join_view_when_a_majority_remains() -> None:
+    a = DynamicMembership("a", View(0, ("a", "b", "c", "d")))
+    a.suspect("d", 0.0)
+    assert a.view == View(1, ("a", "b", "c"))
+    a.handle_join("j", "J", 0.0)
+    assert a.view == View(2, ("a", "b", "c", "j"))
+
+
+# -- runtime --------------------------------------------------------------------------------
+
+
+async def _drain(group: rpcx_broadcast.Group) -> None:
+    async for _ in group.deliveries:
+        pass
+
+
+async def test_a_joiner_redirected_to_a_crashed_coordinator_is_admitted_by_its_successor(
+        autojump_clock: trio.testing.MockClock) -> None:
+    members = mem_members(3)
+    crash = trio.CancelScope()
+
+    async def member(me: str, task_status: trio.TaskStatus[None]) -> None:
+        with crash if me == "n0" else trio.CancelScope():
+            async with rpcx_broadcast.open_group(me, members, "fifo") as group:
+                task_status.started()
+                await _drain(group)
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for me in sorted(members):
+                await nursery.start(member, me)
+            crash.cancel()  # the coordinator n0 dies: no leave request
+            await trio.sleep(0.05)
+            # n1 still takes n0 for the coordinator and redirects there; once it
+            # suspects n0 (failure_timeout 2 s) it installs a view without it and takes
+            # over, so a joiner that returns to its contact is admitted well within 8 s
+            async with rpcx_broadcast.open_group("j", order="fifo", join=members["n1"],
+                                                 listen=members["n1"] + "-j",
+                                                 join_timeout=8.0) as joiner:
+                assert "n0" not in joiner.members and joiner.members[-1] == "j"
+                assert joiner.coordinator == "n1"
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_graceful_leave_right_after_broadcasting_loses_nothing(
+        autojump_clock: trio.testing.MockClock) -> None:
+    members = mem_members(3)
+    journals = Journals()
+    stayed = {"n0": trio.Event(), "n1": trio.Event()}
+
+    async def member(me: str) -> None:
+        async with rpcx_broadcast.open_group(me, members, "fifo",
+                                             journal=journals.for_member(me)) as group:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_drain, group)
+                if me == "n2":
+                    for k in range(10):
+                        await group.broadcast(f"{me}/{k}".encode())
+                    # leave at once (normally): n2 delivered its own ten messages
+                    nursery.cancel_scope.cancel()
+                    return
+                await group.wait_view(1)
+                await trio.sleep(3.0)  # time for any repair
+                stayed[me].set()
+                await stayed["n0"].wait()
+                await stayed["n1"].wait()
+                nursery.cancel_scope.cancel()
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for me in members:
+                nursery.start_soon(member, me)
+    assert journals.delivered("n2") == 10
+    for me in ("n0", "n1"):
+        # n2 did not crash: it left, so what it delivered the others deliver too
+        assert journals.delivered(me) == 10, (me, journals.delivered(me))
+    history = journals.history()
+    assert rpcx_broadcast.check(history, "fifo") is None
+
+
+class _LosesTheFirstJoin(idl.BroadcastService):
+    """A contact whose first join request is lost (its answer never comes); afterwards it
+    redirects to ``target``, as a member that is not the coordinator does."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.calls = 0
+
+    async def push(self, sender: str, frames: list[idl.Frame]) -> None:
+        pass
+
+    async def join(self, member: str, address: str, order: str) -> idl.JoinReply:
+        self.calls += 1
+        if self.calls == 1:
+            await trio.sleep_forever()
+        return idl.JoinReply(redirect=self.target)
+
+
+async def test_a_lost_join_request_is_retried_within_the_join_timeout(
+        autojump_clock: trio.testing.MockClock) -> None:
+    members = mem_members(2)
+    contact = _LosesTheFirstJoin(members["n0"])
+    lossy = members["n0"] + "-lossy"
+
+    async def member(me: str, task_status: trio.TaskStatus[None]) -> None:
+        async with rpcx_broadcast.open_group(me, members, "causal") as group:
+            task_status.started()
+            await _drain(group)
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for me in sorted(members):
+                await nursery.start(member, me)
+            await nursery.start(functools.partial(rpcx.serve, lossy, [contact]))
+            start = trio.current_time()
+            async with rpcx_broadcast.open_group("j", order="causal", join=lossy,
+                                                 listen=members["n0"] + "-j",
+                                                 join_timeout=10.0) as joiner:
+                assert joiner.members == ("n0", "n1", "j")
+            assert contact.calls >= 2
+            assert trio.current_time() - start < 10.0
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_retried_join_is_admitted_after_another_joiner(
+        autojump_clock: trio.testing.MockClock) -> None:
+    members = mem_members(3)
+    first = members["n0"] + "-j1"
+
+    async def member(me: str, task_status: trio.TaskStatus[None]) -> None:
+        async with rpcx_broadcast.open_group(me, members, "fifo") as group:
+            task_status.started()
+            await _drain(group)
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for me in sorted(members):
+                await nursery.start(member, me)
+            # j1's first request is admitted, but its answer never reaches j1
+            async with trio.open_nursery() as calls:
+                channel = rpcx.Channel(members["n0"], calls, retry=rpcx.NO_RETRY)
+                lost = await idl.BroadcastClient(channel).join("j1", first, "fifo")
+                await channel.aclose()
+            assert lost.view is not None and lost.view.members[-1] == "j1"
+            async with rpcx_broadcast.open_group("j2", order="fifo", join=members["n1"],
+                                                 listen=members["n0"] + "-j2") as j2:
+                assert j2.members == ("n0", "n1", "n2", "j1", "j2")
+                # j1 asks again (same name, same address): a retry, admitted
+                async with rpcx_broadcast.open_group("j1", order="fifo", join=members["n2"],
+                                                     listen=first) as j1:
+                    assert j1.members == ("n0", "n1", "n2", "j1", "j2")
+                    assert j1.start is not None and j1.start.view == 2
+            nursery.cancel_scope.cancel()
