@@ -272,9 +272,10 @@ class Link:
             self._flushed = trio.Event()
 
     def call_ended(self) -> None:
-        """Wake callers waiting for a free call slot."""
-        self._room.set()
-        self._room = trio.Event()
+        """Wake callers waiting for a free call slot (a new event only if any waited)."""
+        if self._room.statistics().tasks_waiting:
+            self._room.set()
+            self._room = trio.Event()
 
     async def wait_for_room(self, limit: int) -> None:
         """Backpressure: wait while ``limit`` calls are open on this connection, and it
