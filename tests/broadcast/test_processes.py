@@ -39,12 +39,13 @@ def free_ports(n: int) -> list[int]:
 
 
 def start(me: str, order: str, members: dict[str, str] | None, log: Path, *,
-          join: str | None = None, listen: str | None = None) -> subprocess.Popen[str]:
+          join: str | None = None, listen: str | None = None,
+          count: int = PER_MEMBER) -> subprocess.Popen[str]:
     group = ["-", "--join", join or "", "--listen", listen or ""] if members is None \
         else [json.dumps(members)]
     return subprocess.Popen(
         [sys.executable, "-m", "rpcx_broadcast.testing.member", me, order, group[0],
-         str(log), *group[1:], "--count", str(PER_MEMBER), "--rate", str(RATE)],
+         str(log), *group[1:], "--count", str(count), "--rate", str(RATE)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
 
@@ -124,6 +125,7 @@ def test_a_sigkilled_member_and_the_rest_carry_on(tmp_path: Path, order: str) ->
 
 
 JOINABLE = sorted(set(ORDERS) - {"lamport_fifo_total"})
+JOIN_RUN = 160
 
 
 @pytest.mark.slow
@@ -135,13 +137,15 @@ def test_a_fourth_process_joins_the_running_group(tmp_path: Path, order: str) ->
     ports = free_ports(4)
     members = {n: f"tcp://127.0.0.1:{port}" for n, port in zip(names, ports, strict=False)}
     logs = {n: tmp_path / f"{order}-{n}.jsonl" for n in [*names, "p3"]}
-    procs = {n: start(n, order, members, logs[n]) for n in names}
+    # 4 s of broadcasting, so the group is still busy when p3 (a new process, which
+    # takes a moment to start on a loaded machine) arrives
+    procs = {n: start(n, order, members, logs[n], count=JOIN_RUN) for n in names}
     try:
         for proc in procs.values():
             wait_for(proc, "ready", 20)
         time.sleep(0.5)  # mid-run
         procs["p3"] = start("p3", order, None, logs["p3"], join=members["p1"],
-                            listen=f"tcp://127.0.0.1:{ports[3]}")
+                            listen=f"tcp://127.0.0.1:{ports[3]}", count=PER_MEMBER)
         start_point = json.loads(wait_for(procs["p3"], "start", 20).split(" ", 1)[1])
         wait_for(procs["p3"], "ready", 10)
         for proc in procs.values():
@@ -171,8 +175,8 @@ def test_a_fourth_process_joins_the_running_group(tmp_path: Path, order: str) ->
     history = History.build(events, prior={"p3": prior})
     found = check(history, ORDERS[order])
     assert found is None, f"{order}: {found}"
-    total = PER_MEMBER * 4
-    assert 0 < len(prior) < PER_MEMBER * 3, "p3 joined mid-run"
+    total = JOIN_RUN * 3 + PER_MEMBER
+    assert 0 < len(prior) < JOIN_RUN * 3, "p3 joined mid-run"
     assert len(history.deliveries("p3")) == total - len(prior)
     for name in names:
         assert len(history.deliveries(name)) == total, name
