@@ -566,6 +566,13 @@ class Node:
             if coordinator is None or coordinator not in self.addresses:
                 raise _Refused("no coordinator known")
             return idl.JoinReply(redirect=self.addresses[coordinator])
+        if call.member not in self.members:
+            used = max((p.counts.get(call.member, 0) for p in self.stack.start_points()),
+                       default=0)
+            if used:
+                # Its numbering would restart at 0 under messages counted as delivered.
+                raise _Refused(f"the name {call.member!r} belongs to a member that left "
+                               f"after broadcasting {used} messages; join under a new name")
         if call.member in self.members:
             if self.addresses.get(call.member) != call.address:
                 raise _Refused(f"the name {call.member!r} is taken by another member")

@@ -8,6 +8,8 @@ and the refusals (a layer that is not fresh, a foreign held message, a leader jo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from rpcx_broadcast.core import (
@@ -30,6 +32,7 @@ from rpcx_broadcast.core.actions import Action
 from rpcx_broadcast.core.causal import CausalMsg
 from rpcx_broadcast.core.fifo import FifoMsg
 from rpcx_broadcast.core.gossip import GossipBatch, GossipMsg
+from rpcx_broadcast.core.layer import Joinable
 from rpcx_broadcast.core.total import SeqData, SeqOrder
 
 MEMBERS = ("a", "b", "c")
@@ -311,11 +314,7 @@ def test_stack_start_from_routes_each_layers_actions_with_its_index() -> None:
 # -- a joiner reusing a departed member's name --------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a member that left and joins again under the same name restarts its broadcast "
-    "numbering at 0, but its starting point counts its old messages as delivered, so "
-    "its first new broadcasts are dropped as duplicates everywhere, even at itself"))
-def test_a_rejoining_member_delivers_its_own_new_broadcast() -> None:
+def test_a_rejoining_member_must_take_a_new_name() -> None:
     def stack(me: str) -> Stack:
         return Stack([GossipBroadcast(me, ("a", "b"), topology=RelayAll()), FifoBroadcast(me)])
 
@@ -328,10 +327,25 @@ def test_a_rejoining_member_delivers_its_own_new_broadcast() -> None:
     a.on_view(("a",), 1.0)  # b leaves
     a.on_view(("a", "b"), 2.0)  # and joins again, as a fresh process
     again = stack("b")
-    try:
+    # Its numbering would restart at 0 under its old messages, counted as delivered: the
+    # new process must take a new name, and starting it under the old one is refused.
+    with pytest.raises(ValueError, match="'b' broadcast 2 messages in an earlier"):
         again.start_from(a.start_points(), 2.0)
-    except ValueError:
-        return  # refusing to start a joiner under a used name would be a fix too
-    out = again.on_broadcast(b"new", 2.1)
+    fresh = Stack([GossipBroadcast("b2", ("a", "b2"), topology=RelayAll()),
+                   FifoBroadcast("b2")])
+    fresh.start_from(a.start_points(), 2.0)
+    out = fresh.on_broadcast(b"new", 2.1)
     assert [p for _, _, p in delivers(out)] == [b"new"]
 
+
+
+@pytest.mark.parametrize("make", [
+    lambda: GossipBroadcast("d", (*MEMBERS, "d"), topology=RelayAll()),
+    lambda: FifoBroadcast("d"),
+    lambda: CausalBroadcast("d"),
+    lambda: SequencerTotal("d", (*MEMBERS, "d")),
+], ids=["gossip", "fifo", "causal", "sequencer"])
+def test_every_layer_refuses_to_start_a_used_name(make: Callable[[], Joinable]) -> None:
+    with pytest.raises(ValueError, match="'d' broadcast 3 messages in an earlier"):
+        make().start_from(StartPoint(counts={"a": 5, "d": 3}), 0.0)
+    make().start_from(StartPoint(counts={"a": 5, "d": 0}), 0.0)  # never broadcast: fine

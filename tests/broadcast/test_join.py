@@ -264,3 +264,45 @@ async def test_a_joiner_with_another_order_is_refused(
 async def _drain(group: rpcx_broadcast.Group) -> None:
     async for _ in group.deliveries:
         pass
+
+
+async def test_a_member_that_left_cannot_join_again_under_its_old_name(
+        autojump_clock: trio.testing.MockClock) -> None:
+    # Its broadcasts would be numbered from 0 again, under old messages counted as
+    # delivered everywhere: the coordinator refuses the name, and a new one is fine.
+    members = mem_members(3)
+    left = trio.Event()
+
+    async def member(me: str, task_status: trio.TaskStatus[None]) -> None:
+        async with rpcx_broadcast.open_group(me, members, "fifo") as group:
+            task_status.started()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_drain, group)
+                for k in range(3):
+                    await group.broadcast(f"{me}/{k}".encode())
+                await group.wait_stable()
+                if me == "n2":
+                    nursery.cancel_scope.cancel()
+                    return  # a graceful leave
+                await group.wait_view(1)
+                left.set()
+                await trio.sleep_forever()
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for me in members:
+                await nursery.start(member, me)
+            await left.wait()
+            with pytest.raises(JoinError, match="'n2' belongs to a member that left after "
+                               "broadcasting 3 messages; join under a new name"):
+                async with rpcx_broadcast.open_group("n2", order="fifo", join=members["n0"],
+                                                     listen=members["n2"] + "-again"):
+                    raise AssertionError("admitted under a used name")
+            async with rpcx_broadcast.open_group("n2b", order="fifo", join=members["n0"],
+                                                 listen=members["n2"] + "-b") as group:
+                assert group.members == ("n0", "n1", "n2b")
+                await group.broadcast(b"hello")
+                async for delivery in group.deliveries:
+                    assert (delivery.origin, delivery.seq) == ("n2b", 0)
+                    break
+            nursery.cancel_scope.cancel()
