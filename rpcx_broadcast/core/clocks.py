@@ -73,6 +73,8 @@ class SplitMix64:
 
     def sample(self, items: Sequence[T], k: int) -> list[T]:
         """``k`` distinct items (all of them if fewer), chosen by partial Fisher-Yates."""
+        if k < 0:
+            raise ValueError(f"cannot sample {k} items")
         pool = list(items)
         k = min(k, len(pool))
         for i in range(k):

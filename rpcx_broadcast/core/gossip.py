@@ -123,6 +123,8 @@ class RandomPeers:
     _rng: SplitMix64 = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
+        if self.fanout < 1:
+            raise ValueError(f"fanout must be at least 1, got {self.fanout}")
         self._rng = SplitMix64(self.seed)
 
     def targets(self, me: str, origin: str, src: str,

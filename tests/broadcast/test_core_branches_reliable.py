@@ -325,3 +325,14 @@ def test_stack_refuses_down_from_the_bottom_layer() -> None:
     fifo_alone = Stack([FifoBroadcast("a")])
     with pytest.raises(ProtocolViolation):
         fifo_alone.on_broadcast(b"m", 0.0)
+
+
+def test_negative_sample_sizes_and_fanouts_are_refused() -> None:
+    from rpcx_broadcast.core.clocks import SplitMix64
+    from rpcx_broadcast.core.gossip import RandomPeers
+
+    with pytest.raises(ValueError, match="cannot sample -1 items"):
+        SplitMix64(1).sample([1, 2, 3], -1)
+    assert SplitMix64(1).sample([1, 2, 3], 0) == []
+    with pytest.raises(ValueError, match="fanout must be at least 1, got 0"):
+        RandomPeers(fanout=0)
