@@ -176,7 +176,7 @@ class Link:
             if scope.cancelled_caught and trio.current_time() >= scope.deadline:
                 self.conn.handle_timeout(trio.current_time())
                 self._process()
-                await self.flush()
+                self._flush_soon()  # never write here: see _flush_soon
             if self.finished():
                 # Send what is left (a last reply, our GOAWAY), then make the reader stop
                 # waiting for bytes that may never come.
@@ -184,6 +184,15 @@ class Link:
                     await self.flush(wait=True)
                 await trio.aclose_forcefully(self.stream)
                 return
+
+    def _flush_soon(self) -> None:
+        """Have what is queued written by a task of its own, unless a sender is at work
+        (it takes these frames too). The timer must never be the sender: a write to a
+        peer that stopped reading may never end, and then no later deadline (nor the
+        keepalive timeout) would fire."""
+        if not self._sending and self.conn.has_data_to_send():
+            assert self._nursery is not None
+            self._nursery.start_soon(self.flush)
 
     # -- used by the owners ----------------------------------------------------------------
 

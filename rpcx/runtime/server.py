@@ -156,7 +156,9 @@ class Server:
         for link in list(self._links):
             link.conn.close(now, message="server shutting down")
             link.rearm()
-            await link.flush(wait=True)
+            # Each GOAWAY is written by a task of its own, within the grace period: a
+            # client that stopped reading must hold up neither the others nor the drain.
+            connections.start_soon(link.flush)
         with trio.move_on_after(self.grace_period):
             while self._links:
                 await next(iter(self._links)).closed.wait()
@@ -198,6 +200,10 @@ class Server:
             # timer answers DEADLINE_EXCEEDED for it.
             scopes.pop(event.call_id, None)
             link.rearm()
+            return
+        if scope.cancel_called:
+            # Cancelled (CANCEL in the same read, connection lost) before it started:
+            # not run at all, as a cancel scope would only stop it at its first await.
             return
         self._in_flight += 1
         reply: Reply | None = None

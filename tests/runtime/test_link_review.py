@@ -1,0 +1,406 @@
+"""A review of handlers-in-the-reader (``rpcx.runtime.link``: ``Link.queue_work``,
+``_RunJob``), the flush that returns at once behind a sender, and the client's parked
+calls. Each test states the behaviour that matters; the ones that pinned a bug say so."""
+
+from __future__ import annotations
+
+import contextvars
+import math
+from collections.abc import Coroutine
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+import rpcx
+from rpcx.codec import CborCodec
+from rpcx.protocol import Connection, ErrorReceived, Event, ResponseReceived, Role
+from rpcx.runtime.link import _RunJob
+from rpcx.schema import ServiceSpec, StructSpec, spec_of
+from rpcx.transport.base import Address, parse_address
+from rpcx.transport.memory import default as memory_transport
+from tests.runtime.echo_rpcx import EchoClient, EchoService
+from tests.runtime.harness import Echo, echo_pair, mem_address
+
+_codec = CborCodec()
+
+
+def _method(name: str) -> tuple[str, StructSpec]:
+    spec = spec_of(EchoService)
+    assert isinstance(spec, ServiceSpec)
+    method = next(m for m in spec.methods if m.py_name == name)
+    return method.path, method.params
+
+
+class _RawClient:
+    """A protocol client driven by hand: frames are queued with ``call``/``cancel`` and
+    go out together with ``send`` (so several arrive in one read on the server)."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+        self.conn = Connection(Role.CLIENT, now=trio.current_time(), keepalive_interval=None)
+
+    @classmethod
+    async def connect(cls, address: str) -> _RawClient:
+        return cls(await memory_transport.connect(parse_address(address)))
+
+    @classmethod
+    async def connect_with(cls, transport: Any, address: str) -> _RawClient:
+        stream = await transport.connect(parse_address(address))
+        assert isinstance(stream, trio.abc.Stream)
+        return cls(stream)
+
+    def call(self, name: str, *args: Any, timeout: float | None = None,
+             key: bytes | None = None, oneway: bool = False) -> int:
+        path, params = _method(name)
+        return self.conn.start_call(path, _codec.encode(params, args),
+                                    now=trio.current_time(), timeout=timeout,
+                                    idempotency_key=key, oneway=oneway)
+
+    def cancel(self, call_id: int) -> None:
+        self.conn.cancel_call(call_id)
+
+    async def send(self) -> None:
+        await self.stream.send_all(self.conn.data_to_send())
+
+    async def answers(self, count: int) -> dict[int, Event]:
+        """Read until ``count`` calls are answered; their answers by call id."""
+        got: dict[int, Event] = {}
+        while len(got) < count:
+            data = await self.stream.receive_some(65536)
+            self.conn.receive_data(bytes(data), trio.current_time())
+            for event in self.conn.events():
+                if isinstance(event, ResponseReceived | ErrorReceived):
+                    got[event.call_id] = event
+        return got
+
+
+def _text(event: Event) -> str:
+    assert isinstance(event, ResponseReceived), event
+    path, _ = _method("echo")
+    spec = spec_of(EchoService)
+    assert isinstance(spec, ServiceSpec)
+    method = next(m for m in spec.methods if m.path == path)
+    assert method.result is not None
+    value = _codec.decode(method.result, event.payload)
+    assert isinstance(value, str)
+    return value
+
+
+# -- _RunJob: the same semantics as ``await coro`` ----------------------------------------
+
+
+class _Suspends:
+    """Counts hand-overs, like ``Link._hand_over`` without a link."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+async def _drive(coro: Coroutine[Any, Any, None]) -> _Suspends:
+    suspends = _Suspends()
+    await _RunJob(coro, suspends)
+    return suspends
+
+
+async def test_a_job_that_never_waits_runs_to_completion_without_handing_over() -> None:
+    seen: list[str] = []
+
+    async def job() -> None:
+        seen.append("ran")
+
+    assert (await _drive(job())).count == 0
+    assert seen == ["ran"]
+
+
+async def test_a_job_that_returns_a_value_or_raises_on_its_first_step() -> None:
+    async def returns() -> Any:
+        return 42
+
+    assert (await _drive(returns())).count == 0
+
+    async def raises() -> None:
+        raise ValueError("first step")
+
+    with pytest.raises(ValueError, match="first step"):
+        await _drive(raises())
+
+    async def stops() -> None:
+        raise StopIteration  # PEP 479: a coroutine cannot end by raising StopIteration
+
+    with pytest.raises(RuntimeError, match="StopIteration"):
+        await _drive(stops())
+
+
+async def test_a_job_that_waits_hands_over_once_and_is_driven_to_the_end() -> None:
+    steps: list[str] = []
+
+    async def job() -> None:
+        steps.append("a")
+        await trio.sleep(1)
+        steps.append("b")
+        await trio.sleep(1)
+        steps.append("c")
+        raise KeyError("late")
+
+    suspends = _Suspends()
+    with pytest.raises(KeyError):
+        await _RunJob(job(), suspends)
+    assert suspends.count == 1 and steps == ["a", "b", "c"]
+
+
+async def test_cancellation_reaches_a_driven_job_which_may_catch_it_and_go_on(
+        autojump_clock: trio.testing.MockClock) -> None:
+    steps: list[str] = []
+
+    async def stubborn() -> None:
+        try:
+            await trio.sleep(10)
+        except trio.Cancelled:
+            steps.append("caught")
+        with trio.CancelScope(shield=True):
+            await trio.sleep(1)  # cleanup still waits
+        steps.append("done")
+
+    with trio.move_on_after(1) as scope:
+        await _drive(stubborn())
+    # the job swallowed the Cancelled: just as with ``await stubborn()``, the scope sees
+    # no exception and the clean-up ran after the cancel
+    assert steps == ["caught", "done"]
+    assert not scope.cancelled_caught
+    assert trio.current_time() == pytest.approx(2.0)
+
+    async def plain() -> None:
+        await trio.sleep(10)
+
+    with trio.move_on_after(1) as scope:
+        await _drive(plain())
+    assert scope.cancelled_caught
+
+
+async def test_close_and_exceptions_thrown_in_reach_the_job() -> None:
+    events: list[str] = []
+
+    async def job() -> None:
+        try:
+            await trio.sleep_forever()
+        except KeyboardInterrupt:
+            events.append("interrupted")
+            raise
+        finally:
+            events.append("finally")
+
+    gen = _RunJob(job(), lambda: None).__await__()
+    trap = gen.send(None)  # the job's first trap, passed through as ``await`` would
+    assert trap is not None
+    with pytest.raises(KeyboardInterrupt):
+        gen.throw(KeyboardInterrupt())
+    assert events == ["interrupted", "finally"]
+
+    events.clear()
+    gen = _RunJob(job(), lambda: None).__await__()
+    gen.send(None)
+    gen.close()  # GeneratorExit closes the job too
+    assert events == ["finally"]
+
+
+_var: contextvars.ContextVar[str] = contextvars.ContextVar("review_var", default="unset")
+
+
+async def test_a_jobs_context_is_its_own_across_its_suspension() -> None:
+    seen: list[str] = []
+
+    async def job(name: str) -> None:
+        _var.set(name)
+        await trio.lowlevel.checkpoint()
+        seen.append(_var.get())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_drive, job("one"))
+        nursery.start_soon(_drive, job("two"))
+    assert sorted(seen) == ["one", "two"]
+    assert _var.get() == "unset", "a job's ContextVar.set leaked into its driver"
+
+
+# -- contexts through the server ---------------------------------------------------------
+
+
+class _ContextEcho(Echo):
+    async def echo(self, text: str) -> str:
+        before = _var.get()
+        _var.set(text)
+        if text.startswith("wait"):
+            await trio.sleep(1)  # suspends: the reader hands over in this context
+        return f"{before}/{_var.get()}"
+
+
+async def test_no_context_leaks_between_calls_through_a_hand_over(
+        autojump_clock: trio.testing.MockClock) -> None:
+    async with echo_pair(_ContextEcho()) as (client, _, _, _):
+        assert await client.echo("wait-1") == "unset/wait-1"
+        # the reader that took over must not carry the waiting handler's context
+        assert await client.echo("after") == "unset/after"
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.echo, "wait-2")
+            await trio.testing.wait_all_tasks_blocked()
+            assert await client.echo("during") == "unset/during"
+
+
+async def test_an_ambient_deadline_and_metadata_reach_calls_a_handler_makes(
+        autojump_clock: trio.testing.MockClock) -> None:
+    inner_address = mem_address()
+    async with rpcx.open_server(inner_address, [Echo()]), \
+            echo_pair() as (client, _, _, _):
+        seen = await client.relay(inner_address, timeout=5.0)
+        assert seen["deadline"] == "5.000"
+        # and nothing ambient is left for a call without a deadline on the same reader
+        seen = await client.relay(inner_address)
+        assert seen["deadline"] == "none"
+
+
+# -- cancellation of a call in each state --------------------------------------------------
+
+
+class _Counting(Echo):
+    async def slow(self, seconds: float, text: str) -> str:
+        self.notes.append(f"start {text}")
+        return await super().slow(seconds, text)
+
+
+async def test_a_cancel_in_the_same_read_as_its_request_runs_nothing(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Bug: the handler of a call cancelled before it started ran anyway (until its
+    first checkpoint: side effects included) because its cancel scope only bites at a
+    checkpoint."""
+    impl = _Counting()
+    async with rpcx.open_server(address := mem_address(), [impl]) as server:
+        raw = await _RawClient.connect(address)
+        first = raw.call("increment", 1)
+        raw.cancel(first)
+        second = raw.call("slow", 5.0, "x")
+        raw.cancel(second)
+        third = raw.call("echo", "alive")
+        await raw.send()  # one write: the server reads all five frames at once
+        with trio.fail_after(1):
+            answers = await raw.answers(1)
+        assert _text(answers[third]) == "alive"
+        assert impl.increments == 0, "a call cancelled before it started was run"
+        assert impl.notes == [] and impl.cancelled == []
+        assert server.statistics().calls_in_flight == 0
+        await raw.stream.aclose()
+
+
+# -- a peer that stops reading -----------------------------------------------------------
+
+
+class _Deafening(trio.abc.Stream):
+    """Wraps a stream; once ``deaf`` is set, writes never complete (the peer stopped
+    reading and the buffers are full)."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+        self.deaf = False
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self.deaf:
+            await trio.sleep_forever()
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class _DeafeningTransport:
+    def __init__(self) -> None:
+        self.streams: list[_Deafening] = []
+        """Client ends, in connection order."""
+        self.accepted: list[_Deafening] = []
+        """Server ends, in accept order."""
+
+    async def connect(self, address: Address) -> trio.abc.Stream:
+        stream = _Deafening(await memory_transport.connect(address))
+        self.streams.append(stream)
+        return stream
+
+    async def listen(self, address: Address) -> list[trio.abc.Listener[trio.abc.Stream]]:
+        listeners = await memory_transport.listen(address)
+        return [_DeafeningListener(listener, self) for listener in listeners]
+
+
+class _DeafeningListener(trio.abc.Listener[trio.abc.Stream]):
+    def __init__(self, inner: trio.abc.Listener[trio.abc.Stream],
+                 owner: _DeafeningTransport) -> None:
+        self.inner = inner
+        self.owner = owner
+
+    async def accept(self) -> trio.abc.Stream:
+        stream = _Deafening(await self.inner.accept())
+        self.owner.accepted.append(stream)
+        return stream
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_a_call_behind_a_stuck_timer_write_still_ends_at_its_deadline(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Bug: the connection's timer loop wrote frames itself (a CANCEL at a deadline); when
+    the peer stopped reading, that write never ended, so no later deadline fired: a call
+    whose flush returned at once behind that stuck sender waited forever."""
+    transport = _DeafeningTransport()
+    async with echo_pair(retry=rpcx.NO_RETRY, transport=transport,
+                         keepalive_interval=None) as (client, impl, _, _):
+        assert await client.echo("connected") == "connected"
+
+        async def stop_reading_once_it_runs() -> None:
+            await impl.started.wait()  # its request went out ...
+            transport.streams[0].deaf = True  # ... then our writes stop
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stop_reading_once_it_runs)
+            with pytest.raises(rpcx.DeadlineExceeded):
+                # at its deadline the timer queues its CANCEL and writes it: forever
+                await client.slow(10.0, "first", timeout=1.0)
+        start = trio.current_time()
+        with trio.fail_after(10), pytest.raises(rpcx.DeadlineExceeded):
+            await client.echo("second", timeout=2.0)
+        assert trio.current_time() - start == pytest.approx(2.0)
+
+
+async def test_a_graceful_shutdown_with_a_client_that_does_not_read_ends_after_grace(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Bug: the drain waited, with no bound, for each connection's GOAWAY to be written
+    (``flush(wait=True)``) before the grace period even began: one client that stopped
+    reading hung ``open_server``'s exit for ever (and kept the GOAWAY from the others)."""
+    transport = _DeafeningTransport()
+    address = mem_address()
+    impl = Echo()
+    start = math.inf
+    with trio.fail_after(60):
+        async with rpcx.open_server(address, [impl], transport=transport,
+                                    grace_period=1.0) as server, \
+                rpcx.open_channel(address, transport=transport) as channel:
+            client = EchoClient(channel)
+            assert await client.echo("polite") == "polite"
+            deaf = await _RawClient.connect_with(transport, address)
+            await trio.testing.wait_all_tasks_blocked()  # accepted
+            assert len(transport.accepted) == 2
+            transport.accepted[1].deaf = True  # the server's writes to it never end
+            deaf.call("blob", 1000)
+            await deaf.send()
+            await trio.testing.wait_all_tasks_blocked()
+            # the stuck connection holds up nobody else
+            assert await client.echo("still served") == "still served"
+            assert server.statistics().connections == 2
+            start = trio.current_time()
+    assert trio.current_time() - start <= 1.0 + 1e-6
