@@ -404,3 +404,170 @@ async def test_a_graceful_shutdown_with_a_client_that_does_not_read_ends_after_g
             assert server.statistics().connections == 2
             start = trio.current_time()
     assert trio.current_time() - start <= 1.0 + 1e-6
+
+
+# -- ordering: one read, many requests ---------------------------------------------------
+
+
+async def test_requests_behind_a_waiting_handler_in_the_same_read_are_answered_at_once(
+        autojump_clock: trio.testing.MockClock) -> None:
+    impl = Echo()
+    async with rpcx.open_server(address := mem_address(), [impl]) as server:
+        raw = await _RawClient.connect(address)
+        slow = raw.call("slow", 5.0, "slow")
+        quick = [raw.call("echo", f"q{k}") for k in range(20)]
+        await raw.send()
+        with trio.fail_after(0.5):  # not after the slow one
+            answers = await raw.answers(len(quick))
+        assert [_text(answers[c]) for c in quick] == [f"q{k}" for k in range(20)]
+        assert server.statistics().calls_in_flight == 1
+        answers = await raw.answers(1)
+        assert _text(answers[slow]) == "slow"
+        assert trio.current_time() == pytest.approx(5.0)
+        assert server.statistics().calls_in_flight == 0
+        await raw.stream.aclose()
+
+
+class _TwoWaits(Echo):
+    async def echo(self, text: str) -> str:
+        if text.startswith("wait"):
+            await trio.sleep(float(text[4:]))
+        return text
+
+
+async def test_replies_of_handlers_that_waited_are_written_promptly(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Each waiting handler's reply is written when it is ready, whichever task is the
+    sender at the time; none waits for the next read."""
+    async with rpcx.open_server(address := mem_address(), [_TwoWaits()]):
+        raw = await _RawClient.connect(address)
+        ids = {raw.call("echo", f"wait{k}"): float(k) for k in (3, 1, 2)}
+        await raw.send()
+        when: dict[int, float] = {}
+        while len(when) < 3:
+            for call_id in await raw.answers(1):
+                when[call_id] = trio.current_time()
+        assert when == pytest.approx(ids)
+        await raw.stream.aclose()
+
+
+# -- idempotency: a duplicate waits for the first execution -----------------------------
+
+
+class _SlowIncrement(Echo):
+    async def increment(self, by: int) -> int:
+        await trio.sleep(1.0)
+        return await super().increment(by)
+
+
+async def test_a_duplicate_in_the_same_read_waits_for_the_first_and_is_replayed(
+        autojump_clock: trio.testing.MockClock) -> None:
+    impl = _SlowIncrement()
+    async with rpcx.open_server(address := mem_address(), [impl]) as server:
+        raw = await _RawClient.connect(address)
+        key = b"k" * 16
+        first = raw.call("increment", 5, key=key)
+        again = raw.call("increment", 5, key=key)
+        other = raw.call("echo", "meanwhile")
+        await raw.send()
+        answers = await raw.answers(1)
+        assert _text(answers[other]) == "meanwhile"
+        assert trio.current_time() < 1.0
+        answers = await raw.answers(2)
+        one, two = answers[first], answers[again]
+        assert isinstance(one, ResponseReceived) and isinstance(two, ResponseReceived)
+        assert one.payload == two.payload
+        assert impl.increments == 1
+        assert server.statistics().replayed == 1
+        assert server.statistics().calls_in_flight == 0
+        await raw.stream.aclose()
+
+
+# -- cancellation of a waiting handler, and connections that end -------------------------
+
+
+async def test_a_client_cancel_reaches_a_handler_waiting_in_a_former_reader(
+        autojump_clock: trio.testing.MockClock) -> None:
+    async with echo_pair() as (client, impl, server, _):
+        with trio.move_on_after(1.0):
+            await client.slow(30.0, "cancelled")
+        await trio.testing.wait_all_tasks_blocked()
+        assert impl.cancelled == ["cancelled"]
+        assert server.statistics().calls_in_flight == 0
+        assert await client.echo("next") == "next"
+
+
+@pytest.mark.parametrize("how", ["eof", "protocol error", "keepalive"])
+async def test_a_connection_that_ends_cancels_its_waiting_handlers(
+        autojump_clock: trio.testing.MockClock, how: str) -> None:
+    impl = Echo()
+    async with rpcx.open_server(address := mem_address(), [impl], keepalive_interval=1.0,
+                                keepalive_timeout=1.0) as server:
+        raw = await _RawClient.connect(address)
+        raw.call("slow", 60.0, "a")
+        raw.call("slow", 60.0, "b")
+        await raw.send()
+        await trio.testing.wait_all_tasks_blocked()
+        assert server.statistics().calls_in_flight == 2
+        (link,) = server._links
+        start = trio.current_time()
+        if how == "eof":
+            await raw.stream.aclose()
+        elif how == "protocol error":
+            await raw.stream.send_all(b"\xff" * 64)
+        # "keepalive": the raw client never answers the server's PING
+        with trio.fail_after(10):
+            await link.closed.wait()
+        await trio.testing.wait_all_tasks_blocked()
+        assert server.statistics().connections == 0
+        assert sorted(impl.cancelled) == ["a", "b"]
+        assert server.statistics().calls_in_flight == 0
+        if how == "keepalive":
+            assert trio.current_time() - start == pytest.approx(2.0, abs=0.2)
+        else:
+            assert trio.current_time() - start < 0.2
+
+
+# -- shutdown -------------------------------------------------------------------------------
+
+
+async def test_a_graceful_drain_lets_waiting_handlers_finish_then_cancels_the_rest(
+        autojump_clock: trio.testing.MockClock) -> None:
+    impl = Echo()
+    results: dict[str, object] = {}
+    async with rpcx.open_channel(address := mem_address(), retry=rpcx.NO_RETRY) as channel:
+        client = EchoClient(channel)
+
+        async def call(seconds: float, text: str) -> None:
+            try:
+                results[text] = await client.slow(seconds, text)
+            except rpcx.RpcError as exc:
+                results[text] = exc.code
+
+        async with trio.open_nursery() as nursery:
+            async with rpcx.open_server(address, [impl], grace_period=2.0) as server:
+                nursery.start_soon(call, 1.0, "in time")
+                nursery.start_soon(call, 10.0, "too slow")
+                await trio.testing.wait_all_tasks_blocked()
+                assert server.statistics().calls_in_flight == 2
+                start = trio.current_time()
+            assert trio.current_time() - start == pytest.approx(2.0)
+            assert server.statistics().calls_in_flight == 0
+            assert server.statistics().connections == 0
+    assert results["in time"] == "in time"
+    assert results["too slow"] is not None and results["too slow"] != "too slow"
+    assert impl.completed == ["in time"] and impl.cancelled == ["too slow"]
+
+
+async def test_cancelling_the_server_cancels_waiting_handlers_and_leaves_nothing_running(
+        autojump_clock: trio.testing.MockClock) -> None:
+    impl = Echo()
+    with trio.CancelScope() as scope:
+        async with rpcx.open_server(address := mem_address(), [impl]):
+            raw = await _RawClient.connect(address)
+            for k in range(3):
+                raw.call("slow", 60.0, f"s{k}")
+            await raw.send()
+            await trio.testing.wait_all_tasks_blocked()
+            scope.cancel()
+    assert sorted(impl.cancelled) == ["s0", "s1", "s2"]
