@@ -571,3 +571,26 @@ async def test_cancelling_the_server_cancels_waiting_handlers_and_leaves_nothing
             await trio.testing.wait_all_tasks_blocked()
             scope.cancel()
     assert sorted(impl.cancelled) == ["s0", "s1", "s2"]
+
+
+async def test_a_client_that_stops_reading_and_sending_is_dropped_at_its_keepalive_timeout(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """The server's side of the stuck-timer bug: its keepalive PING to a client that no
+    longer reads was written by the timer, which then never fired again: the keepalive
+    timeout never came, and the dead client kept its connection and handlers for ever."""
+    transport = _DeafeningTransport()
+    impl = Echo()
+    async with rpcx.open_server(address := mem_address(), [impl], transport=transport,
+                                keepalive_interval=1.0, keepalive_timeout=1.0) as server:
+        raw = await _RawClient.connect_with(transport, address)
+        raw.call("slow", 60.0, "a")
+        await raw.send()
+        await trio.testing.wait_all_tasks_blocked()
+        transport.accepted[0].deaf = True
+        (link,) = server._links
+        with trio.fail_after(30):
+            await link.closed.wait()
+        # PING at 1 s, dead at 2 s, then at most the final flush's 5 s for what is left
+        assert trio.current_time() <= 2.0 + 5.0 + 1e-6
+        assert impl.cancelled == ["a"]
+        await raw.stream.aclose()
