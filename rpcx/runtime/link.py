@@ -219,9 +219,11 @@ class Link:
 
     async def flush(self, *, wait: bool = False, deadline: float = math.inf) -> bool:
         """Get what the connection has queued written; False if ``deadline`` (trio time)
-        passed first, while waiting for another sender or writing (the peer is not
-        reading): the connection is then ended, as a cancelled write leaves the stream
-        in an unknown state. Details in :meth:`_flush`."""
+        passed first (the peer is not reading). If it passed while this task was
+        writing, the connection is ended, as a cancelled write leaves the stream in an
+        unknown state; if it passed while waiting for another sender (past the
+        high-water mark), the frames stay queued for that sender. Details in
+        :meth:`_flush`."""
         if self._sending:
             if not wait and self.conn.bytes_to_send() <= WRITE_HIGH_WATER:
                 return True  # the sender at work takes these frames too

@@ -16,12 +16,15 @@ import trio.testing
 import rpcx
 from rpcx.codec import CborCodec
 from rpcx.protocol import Connection, ErrorReceived, Event, ResponseReceived, Role
-from rpcx.runtime.link import _RunJob
+from rpcx.runtime.channel import _Pending
+from rpcx.runtime.dispatch import Success
+from rpcx.runtime.link import WRITE_HIGH_WATER, Link, _RunJob
 from rpcx.schema import ServiceSpec, StructSpec, spec_of
 from rpcx.transport.base import Address, parse_address
 from rpcx.transport.memory import default as memory_transport
 from tests.runtime.echo_rpcx import EchoClient, EchoService
 from tests.runtime.harness import Echo, echo_pair, mem_address
+from tests.runtime.test_link_flush import _RecordingStream
 
 _codec = CborCodec()
 
@@ -594,3 +597,93 @@ async def test_a_client_that_stops_reading_and_sending_is_dropped_at_its_keepali
         assert trio.current_time() <= 2.0 + 5.0 + 1e-6
         assert impl.cancelled == ["a"]
         await raw.stream.aclose()
+
+
+# -- the client: parked calls and bounded writes -------------------------------------------
+
+
+async def test_a_pending_call_resolved_before_it_waits_returns_at_once() -> None:
+    pending = _Pending()
+    pending.resolve(Success(b"early"))
+    pending.resolve(Success(b"late"))  # the first answer wins
+    with trio.fail_after(1):
+        await pending.wait()
+    assert pending.reply == Success(b"early")
+
+
+async def test_a_pending_call_is_woken_by_its_answer_and_a_cancelled_wait_is_forgotten(
+        autojump_clock: trio.testing.MockClock) -> None:
+    pending = _Pending()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pending.wait)
+        await trio.testing.wait_all_tasks_blocked()
+        pending.resolve(Success(b"x"))
+    assert pending.reply == Success(b"x")
+
+    abandoned = _Pending()
+    with trio.move_on_after(1) as scope:
+        await abandoned.wait()
+    assert scope.cancelled_caught
+    abandoned.resolve(Success(b"after"))  # must not reschedule the task that gave up
+    await trio.sleep(1)  # (trio would fail this task if it had been rescheduled)
+    assert abandoned.reply == Success(b"after")
+
+
+class _FirstAttemptHangs(Echo):
+    async def echo(self, text: str) -> str:
+        self.counter += 1
+        if self.counter == 1:
+            await trio.sleep(100)
+        return text
+
+
+async def test_an_attempt_timeout_retries_and_the_retry_is_answered(
+        autojump_clock: trio.testing.MockClock) -> None:
+    impl = _FirstAttemptHangs()
+    policy = rpcx.RetryPolicy(max_attempts=3, attempt_timeout=1.0)
+    async with echo_pair(impl, retry=policy) as (client, _, server, channel):
+        assert await client.echo("retried", timeout=10.0) == "retried"
+        assert 1.0 <= trio.current_time() < 1.5
+        assert channel.statistics().retries == 1 and channel.statistics().open_calls == 0
+        await trio.testing.wait_all_tasks_blocked()
+        assert server.statistics().calls_in_flight == 0, "the timed-out attempt cancelled"
+
+
+def _link() -> tuple[Link, _RecordingStream]:
+    stream = _RecordingStream()
+    return Link(stream, Connection(Role.CLIENT, now=0.0), lambda event: None), stream
+
+
+async def test_flush_with_a_deadline_behind_a_busy_sender(
+        autojump_clock: trio.testing.MockClock) -> None:
+    link, stream = _link()
+    stream.blocked = True  # the peer does not read
+    link.conn.start_call("echo.Echo/echo", b"first", now=0.0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(link.flush)
+        await trio.testing.wait_all_tasks_blocked()
+        # a small frame behind the sender: left to it, True at once
+        link.conn.start_call("echo.Echo/echo", b"small", now=0.0)
+        assert await link.flush(deadline=trio.current_time() + 1.0)
+        assert trio.current_time() == 0.0
+        # past the high-water mark it waits for the sender, but only until the deadline
+        link.conn.start_call("echo.Echo/echo", b"x" * (WRITE_HIGH_WATER + 1), now=0.0)
+        assert not await link.flush(deadline=trio.current_time() + 1.0)
+        assert trio.current_time() == pytest.approx(1.0)
+        nursery.cancel_scope.cancel()
+
+
+async def test_flush_with_a_deadline_as_the_writer_to_a_peer_that_does_not_read(
+        autojump_clock: trio.testing.MockClock) -> None:
+    link, stream = _link()
+    stream.blocked = True
+    closed: list[bool] = []
+
+    async def aclose() -> None:
+        closed.append(True)
+
+    stream.aclose = aclose  # type: ignore[method-assign]
+    link.conn.start_call("echo.Echo/echo", b"first", now=0.0)
+    assert not await link.flush(deadline=trio.current_time() + 2.0)
+    assert trio.current_time() == pytest.approx(2.0)
+    assert closed, "a write cut short ends the connection (the stream is in pieces)"
