@@ -151,6 +151,7 @@ class Connection:
         self.keepalive_timeout: Final = keepalive_timeout
         self._buffer = ReceiveBuffer(max_frame_size)
         self._out: list[bytes] = [PREFACE]
+        self._out_bytes = len(PREFACE)
         self._events: list[Event] = []
         self._calls: dict[int, Call] = {}
         self._deadlines: list[tuple[float, int]] = []
@@ -185,6 +186,7 @@ class Connection:
         """Bytes to write to the stream, in order; empty if there are none."""
         data = b"".join(self._out)
         self._out.clear()
+        self._out_bytes = 0
         return data
 
     def has_data_to_send(self) -> bool:
@@ -193,7 +195,11 @@ class Connection:
 
     def bytes_to_send(self) -> int:
         """How many bytes :meth:`data_to_send` would return."""
-        return sum(map(len, self._out))
+        return self._out_bytes
+
+    def _queue(self, data: bytes) -> None:
+        self._out.append(data)
+        self._out_bytes += len(data)
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timeout` must next be called; None if never."""
@@ -272,7 +278,7 @@ class Connection:
         call.apply(CallInput.SEND_ONEWAY if oneway else CallInput.SEND_REQUEST)
         if not oneway:
             self._track(call)
-        self._out.append(data)
+        self._queue(data)
         return call_id
 
     def cancel_call(self, call_id: int, *, notify: bool = True) -> bool:
@@ -291,7 +297,7 @@ class Connection:
             return False
         self._finish(call, CallInput.SEND_CANCEL)
         if notify:
-            self._out.append(encode_frame(CancelFrame(call_id=call_id)))
+            self._queue(encode_frame(CancelFrame(call_id=call_id)))
         self._maybe_drained()
         return True
 
@@ -312,7 +318,7 @@ class Connection:
         if len(data) - HEADER.size > self.max_frame_size:
             return self._send_too_large(call, "response", len(data) - HEADER.size)
         self._finish(call, CallInput.SEND_RESPONSE)
-        self._out.append(data)
+        self._queue(data)
         self._maybe_drained()
         return True
 
@@ -345,7 +351,7 @@ class Connection:
         if len(data) - HEADER.size > self.max_frame_size:
             return self._send_too_large(call, "error", len(data) - HEADER.size)
         self._finish(call, CallInput.SEND_ERROR)
-        self._out.append(data)
+        self._queue(data)
         self._maybe_drained()
         return True
 
@@ -382,7 +388,7 @@ class Connection:
             return
         if not self._goaway_sent:
             self._goaway_sent = True
-            self._out.append(encode_frame(GoAwayFrame(
+            self._queue(encode_frame(GoAwayFrame(
                 last_call_id=self._highest_call_id if self.role is Role.SERVER else 0,
                 message=message,
             )))
@@ -437,9 +443,9 @@ class Connection:
             self._finish(call, CallInput.DEADLINE)
             self._events.append(DeadlineExpired(call_id=call_id))
             if self.role is Role.CLIENT:
-                self._out.append(encode_frame(CancelFrame(call_id=call_id)))
+                self._queue(encode_frame(CancelFrame(call_id=call_id)))
             elif not oneway:
-                self._out.append(encode_frame(ErrorFrame(
+                self._queue(encode_frame(ErrorFrame(
                     call_id=call_id, status=Status.DEADLINE_EXCEEDED,
                     message="deadline exceeded on the server",
                 )))
@@ -497,7 +503,7 @@ class Connection:
 
     def _send_too_large(self, call: Call, what: str, size: int) -> bool:
         self._finish(call, CallInput.SEND_ERROR)
-        self._out.append(encode_frame(ErrorFrame(
+        self._queue(encode_frame(ErrorFrame(
             call_id=call.call_id, status=Status.RESOURCE_EXHAUSTED,
             message=f"{what} of {size} bytes exceeds max_frame_size {self.max_frame_size}",
             details=TOO_LARGE,
@@ -511,7 +517,7 @@ class Connection:
         if len(self._pings) >= _MAX_OUTSTANDING_PINGS:
             del self._pings[next(iter(self._pings))]
         self._pings[ping_id] = now
-        self._out.append(encode_frame(PingFrame(ping_id=ping_id)))
+        self._queue(encode_frame(PingFrame(ping_id=ping_id)))
         return ping_id
 
     def _maybe_drained(self) -> None:
@@ -524,7 +530,7 @@ class Connection:
     def _terminate(self, reason: TerminationReason, status: Status, message: str, *,
                    send_goaway: bool) -> None:
         if send_goaway:
-            self._out.append(encode_frame(GoAwayFrame(
+            self._queue(encode_frame(GoAwayFrame(
                 last_call_id=self._highest_call_id if self.role is Role.SERVER else 0,
                 status=status, message=message,
             )))
@@ -563,7 +569,7 @@ class Connection:
 
     def _on_frame(self, frame: Frame, now: float) -> None:
         if isinstance(frame, PingFrame):
-            self._out.append(encode_frame(PongFrame(ping_id=frame.ping_id)))
+            self._queue(encode_frame(PongFrame(ping_id=frame.ping_id)))
         elif isinstance(frame, PongFrame):
             sent = self._pings.pop(frame.ping_id, None)
             if sent is not None:
@@ -617,7 +623,7 @@ class Connection:
     def _reject(self, call_id: int, status: Status, message: str,
                 details: Mapping[str, Any] | None = None) -> None:
         Call(Role.SERVER, call_id).apply(CallInput.REJECT)
-        self._out.append(encode_frame(ErrorFrame(call_id=call_id, status=status,
+        self._queue(encode_frame(ErrorFrame(call_id=call_id, status=status,
                                                  message=message, details=details or {})))
 
     def _on_request(self, frame: RequestFrame, now: float) -> None:

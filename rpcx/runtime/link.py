@@ -160,6 +160,10 @@ class Link:
             if job.suspended:
                 await self.flush()  # its answer: the new reader may be waiting for input
                 return False
+            if self.conn.bytes_to_send() > WRITE_HIGH_WATER:
+                # Answers pile up faster than the peer reads them: write (and so stop
+                # reading) before running more, so memory stays bounded.
+                await self.flush()
         return True
 
     def _hand_over(self) -> None:

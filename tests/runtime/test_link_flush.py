@@ -4,6 +4,9 @@ to wait."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 import trio
 import trio.testing
 
@@ -112,3 +115,30 @@ async def test_flush_with_wait_returns_only_once_written() -> None:
         stream.release()
     assert done.is_set()
     assert b"second" in b"".join(stream.writes)
+
+
+async def test_the_reader_stops_running_jobs_while_answers_wait_past_high_water() -> None:
+    # A read full of requests whose answers are large, to a peer that does not read:
+    # the reader writes (and blocks) once the queue passes the high-water mark, instead
+    # of running every job and holding all the answers in memory.
+    link, stream = _link()
+    stream.blocked = True
+    ran: list[int] = []
+    chunk = b"x" * (WRITE_HIGH_WATER // 2 + 1)
+
+    def job(k: int) -> Callable[[], Coroutine[Any, Any, None]]:
+        async def run() -> None:
+            ran.append(k)
+            _call(link, chunk)
+        return run
+
+    for k in range(10):
+        link.queue_work(job(k))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(link._run_work)
+        await trio.testing.wait_all_tasks_blocked()
+        assert ran == [0, 1], "ran past the high-water mark while the peer did not read"
+        assert link.conn.bytes_to_send() == 0  # taken by the blocked write
+        stream.release()
+    assert ran == list(range(10))
+    assert sum(map(len, stream.writes)) > 10 * len(chunk)
