@@ -98,3 +98,11 @@ class StartPoint:
     counts: dict[str, int] = attrs.field(factory=dict)
     next: int = 0
     held: tuple[object, ...] = ()
+
+    def check_joiner(self, me: str) -> None:
+        """Refuse to start a joiner named ``me`` if that name broadcast in an earlier
+        membership: a new process numbers its broadcasts from 0, and those numbers are
+        already counted as delivered (they would be dropped as duplicates everywhere)."""
+        if self.counts.get(me, 0):
+            raise ValueError(f"{me!r} broadcast {self.counts[me]} messages in an earlier "
+                             "membership; a process joining again needs a new name")

@@ -82,9 +82,7 @@ class CausalBroadcast:
         """Start a fresh layer: ``point.counts`` count as delivered, adopt ``held``."""
         if self._seq or self.delivered or len(self.holdback):
             raise ValueError("start_from needs a fresh layer")
-        if point.counts.get(self.me, 0):
-            raise ValueError(f"{self.me!r} broadcast {point.counts[self.me]} messages in an "
-                             "earlier membership; a process joining again needs a new name")
+        point.check_joiner(self.me)
         self.delivered = dict(point.counts)
         for msg in point.held:
             if not isinstance(msg, CausalMsg):

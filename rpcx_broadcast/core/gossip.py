@@ -265,9 +265,7 @@ class GossipBroadcast:
         member never stores them, the members that had them are responsible for them)."""
         if self._seq or any(self._have.values()):
             raise ValueError("start_from needs a fresh layer")
-        if point.counts.get(self.me, 0):
-            raise ValueError(f"{self.me!r} broadcast {point.counts[self.me]} messages in an "
-                             "earlier membership; a process joining again needs a new name")
+        point.check_joiner(self.me)
         self._have.update(point.counts)
         self._stable.update(point.counts)
         return []

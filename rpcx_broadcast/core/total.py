@@ -142,9 +142,7 @@ class SequencerTotal:
         """Start a fresh, non-leader layer at global index ``point.next``."""
         if self._seq or self._next_global or len(self.holdback) or self._orders:
             raise ValueError("start_from needs a fresh layer")
-        if point.counts.get(self.me, 0):
-            raise ValueError(f"{self.me!r} broadcast {point.counts[self.me]} messages in an "
-                             "earlier membership; a process joining again needs a new name")
+        point.check_joiner(self.me)
         if self.me == self.leader:
             raise ValueError("a joiner cannot be the sequencer")
         self._next_global = point.next

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,23 @@ def wait_for(proc: subprocess.Popen[str], word: str, timeout: float) -> str:
     raise AssertionError(f"no {word!r} within {timeout} s")
 
 
+def stop_all(procs: Iterable[subprocess.Popen[str]]) -> None:
+    """Close every member's stdin (they flush their logs and exit), then reap them."""
+    procs = list(procs)
+    for proc in procs:
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
 def run_members(tmp_path: Path, order: str, kill: str | None) -> None:
     names = ["p0", "p1", "p2"]
     members = {n: f"tcp://127.0.0.1:{port}" for n, port in zip(names, free_ports(3),
@@ -82,18 +100,7 @@ def run_members(tmp_path: Path, order: str, kill: str | None) -> None:
             if name != kill:
                 wait_for(proc, "stats", 10)
     finally:
-        for proc in procs.values():
-            assert proc.stdin is not None
-            with contextlib.suppress(BrokenPipeError):
-                proc.stdin.close()
-        for proc in procs.values():
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-            if proc.stdout is not None:
-                proc.stdout.close()
+        stop_all(procs.values())
     crashed = {kill} if kill else set()
     history = read_history(logs, crashed)
     found = check(history, ORDERS[order])
@@ -153,18 +160,7 @@ def test_a_fourth_process_joins_the_running_group(tmp_path: Path, order: str) ->
         for proc in procs.values():
             wait_for(proc, "stats", 10)
     finally:
-        for proc in procs.values():
-            assert proc.stdin is not None
-            with contextlib.suppress(BrokenPipeError):
-                proc.stdin.close()
-        for proc in procs.values():
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-            if proc.stdout is not None:
-                proc.stdout.close()
+        stop_all(procs.values())
     events = {name: read_log(path) for name, path in logs.items()}
     if order in ("total", "fifo_total"):
         # the first start.index messages of the group's one order (p0's sequence)
