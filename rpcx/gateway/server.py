@@ -318,7 +318,7 @@ class HttpServer:
                                f"request body of {int(value)} bytes is larger than the "
                                f"limit of {self.max_body_bytes}", close=True)
         if conn.they_are_waiting_for_100_continue:
-            # ``Expect: 100-continue`` (curl sends it for bodies over 1 KiB): say "go on"
+            # ``Expect: 100-continue`` (curl sends it for large bodies and uploads): say "go on"
             # now rather than make the client wait for its own timeout. A body that is
             # too large was refused above, before the client sent it.
             await self._write(stream, conn.send(h11.InformationalResponse(
