@@ -28,7 +28,7 @@ import attrs
 
 from .actions import Action, CancelTimer, Deliver, Down, Send, SetTimer, StartPoint, Wire
 
-__all__ = ["BufferFull", "FlowControlled", "Introspectable", "Joinable", "Layer",
+__all__ = ["BufferFull", "FlowControlled", "Introspectable", "Joinable", "Layer", "Leaving",
            "ProtocolViolation", "Stack", "ViewAware"]
 
 
@@ -69,6 +69,15 @@ class ViewAware(Protocol):
 
     def on_view(self, members: tuple[str, ...], now: float) -> list[Action]:
         """The agreed member list is now ``members``."""
+        ...
+
+
+@runtime_checkable
+class Leaving(Protocol):
+    """A layer with something to do before its member leaves the group gracefully."""
+
+    def on_leave(self, successor: str, now: float) -> list[Action]:
+        """This member will leave; ``successor`` is the next oldest member of the view."""
         ...
 
 
@@ -156,6 +165,15 @@ class Stack:
     def joinable(self) -> bool:
         """Whether every layer supports starting a joiner (``Joinable``)."""
         return all(isinstance(layer, Joinable) for layer in self.layers)
+
+    def on_leave(self, successor: str, now: float) -> list[Action]:
+        """Tell every ``Leaving`` layer, bottom first, that this member will leave and
+        ``successor`` is the next oldest member (the sequencer hands over to it)."""
+        out: list[Action] = []
+        for index, layer in enumerate(self.layers):
+            if isinstance(layer, Leaving):
+                out.extend(self._run(index, layer.on_leave(successor, now), now))
+        return out
 
     def start_points(self) -> list[StartPoint]:
         """Every layer's starting point for a joiner, bottom first."""

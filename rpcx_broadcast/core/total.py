@@ -6,12 +6,15 @@ global sequence numbers in the order it receives data and broadcasts them, batch
 ``SeqOrder``. Everyone delivers in global order, holding back on gaps or missing
 payloads. With ``fifo=True`` the leader assigns each origin's messages in their sequence
 order, which gives FIFO-total order. Safety needs no timing. Liveness needs the leader:
-if it crashes delivery stops (a view change naming a new leader is not implemented; a
-fault-tolerant version needs consensus, BROADCAST.md a.7). Self-delivery is not
-immediate: our own message waits for the leader's order. Joining: ``start_point()`` is
-the next global index to deliver, plus the payloads and orders held back; a joiner
-started from it delivers the global order from that index on (it must not be the
-leader).
+if it crashes delivery stops (a fault-tolerant version needs consensus, BROADCAST.md
+a.7). A leader that *leaves* hands over (``on_leave``): it broadcasts its pending orders,
+then ``SeqHandover(next, leader)``; since everything it broadcast reaches everyone in its
+order, a member delivers the hand-over after every order of the old leader, so the
+successor continues the numbering at ``next`` and orders whatever is still unordered.
+Self-delivery is not immediate: our own message waits for the leader's order.
+Joining: ``start_point()`` is the next global index to deliver, plus the payloads and
+orders held back; a joiner started from it delivers the global order from that index on
+(it must not be the leader).
 
 ``LamportTotal`` (BROADCAST.md a.6, the 2020 exam algorithm) runs over a FIFO layer. A
 broadcast carries a Lamport timestamp; messages are held back in a priority queue keyed
@@ -35,7 +38,8 @@ from .holdback import HoldBack
 from .layer import ProtocolViolation
 from .links import SeqTracker
 
-__all__ = ["LamportMsg", "LamportTotal", "SeqData", "SeqOrder", "SequencerTotal"]
+__all__ = ["LamportMsg", "LamportTotal", "SeqData", "SeqHandover", "SeqOrder",
+           "SequencerTotal"]
 
 
 @attrs.frozen
@@ -53,6 +57,14 @@ class SeqOrder:
 
     start: int
     ids: tuple[tuple[str, int], ...]
+
+
+@attrs.frozen
+class SeqHandover:
+    """The leaving leader's last word: ``leader`` orders from global index ``next`` on."""
+
+    next: int
+    leader: str
 
 
 def _members(value: tuple[str, ...]) -> tuple[str, ...]:
@@ -108,10 +120,44 @@ class SequencerTotal:
             for offset, ident in enumerate(msg.ids):
                 if msg.start + offset >= self._next_global:
                     self._orders[msg.start + offset] = ident
+        elif isinstance(msg, SeqHandover):
+            if delivery.origin == self.me:
+                return []  # our own hand-over: applied when we sent it
+            if delivery.origin != self.leader:
+                raise ProtocolViolation(f"{delivery.origin!r} handed over the sequencer, "
+                                        f"but the leader is {self.leader!r}")
+            self.leader = msg.leader
+            if msg.leader == self.me:
+                self._take_over(msg.next, now, out)
         else:
             raise ProtocolViolation(f"sequencer got {msg!r} from below")
         self._try_deliver(out)
         return out
+
+    def on_leave(self, successor: str, now: float) -> list[Action]:
+        """This member is about to leave the group: if it is the leader, send its pending
+        orders and hand the role to ``successor`` (the next oldest member)."""
+        if self.me != self.leader or successor == self.me:
+            return []
+        out = self.on_timer("order", now) if self._pending else []
+        self.leader = successor
+        self._waiting.clear()
+        out.append(Down(SeqHandover(self._next_assign, successor)))
+        return out
+
+    def _take_over(self, start: int, now: float, out: list[Action]) -> None:
+        """Become the leader at global index ``start``: every order below it is known
+        here (it came before the hand-over), so order the rest of what is held."""
+        self._next_assign = start
+        ordered = set(self._orders.values())
+        if self.fifo:
+            # per origin, one past the highest sequence number already ordered
+            self._assigned = {o: t.next for o, t in self._done.items()}
+            for origin, seq in ordered:
+                self._assigned[origin] = max(self._assigned.get(origin, 0), seq + 1)
+        for key in sorted(k for k, _ in self.holdback.contents()):
+            if key not in ordered:
+                self._assign(key, now, out)
 
     def on_receive(self, src: str, msg: object, now: float) -> list[Action]:
         raise ProtocolViolation(f"sequencer sends no network messages, got {msg!r}")

@@ -191,7 +191,12 @@ class _LeaveCall:
     pass
 
 
-_Input = tuple[str, list[idl.Frame]] | _Request | _JoinCall | _LeaveCall
+@attrs.define(eq=False)
+class _HandOverCall:
+    """Before leaving: let the layers hand over (the sequencer to the next oldest)."""
+
+
+_Input = tuple[str, list[idl.Frame]] | _Request | _JoinCall | _LeaveCall | _HandOverCall
 
 
 class _Handler(idl.BroadcastService):
@@ -342,6 +347,7 @@ class Node:
         if self.left or self._stack is None or self.members == (self.me,):
             return
         with trio.move_on_after(timeout):
+            await self._inbox_send.send(_HandOverCall())
             while not self.left and not self._own_stable():
                 await self.wait_progress()
             await self._inbox_send.send(_LeaveCall())
@@ -502,6 +508,10 @@ class Node:
             elif isinstance(item, _LeaveCall):
                 if not self.left:
                     await self._membership(self.membership.request_leave(now), now)
+            elif isinstance(item, _HandOverCall):
+                others = [m for m in self.members if m != self.me]
+                if others and not self.left:
+                    await self._perform(self.stack.on_leave(others[0], now))
             elif item is not None:
                 await self._on_push(item[0], item[1], now)
             for key, at in sorted(self._timers.items(), key=lambda kv: kv[1]):

@@ -32,7 +32,7 @@ from rpcx_broadcast.core.layer import ProtocolViolation
 from rpcx_broadcast.core.links import LinkAck, LinkData
 from rpcx_broadcast.core.membership import InstallView, JoinRequest, LeaveRequest, View
 from rpcx_broadcast.core.reliable import EagerMsg
-from rpcx_broadcast.core.total import LamportMsg, SeqData, SeqOrder
+from rpcx_broadcast.core.total import LamportMsg, SeqData, SeqHandover, SeqOrder
 
 __all__ = ["MembershipFrame", "from_body", "from_frame", "from_start", "from_view",
            "to_body", "to_frame", "to_start", "to_view"]
@@ -67,6 +67,8 @@ def to_body(value: object) -> idl.Body:
     if isinstance(value, SeqOrder):
         return idl.Body(seq_order=idl.SeqOrder(
             start=value.start, ids=[idl.MsgRef(origin=o, seq=s) for o, s in value.ids]))
+    if isinstance(value, SeqHandover):
+        return idl.Body(seq_handover=idl.SeqHandover(next=value.next, leader=value.leader))
     if isinstance(value, LamportMsg):
         body = None if value.body is None else to_body(value.body)
         return idl.Body(lamport=idl.LamportMsg(ts=value.ts, seq=value.seq, body=body))
@@ -100,6 +102,10 @@ def from_body(body: idl.Body) -> object:
         o = body.seq_order
         assert o is not None
         return SeqOrder(o.start, tuple((r.origin, r.seq) for r in o.ids))
+    if which == "seq_handover":
+        h = body.seq_handover
+        assert h is not None
+        return SeqHandover(h.next, h.leader)
     lam = body.lamport
     assert lam is not None
     return LamportMsg(lam.ts, lam.seq, None if lam.body is None else from_body(lam.body))

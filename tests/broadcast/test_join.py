@@ -306,3 +306,55 @@ async def test_a_member_that_left_cannot_join_again_under_its_old_name(
                     assert (delivery.origin, delivery.seq) == ("n2b", 0)
                     break
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("order", [TOTAL, FIFO_TOTAL])
+async def test_the_sequencer_leaves_and_hands_over_to_the_next_oldest(
+        order: str, autojump_clock: trio.testing.MockClock) -> None:
+    # n0 (the oldest, so the sequencer) broadcasts 10 and leaves while n1 and n2 are
+    # still broadcasting: n1 takes over the numbering, and the order goes on.
+    members = mem_members(3)
+    journals = Journals()
+    logs: dict[str, list[tuple[str, int]]] = {}
+    views: dict[str, list[View]] = {}
+    total = 10 + 2 * 30
+    finished = {"n1": trio.Event(), "n2": trio.Event()}
+
+    async def member(me: str) -> None:
+        log = logs.setdefault(me, [])
+        complete = trio.Event()
+        async with rpcx_broadcast.open_group(me, members, order,
+                                             journal=journals.for_member(me)) as group:
+            async def reader() -> None:
+                async for delivery in group.deliveries:
+                    log.append((delivery.origin, delivery.seq))
+                    if len(log) == total:
+                        complete.set()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(reader)
+                for k in range(10 if me == "n0" else 30):
+                    await group.broadcast(f"{me}/{k}".encode())
+                    await trio.sleep(0.01)
+                if me == "n0":
+                    nursery.cancel_scope.cancel()
+                    return  # leave the block normally: a graceful leave
+                with trio.fail_after(30):
+                    await complete.wait()
+                views[me] = list(group.views)
+                finished[me].set()
+                for event in finished.values():
+                    await event.wait()
+                nursery.cancel_scope.cancel()
+
+    with trio.fail_after(120):
+        async with trio.open_nursery() as nursery:
+            for me in members:
+                nursery.start_soon(member, me)
+    assert logs["n1"] == logs["n2"] and len(logs["n1"]) == total
+    assert logs["n0"] == logs["n1"][:len(logs["n0"])], "the leaver saw a prefix"
+    assert len(logs["n0"]) < total
+    found = rpcx_broadcast.check(journals.history(crashed={"n0"}), ORDERS[order])
+    assert found is None, found
+    for me in ("n1", "n2"):
+        assert views[me][-1] == View(1, ("n1", "n2")), views[me]

@@ -17,7 +17,7 @@ from rpcx_broadcast.core.gossip import GossipBatch, GossipMsg
 from rpcx_broadcast.core.layer import ProtocolViolation
 from rpcx_broadcast.core.links import LinkAck, LinkData
 from rpcx_broadcast.core.reliable import EagerMsg
-from rpcx_broadcast.core.total import LamportMsg, SeqData, SeqOrder
+from rpcx_broadcast.core.total import LamportMsg, SeqData, SeqHandover, SeqOrder
 from rpcx_broadcast.runtime.wire import from_body, from_frame, to_body, to_frame
 from rpcx_broadcast.testing.sim import SCENARIOS, make_scenario, simulate
 
@@ -41,6 +41,7 @@ BODIES: list[object] = [
     CausalMsg("c", 0, {}, b""),
     SeqData("a", 1, b"w"),
     SeqOrder(10, (("a", 1), ("b", 0))),
+    SeqHandover(42, "b"),
     LamportMsg(5, 2, b"v"),
     LamportMsg(6, 2, None),
     # nesting as stacks produce it: gossip < fifo < lamport < bytes
