@@ -98,6 +98,7 @@ class Link:
         self._timer_scope: trio.CancelScope | None = None
         self.closed = trio.Event()
         self._room = trio.Event()
+        self._room_waiters = 0
         self._work: collections.deque[Job] = collections.deque()
         self._nursery: trio.Nursery | None = None
         self._reading_done = trio.Event()
@@ -288,7 +289,7 @@ class Link:
 
     def call_ended(self) -> None:
         """Wake callers waiting for a free call slot (a new event only if any waited)."""
-        if self._room.statistics().tasks_waiting:
+        if self._room_waiters:  # a counter: this runs once per reply
             self._room.set()
             self._room = trio.Event()
 
@@ -297,4 +298,8 @@ class Link:
         still takes new calls (after a GOAWAY the caller should go elsewhere)."""
         while (self.conn.open_calls >= limit and not self.closed.is_set()
                and self.conn.state is ConnectionState.OPEN):
-            await self._room.wait()
+            self._room_waiters += 1
+            try:
+                await self._room.wait()
+            finally:
+                self._room_waiters -= 1

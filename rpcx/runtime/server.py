@@ -195,15 +195,11 @@ class Server:
     async def _run_call(self, link: Link, event: RequestReceived, scope: trio.CancelScope,
                         scopes: dict[int, trio.CancelScope], peer: str) -> None:
         self._stats["calls"] += 1
-        if event.deadline is not None and trio.current_time() >= event.deadline:
-            # Arrived with no time left (timeout_ms 0): not run at all. The connection's
-            # timer answers DEADLINE_EXCEEDED for it.
-            scopes.pop(event.call_id, None)
-            link.rearm()
-            return
         if scope.cancel_called:
-            # Cancelled (CANCEL in the same read, connection lost) before it started:
-            # not run at all, as a cancel scope would only stop it at its first await.
+            # Cancelled before it started (CANCEL in the same read, connection lost) or
+            # arrived with no time left (timeout_ms 0; cancel_called also checks the
+            # deadline): not run at all, as the scope would only stop it at its first
+            # await. The connection answers it (its timer sends DEADLINE_EXCEEDED).
             return
         self._in_flight += 1
         reply: Reply | None = None

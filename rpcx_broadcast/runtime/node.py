@@ -577,12 +577,11 @@ class Node:
                 raise _Refused("no coordinator known")
             return idl.JoinReply(redirect=self.addresses[coordinator])
         if call.member not in self.members:
-            used = max((p.counts.get(call.member, 0) for p in self.stack.start_points()),
-                       default=0)
-            if used:
-                # Its numbering would restart at 0 under messages counted as delivered.
-                raise _Refused(f"the name {call.member!r} belongs to a member that left "
-                               f"after broadcasting {used} messages; join under a new name")
+            try:  # refused here rather than by the joiner's layers after admitting it
+                for point in self.stack.start_points():
+                    point.check_joiner(call.member)
+            except ValueError as exc:
+                raise _Refused(str(exc)) from None
         if call.member in self.members:
             if self.addresses.get(call.member) != call.address:
                 raise _Refused(f"the name {call.member!r} is taken by another member")

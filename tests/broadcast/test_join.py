@@ -293,8 +293,8 @@ async def test_a_member_that_left_cannot_join_again_under_its_old_name(
             for me in members:
                 await nursery.start(member, me)
             await left.wait()
-            with pytest.raises(JoinError, match="'n2' belongs to a member that left after "
-                               "broadcasting 3 messages; join under a new name"):
+            with pytest.raises(JoinError, match="'n2' broadcast 3 messages in an earlier "
+                               "membership; a process joining again needs a new name"):
                 async with rpcx_broadcast.open_group("n2", order="fifo", join=members["n0"],
                                                      listen=members["n2"] + "-again"):
                     raise AssertionError("admitted under a used name")

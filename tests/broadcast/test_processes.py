@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from rpcx_broadcast import History, check
-from rpcx_broadcast.runtime import ORDERS
+from rpcx_broadcast.runtime import FIFO_TOTAL, JOINABLE_ORDERS, ORDERS, TOTAL
 from rpcx_broadcast.testing.member import read_history, read_log
 from rpcx_broadcast.testing.properties import prior_from_counts
 
@@ -131,12 +131,11 @@ def test_a_sigkilled_member_and_the_rest_carry_on(tmp_path: Path, order: str) ->
     run_members(tmp_path, order, kill="p2")
 
 
-JOINABLE = sorted(set(ORDERS) - {"lamport_fifo_total"})
 JOIN_RUN = 160
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("order", JOINABLE)
+@pytest.mark.parametrize("order", JOINABLE_ORDERS)
 def test_a_fourth_process_joins_the_running_group(tmp_path: Path, order: str) -> None:
     """p3 joins mid-run through p1 (not the coordinator: it is redirected), broadcasts
     too; every log checks, p3's from the starting point it was given."""
@@ -162,7 +161,7 @@ def test_a_fourth_process_joins_the_running_group(tmp_path: Path, order: str) ->
     finally:
         stop_all(procs.values())
     events = {name: read_log(path) for name, path in logs.items()}
-    if order in ("total", "fifo_total"):
+    if order in (TOTAL, FIFO_TOTAL):
         # the first start.index messages of the group's one order (p0's sequence)
         order_p0 = [(e.origin, e.seq) for e in events["p0"] if e.kind == "deliver"]
         prior = frozenset(order_p0[:start_point["index"]])
