@@ -380,24 +380,21 @@ class Node:
         with trio.move_on_after(self._join_timeout):
             hops = 0
             while reply is None:
-                async with trio.open_nursery() as nursery:
-                    channel = rpcx.Channel(address, nursery, transport=self._transport,
-                                           retry=rpcx.NO_RETRY, connect_timeout=1.0)
-                    try:
+                try:
+                    async with rpcx.open_channel(address, transport=self._transport,
+                                                 retry=rpcx.NO_RETRY,
+                                                 connect_timeout=1.0) as channel:
                         # a lost request or answer must not use up the whole budget:
                         # ask again (the coordinator takes a repeat as a retry)
                         answer = await idl.BroadcastClient(channel).join(
                             self.me, self._listen, self.order, timeout=attempt)
-                    except idl.JoinRefused as refused:
-                        raise JoinError(f"{self.me} cannot join via {address}: "
-                                        f"{refused.reason}") from None
-                    except rpcx.RpcError as error:
-                        problem = f"{address}: {error}"
-                        logger.debug("%s: join via %s failed: %s", self.me, address, error)
-                        answer = None
-                    finally:
-                        await channel.aclose()
-                        nursery.cancel_scope.cancel()
+                except idl.JoinRefused as refused:
+                    raise JoinError(f"{self.me} cannot join via {address}: "
+                                    f"{refused.reason}") from None
+                except rpcx.RpcError as error:
+                    problem = f"{address}: {error}"
+                    logger.debug("%s: join via %s failed: %s", self.me, address, error)
+                    answer = None
                 if answer is None:
                     # Whoever we were redirected to may have crashed: ask the contact
                     # again, which redirects to the next coordinator once it has
