@@ -13,6 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SANS_IO = ["rpcx/compiler", "rpcx/codegen", "rpcx/codec", "rpcx/protocol", "rpcx/schema.py",
+           "rpcx/text.py",
            "rpcx/status.py", "rpcx/errors.py", "rpcx/stubs.py"]
 FORBIDDEN = {"trio", "socket", "time", "random", "asyncio", "threading", "select", "selectors",
              "subprocess"}

@@ -13,6 +13,7 @@ import attrs
 
 from rpcx.errors import RemoteProtocolError
 from rpcx.protocol.frames import HEADER, PREFACE, FrameHeader, parse_header
+from rpcx.text import describe
 
 __all__ = ["Oversized", "RawFrame", "ReceiveBuffer"]
 
@@ -41,6 +42,8 @@ class ReceiveBuffer:
     _data: bytearray = attrs.field(factory=bytearray, init=False)
     _preface_done: bool = attrs.field(default=False, init=False)
     _skip: int = attrs.field(default=0, init=False)
+    frames: int = attrs.field(default=0, init=False)
+    """How many items (frames and :class:`Oversized` notices) have been handed out."""
 
     def feed(self, data: bytes) -> None:
         """Append received bytes (discarding any that belong to a skipped body)."""
@@ -70,7 +73,8 @@ class ReceiveBuffer:
         magic = PREFACE[:-2]
         if got[: len(magic)] != magic[: len(got)]:
             raise RemoteProtocolError(
-                f"peer is not speaking rpcx: expected preface {PREFACE!r}, got {got!r}"
+                f"peer is not speaking rpcx: expected the preface h'{PREFACE.hex()}' "
+                f"(\"RPCX\" CR LF, version), got {describe(got)}"
             )
         if len(got) < len(PREFACE):
             return False
@@ -94,10 +98,30 @@ class ReceiveBuffer:
             dropped = min(available, header.body_length)
             del self._data[: HEADER.size + dropped]
             self._skip = header.body_length - dropped
+            self.frames += 1
             return Oversized(header)
         end = HEADER.size + header.body_length
         if len(self._data) < end:
             return None
         body = bytes(self._data[HEADER.size:end])
         del self._data[:end]
+        self.frames += 1
         return RawFrame(header, body)
+
+    def refuse(self) -> FrameHeader | None:
+        """Give up the incomplete frame held now: drop its bytes and skip the rest of its
+        body as it arrives. Returns its header (None if not even the header is complete,
+        or the preface is not done: then nothing is dropped)."""
+        if not self._preface_done or len(self._data) < HEADER.size:
+            return None
+        header = parse_header(self._data)
+        held = len(self._data) - HEADER.size
+        del self._data[:]
+        self._skip = header.body_length - held
+        self.frames += 1
+        return header
+
+    def clear(self) -> None:
+        """Forget everything held (the connection has ended)."""
+        del self._data[:]
+        self._skip = 0

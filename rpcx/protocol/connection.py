@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from rpcx.errors import LocalProtocolError, RemoteProtocolError, RpcError
+from rpcx.protocol.budget import BUDGET_EXHAUSTED, ReceiveBudget
 from rpcx.protocol.buffer import Oversized, ReceiveBuffer
 from rpcx.protocol.call import Call, CallInput, CallState, Role
 from rpcx.protocol.events import (
@@ -56,6 +57,7 @@ from rpcx.protocol.frames import (
     PREFACE,
     CancelFrame,
     ErrorFrame,
+    Flags,
     Frame,
     FrameHeader,
     FrameType,
@@ -73,6 +75,7 @@ from rpcx.status import Status
 
 __all__ = [
     "TOO_LARGE",
+    "DEFAULT_FRAME_TIMEOUT",
     "DEFAULT_KEEPALIVE_INTERVAL",
     "DEFAULT_KEEPALIVE_TIMEOUT",
     "DEFAULT_MAX_CONCURRENT_CALLS",
@@ -89,6 +92,9 @@ DEFAULT_KEEPALIVE_INTERVAL: Final = 60.0
 """Seconds of receive silence before we PING."""
 DEFAULT_KEEPALIVE_TIMEOUT: Final = 20.0
 """Seconds after a keepalive PING within which the peer must send something."""
+DEFAULT_FRAME_TIMEOUT: Final = 30.0
+"""Seconds a server gives a frame to arrive whole once its first byte has (4 MiB at
+140 KB/s); a client leaves it off (None), as each call's deadline bounds its reply."""
 _MAX_OUTSTANDING_PINGS: Final = 64
 
 TOO_LARGE: Final[Mapping[str, Any]] = {"limit": "max_frame_size"}
@@ -120,6 +126,13 @@ class Connection:
       :attr:`open_calls` is at the limit.
     - ``keepalive_interval`` / ``keepalive_timeout``: PING after that much receive
       silence; if nothing arrives within the timeout, the peer is dead. None disables.
+    - ``frame_timeout``: seconds from the first byte of a frame within which the rest
+      must arrive; past it the connection ends with an error GOAWAY. None disables.
+    - ``budget``: a :class:`~rpcx.protocol.budget.ReceiveBudget` shared with other
+      connections that caps the bytes of incomplete frames they hold together. A frame
+      that cannot get room is refused: a REQUEST gets RESOURCE_EXHAUSTED
+      (``details`` :data:`~rpcx.protocol.budget.BUDGET_EXHAUSTED`), a reply fails its call,
+      and the connection goes on, dropping that frame's bytes as they arrive.
     """
 
     def __init__(
@@ -131,6 +144,8 @@ class Connection:
         max_concurrent_calls: int = DEFAULT_MAX_CONCURRENT_CALLS,
         keepalive_interval: float | None = DEFAULT_KEEPALIVE_INTERVAL,
         keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
+        frame_timeout: float | None = None,
+        budget: ReceiveBudget | None = None,
     ) -> None:
         if max_frame_size < 64:
             raise ValueError(f"max_frame_size must be at least 64, got {max_frame_size!r}")
@@ -144,11 +159,17 @@ class Connection:
             )
         if not keepalive_timeout > 0:
             raise ValueError(f"keepalive_timeout must be positive, got {keepalive_timeout!r}")
+        if frame_timeout is not None and not frame_timeout > 0:
+            raise ValueError(f"frame_timeout must be positive or None, got {frame_timeout!r}")
         self.role: Final = role
         self.max_frame_size: Final = max_frame_size
         self.max_concurrent_calls: Final = max_concurrent_calls
         self.keepalive_interval: Final = keepalive_interval
         self.keepalive_timeout: Final = keepalive_timeout
+        self.frame_timeout: Final = frame_timeout
+        self._budget = budget
+        self._held = 0  # bytes of ``_buffer`` charged to the budget
+        self._partial_since: float | None = None  # when the frame held now began to arrive
         self._buffer = ReceiveBuffer(max_frame_size)
         self._out: list[bytes] = [PREFACE]
         self._out_bytes = len(PREFACE)
@@ -208,6 +229,8 @@ class Connection:
         while self._deadlines and self._deadlines[0][1] not in self._calls:
             heapq.heappop(self._deadlines)
         candidates = [self._deadlines[0][0]] if self._deadlines else []
+        if self._partial_since is not None and self.frame_timeout is not None:
+            candidates.append(self._partial_since + self.frame_timeout)
         if self.keepalive_interval is not None:
             if self._keepalive_sent is not None:
                 candidates.append(self._keepalive_sent + self.keepalive_timeout)
@@ -412,18 +435,21 @@ class Connection:
             return
         self._last_received = now
         self._keepalive_sent = None
-        self._buffer.feed(data)
+        buffer = self._buffer
+        frames_before = buffer.frames
+        buffer.feed(data)
         try:
-            if not self._buffer.check_preface():
-                return
-            while not self._closed():
-                item = self._buffer.next_item()
-                if item is None:
-                    break
-                if isinstance(item, Oversized):
-                    self._on_oversized(item.header)
-                else:
-                    self._on_frame(parse_frame(item.header, item.body), now)
+            if buffer.check_preface():
+                while not self._closed():
+                    item = buffer.next_item()
+                    if item is None:
+                        break
+                    if isinstance(item, Oversized):
+                        self._on_oversized(item.header)
+                    else:
+                        self._on_frame(parse_frame(item.header, item.body), now)
+            if not self._closed():
+                self._account(now, started=buffer.frames != frames_before)
         except RemoteProtocolError as exc:
             self._terminate(TerminationReason.PROTOCOL_ERROR, Status.INTERNAL,
                             f"protocol error: {exc}", send_goaway=True)
@@ -431,8 +457,16 @@ class Connection:
         self._maybe_drained()
 
     def handle_timeout(self, now: float) -> None:
-        """Fire every deadline at or before ``now``: call deadlines, then keepalive."""
+        """Fire every deadline at or before ``now``: call deadlines, the frame timeout,
+        then keepalive."""
         if self._state is ConnectionState.CLOSED:
+            return
+        if (self._partial_since is not None and self.frame_timeout is not None
+                and now >= self._partial_since + self.frame_timeout):
+            self._terminate(
+                TerminationReason.FRAME_TIMEOUT, Status.RESOURCE_EXHAUSTED,
+                f"a frame was not completed within {self.frame_timeout:g} s of its first "
+                "byte (frame_timeout)", send_goaway=True)
             return
         while self._deadlines and self._deadlines[0][0] <= now:
             _, call_id = heapq.heappop(self._deadlines)
@@ -520,8 +554,40 @@ class Connection:
         self._queue(encode_frame(PingFrame(ping_id=ping_id)))
         return ping_id
 
+    def _account(self, now: float, *, started: bool) -> None:
+        """After a read: charge the incomplete frame now held to the budget (refusing it
+        if there is no room) and note when it began (``started``: a frame was completed
+        in this read, so what is held now began in it)."""
+        held = len(self._buffer)
+        if held == 0:
+            self._partial_since = None
+        elif started or self._partial_since is None:
+            self._partial_since = now
+        budget = self._budget
+        if budget is None or held == self._held:
+            return
+        if not budget.resize(self._held, held):
+            header = self._buffer.refuse()
+            if header is not None:
+                self._partial_since = None
+                budget.resize(self._held, 0)
+                self._held = 0
+                self._on_refused(header)
+                return
+            budget.resize(self._held, held, force=True)  # under 12 bytes: a header's start
+        self._held = held
+
+    def _release(self) -> None:
+        """The connection is CLOSED: give back its budget and forget partial input."""
+        self._buffer.clear()
+        self._partial_since = None
+        if self._budget is not None and self._held:
+            self._budget.resize(self._held, 0)
+        self._held = 0
+
     def _maybe_drained(self) -> None:
         if self._state is ConnectionState.CLOSING and not self._calls:
+            self._release()
             self._state = ConnectionState.CLOSED
             self._events.append(ConnectionTerminated(
                 reason=TerminationReason.DRAINED, status=Status.OK, message="",
@@ -541,6 +607,7 @@ class Connection:
                                             message=f"{reason.value}: {message}"))
         self._calls.clear()
         self._deadlines.clear()
+        self._release()
         self._state = ConnectionState.CLOSED
         self._events.append(ConnectionTerminated(reason=reason, status=status,
                                                  message=message))
@@ -548,13 +615,22 @@ class Connection:
     # ------------------------------------------------------------ frame handlers
 
     def _on_oversized(self, header: FrameHeader) -> None:
-        size = header.body_length
-        text = f"of {size} bytes exceeds max_frame_size {self.max_frame_size}"
+        text = f"of {header.body_length} bytes exceeds max_frame_size {self.max_frame_size}"
+        self._skip_frame(header, text, TOO_LARGE)
+
+    def _on_refused(self, header: FrameHeader) -> None:
+        text = (f"of {header.body_length} bytes was refused: the receiver's memory for "
+                "incomplete frames (max_buffered_bytes) is in use; retry later")
+        self._skip_frame(header, text, BUDGET_EXHAUSTED)
+
+    def _skip_frame(self, header: FrameHeader, text: str, details: Mapping[str, Any]) -> None:
+        """A frame whose body is being skipped: fail its call, or the connection if it
+        belongs to no call."""
         if self.role is Role.SERVER and header.frame_type == FrameType.REQUEST:
             self._accept_call_id(header.call_id)
-            if not header.flags & 0x01:
+            if not header.flags & Flags.ONEWAY:
                 self._reject(header.call_id, Status.RESOURCE_EXHAUSTED, f"request {text}",
-                             TOO_LARGE)
+                             details)
             return
         if self.role is Role.CLIENT and header.frame_type in (FrameType.RESPONSE,
                                                               FrameType.ERROR):
@@ -563,7 +639,7 @@ class Connection:
                 self._finish(call, CallInput.REPLY_TOO_LARGE)
                 self._events.append(CallAborted(call_id=call.call_id,
                                                 status=Status.RESOURCE_EXHAUSTED,
-                                                message=f"reply {text}", details=TOO_LARGE))
+                                                message=f"reply {text}", details=details))
             return
         raise RemoteProtocolError(f"frame of type {header.frame_type} {text}")
 

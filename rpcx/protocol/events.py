@@ -156,6 +156,9 @@ class TerminationReason(enum.Enum):
     """The peer sent a GOAWAY with a non-OK status."""
     LOCAL_ERROR = "local error"
     """This side called ``close`` with a non-OK status."""
+    FRAME_TIMEOUT = "frame timeout"
+    """A frame was not complete ``frame_timeout`` seconds after its first byte; we sent
+    an error GOAWAY."""
 
 
 @attrs.frozen(kw_only=True)

@@ -33,6 +33,7 @@ import cbor2
 
 from rpcx.errors import RemoteProtocolError
 from rpcx.status import Status
+from rpcx.text import clip, describe, kind, plain
 
 __all__ = [
     "HEADER",
@@ -109,7 +110,7 @@ class Flags(enum.IntFlag):
 
 def _check_call_id(value: int) -> None:
     if not 0 < value <= MAX_CALL_ID:
-        raise ValueError(f"call_id must be in 1..{MAX_CALL_ID}, got {value!r}")
+        raise ValueError(f"call_id must be in 1..{MAX_CALL_ID}, got {describe(value)}")
 
 
 def _call_id_validator(_inst: object, _attr: attrs.Attribute[int], value: int) -> None:
@@ -118,13 +119,14 @@ def _call_id_validator(_inst: object, _attr: attrs.Attribute[int], value: int) -
 
 def _u64_validator(_inst: object, attr: attrs.Attribute[int], value: int) -> None:
     if not 0 <= value < 2**64:
-        raise ValueError(f"{attr.name} must be in 0..2**64-1, got {value!r}")
+        raise ValueError(f"{attr.name} must be in 0..2**64-1, got {describe(value)}")
 
 
 def _check_metadata(metadata: Mapping[str, str]) -> None:
     for key, value in metadata.items():
         if not isinstance(key, str) or not isinstance(value, str):
-            raise ValueError(f"metadata keys and values must be str, got {key!r}: {value!r}")
+            raise ValueError(f"metadata keys and values must be text, got {describe(key)}: "
+                             f"{describe(value)}")
 
 
 @attrs.frozen(kw_only=True)
@@ -150,7 +152,7 @@ class RequestFrame:
         if not self.method:
             raise ValueError("method must be a non-empty string")
         if self.timeout_ms is not None and not 0 <= self.timeout_ms < 2**64:
-            raise ValueError(f"timeout_ms must be in 0..2**64-1, got {self.timeout_ms!r}")
+            raise ValueError(f"timeout_ms must be in 0..2**64-1, got {describe(self.timeout_ms)}")
         if self.idempotency_key is not None and not (
             0 < len(self.idempotency_key) <= MAX_IDEMPOTENCY_KEY
         ):
@@ -177,8 +179,9 @@ class ErrorFrame:
     call_id: int = attrs.field(validator=_call_id_validator)
     status: Status
     """Any status except OK."""
-    message: str = ""
-    """Human-readable, lower-case, never a traceback or a secret."""
+    message: str = attrs.field(default="", converter=clip)
+    """Human-readable, lower-case, never a traceback or a secret; cut to
+    :data:`~rpcx.text.MAX_MESSAGE_BYTES` so the frame always fits its limits."""
     details: Mapping[str, Any] = attrs.field(factory=dict)
     """Structured extra information; values are any CBOR-encodable data."""
     error_name: str | None = None
@@ -195,7 +198,7 @@ class ErrorFrame:
             raise ValueError("error_name must be a non-empty string")
         for key in self.details:
             if not isinstance(key, str):
-                raise ValueError(f"details keys must be str, got {key!r}")
+                raise ValueError(f"details keys must be text, got {describe(key)}")
 
 
 @attrs.frozen(kw_only=True)
@@ -230,7 +233,8 @@ class GoAwayFrame:
     last_call_id: int = attrs.field(validator=_u64_validator)
     """Server: the highest call id it received and will finish; client: 0."""
     status: Status = Status.OK
-    message: str = ""
+    message: str = attrs.field(default="", converter=clip)
+    """Cut to :data:`~rpcx.text.MAX_MESSAGE_BYTES`, like an ERROR's."""
 
 
 @attrs.frozen(kw_only=True)
@@ -335,33 +339,40 @@ def _decode_meta(data: bytes) -> dict[Any, Any]:
         meta = cbor2.CBORDecoder(fp, max_depth=_META_MAX_DEPTH, allow_duplicate_keys=False,
                                  allow_indefinite=False).decode()
     except Exception as exc:  # cbor2 6 raises CBORDecodeError; be robust to anything
-        raise RemoteProtocolError(f"malformed meta map: {exc}") from None
+        reason = plain(str(exc))
+        raise RemoteProtocolError(
+            f"malformed meta map: {reason}" if reason else "malformed meta map") from None
     if fp.tell() != len(data):  # cbor2 would silently ignore trailing bytes
         raise RemoteProtocolError(
             f"meta has {len(data) - fp.tell()} bytes after the CBOR map"
         )
     if not isinstance(meta, dict):
-        raise RemoteProtocolError(f"meta must be a map, got {type(meta).__name__}")
+        raise RemoteProtocolError(f"meta must be a map, got {kind(meta)}")
     return meta
 
 
-def _get(meta: dict[Any, Any], key: int, kind: type[Any], what: str,
+_CBOR_NAMES: Final[dict[type[Any], str]] = {
+    str: "text", int: "an integer", bytes: "a byte string", dict: "a map"}
+
+
+def _get(meta: dict[Any, Any], key: int, expected: type[Any], what: str,
          *, required: bool = False) -> Any:
     value = meta.get(key)
     if value is None:
         if required:
             raise RemoteProtocolError(f"{what} (meta key {key}) is missing")
         return None
-    if not isinstance(value, kind) or isinstance(value, bool):
+    if not isinstance(value, expected) or isinstance(value, bool):
         raise RemoteProtocolError(
-            f"{what} (meta key {key}) must be {kind.__name__}, got {value!r}"
+            f"{what} (meta key {key}) must be {_CBOR_NAMES[expected]}, got {kind(value)} "
+            f"{describe(value)}"
         )
     return value
 
 
 def _status(value: int) -> Status:
     if value < 0:
-        raise RemoteProtocolError(f"status must be unsigned, got {value!r}")
+        raise RemoteProtocolError(f"status must be unsigned, got {describe(value)}")
     try:
         return Status(value)
     except ValueError:

@@ -30,6 +30,7 @@ import trio
 from rpcx.errors import RemoteProtocolError
 from rpcx.protocol import Connection, ConnectionState, Event
 from rpcx.protocol.events import ConnectionTerminated
+from rpcx.status import Status
 
 __all__ = ["Link"]
 
@@ -116,6 +117,15 @@ class Link:
                 nursery.start_soon(self._reader_loop)
                 await self._reading_done.wait()
                 nursery.cancel_scope.cancel()
+        except* Exception:
+            # A bug on this connection (in rpcx or in an owner's event handler) ends this
+            # connection, never the server or channel that owns it: its calls are
+            # reported aborted, so nobody waits for them.
+            logger.exception("%s: connection ended by an internal error", self.name)
+            if not self.finished():
+                self.conn.close(trio.current_time(), status=Status.INTERNAL,
+                                message="internal error; the connection was closed")
+                self._process()
         finally:
             self.closed.set()
             with trio.CancelScope(shield=True):

@@ -42,7 +42,9 @@ from rpcx.protocol import (
     Role,
     Wait,
 )
+from rpcx.protocol.budget import DEFAULT_MAX_BUFFERED_BYTES, ReceiveBudget
 from rpcx.protocol.connection import (
+    DEFAULT_FRAME_TIMEOUT,
     DEFAULT_KEEPALIVE_INTERVAL,
     DEFAULT_KEEPALIVE_TIMEOUT,
     DEFAULT_MAX_CONCURRENT_CALLS,
@@ -80,7 +82,11 @@ class Server:
     Options: ``codec`` (default CBOR), ``interceptors`` (server interceptors, outermost
     first), ``max_concurrent_calls`` per connection (excess calls get RESOURCE_EXHAUSTED;
     rpcx clients wait for room instead), ``max_frame_size``, ``keepalive_interval``,
-    ``keepalive_timeout``, ``grace_period`` for graceful shutdown, and the idempotency
+    ``keepalive_timeout``, ``frame_timeout`` (seconds within which a frame must be
+    complete once its first byte arrived; default 30), ``max_buffered_bytes`` (bytes of
+    incomplete frames all connections may hold together; default 64 MiB; a frame that
+    finds no room is refused with RESOURCE_EXHAUSTED, its connection goes on),
+    ``grace_period`` for graceful shutdown, and the idempotency
     cache's ``dedup_window`` (seconds a reply is kept) and ``max_idempotency_cache``.
     ``reflection`` (default on) also serves the built-in ``rpcx.reflection.Reflection``
     service (:mod:`rpcx.reflection`), which tools such as ``rpcx call`` use.
@@ -92,6 +98,8 @@ class Server:
                  max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
                  keepalive_interval: float | None = DEFAULT_KEEPALIVE_INTERVAL,
                  keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
+                 frame_timeout: float | None = DEFAULT_FRAME_TIMEOUT,
+                 max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
                  grace_period: float = 5.0,
                  dedup_window: float = DEFAULT_DEDUP_WINDOW,
                  max_idempotency_cache: int = DEFAULT_MAX_IDEMPOTENCY_CACHE,
@@ -105,7 +113,10 @@ class Server:
         self.grace_period = grace_period
         self._conn_options: dict[str, Any] = {
             "max_frame_size": max_frame_size, "max_concurrent_calls": max_concurrent_calls,
-            "keepalive_interval": keepalive_interval, "keepalive_timeout": keepalive_timeout}
+            "keepalive_interval": keepalive_interval, "keepalive_timeout": keepalive_timeout,
+            "frame_timeout": frame_timeout}
+        self.receive_budget = ReceiveBudget(max_buffered_bytes)
+        """Bytes of incomplete frames all connections may hold together."""
         self._dedup: DedupCache[Reply] = DedupCache(max_entries=max_idempotency_cache,
                                                     window=dedup_window)
         self._dedup_done: dict[tuple[str, bytes], trio.Event] = {}
@@ -166,7 +177,8 @@ class Server:
 
     async def _handle_connection(self, stream: trio.abc.Stream) -> None:
         self._stats["connections_total"] += 1
-        conn = Connection(Role.SERVER, now=trio.current_time(), **self._conn_options)
+        conn = Connection(Role.SERVER, now=trio.current_time(), budget=self.receive_budget,
+                          **self._conn_options)
         scopes: dict[int, trio.CancelScope] = {}
         peer = describe_peer(stream)
 
