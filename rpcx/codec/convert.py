@@ -12,6 +12,7 @@ import base64
 import binascii
 import datetime as _dt
 import decimal
+import json
 import re
 from collections.abc import Mapping
 from typing import Final, NoReturn
@@ -25,6 +26,9 @@ __all__ = [
     "INT64_MAX",
     "INT64_MIN",
     "PathError",
+    "Refused",
+    "quote",
+    "show_int",
     "type_name",
 ]
 
@@ -59,6 +63,35 @@ class PathError(Exception):
         return CodecError(self.reason, path)
 
 
+class Refused:
+    """A value the JSON parser refused (a number with too many digits, ``NaN``, an object
+    with a duplicate key): it is left in the parsed tree, and the converter at its position
+    reports ``reason`` with the field path (a refused value in an ignored field is ignored)."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def quote(text: str, limit: int = 40) -> str:
+    """Peer text for a message: a JSON string literal of its first ``limit`` characters
+    (control characters and lone surrogates escaped, ``…`` when cut), never a repr."""
+    cut = text[:limit]
+    quoted = json.dumps(cut, ensure_ascii=False)
+    quoted = quoted.encode("utf-8", "backslashreplace").decode("utf-8")
+    return quoted + ("…" if len(text) > limit else "")
+
+
+def show_int(value: int) -> str:
+    """An int for a message: its digits when short, else only how many there are
+    (``str()`` of an int past 4300 digits raises, and a peer needs no 4000-digit echo)."""
+    if -10**30 < value < 10**30:
+        return str(value)
+    digits = int(abs(value).bit_length() * 0.30103) + 1
+    return f"of about {digits} digits"
+
+
 _NAMES: Final[dict[type, str]] = {
     bool: "bool",
     int: "int",
@@ -89,6 +122,8 @@ def type_name(value: object) -> str:
 
 
 def type_error(expected: str, value: object) -> PathError:
+    if type(value) is Refused:
+        return PathError(value.reason)
     return PathError(f"expected {expected}, got {type_name(value)}")
 
 
@@ -113,7 +148,7 @@ def key_seg(key: object) -> str:
 # ---- int ---------------------------------------------------------------------------
 
 def range_error(value: int) -> PathError:
-    return PathError(f"int {value} out of signed 64-bit range")
+    return PathError(f"int {show_int(value)} out of signed 64-bit range")
 
 
 def as_int(value: object, expected: str) -> int:
@@ -133,7 +168,7 @@ def as_float(value: object, expected: str) -> float:
         try:
             return float(value)
         except OverflowError:
-            raise PathError(f"int {value} too large for a float") from None
+            raise PathError(f"int {show_int(value)} too large for a float") from None
     raise type_error(expected, value)
 
 
@@ -197,11 +232,11 @@ _DECIMAL_TEXT: Final = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?
 def decimal_from_text(text: str) -> decimal.Decimal:
     """Parse a JSON decimal string (JSON number syntax) exactly."""
     if len(text) > 200 or _DECIMAL_TEXT.fullmatch(text) is None:
-        raise PathError(f"invalid decimal {text[:40]!r}")
+        raise PathError(f"invalid decimal {quote(text)}")
     try:
         value = decimal.Decimal(text)
     except (decimal.DecimalException, ValueError):  # pragma: no cover - regex guards it
-        raise PathError(f"invalid decimal {text[:40]!r}") from None
+        raise PathError(f"invalid decimal {quote(text)}") from None
     return check_decimal(value)
 
 
@@ -219,7 +254,7 @@ def timestamp_to_us(value: object) -> int:
 
 def us_to_timestamp(value: int) -> _dt.datetime:
     if not _US_MIN <= value <= _US_MAX:
-        raise PathError(f"timestamp {value} out of range (years 1 to 9999)")
+        raise PathError(f"timestamp {show_int(value)} out of range (years 1 to 9999)")
     return _EPOCH + _dt.timedelta(microseconds=value)
 
 
@@ -239,7 +274,7 @@ def timestamp_from_text(text: str) -> _dt.datetime:
     """Parse RFC 3339 (any offset; fractions beyond microseconds are truncated)."""
     m = _RFC3339.fullmatch(text)
     if m is None:
-        raise PathError(f"invalid RFC 3339 timestamp {text[:40]!r}")
+        raise PathError(f"invalid RFC 3339 timestamp {quote(text)}")
     year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
     frac = m.group(7) or ""
     micro = int((frac + "000000")[:6])
@@ -248,13 +283,13 @@ def timestamp_from_text(text: str) -> _dt.datetime:
     else:
         off = _dt.timedelta(hours=int(m.group(10)), minutes=int(m.group(11)))
         if off >= _dt.timedelta(hours=24):
-            raise PathError(f"invalid RFC 3339 timestamp {text[:40]!r}")
+            raise PathError(f"invalid RFC 3339 timestamp {quote(text)}")
         tz = _dt.timezone(-off if m.group(9) == "-" else off)
     try:
         local = _dt.datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
         return local.astimezone(_UTC)
     except (ValueError, OverflowError):
-        raise PathError(f"invalid RFC 3339 timestamp {text[:40]!r}") from None
+        raise PathError(f"invalid RFC 3339 timestamp {quote(text)}") from None
 
 
 # ---- enums -------------------------------------------------------------------------
@@ -273,7 +308,7 @@ def enum_from_json(cls: type[OpenEnum], by_name: Mapping[str, OpenEnum],
         member = by_name.get(value)
         if member is None:
             names = ", ".join(by_name)
-            raise PathError(f"unknown name {value[:40]!r} of enum '{expected}' "
+            raise PathError(f"unknown name {quote(value)} of enum '{expected}' "
                             f"(expected one of {names})")
         return member
     if type(value) is int:
@@ -298,7 +333,7 @@ def int_from_json(value: object, expected: str) -> int:
     """A JSON int: a number, or a decimal string (for JavaScript's 53-bit numbers)."""
     if type(value) is str:
         if _INT_TEXT.fullmatch(value) is None:
-            raise PathError(f"invalid int string {value[:40]!r}")
+            raise PathError(f"invalid int string {quote(value)}")
         value = int(value)
     if type(value) is not int:
         raise type_error(expected, value)
@@ -309,7 +344,7 @@ def int_from_json(value: object, expected: str) -> int:
 
 def int_key_from_json(key: str) -> int:
     if _INT_TEXT.fullmatch(key) is None:
-        raise PathError(f"invalid int map key {key[:40]!r}")
+        raise PathError(f"invalid int map key {quote(key)}")
     value = int(key)
     if not INT64_MIN <= value <= INT64_MAX:
         raise range_error(value)
@@ -337,7 +372,8 @@ def float_from_json(value: object, expected: str) -> float:
         except OverflowError:
             result = float("inf")
         if result - result != 0.0:
-            raise PathError(f"number {str(value)[:40]} out of float range")
+            shown = show_int(value) if type(value) is int else str(value)[:40]
+            raise PathError(f"number {shown} out of float range")
         return result
     if type(value) is str:
         special = _NONFINITE_IN.get(value)

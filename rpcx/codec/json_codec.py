@@ -9,42 +9,57 @@ from __future__ import annotations
 
 import decimal
 import json
-from typing import Any, Final, NoReturn
+import re
+from typing import Any, Final
 
 from rpcx.codec._limits import LimitedCodec, too_big
 from rpcx.codec.base import (
     Schema,
 )
-from rpcx.codec.convert import PathError
+from rpcx.codec.convert import PathError, Refused, key_seg, quote
 from rpcx.errors import CodecError
 
 __all__ = ["JsonCodec"]
 
 
-class _BadJson(ValueError):
-    pass
+MAX_NUMBER_CHARS: Final = 1000
+"""A JSON number with a fraction or exponent longer than this is refused ("number has too
+many digits"): a double's exact expansion is shorter, a decimal has at most 19 digits. An
+integer is refused when it is longer than Python converts (4300 digits by default)."""
+
+_TOO_MANY_DIGITS: Final = "number has too many digits"
 
 
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any] | Refused:
     result = dict(pairs)
     if len(result) != len(pairs):
         seen: set[str] = set()
         for key, _value in pairs:  # pragma: no branch - a duplicate exists
             if key in seen:
-                raise _BadJson(f"duplicate key {key[:40]!r}")
+                return Refused(f"invalid JSON: duplicate key {quote(key)}")
             seen.add(key)
     return result
 
 
-def _constant(name: str) -> NoReturn:
-    raise _BadJson(f"{name} is not JSON (write the string {name!r} for a float)")
+def _constant(name: str) -> Refused:
+    return Refused(f"invalid JSON: {name} is not JSON (write the string \"{name}\" "
+                   "for a float)")
 
 
-def _number(text: str) -> decimal.Decimal:
+def _number(text: str) -> decimal.Decimal | Refused:
+    if len(text) > MAX_NUMBER_CHARS:
+        return Refused(_TOO_MANY_DIGITS)
     try:
         return decimal.Decimal(text)
     except decimal.InvalidOperation:  # an exponent beyond even Decimal's range
-        raise _BadJson(f"number {text[:40]} is out of range") from None
+        return Refused(f"number {text[:40]} is out of range")
+
+
+def _integer(text: str) -> int | Refused:
+    try:
+        return int(text)
+    except ValueError:  # more digits than int() converts
+        return Refused(_TOO_MANY_DIGITS)
 
 
 _DECODE_OPTIONS: Final[dict[str, Any]] = {
@@ -53,22 +68,56 @@ _DECODE_OPTIONS: Final[dict[str, Any]] = {
     "parse_float": _number,
     "parse_constant": _constant,
 }
+# Only when the first parse fails on an integer: the fast path keeps json's own int().
+_SLOW_OPTIONS: Final[dict[str, Any]] = {**_DECODE_OPTIONS, "parse_int": _integer}
+
+_TOKENS: Final = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
+
+
+def _where_too_deep(text: str, max_depth: int) -> str:
+    """``line:column`` of the first array or object nested deeper than ``max_depth``
+    (found by a scan that skips strings; only run after the parser gave up)."""
+    depth = 0
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > max_depth:
+                start = match.start()
+                line = text.count("\n", 0, start) + 1
+                column = start - (text.rfind("\n", 0, start) + 1) + 1
+                return f"{line}:{column}"
+        elif token in "]}":
+            depth -= 1
+    return "?"  # pragma: no cover - the parser recursed, so some nesting is deep
+
+
+def _seg(key: object) -> str:
+    if type(key) is int:
+        return f"[{key}]"
+    assert type(key) is str
+    return f".{key}" if key.isidentifier() else key_seg(key)
 
 
 def _check_depth(value: object, max_depth: int) -> None:
-    """Refuse JSON nested deeper than ``max_depth`` containers (iteratively)."""
-    stack: list[tuple[object, int]] = [(value, 1)]
+    """Refuse JSON nested deeper than ``max_depth`` containers (iteratively), naming the
+    path of the first container too deep."""
+    stack: list[tuple[object, int, tuple[object, ...]]] = [(value, 1, ())]
     while stack:
-        item, depth = stack.pop()
+        item, depth, path = stack.pop()
         if type(item) is dict:
-            children: Any = item.values()
+            children: Any = item.items()
         elif type(item) is list:
-            children = item
+            children = enumerate(item)
         else:
             continue
         if depth > max_depth:
-            raise CodecError(f"invalid JSON: nested deeper than max_depth ({max_depth})")
-        stack.extend((child, depth + 1) for child in children
+            shown = "".join(_seg(key) for key in path[:12]).removeprefix(".")
+            if len(path) > 12:
+                shown += "..."
+            raise CodecError(f"invalid JSON: nested deeper than max_depth ({max_depth})",
+                             shown)
+        stack.extend((child, depth + 1, (*path, key)) for key, child in children
                      if type(child) is dict or type(child) is list)
 
 
@@ -124,12 +173,13 @@ class JsonCodec(LimitedCodec):
             parsed = json.loads(text, **_DECODE_OPTIONS)
         except json.JSONDecodeError as exc:
             raise CodecError(f"malformed JSON at {exc.lineno}:{exc.colno}: {exc.msg}") from None
-        except _BadJson as exc:
-            raise CodecError(f"invalid JSON: {exc}") from None
         except RecursionError:
-            raise CodecError("invalid JSON: nested too deeply") from None
-        except Exception as exc:  # int too long, out of memory, ...
-            raise CodecError(f"invalid JSON: {exc}") from None
+            raise CodecError(f"invalid JSON: nested deeper than max_depth ({self.max_depth}) "
+                             f"at {_where_too_deep(text, self.max_depth)}") from None
+        except ValueError:  # an integer with more digits than int() converts
+            parsed = self._parse_slowly(text)
+        except MemoryError:
+            raise CodecError("invalid JSON: too large to parse") from None
         _check_depth(parsed, self.max_depth)
         try:
             return convert(parsed)
@@ -138,4 +188,14 @@ class JsonCodec(LimitedCodec):
         except RecursionError:
             raise CodecError("value nested too deeply to decode") from None
         except Exception as exc:  # pragma: no cover - a bug in a converter
-            raise CodecError(f"cannot decode: {exc!r}") from exc
+            raise CodecError("cannot decode (internal error)") from exc
+
+    def _parse_slowly(self, text: str) -> Any:
+        """Parse again with an int hook that leaves a :class:`Refused` for over-long
+        integers, so that the converter at their position names their path."""
+        try:
+            return json.loads(text, **_SLOW_OPTIONS)
+        except json.JSONDecodeError as exc:  # pragma: no cover - the first parse got past
+            raise CodecError(f"malformed JSON at {exc.lineno}:{exc.colno}: {exc.msg}") from None
+        except (ValueError, RecursionError, MemoryError):  # pragma: no cover - as above
+            raise CodecError("invalid JSON") from None

@@ -75,26 +75,26 @@ def test_map_keys_and_unknown_enum_output() -> None:
     (INT, "{", "malformed JSON at 1:2: Expecting property name enclosed in double quotes"),
     (INT, "1 2", "malformed JSON at 1:3: Extra data"),
     (INT, "\n  [1,]", "malformed JSON at 2:6: Expecting value"),
-    (INT, "NaN", "invalid JSON: NaN is not JSON (write the string 'NaN' for a float)"),
-    (CARD, '{"cvc":"1","cvc":"2"}', "invalid JSON: duplicate key 'cvc'"),
+    (INT, "NaN", 'invalid JSON: NaN is not JSON (write the string "NaN" for a float)'),
+    (CARD, '{"cvc":"1","cvc":"2"}', 'invalid JSON: duplicate key "cvc"'),
     (INT, b"\xff", "invalid JSON: not UTF-8 at byte 0"),
     (INT, "1.0", "expected int, got decimal"),
-    (INT, '"1x"', "invalid int string '1x'"),
+    (INT, '"1x"', 'invalid int string "1x"'),
     (INT, "true", "expected int, got bool"),
     (INT, "9223372036854775808", "int 9223372036854775808 out of signed 64-bit range"),
     (FLOAT, "1e999", "number 1E+999 out of float range"),
     (FLOAT, '"nan"', "expected float, got string"),
-    (DECIMAL, '"NaN"', "invalid decimal 'NaN'"),
-    (DECIMAL, '" 1"', "invalid decimal ' 1'"),
-    (DECIMAL, '"1_000"', "invalid decimal '1_000'"),
+    (DECIMAL, '"NaN"', 'invalid decimal "NaN"'),
+    (DECIMAL, '" 1"', 'invalid decimal " 1"'),
+    (DECIMAL, '"1_000"', 'invalid decimal "1_000"'),
     (DECIMAL, "1e999999999", "decimal exponent 999999999 out of range [-6144, 6144]"),
     (DECIMAL, "true", "expected decimal, got bool"),
     (BYTES, '"a*"', "invalid base64"),
-    (TIMESTAMP, '"2024-01-02T03:04:05"', "invalid RFC 3339 timestamp '2024-01-02T03:04:05'"),
-    (TIMESTAMP, '"2024-02-30T03:04:05Z"', "invalid RFC 3339 timestamp '2024-02-30T03:04:05Z'"),
-    (CURRENCY, '"JPY"', "unknown name 'JPY' of enum 'payments.Currency' "
+    (TIMESTAMP, '"2024-01-02T03:04:05"', 'invalid RFC 3339 timestamp "2024-01-02T03:04:05"'),
+    (TIMESTAMP, '"2024-02-30T03:04:05Z"', 'invalid RFC 3339 timestamp "2024-02-30T03:04:05Z"'),
+    (CURRENCY, '"JPY"', 'unknown name "JPY" of enum \'payments.Currency\' '
                         "(expected one of GBP, EUR, USD)"),
-    (map_of(INT, INT), '{"01":1}', '["01"]: invalid int map key \'01\''),
+    (map_of(INT, INT), '{"01":1}', '["01"]: invalid int map key "01"'),
     (STRING, '"\\ud800"', "string contains a lone surrogate"),
     (list_of(STRING), '["a", 1]', "[1]: expected string, got int"),
     (CARD, '{"card_number":"1","expiry_date":2,"cvc":"3"}',
@@ -114,12 +114,13 @@ def test_limits() -> None:
     small = JsonCodec(max_message_bytes=50, max_depth=3, max_collection_len=2)
     nested = list_of(list_of(list_of(list_of(INT))))
     assert error_with(small, nested, b"[[[[1]]]]") == (
-        "invalid JSON: nested deeper than max_depth (3)")
+        "[0][0][0]: invalid JSON: nested deeper than max_depth (3)")
     assert error_with(small, list_of(INT), b"[1,2,3]") == (
         "list of 3 entries exceeds max_collection_len (2)")
     assert error_with(small, STRING, b'"' + b"x" * 60 + b'"') == (
         "message of 62 bytes exceeds max_message_bytes (50)")
-    assert "nested too deeply" in error(INT, "[" * 100_000 + "]" * 100_000)
+    assert error(INT, "[" * 100_000 + "]" * 100_000) == (
+        "invalid JSON: nested deeper than max_depth (64) at 1:65")
 
 
 def error_with(codec: JsonCodec, schema: Any, data: bytes) -> str:
