@@ -13,6 +13,7 @@ import binascii
 import datetime as _dt
 import decimal
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Final, NoReturn
@@ -88,7 +89,7 @@ def show_int(value: int) -> str:
     (``str()`` of an int past 4300 digits raises, and a peer needs no 4000-digit echo)."""
     if -10**30 < value < 10**30:
         return str(value)
-    digits = int(abs(value).bit_length() * 0.30103) + 1
+    digits = int(math.log10(abs(value))) + 1
     return f"of about {digits} digits"
 
 
