@@ -167,7 +167,7 @@ def hostile_json(draw: st.DrawFn, depth: int = 0) -> bytes:
     return b"{" + b",".join(b'"' + k + b'":' + v for k, v in members) + b"}"
 
 
-_SCHEMAS = [PROCESS_PAYMENT, PRICES, list_of(map_of(STRING, INT)), list_of(FLOAT),
+_SCHEMAS: list[Any] = [PROCESS_PAYMENT, PRICES, list_of(map_of(STRING, INT)), list_of(FLOAT),
             map_of(CURRENCY, TIMESTAMP), PAYMENT_METHOD]
 
 
