@@ -29,6 +29,7 @@ from rpcx.runtime.interceptors import CallInfo, ServerInterceptor, run_chain
 from rpcx.runtime.options import deadline_scope
 from rpcx.schema import MethodSpec, ServiceSpec, StructSpec, spec_of, struct_ref
 from rpcx.status import Status
+from rpcx.text import quote
 
 __all__ = ["Dispatcher", "Failure", "Reply", "Success", "unpack_reply"]
 
@@ -99,7 +100,7 @@ class Dispatcher:
         job (the server wraps this in a cancel scope)."""
         route = self._routes.get(path)
         if route is None:
-            return Failure(Status.UNIMPLEMENTED, f"unknown method {path!r}")
+            return Failure(Status.UNIMPLEMENTED, f"unknown method {quote(path, 200)}")
         method = route.method
 
         async def invoke(call: CallInfo) -> Any:

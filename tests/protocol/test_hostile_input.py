@@ -177,7 +177,7 @@ metas = st.one_of(
 
 @settings(max_examples=300)
 @given(role=st.sampled_from([Role.SERVER, Role.CLIENT]),
-       frame_type=st.sampled_from(list(FrameType) + [0, 0x08, 0xFF]),
+       frame_type=st.sampled_from([*FrameType, 0, 0x08, 0xFF]),
        call_id=st.sampled_from([0, 1, 2, 2**32 - 1]), meta=metas,
        payload=st.binary(max_size=16), flags=st.sampled_from([0, 1, 0xFF]),
        open_call=st.booleans())
