@@ -4,19 +4,27 @@ Comments (``//`` to end of line, ``/* ... */``) are skipped. Doc comments (``///
 followed by a fourth ``/``) are collected and attached to the next token as ``doc``; the
 parser moves them onto the declaration, field, enum member or method that token starts.
 
-The lexer never raises on bad input: problems become diagnostics and lexing goes on.
+The lexer never raises on bad input: problems become diagnostics and lexing goes on. It
+runs in time linear in the input: every token, comment and run of bad characters is
+matched by one regular expression, and nothing is ever rescanned. A number literal longer
+than :data:`MAX_NUMBER_LENGTH` characters is reported without being converted (Python
+refuses to convert integers of more than 4,300 digits, and no literal that long can fit
+any IDL type).
 """
 
 from __future__ import annotations
 
 import enum
-import itertools
-
-import attrs
+import math
+import re
+from typing import NamedTuple
 
 from rpcx.compiler.diagnostics import Diagnostic, Span
 
-__all__ = ["Tok", "Token", "tokenize"]
+__all__ = ["MAX_NUMBER_LENGTH", "Tok", "Token", "tokenize"]
+
+MAX_NUMBER_LENGTH = 1000
+"""Longest number literal (digits, point, exponent and unit) the lexer converts."""
 
 
 class Tok(enum.Enum):
@@ -29,26 +37,48 @@ class Tok(enum.Enum):
     EOF = "end of file"
 
 
-# Longest first, so "->" wins over "-".
-_PUNCT = ("->", ";", ":", ",", ".", "=", "(", ")", "{", "}", "<", ">", "[", "]", "?", "@", "-")
-
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0}
 
-_HEX = frozenset("0123456789abcdefABCDEF")
-
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "0": "\0"}
+_HEX_WIDTH = {"x": 2, "u": 4, "U": 8}
+
+_MASTER = re.compile(
+    r"(?P<ws>[ \t\r\n\f\v\ufeff]++)"
+    r"|(?P<punct>->|[;:,.=(){}<>\[\]?@-])"
+    r"|(?P<ident>[A-Za-z_][A-Za-z0-9_]*+)"
+    r"|(?P<number>(?P<digits>[0-9]++(?P<frac>\.[0-9]++)?+(?P<exp>[eE][+-]?+[0-9]++)?+)"
+    r"(?P<suffix>[A-Za-z0-9_]*+))"
+    r'|(?P<string>"(?P<body>(?:[^"\\\n]++|\\[^\n])*+)(?P<close>"|\\?+))'
+    r"|(?P<line>//[^\n]*+)"
+    r"|(?P<block>/\*(?:[^*]++|\*(?!/))*+(?P<closed>\*/)?+)"
+    r'|(?P<bad>[^ \t\r\n\f\v\ufeffA-Za-z_0-9"/;:,.=(){}<>\[\]?@\-]++|/)'
+)
+"""One alternative per kind of lexeme; together they match any character, so scanning
+never stops, and none of them backtracks (possessive quantifiers), so it is linear."""
+
+_G = {name: index for name, index in _MASTER.groupindex.items()}
+_WS_G, _PUNCT_G, _IDENT_G, _NUMBER_G = _G["ws"], _G["punct"], _G["ident"], _G["number"]
+_STRING_G, _LINE_G, _BLOCK_G = _G["string"], _G["line"], _G["block"]
+_HEX_DIGITS = re.compile(r"[0-9a-fA-F]*")
 
 
-@attrs.frozen
-class Token:
+class Token(NamedTuple):
+    """One token; a tuple, so that making a million of them stays cheap."""
+
     kind: Tok
     text: str
     """The exact source text of the token."""
-    span: Span
+    path: str
+    line: int
+    col: int
     value: object = None
     """INT: int; FLOAT: float; STRING: the unescaped str; DURATION: seconds as float."""
     doc: str = ""
     """Doc comments (``///``) immediately before this token, joined by newlines."""
+
+    @property
+    def span(self) -> Span:
+        return Span(self.path, self.line, self.col)
 
     def is_punct(self, text: str) -> bool:
         return self.kind is Tok.PUNCT and self.text == text
@@ -62,23 +92,14 @@ class Token:
             return "end of file"
         if self.kind is Tok.STRING:
             return "string " + _short(self.text)
-        return _short(repr(self.text))
+        return _short(repr(self.text[:50]))
+
+
+_new_token = tuple.__new__
 
 
 def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _is_ident_start(ch: str) -> bool:
-    return ch == "_" or ("a" <= ch <= "z") or ("A" <= ch <= "Z")
-
-
-def _is_ident_char(ch: str) -> bool:
-    return _is_ident_start(ch) or ("0" <= ch <= "9")
-
-
-def _is_digit(ch: str) -> bool:
-    return "0" <= ch <= "9"
 
 
 class _Lexer:
@@ -86,178 +107,135 @@ class _Lexer:
         self.text = text
         self.path = path
         self.lines = text.split("\n")
-        self.pos = 0
         self.line = 1
-        self.col = 1
+        self.line_start = 0
+        """Index of the first character of the current line."""
         self.tokens: list[Token] = []
         self.diagnostics: list[Diagnostic] = []
-        self.docs: list[str] = []
 
-    def peek(self, offset: int = 0) -> str:
-        i = self.pos + offset
-        return self.text[i] if i < len(self.text) else ""
-
-    def advance(self, count: int = 1) -> None:
-        for _ in range(count):
-            if self.pos >= len(self.text):
-                return
-            if self.text[self.pos] == "\n":
-                self.line += 1
-                self.col = 1
-            else:
-                self.col += 1
-            self.pos += 1
-
-    def span(self, line: int, col: int) -> Span:
-        return Span(self.path, line, col)
-
-    def error(self, span: Span, message: str) -> None:
-        source = self.lines[span.line - 1] if 0 < span.line <= len(self.lines) else ""
+    def error(self, pos: int, message: str) -> None:
+        line = self.line
+        source = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        span = Span(self.path, line, pos - self.line_start + 1)
         self.diagnostics.append(Diagnostic(span, message, source.rstrip("\r")))
 
-    def emit(self, kind: Tok, start: int, span: Span, value: object = None) -> None:
-        doc = "\n".join(self.docs)
-        self.docs = []
-        self.tokens.append(Token(kind, self.text[start : self.pos], span, value, doc))
-
     def run(self) -> None:
-        while self.pos < len(self.text):
-            ch = self.peek()
-            if ch in " \t\r\n\f\v\ufeff":
-                self.advance()
-            elif ch == "/" and self.peek(1) == "/":
-                self.line_comment()
-            elif ch == "/" and self.peek(1) == "*":
-                self.block_comment()
-            elif _is_ident_start(ch):
-                self.ident()
-            elif _is_digit(ch):
-                self.number()
-            elif ch == '"':
-                self.string()
+        text, path = self.text, self.path
+        tokens = self.tokens
+        append = tokens.append
+        docs: list[str] = []
+        punct, ident = Tok.PUNCT, Tok.IDENT
+        for m in _MASTER.finditer(text):
+            group = m.lastindex
+            if group == _WS_G:
+                start, end = m.span()
+                count = text.count("\n", start, end)
+                if count:
+                    self.line += count
+                    self.line_start = text.rfind("\n", start, end) + 1
+                continue
+            if group == _LINE_G:
+                if text.startswith("///", m.start()) and not text.startswith("////", m.start()):
+                    body = m.group()[3:].rstrip("\r")
+                    docs.append(body[1:] if body.startswith(" ") else body)
+                continue
+            start = m.start()
+            if group in (_PUNCT_G, _IDENT_G):
+                doc = ""
+                if docs:
+                    doc = "\n".join(docs)
+                    docs = []
+                append(_new_token(Token, (punct if group == _PUNCT_G else ident, m.group(),
+                                          path, self.line, start - self.line_start + 1,
+                                          None, doc)))
+                continue
+            if group == _BLOCK_G:
+                if m.group("closed") is None:
+                    self.error(start, "unterminated block comment")
+                end = m.end()
+                count = text.count("\n", start, end)
+                if count:
+                    self.line += count
+                    self.line_start = text.rfind("\n", start, end) + 1
+                continue
+            if group == _NUMBER_G:
+                kind, value = self.number(m)
+            elif group == _STRING_G:
+                kind, value = Tok.STRING, self.string(m)
             else:
-                self.punct()
-        self.emit(Tok.EOF, self.pos, self.span(self.line, self.col))
+                bad = m.group()
+                self.error(start, f"unexpected character {bad!r}" if len(bad) == 1 else
+                           f"unexpected characters {_short(repr(bad[:50]))}")
+                continue
+            doc = ""
+            if docs:
+                doc = "\n".join(docs)
+                docs = []
+            append(_new_token(Token, (kind, m.group(), path, self.line,
+                                      start - self.line_start + 1, value, doc)))
+        doc = "\n".join(docs)
+        append(Token(Tok.EOF, "", path, self.line, len(text) - self.line_start + 1, None, doc))
 
-    def line_comment(self) -> None:
-        start = self.pos
-        while self.pos < len(self.text) and self.peek() != "\n":
-            self.advance()
-        body = self.text[start : self.pos].rstrip("\r")
-        if body.startswith("///") and not body.startswith("////"):
-            body = body[3:]
-            if body.startswith(" "):
-                body = body[1:]
-            self.docs.append(body)
-
-    def block_comment(self) -> None:
-        span = self.span(self.line, self.col)
-        self.advance(2)
-        while self.pos < len(self.text):
-            if self.peek() == "*" and self.peek(1) == "/":
-                self.advance(2)
-                return
-            self.advance()
-        self.error(span, "unterminated block comment")
-
-    def ident(self) -> None:
-        start, span = self.pos, self.span(self.line, self.col)
-        while _is_ident_char(self.peek()):
-            self.advance()
-        self.emit(Tok.IDENT, start, span)
-
-    def number(self) -> None:
-        start, span = self.pos, self.span(self.line, self.col)
-        is_float = False
-        while _is_digit(self.peek()):
-            self.advance()
-        if self.peek() == "." and _is_digit(self.peek(1)):
-            is_float = True
-            self.advance()
-            while _is_digit(self.peek()):
-                self.advance()
-        if self.peek() in ("e", "E") and (
-            _is_digit(self.peek(1)) or (self.peek(1) in "+-" and _is_digit(self.peek(2)))
-        ):
-            is_float = True
-            self.advance(2)
-            while _is_digit(self.peek()):
-                self.advance()
-        number_end = self.pos
-        while _is_ident_char(self.peek()):
-            self.advance()
-        suffix = self.text[number_end : self.pos]
-        text = self.text[start : self.pos]
-        digits = self.text[start:number_end]
+    def number(self, m: re.Match[str]) -> tuple[Tok, object]:
+        start, end = m.span()
+        digits, suffix = m.group("digits"), m.group("suffix")
+        is_float = m.group("frac") is not None or m.group("exp") is not None
+        if end - start > MAX_NUMBER_LENGTH:
+            what = "number" if is_float or suffix else "integer"
+            self.error(start, f"{what} literal too long ({end - start} characters, at most"
+                       f" {MAX_NUMBER_LENGTH})")
+            return Tok.INT, 0
         if suffix:
             if suffix in _DURATION_UNITS and not is_float:
-                self.emit(Tok.DURATION, start, span, int(digits) * _DURATION_UNITS[suffix])
-                return
-            self.error(span, f"invalid number {_short(repr(text))}")
-            self.emit(Tok.INT, start, span, 0)
-            return
-        if is_float:
-            self.emit(Tok.FLOAT, start, span, float(digits))
-        else:
-            self.emit(Tok.INT, start, span, int(digits))
-
-    def string(self) -> None:
-        start, span = self.pos, self.span(self.line, self.col)
-        self.advance()
-        out: list[str] = []
-        while True:
-            ch = self.peek()
-            if ch in ("", "\n"):
-                self.error(span, "unterminated string")
-                self.emit(Tok.STRING, start, span, "".join(out))
-                return
-            if ch == '"':
-                self.advance()
-                self.emit(Tok.STRING, start, span, "".join(out))
-                return
-            if ch == "\\":
-                self.escape(out)
+                seconds = int(digits) * _DURATION_UNITS[suffix]
+                if math.isfinite(seconds):
+                    return Tok.DURATION, seconds
+                self.error(start, f"duration {m.group()} is out of range")
             else:
-                out.append(ch)
-                self.advance()
+                self.error(start, f"invalid number {_short(repr(m.group()))}")
+            return Tok.INT, 0
+        if is_float:
+            return Tok.FLOAT, float(digits)
+        return Tok.INT, int(digits)
 
-    def escape(self, out: list[str]) -> None:
-        span = self.span(self.line, self.col)
-        nxt = self.peek(1)
-        if nxt in _ESCAPES:
-            out.append(_ESCAPES[nxt])
-            self.advance(2)
-            return
-        width = {"x": 2, "u": 4, "U": 8}.get(nxt, 0) if nxt else 0
-        if width:
-            digits = self.text[self.pos + 2 : self.pos + 2 + width]
-            if len(digits) == width and all(c in _HEX for c in digits):
-                code = int(digits, 16)
-                if code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF:
-                    out.append(chr(code))
-                    self.advance(2 + width)
-                    return
-            shown = "".join(itertools.takewhile(lambda c: c in _HEX, digits))
-            self.error(span, f"invalid escape '\\{nxt}{shown}' in string")
-            self.advance(2)
-            return
-        if nxt in ("", "\n"):
-            # Let the string loop report it as unterminated.
-            self.advance()
-            return
-        self.error(span, f"invalid escape '\\{nxt}' in string")
-        self.advance(2)
+    def string(self, m: re.Match[str]) -> str:
+        body = m.group("body")
+        value = self.unescape(body, m.start("body")) if "\\" in body else body
+        if m.group("close") != '"':
+            self.error(m.start(), "unterminated string")
+        return value
 
-    def punct(self) -> None:
-        start, span = self.pos, self.span(self.line, self.col)
-        for p in _PUNCT:
-            if self.text.startswith(p, self.pos):
-                self.advance(len(p))
-                self.emit(Tok.PUNCT, start, span)
-                return
-        ch = self.peek()
-        self.error(span, f"unexpected character {ch!r}")
-        self.advance()
+    def unescape(self, body: str, offset: int) -> str:
+        """``body`` (a string's text between its quotes) with escapes decoded; bad ones are
+        reported at their backslash (``offset`` is where ``body`` starts in the text)."""
+        out: list[str] = []
+        i, n = 0, len(body)
+        while True:
+            j = body.find("\\", i)
+            if j < 0:
+                out.append(body[i:])
+                return "".join(out)
+            out.append(body[i:j])
+            nxt = body[j + 1] if j + 1 < n else ""
+            if nxt in _ESCAPES and nxt:
+                out.append(_ESCAPES[nxt])
+                i = j + 2
+                continue
+            width = _HEX_WIDTH.get(nxt, 0)
+            if width:
+                m = _HEX_DIGITS.match(body, j + 2, j + 2 + width)
+                assert m is not None
+                digits = m.group()
+                if len(digits) == width:
+                    code = int(digits, 16)
+                    if code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF:
+                        out.append(chr(code))
+                        i = j + 2 + width
+                        continue
+                self.error(offset + j, f"invalid escape '\\{nxt}{digits}' in string")
+            else:
+                self.error(offset + j, f"invalid escape '\\{nxt}' in string")
+            i = j + 2
 
 
 def tokenize(text: str, path: str = "<string>") -> tuple[list[Token], list[Diagnostic]]:
