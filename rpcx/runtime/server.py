@@ -50,7 +50,12 @@ from rpcx.protocol.connection import (
     DEFAULT_MAX_CONCURRENT_CALLS,
     DEFAULT_MAX_FRAME_SIZE,
 )
-from rpcx.protocol.dedup import DEFAULT_DEDUP_WINDOW, DEFAULT_MAX_IDEMPOTENCY_CACHE
+from rpcx.protocol.dedup import (
+    DEFAULT_DEDUP_WINDOW,
+    DEFAULT_IDEMPOTENCY_QUOTA,
+    DEFAULT_MAX_IDEMPOTENCY_BYTES,
+    DEFAULT_MAX_IDEMPOTENCY_CACHE,
+)
 from rpcx.runtime.accept import accept_forever, describe_peer
 from rpcx.runtime.dispatch import Dispatcher, Failure, Reply, Success
 from rpcx.runtime.interceptors import ServerInterceptor
@@ -87,7 +92,9 @@ class Server:
     incomplete frames all connections may hold together; default 64 MiB; a frame that
     finds no room is refused with RESOURCE_EXHAUSTED, its connection goes on),
     ``grace_period`` for graceful shutdown, and the idempotency
-    cache's ``dedup_window`` (seconds a reply is kept) and ``max_idempotency_cache``.
+    cache's ``dedup_window`` (seconds a reply is kept), ``max_idempotency_cache``
+    (entries), ``max_idempotency_bytes`` and ``idempotency_quota`` (entries one connection
+    may hold; see :mod:`rpcx.protocol.dedup` for the exact guarantee).
     ``reflection`` (default on) also serves the built-in ``rpcx.reflection.Reflection``
     service (:mod:`rpcx.reflection`), which tools such as ``rpcx call`` use.
     """
@@ -103,6 +110,8 @@ class Server:
                  grace_period: float = 5.0,
                  dedup_window: float = DEFAULT_DEDUP_WINDOW,
                  max_idempotency_cache: int = DEFAULT_MAX_IDEMPOTENCY_CACHE,
+                 max_idempotency_bytes: int = DEFAULT_MAX_IDEMPOTENCY_BYTES,
+                 idempotency_quota: int = DEFAULT_IDEMPOTENCY_QUOTA,
                  reflection: bool = True) -> None:
         if reflection:
             from rpcx.reflection import with_reflection
@@ -117,8 +126,9 @@ class Server:
             "frame_timeout": frame_timeout}
         self.receive_budget = ReceiveBudget(max_buffered_bytes)
         """Bytes of incomplete frames all connections may hold together."""
-        self._dedup: DedupCache[Reply] = DedupCache(max_entries=max_idempotency_cache,
-                                                    window=dedup_window)
+        self._dedup: DedupCache[Reply] = DedupCache(
+            max_entries=max_idempotency_cache, window=dedup_window,
+            max_bytes=max_idempotency_bytes, quota=idempotency_quota, size=_reply_size)
         self._dedup_done: dict[tuple[str, bytes], trio.Event] = {}
         self._links: set[Link] = set()
         self._shutdown = trio.Event()
@@ -179,6 +189,7 @@ class Server:
         self._stats["connections_total"] += 1
         conn = Connection(Role.SERVER, now=trio.current_time(), budget=self.receive_budget,
                           **self._conn_options)
+        owner = self._stats["connections_total"]  # owns the idempotency keys it sends
         scopes: dict[int, trio.CancelScope] = {}
         peer = describe_peer(stream)
 
@@ -188,7 +199,7 @@ class Server:
                     deadline=math.inf if event.deadline is None else event.deadline)
                 scopes[event.call_id] = scope
                 link.queue_work(functools.partial(self._run_call, link, event, scope,
-                                                  scopes, peer))
+                                                  scopes, peer, owner))
             elif isinstance(event, CancelReceived | DeadlineExpired | CallAborted):
                 running = scopes.pop(event.call_id, None)
                 if running is not None:
@@ -205,7 +216,7 @@ class Server:
             self._links.discard(link)
 
     async def _run_call(self, link: Link, event: RequestReceived, scope: trio.CancelScope,
-                        scopes: dict[int, trio.CancelScope], peer: str) -> None:
+                        scopes: dict[int, trio.CancelScope], peer: str, owner: int) -> None:
         self._stats["calls"] += 1
         if scope.cancel_called:
             # Cancelled before it started (CANCEL in the same read, connection lost) or
@@ -217,7 +228,7 @@ class Server:
         reply: Reply | None = None
         try:
             with scope:
-                reply = await self._execute(event, peer)
+                reply = await self._execute(event, peer, owner)
         finally:
             self._in_flight -= 1
             if scopes.get(event.call_id) is scope:
@@ -240,7 +251,7 @@ class Server:
                                      f"internal error in {event.method}")
         link.rearm()  # the link writes the answer (after the read, or after this job)
 
-    async def _execute(self, event: RequestReceived, peer: str) -> Reply:
+    async def _execute(self, event: RequestReceived, peer: str, owner: int) -> Reply:
         deadline = math.inf if event.deadline is None else event.deadline
         key = event.idempotency_key
         if key is None or event.oneway:
@@ -249,13 +260,13 @@ class Server:
                                                   peer=peer)
         entry = (event.method, key)
         while True:
-            decision = self._dedup.begin(event.method, key, trio.current_time())
+            decision = self._dedup.begin(event.method, key, trio.current_time(), owner)
             if isinstance(decision, Replay):
                 self._stats["replayed"] += 1
                 reply: Reply = decision.reply
                 return reply
             if isinstance(decision, Overloaded):
-                return Failure(Status.RESOURCE_EXHAUSTED, "too many calls in progress")
+                return Failure(Status.RESOURCE_EXHAUSTED, decision.reason)
             if isinstance(decision, Wait):
                 # Only a duplicate pays for an event: the first execution sets it if present.
                 waiter = self._dedup_done.get(entry)
@@ -282,6 +293,13 @@ class Server:
     def statistics(self) -> ServerStatistics:
         return ServerStatistics(connections=len(self._links), calls_in_flight=self._in_flight,
                                 idempotency_entries=len(self._dedup), **self._stats)
+
+
+def _reply_size(reply: Reply) -> int:
+    """Bytes a stored reply is charged in the idempotency cache."""
+    if isinstance(reply, Success):
+        return len(reply.payload)
+    return len(reply.message) + len(reply.error_payload or b"") + 64 * len(reply.details)
 
 
 async def serve(address: str, services: Iterable[object], *,

@@ -32,6 +32,7 @@ from rpcx.text import MAX_MESSAGE_BYTES
 from tests.integration._procs import RawPeer, poll_until, seed_call
 from tests.integration.conftest import Target
 from tests.integration.test_bad_input import raw, still_serving
+from tests.runtime.harness import Echo
 from tests.protocol.test_hostile_input import PYTHON_NOTATION
 
 PROCESS_PAYMENT = "payments.Payments/process_payment"
@@ -160,3 +161,40 @@ async def test_a_frame_held_past_frame_timeout_gets_a_goaway() -> None:
             assert await peer.read_frame() is None
             await trio.aclose_forcefully(stream)
             assert server.receive_budget.held == 0
+
+
+async def test_one_client_flooding_keyed_calls_cannot_evict_anothers_key() -> None:
+    """Finding 4: one client sending more keyed calls than the cache holds evicted another
+    client's completed key, and that client's retry charged again. The cache is now charged
+    per connection: the flooder only drops its own oldest keys."""
+    impl = Echo()
+    async with rpcx.open_server("tcp://127.0.0.1:0", [impl],
+                                max_idempotency_cache=100) as server:
+        host, port = rpcx.transport.parse_address(server.addresses[0]).host_port()
+
+        async def keyed_calls(keys: list[bytes]) -> list[object]:
+            stream = await trio.open_tcp_stream(host, port)
+            peer = RawPeer(stream)
+            await peer.send(PREFACE)
+            assert await peer.read_preface() == PREFACE
+            answers: list[object] = []
+            for start in range(0, len(keys), 50):  # within max_concurrent_calls
+                await peer.send(b"".join(
+                    encode_frame(RequestFrame(call_id=n, method="echo.Echo/increment",
+                                              payload=cbor2.dumps({1: 1}),
+                                              idempotency_key=key))
+                    for n, key in enumerate(keys[start:start + 50], start=start + 1)))
+                answers += [await peer.read_frame() for _ in keys[start:start + 50]]
+            await trio.aclose_forcefully(stream)
+            return answers
+
+        with trio.fail_after(30):
+            (paid,) = await keyed_calls([b"alice-payment-1"])
+            assert impl.increments == 1
+            flood = await keyed_calls([b"mallory-%d" % i for i in range(300)])
+            assert all(not isinstance(answer, ErrorFrame) for answer in flood)
+            assert impl.increments == 301
+            (retry,) = await keyed_calls([b"alice-payment-1"])  # a new connection
+            assert retry == paid
+            assert impl.increments == 301, "the retry ran the call again"
+            assert server.statistics().replayed == 1

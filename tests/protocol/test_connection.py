@@ -592,10 +592,12 @@ def test_oversized_connection_frame_is_fatal() -> None:
 
 
 def test_constructor_limits_are_validated() -> None:
-    for kwargs, match in [({"max_frame_size": 10}, "max_frame_size must be at least 64"),
-                          ({"max_concurrent_calls": 0}, "max_concurrent_calls must be"),
-                          ({"keepalive_interval": 0}, "keepalive_interval must be"),
-                          ({"keepalive_timeout": -1}, "keepalive_timeout must be")]:
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"max_frame_size": 10}, "max_frame_size must be at least 64"),
+        ({"max_concurrent_calls": 0}, "max_concurrent_calls must be"),
+        ({"keepalive_interval": 0}, "keepalive_interval must be"),
+        ({"keepalive_timeout": -1}, "keepalive_timeout must be")]
+    for kwargs, match in cases:
         with pytest.raises(ValueError, match=match):
             Connection(Role.CLIENT, now=0, **kwargs)
 

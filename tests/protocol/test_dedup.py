@@ -63,7 +63,7 @@ def test_full_cache_of_running_entries_is_overloaded() -> None:
     cache: DedupCache[int] = DedupCache(max_entries=2)
     cache.begin(M, b"a", now=0)
     cache.begin(M, b"b", now=0)
-    assert cache.begin(M, b"c", now=0) == Overloaded()
+    assert isinstance(cache.begin(M, b"c", now=0), Overloaded)
     assert cache.begin(M, b"a", now=0) == Wait()  # known keys still answer
 
 
@@ -86,3 +86,77 @@ def test_limits_are_validated() -> None:
         DedupCache(max_entries=0)
     with pytest.raises(ValueError, match="window must be positive"):
         DedupCache(window=0)
+    with pytest.raises(ValueError, match="quota must be positive"):
+        DedupCache(quota=0)
+    with pytest.raises(ValueError, match="max_bytes must be positive"):
+        DedupCache(max_bytes=0)
+
+
+# ---------------------------------------------------------------- owners (issue 9, finding 4)
+
+
+def run(cache: DedupCache[bytes], key: bytes, owner: str, now: float,
+        reply: bytes = b"ok") -> Execute | Wait | Replay[bytes] | Overloaded:
+    decision = cache.begin(M, key, now, owner)
+    if isinstance(decision, Execute):
+        cache.complete(M, key, reply, now)
+    return decision
+
+
+def test_one_owner_flooding_keys_never_drops_another_owners_key() -> None:
+    """The finding: one client's 10,000 keyed calls evicted another client's paid key, and
+    the retry charged again. Now the flooder only ever drops its own oldest keys."""
+    cache: DedupCache[bytes] = DedupCache(max_entries=1_000, quota=100, window=300)
+    assert run(cache, b"paid", "alice", 0.0, b"receipt") == Execute()
+    for i in range(10_000):
+        assert run(cache, b"k%d" % i, "mallory", 1 + i / 100) == Execute()
+        assert len(cache) <= 101
+    assert cache.begin(M, b"paid", 299.0, "alice-reconnected") == Replay(b"receipt")
+    assert cache.owned("mallory") == 100  # its newest 100
+    assert cache.state(M, b"k9899", 299.0) is None
+    assert cache.state(M, b"k9900", 299.0) is EntryState.DONE
+
+
+def test_a_full_cache_refuses_an_owner_with_nothing_of_its_own_to_drop() -> None:
+    cache: DedupCache[bytes] = DedupCache(max_entries=10, quota=100)
+    for owner in "abcde":
+        for i in range(2):
+            run(cache, f"{owner}{i}".encode(), owner, 0.0)
+    refused = cache.begin(M, b"new", 1.0, "newcomer")
+    assert isinstance(refused, Overloaded) and "cache is full" in refused.reason
+    assert len(cache) == 10  # nobody else's entry was dropped
+    assert run(cache, b"a2", "a", 1.0) == Execute()  # "a" makes room from its own
+    assert cache.state(M, b"a0", 1.0) is None and cache.owned("a") == 2
+    assert cache.begin(M, b"new", 301.0, "newcomer") == Execute()  # after the window
+
+
+def test_the_byte_bound_counts_stored_replies() -> None:
+    cache: DedupCache[bytes] = DedupCache(max_bytes=10_000, size=len)
+    assert run(cache, b"big", "a", 0.0, b"x" * 9_600) == Execute()
+    assert cache.bytes_held == 9_600 + 256
+    refused = cache.begin(M, b"k", 0.0, "b")
+    assert isinstance(refused, Overloaded)
+    assert run(cache, b"k2", "a", 0.0) == Execute()  # drops a's own big reply
+    assert cache.state(M, b"big", 0.0) is None
+    assert cache.bytes_held == 2 + 256
+
+
+def test_an_owner_at_its_quota_of_running_calls_is_refused() -> None:
+    cache: DedupCache[bytes] = DedupCache(quota=2)
+    cache.begin(M, b"1", 0.0, "a")
+    cache.begin(M, b"2", 0.0, "a")
+    refused = cache.begin(M, b"3", 0.0, "a")
+    assert isinstance(refused, Overloaded) and "2 keyed calls" in refused.reason
+    assert cache.begin(M, b"3", 0.0, "b") == Execute()
+    cache.abandon(M, b"1")
+    assert cache.begin(M, b"3b", 0.0, "a") == Execute()
+    assert cache.owned("a") == 2 and cache.bytes_held == 3 * 256
+
+
+def test_accounting_returns_to_zero() -> None:
+    cache: DedupCache[bytes] = DedupCache(window=10, size=len)
+    for i in range(50):
+        run(cache, b"%d" % i, "abc"[i % 3], float(i), b"r" * i)
+    cache.expire(1_000.0)
+    assert len(cache) == 0 and cache.bytes_held == 0
+    assert all(cache.owned(owner) == 0 for owner in "abc")
