@@ -32,8 +32,8 @@ from rpcx.text import MAX_MESSAGE_BYTES
 from tests.integration._procs import RawPeer, poll_until, seed_call
 from tests.integration.conftest import Target
 from tests.integration.test_bad_input import raw, still_serving
-from tests.runtime.harness import Echo
 from tests.protocol.test_hostile_input import PYTHON_NOTATION
+from tests.runtime.harness import Echo
 
 PROCESS_PAYMENT = "payments.Payments/process_payment"
 
