@@ -8,7 +8,9 @@ Pipeline: :mod:`~rpcx.compiler.lexer` → :mod:`~rpcx.compiler.parser` (a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import gc
+from collections.abc import Callable, Iterator, Sequence
 
 import attrs
 
@@ -17,7 +19,7 @@ from rpcx.compiler.check import check_unit
 from rpcx.compiler.diagnostics import Diagnostic, Span
 from rpcx.compiler.resolve import Loader, Unit, normalise
 
-__all__ = ["CompileResult", "compile_files", "compile_source"]
+__all__ = ["CompileResult", "compile_files", "compile_source", "paused_gc"]
 
 
 @attrs.frozen
@@ -41,15 +43,30 @@ def compile_files(paths: Sequence[str], read: Callable[[str], str]) -> CompileRe
     ``read(path)`` returns a file's text or raises :class:`OSError`; it is the only way the
     compiler reaches files. Never raises on bad input: problems come back as diagnostics.
     """
-    loader = Loader(read)
-    roots = loader.load_roots(paths)
-    files = [check_unit(unit) for unit in loader.order]
-    _cross_file_rules(loader.order)
+    with paused_gc():
+        loader = Loader(read)
+        roots = loader.load_roots(paths)
+        files = [check_unit(unit) for unit in loader.order]
+        _cross_file_rules(loader.order)
     diagnostics = list(loader.diagnostics)
     for unit in loader.order:
         diagnostics.extend(unit.diagnostics)
     diagnostics.sort(key=lambda d: (d.span.file, d.span.line, d.span.col))
     return CompileResult(() if diagnostics else tuple(files), roots, tuple(diagnostics))
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cycle collector: compiling allocates millions of small objects that
+    contain no cycles, and the collector would otherwise rescan them over and over
+    (a third of the run time on big inputs)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def compile_source(text: str, path: str = "<string>") -> CompileResult:

@@ -6,6 +6,7 @@ The model is built alongside; the caller throws it away when there was any diagn
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import datetime
 import decimal
@@ -84,6 +85,10 @@ class _Checker:
         self.unit = unit
         self.scope = Scope(unit)
         self.package = unit.package
+        self.by_qualified: dict[str, DeclInfo] | None = None
+        """Visible declarations by qualified name (built on first use)."""
+        self.enum_members: dict[int, dict[str, int]] = {}
+        """Member values of enum declarations by ``id`` of their node (built on use)."""
 
     def error(self, span: Span, message: str) -> None:
         self.unit.diag(span, message)
@@ -258,14 +263,12 @@ class _Checker:
         """The declaration a named type refers to (only own or directly imported ones)."""
         if mtype.ref is None:
             return None
-        for info in self.scope.own.values():
-            if info.qualified == mtype.ref:
-                return info
-        for _, decls in self.scope.imported:
-            for info in decls.values():
-                if info.qualified == mtype.ref:
-                    return info
-        return None
+        if self.by_qualified is None:
+            self.by_qualified = {}
+            for _, decls in reversed(self.scope.imported):
+                self.by_qualified.update((i.qualified, i) for i in decls.values())
+            self.by_qualified.update((i.qualified, i) for i in self.scope.own.values())
+        return self.by_qualified.get(mtype.ref)
 
     # -- default values --------------------------------------------------------------------
 
@@ -375,7 +378,12 @@ class _Checker:
         parts = [p.text for p in v.parts]
         if info is None or not isinstance(info.node, syn.EnumDecl):
             raise self.bad(v, f"cannot check enum default {v.text!r}")
-        members = {m.name.text: m.value for m in info.node.members}
+        members = self.enum_members.get(id(info.node))
+        if members is None:
+            members = {}
+            for m in info.node.members:
+                members[m.name.text] = m.value
+            self.enum_members[id(info.node)] = members
         member = parts[-1]
         ok = member in members
         if ok and len(parts) > 1:
@@ -389,7 +397,7 @@ class _Checker:
 
     def fields(
         self, fields: Iterable[syn.Field], reserved: Iterable[syn.ReservedRange], role: str
-    ) -> tuple[tuple[model.Field, ...], tuple[int, ...]]:
+    ) -> tuple[tuple[model.Field, ...], tuple[tuple[int, int], ...]]:
         """Fields of a struct/union/error, or parameters (``role``)."""
         reserved_tags = self.reserved(reserved, MIN_TAG, MAX_TAG, "tag")
         names: set[str] = set()
@@ -426,12 +434,12 @@ class _Checker:
             if mtype is not None:
                 out.append(model.Field(f.tag, f.name.text, mtype, default, f.doc, deprecated,
                                        f.name.span))
-        return tuple(out), tuple(sorted(reserved_tags))
+        return tuple(out), reserved_tags.merged()
 
     def reserved(
         self, ranges: Iterable[syn.ReservedRange], low: int, high: int, what: str
-    ) -> set[int]:
-        out: set[int] = set()
+    ) -> _Ranges:
+        out = _Ranges()
         for r in ranges:
             if r.low > r.high:
                 self.error(r.span, f"reserved range {r.low} to {r.high} is empty")
@@ -442,7 +450,7 @@ class _Checker:
                 self.error(r.span, f"reserved range {r.low} to {r.high} is too large (at"
                            f" most {MAX_RESERVED_RANGE} values)")
             else:
-                out.update(range(r.low, r.high + 1))
+                out.add(r.low, r.high)
         return out
 
     # -- declarations ----------------------------------------------------------------------
@@ -571,70 +579,136 @@ class _Checker:
         self.recursion([m for _, m in decls])
 
     def recursion(self, decls: list[model.Decl]) -> None:
-        """Reject a struct or union that can only be built from itself (required fields)."""
+        """Reject a struct or union that can only be built from itself (required fields).
+
+        Linear in the number of fields, with no recursion: a worklist finds what can be
+        built, and strongly connected components find what lies on a loop."""
         own = {d.qualified: d for d in decls
                if isinstance(d, model.StructDecl | model.UnionDecl)}
-
-        def needs(t: model.ModelType) -> str | None:
-            return t.ref if t.kind in (Kind.STRUCT, Kind.UNION) and t.ref in own else None
-
-        def fields_of(d: model.StructDecl | model.UnionDecl) -> tuple[model.Field, ...]:
-            return d.fields if isinstance(d, model.StructDecl) else d.variants
-
+        edges: dict[str, list[str]] = {}
+        """Declaration -> the declarations it needs (every variant of a union; required
+        fields without a default of a struct), with repeats."""
         buildable: set[str] = set()
-        changed = True
-        while changed:
-            changed = False
-            for q, d in own.items():
+        queue: list[str] = []
+        missing: dict[str, int] = {}
+        for q, d in own.items():
+            is_union = isinstance(d, model.UnionDecl)
+            fields = d.variants if isinstance(d, model.UnionDecl) else d.fields
+            refs: list[str] = []
+            plain = False
+            for f in fields:
+                if not is_union and f.default is not model.NO_DEFAULT:
+                    continue
+                ref = f.type.ref if f.type.kind in (Kind.STRUCT, Kind.UNION) else None
+                if ref is not None and ref in own:
+                    refs.append(ref)
+                else:
+                    plain = True
+            edges[q] = refs
+            missing[q] = len(refs)
+            if (plain or not fields) if is_union else not refs:
+                buildable.add(q)
+                queue.append(q)
+        needed_by: dict[str, list[str]] = {q: [] for q in own}
+        for q, refs in edges.items():
+            for r in refs:
+                needed_by[r].append(q)
+        while queue:
+            r = queue.pop()
+            for q in needed_by[r]:
                 if q in buildable:
                     continue
-                deps = [needs(f.type) for f in fields_of(d)
-                        if f.default is model.NO_DEFAULT or isinstance(d, model.UnionDecl)]
-                refs = [r for r in deps if r is not None]
-                if isinstance(d, model.UnionDecl):
-                    ok = not fields_of(d) or len(refs) < len(deps) or any(
-                        r in buildable for r in refs)
-                else:
-                    ok = all(r in buildable for r in refs)
-                if ok:
+                missing[q] -= 1
+                if isinstance(own[q], model.UnionDecl) or missing[q] == 0:
                     buildable.add(q)
-                    changed = True
+                    queue.append(q)
+        on_loop = _on_cycles(edges)
         for q, d in own.items():
-            if q in buildable or d.span is None:
+            if q in buildable or d.span is None or q not in on_loop:
                 continue
-            if self.reaches(q, q, own, set()):
-                if isinstance(d, model.UnionDecl):
-                    self.error(d.span, f"union {d.name!r} contains itself through every"
-                               " variant and can never be built (add a variant that does"
-                               " not lead back to it)")
-                else:
-                    kind = "error" if d.is_error else "struct"
-                    self.error(d.span, f"{kind} {d.name!r} contains itself through required"
-                               " fields and can never be built (make a field optional, a"
-                               " list or a map)")
+            if isinstance(d, model.UnionDecl):
+                self.error(d.span, f"union {d.name!r} contains itself through every"
+                           " variant and can never be built (add a variant that does"
+                           " not lead back to it)")
+            else:
+                kind = "error" if d.is_error else "struct"
+                self.error(d.span, f"{kind} {d.name!r} contains itself through required"
+                           " fields and can never be built (make a field optional, a"
+                           " list or a map)")
 
-    def reaches(
-        self,
-        start: str,
-        target: str,
-        own: dict[str, model.StructDecl | model.UnionDecl],
-        seen: set[str],
-    ) -> bool:
-        d = own[start]
-        fields = d.fields if isinstance(d, model.StructDecl) else d.variants
-        for f in fields:
-            if isinstance(d, model.StructDecl) and f.default is not model.NO_DEFAULT:
-                continue
-            ref = f.type.ref if f.type.kind in (Kind.STRUCT, Kind.UNION) else None
-            if ref is None or ref not in own:
-                continue
-            if ref == target:
-                return True
-            if ref not in seen:
-                seen.add(ref)
-                if self.reaches(ref, target, own, seen):
-                    return True
-        return False
+
+def _on_cycles(edges: dict[str, list[str]]) -> set[str]:
+    """The nodes that can reach themselves (Tarjan's algorithm, iteratively)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: set[str] = set()
+    for root in edges:
+        if root in index:
+            continue
+        work: list[tuple[str, int]] = [(root, 0)]
+        while work:
+            node, k = work.pop()
+            if k == 0:
+                index[node] = low[node] = len(index)
+                stack.append(node)
+                on_stack.add(node)
+            succ = edges[node]
+            if k > 0:
+                low[node] = min(low[node], low[succ[k - 1]])
+            while k < len(succ):
+                nxt = succ[k]
+                if nxt not in index:
+                    work.append((node, k + 1))
+                    work.append((nxt, 0))
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                k += 1
+            else:
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1 or node in succ:
+                        out.update(component)
+    return out
+
+
+class _Ranges:
+    """Reserved values as inclusive ranges: membership costs O(log n), not one set entry
+    per reserved value (``reserved 1 to 9999`` is 20 characters)."""
+
+    def __init__(self) -> None:
+        self.ranges: list[tuple[int, int]] = []
+        self.starts: list[int] | None = None
+        self.ends: list[int] = []
+
+    def add(self, low: int, high: int) -> None:
+        self.ranges.append((low, high))
+        self.starts = None
+
+    def merged(self) -> tuple[tuple[int, int], ...]:
+        out: list[tuple[int, int]] = []
+        for low, high in sorted(self.ranges):
+            if out and low <= out[-1][1] + 1:
+                out[-1] = (out[-1][0], max(out[-1][1], high))
+            else:
+                out.append((low, high))
+        return tuple(out)
+
+    def __contains__(self, value: int) -> bool:
+        if self.starts is None:
+            merged = self.merged()
+            self.starts = [low for low, _ in merged]
+            self.ends = [high for _, high in merged]
+        k = bisect.bisect_right(self.starts, value) - 1
+        return k >= 0 and value <= self.ends[k]
 
 
 class _Bad(Exception):

@@ -111,7 +111,8 @@ class StructDecl:
     name: str
     qualified: str
     fields: tuple[Field, ...]
-    reserved: tuple[int, ...] = ()
+    reserved: tuple[tuple[int, int], ...] = ()
+    """Retired tags as sorted, merged, inclusive ``(low, high)`` ranges."""
     is_error: bool = False
     doc: str = ""
     deprecated: str | None = None
@@ -126,7 +127,8 @@ class UnionDecl:
     name: str
     qualified: str
     variants: tuple[Field, ...]
-    reserved: tuple[int, ...] = ()
+    reserved: tuple[tuple[int, int], ...] = ()
+    """Retired tags as sorted, merged, inclusive ``(low, high)`` ranges."""
     doc: str = ""
     deprecated: str | None = None
     span: Span | None = attrs.field(default=None, eq=False)

@@ -22,6 +22,10 @@ __all__ = ["parse"]
 _DECL_KEYWORDS = frozenset({"enum", "struct", "union", "error", "service"})
 _TOP_KEYWORDS = _DECL_KEYWORDS | {"package", "import"}
 _MAX_DEPTH = 32
+_QUIET_TOKENS = 1
+"""After a syntax error, an error at the very token where parsing resumes is not reported
+(that token could not start anything either): one mistake gives one message, and a run of
+junk such as ``;;;;`` cannot cost a diagnostic (and an exception) per token."""
 """Nesting limit for types and values, so hostile input cannot exhaust the stack."""
 
 
@@ -31,38 +35,55 @@ class _Sync(Exception):
 
 class _Parser:
     def __init__(self, tokens: list[Token], path: str, lines: list[str]) -> None:
-        self.toks = tokens
+        # Padded with copies of the EOF token so that peek(offset) needs no bounds check.
+        self.toks = tokens + [tokens[-1]] * 4
+        self.eof = len(tokens) - 1
         self.path = path
         self.lines = lines
         self.i = 0
         self.diagnostics: list[Diagnostic] = []
+        self.quiet_until = -1
+        """Syntax errors at tokens before this index are not reported: they follow another
+        error too closely to say anything new (the parser is still resynchronising)."""
 
     # -- token helpers ---------------------------------------------------------------------
 
     def peek(self, offset: int = 0) -> Token:
-        return self.toks[min(self.i + offset, len(self.toks) - 1)]
+        return self.toks[self.i + offset]  # offset is at most 3: see the padding
 
     def next(self) -> Token:
-        tok = self.peek()
-        if tok.kind is not Tok.EOF:
+        tok = self.toks[self.i]
+        if self.i < self.eof:
             self.i += 1
         return tok
 
     def at_eof(self) -> bool:
-        return self.peek().kind is Tok.EOF
+        return self.i >= self.eof
 
     def error(self, span: Span, message: str) -> None:
         source = self.lines[span.line - 1] if 0 < span.line <= len(self.lines) else ""
         self.diagnostics.append(Diagnostic(span, message, source.rstrip("\r")))
 
     def fail(self, expected: str, tok: Token | None = None) -> _Sync:
-        tok = tok or self.peek()
-        self.error(tok.span, f"expected {expected}, found {tok.describe()}")
+        if self.i >= self.quiet_until:
+            tok = tok or self.peek()
+            self.error(tok.span, f"expected {expected}, found {tok.describe()}")
         return _Sync()
 
+    @property
+    def quiet(self) -> bool:
+        return self.i < self.quiet_until
+
+    def recovered(self) -> None:
+        """Called where parsing resumes after a syntax error."""
+        self.quiet_until = self.i + _QUIET_TOKENS
+
     def accept_punct(self, text: str) -> Token | None:
-        if self.peek().is_punct(text):
-            return self.next()
+        tok = self.toks[self.i]
+        if tok.text == text and tok.kind is Tok.PUNCT:
+            if self.i < self.eof:
+                self.i += 1
+            return tok
         return None
 
     def expect_punct(self, text: str, context: str = "") -> Token:
@@ -86,7 +107,9 @@ class _Parser:
         return tuple(parts)
 
     def docs_since(self, start: int) -> str:
-        return "\n".join(t.doc for t in self.toks[start : self.i + 1] if t.doc)
+        toks = self.toks
+        docs = [toks[k].doc for k in range(start, self.i + 1) if toks[k].doc]
+        return docs[0] if len(docs) == 1 else "\n".join(docs)
 
     def at_decl_start(self) -> bool:
         """A declaration keyword followed by a name and ``{``: a new top-level declaration."""
@@ -117,13 +140,33 @@ class _Parser:
                 return
             self.next()
 
+    def sync_top_fast(self) -> None:
+        """Skip to the next token that can start a top-level item."""
+        toks, i, eof = self.toks, self.i, self.eof
+        while i < eof:
+            tok = toks[i]
+            if tok.kind is Tok.IDENT and tok.text in _TOP_KEYWORDS:
+                break
+            if tok.text == "@" and tok.kind is Tok.PUNCT and toks[i + 1].kind is Tok.IDENT:
+                break
+            i += 1
+        self.i = i
+
     def sync_top(self) -> None:
+        if self.quiet:
+            # Resynchronising again right after an error: skip to something that is
+            # certainly a new top-level item.
+            while not self.at_eof() and not self.at_decl_start() and not (
+                self.peek().is_word("package") or self.peek().is_word("import")
+            ):
+                self.i += 1
+            return
         depth = 0
         while not self.at_eof():
             tok = self.peek()
             if depth == 0 and tok.kind is Tok.IDENT and tok.text in _TOP_KEYWORDS:
                 return
-            if depth == 0 and tok.is_punct("@"):
+            if depth == 0 and tok.is_punct("@") and self.peek(1).kind is Tok.IDENT:
                 return
             self.next()
             if tok.is_punct("{"):
@@ -144,6 +187,17 @@ class _Parser:
         seen_other = False
         while not self.at_eof():
             start = self.i
+            tok = self.peek()
+            if not (tok.kind is Tok.IDENT and tok.text in _TOP_KEYWORDS) and not (
+                tok.is_punct("@") and self.peek(1).kind is Tok.IDENT
+            ):
+                # Not the start of anything: one error for the whole run of such tokens.
+                seen_other = True
+                self.fail("a declaration (enum, struct, union, error or service)")
+                self.next()
+                self.sync_top_fast()
+                self.recovered()
+                continue
             try:
                 annotations = self.annotations()
                 tok = self.peek()
@@ -169,6 +223,7 @@ class _Parser:
                     raise self.fail("a declaration (enum, struct, union, error or service)")
             except _Sync:
                 self.sync_top()
+                self.recovered()
             if self.i == start:
                 self.next()  # always make progress
         if package is None:
@@ -232,7 +287,7 @@ class _Parser:
         if tok.is_punct("}"):
             self.next()
         else:
-            self.fail("'}'", tok)
+            self.error(tok.span, f"expected '}}', found {tok.describe()}")
 
     def body_done(self) -> bool:
         return self.at_eof() or self.peek().is_punct("}") or self.at_decl_start()
@@ -246,6 +301,10 @@ class _Parser:
         reserved: list[syn.ReservedRange] = []
         while not self.body_done():
             start = self.i
+            if self.quiet and self.peek().is_punct(";"):
+                self.next()  # a stray ';' just after an error
+                self.recovered()
+                continue
             try:
                 annotations = self.annotations()
                 if self.peek().is_word("reserved"):
@@ -254,6 +313,7 @@ class _Parser:
                     items.append(item(start, annotations))
             except _Sync:
                 self.sync_member()
+                self.recovered()
             if self.i == start:
                 self.next()
         self.close_body()
@@ -330,10 +390,15 @@ class _Parser:
         methods: list[syn.Method] = []
         while not self.body_done():
             start = self.i
+            if self.quiet and self.peek().is_punct(";"):
+                self.next()  # a stray ';' just after an error
+                self.recovered()
+                continue
             try:
                 methods.append(self.method(start))
             except _Sync:
                 self.sync_member()
+                self.recovered()
             if self.i == start:
                 self.next()
         self.close_body()
