@@ -24,6 +24,7 @@ import trio
 from rpcx.codec.json_codec import JsonCodec
 from rpcx.codegen import generate
 from rpcx.compiler import CompileResult, compile_files
+from rpcx.compiler.diagnostics import report
 from rpcx.errors import CodecError, DeclaredError, RpcError
 from rpcx.schema import MethodSpec, ServiceSpec, StructSpec, spec_of, struct_ref
 from rpcx.status import Status
@@ -55,8 +56,8 @@ def _compile(paths: Sequence[str]) -> CompileResult | None:
     result = compile_files(paths, _read)
     if result.ok:
         return result
-    for diagnostic in result.diagnostics:
-        print(diagnostic.render(), file=sys.stderr)
+    for text in report(result.diagnostics):
+        print(text, file=sys.stderr)
     files = len({d.span.file for d in result.diagnostics})
     count = len(result.diagnostics)
     print(f"{count} error{'s' if count != 1 else ''} in {files} file{'s' if files != 1 else ''}",

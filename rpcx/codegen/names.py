@@ -124,11 +124,45 @@ def _datetime_literal(value: datetime.datetime) -> str:
     return f"_datetime.datetime({', '.join(str(p) for p in parts)}, tzinfo=_datetime.UTC)"
 
 
+def _escape_char(ch: str) -> str:
+    code = ord(ch)
+    if ch == "\t":
+        return "\\t"
+    if ch == "\r":
+        return "\\r"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def _escape_line(line: str) -> str:
+    if line.isprintable():
+        return line
+    return "".join(ch if ch.isprintable() else _escape_char(ch) for ch in line)
+
+
+def escape_text(text: str) -> str:
+    """``text`` with a backslash doubled and every character that ``str.isprintable``
+    rejects but newline (controls such as NUL, form feed and ``\\r``, surrogates, U+2028,
+    bidi overrides and other format characters, unusual spaces) written as a Python escape,
+    as ``repr`` would. Inside a non-raw string literal the result means exactly ``text``,
+    and it cannot end the literal, hide code from a reader or make the module fail to
+    compile or encode."""
+    return "\n".join(_escape_line(line) for line in text.replace("\\", "\\\\").split("\n"))
+
+
+def comment_text(text: str) -> str:
+    """``text`` made safe for a ``#`` comment in generated code (one line, printable)."""
+    return _escape_line(text)
+
+
 def docstring(doc: str, width: int) -> list[str]:
-    """Lines of a triple-quoted docstring, wrapped to ``width`` columns, safely escaped."""
-    text = doc.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').strip()
-    if text.endswith('"'):
-        text += " "
+    """Lines of a triple-quoted docstring, wrapped to ``width`` columns, safely escaped:
+    whatever ``doc`` holds, the lines compile and the docstring's text is ``doc`` (up to
+    the whitespace that wrapping changes)."""
+    text = escape_text(doc).replace('"""', '\\"\\"\\"').strip()
     paragraphs: list[str] = []
     for raw in text.split("\n"):
         if len(raw) + 6 <= width:
@@ -137,5 +171,9 @@ def docstring(doc: str, width: int) -> list[str]:
             paragraphs.extend(textwrap.wrap(raw, width - 6, break_on_hyphens=False,
                                             break_long_words=False) or [""])
     if len(paragraphs) == 1 and len(paragraphs[0]) + 6 <= width:
-        return [f'"""{paragraphs[0]}"""']
+        line = paragraphs[0]
+        backslashes = len(line) - 1 - len(line[:-1].rstrip("\\"))
+        if line.endswith('"') and backslashes % 2 == 0:
+            line = line[:-1] + '\\"'  # else the closing quotes would be four
+        return [f'"""{line}"""']
     return ['"""' + paragraphs[0], *paragraphs[1:], '"""']

@@ -319,7 +319,10 @@ class _Checker:
             return v.value
         if kind is Kind.BYTES and isinstance(v, syn.Literal) and v.kind == "string":
             assert isinstance(v.value, str)
-            return v.value.encode("utf-8")
+            try:
+                return v.value.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate, only possible via compile_source
+                raise self.bad(v, f"default {_value_text(v)} is not valid unicode") from None
         if kind is Kind.TIMESTAMP and isinstance(v, syn.Literal) and v.kind == "string":
             assert isinstance(v.value, str)
             return self.timestamp(v, v.value)
