@@ -264,6 +264,11 @@ class RaftNode:
         return self._configs[0][1]
 
     @property
+    def snapshot(self) -> Snapshot | None:
+        """The latest snapshot (taken here or installed from the leader)."""
+        return self._snapshot
+
+    @property
     def hard_state(self) -> HardState:
         return HardState(self.term, self.vote)
 
@@ -601,15 +606,19 @@ class RaftNode:
     def _config_changed(self) -> None:
         if self.role != Role.LEADER:
             return
-        members = self.config.members
-        for member in members:
+        for member in self.config.members:
             if member != self.id and member not in self._progress:
                 self._progress[member] = Progress(next=self.log.last_index + 1)
-        for member in list(self._progress):
-            if member not in members:
-                del self._progress[member]
         if self._transferee and self._transferee not in self.config.voters:
             self._transferee = ""
+        self._prune_progress()
+
+    def _prune_progress(self) -> None:
+        """Forget members removed by a *committed* configuration (until then they still
+        get the log, so they learn of their removal and stop campaigning)."""
+        keep = set(self.config.members) | set(self.committed_config.members)
+        for member in [m for m in self._progress if m not in keep]:
+            del self._progress[member]
 
     def _maybe_commit(self) -> None:
         voters = self.config.voters
@@ -628,6 +637,8 @@ class RaftNode:
             return
         self._maybe_commit()
         commit_news = self._commit_sent < self.commit
+        if commit_news and len(self._configs) > 1:
+            self._prune_progress()
         for member in self._progress:
             sent = self._send_append(member, allow_empty=commit_news)
             while sent:
@@ -656,7 +667,7 @@ class RaftNode:
             if size > self.options.max_bytes_per_append and count:
                 del entries[count:]
                 break
-        if not entries and not allow_empty:
+        if not entries and not allow_empty and pr.state != _PState.PROBE:
             return False
         self._send(to, Append(self.term, prev, prev_term, tuple(entries), self.commit))
         if pr.state == _PState.PROBE:
@@ -682,7 +693,7 @@ class RaftNode:
             hint, _ = self.log.conflict_hint(msg.hint_index, msg.hint_term)
             pr.probe(max(pr.match + 1, min(msg.index, hint + 1)))
             return
-        if msg.index > pr.match:
+        if msg.index > pr.match or (msg.index == pr.match and pr.state == _PState.PROBE):
             pr.match, pr.stalled = msg.index, 0
             pr.next = max(pr.next, msg.index + 1)
             if pr.state == _PState.REPLICATE:
@@ -692,8 +703,6 @@ class RaftNode:
                 pr.replicate()
             if src == self._transferee and pr.match == self.log.last_index:
                 self._send(src, TimeoutNow(self.term))
-        elif pr.state == _PState.PROBE:
-            pr.paused = False
 
     def _on_heartbeat_reply(self, src: str, msg: HeartbeatReply) -> None:
         pr = self._progress.get(src)

@@ -61,20 +61,21 @@ from rpcx_broadcast.core.raft_messages import (
     Entry,
     EntryKind,
     RaftMessage,
+    ReadState,
     Snapshot,
     VoteReply,
     VoteRequest,
 )
-from rpcx_broadcast.core.storage import MemoryStorage, Recovered
+from rpcx_broadcast.core.storage import MemoryStorage, Recovered, Storage
 
 from .properties import Violation
 
-__all__ = ["Cut", "NodeFactory", "RaftCrash", "RaftFaults", "RaftSimConfig", "RaftSimResult",
-           "StorageFactory", "describe_failure", "make_schedule", "replay", "run_schedule",
-           "simulate"]
+__all__ = ["Cluster", "Cut", "NodeFactory", "RaftCrash", "RaftFaults", "RaftSimConfig",
+           "RaftSimResult", "StorageFactory", "describe_failure", "make_schedule", "replay",
+           "run_schedule", "simulate"]
 
 NodeFactory = Callable[[str, RandomSource, RaftOptions, Recovered, tuple[str, ...]], RaftNode]
-StorageFactory = Callable[[], MemoryStorage]
+StorageFactory = Callable[[], Storage]
 
 
 def _default_node(name: str, rng: RandomSource, options: RaftOptions, recovered: Recovered,
@@ -128,6 +129,9 @@ class RaftSimConfig:
     check_every: float = 10.0
     make_node: NodeFactory = _default_node
     make_storage: StorageFactory = MemoryStorage
+    reopen_storage: Callable[[Storage], Storage] | None = None
+    """At a restart, open the crashed node's storage afresh (e.g. ``FileStorage`` again
+    from its directory) instead of reusing the object."""
 
 
 @attrs.define
@@ -181,7 +185,7 @@ class _Machine:
         if snap is None or snap.index == 0:
             return cls()
         (index,) = struct.unpack(">Q", snap.data[:8])
-        return cls(index, snap.data[8:])
+        return cls(index, snap.data[8:16])
 
 
 @attrs.define(eq=False)
@@ -202,7 +206,7 @@ class _Sim:
         self.queue: list[tuple[float, int, int, object]] = []
         self.seq = 0
         self.now = 0.0
-        self.storages: dict[str, MemoryStorage] = {}
+        self.storages: dict[str, Storage] = {}
         self.live: dict[str, _Member] = {}
         self.incarnation: dict[str, int] = {}
         self.crashed: set[str] = set()
@@ -311,6 +315,8 @@ class _Sim:
 
     def start(self, name: str) -> None:
         storage = self.storages[name]
+        if name in self.crashed and self.c.reopen_storage is not None:
+            storage = self.storages[name] = self.c.reopen_storage(storage)
         recovered = storage.load()
         self.check_recovered(name, recovered)
         incarnation = self.incarnation.get(name, -1) + 1
@@ -357,7 +363,7 @@ class _Sim:
                 node.compact(node.applied, member.machine.data())
                 self.result.compactions += 1
 
-    def torn_write(self, name: str, ready: Ready, storage: MemoryStorage) -> None:
+    def torn_write(self, name: str, ready: Ready, storage: Storage) -> None:
         """Crash in the middle of persisting ``ready``: a prefix of its writes survives."""
         ops: list[Callable[[], None]] = []
         snap, hard = ready.snapshot, ready.hard_state
@@ -592,6 +598,177 @@ class _Sim:
                       f"{self.probe_acked}, committed {self.max_committed}, applied {behind}")
 
 
+# -- a hand-driven cluster for unit tests ----------------------------------------------------
+
+
+def _pack_values(values: list[bytes]) -> bytes:
+    return b"".join(struct.pack(">I", len(v)) + v for v in values)
+
+
+def _unpack_values(data: bytes) -> list[bytes]:
+    out, pos = [], 0
+    while pos < len(data):
+        (size,) = struct.unpack_from(">I", data, pos)
+        out.append(data[pos + 4:pos + 4 + size])
+        pos += 4 + size
+    return out
+
+
+class Cluster:
+    """Raft nodes driven by hand: ``tick``, ``deliver`` (every pending message, until none
+    is left, dropping those on ``cut`` links), ``crash`` / ``restart`` from storage.
+
+    The state machine of each node is the list of applied ``NORMAL`` entries' data
+    (``state[name]``), or with ``record=False`` only their count and digest (for long
+    runs). ``snapshot(name)`` compacts a node's log at its applied index.
+    """
+
+    def __init__(self, voters: tuple[str, ...], *, options: RaftOptions | None = None,
+                 seed: int = 0, make_storage: StorageFactory = MemoryStorage,
+                 make_node: NodeFactory = _default_node, record: bool = True) -> None:
+        self.voters = voters
+        self.options = options or RaftOptions()
+        self.seed = seed
+        self.make_storage = make_storage
+        self.make_node = make_node
+        self.record = record
+        self.nodes: dict[str, RaftNode] = {}
+        self.storages: dict[str, Storage] = {}
+        self.state: dict[str, list[bytes]] = {}
+        self.machines: dict[str, _Machine] = {}
+        self.installed: dict[str, int] = {}
+        self.read_states: dict[str, list[ReadState]] = {}
+        self.inbox: list[tuple[str, str, RaftMessage]] = []
+        self.sent: list[tuple[str, str, RaftMessage]] = []
+        self.cut: set[tuple[str, str]] = set()
+        self._starts = 0
+        for name in voters:
+            self.storages[name] = make_storage()
+            self.restart(name)
+
+    def restart(self, name: str) -> RaftNode:
+        """(Re)start ``name`` from its storage (a new node if it has none)."""
+        storage = self.storages.setdefault(name, self.make_storage())
+        recovered = storage.load()
+        self._starts += 1
+        rng = random.Random(f"{self.seed}/{name}/{self._starts}")
+        voters = self.voters if name in self.voters else ()
+        node = self.make_node(name, rng, self.options, recovered, voters)
+        self.nodes[name] = node
+        self._restore(name, recovered.snapshot)
+        self.read_states[name] = []
+        return node
+
+    def add(self, name: str) -> RaftNode:
+        """Start a new, empty node (it learns its configuration from the leader)."""
+        self.storages[name] = self.make_storage()
+        return self.restart(name)
+
+    def crash(self, name: str) -> None:
+        del self.nodes[name]
+        self.inbox = [m for m in self.inbox if m[1] != name]
+
+    def isolate(self, name: str) -> None:
+        for other in self.storages:
+            self.cut |= {(name, other), (other, name)}
+
+    def partition(self, *sides: set[str]) -> None:
+        """Cut every link between different ``sides``."""
+        for a_side in sides:
+            for b_side in sides:
+                if a_side is not b_side:
+                    self.cut |= {(a, b) for a in a_side for b in b_side}
+
+    def heal(self) -> None:
+        self.cut.clear()
+
+    def process(self, name: str) -> None:
+        """Run the Ready loop of ``name``: persist, send, apply, advance."""
+        node = self.nodes[name]
+        storage = self.storages[name]
+        while node.has_ready():
+            ready = node.ready()
+            for send in ready.persist(storage):
+                self.sent.append((name, send.dest, cast(RaftMessage, send.msg)))
+                if (name, send.dest) not in self.cut:
+                    self.inbox.append((name, send.dest, cast(RaftMessage, send.msg)))
+            if ready.snapshot is not None:
+                self._restore(name, ready.snapshot)
+                self.installed[name] = self.installed.get(name, 0) + 1
+            machine = self.machines[name]
+            for entry in ready.committed:
+                machine.digest = _digest(machine.digest, entry)
+                machine.index = entry.index
+                if self.record and entry.kind == EntryKind.NORMAL:
+                    self.state[name].append(entry.data)
+            self.read_states[name].extend(ready.read_states)
+            node.advance(ready)
+
+    def _restore(self, name: str, snap: Snapshot | None) -> None:
+        if snap is None or snap.index == 0:
+            self.machines[name], self.state[name] = _Machine(), []
+            return
+        self.machines[name] = _Machine.from_snapshot(snap)
+        self.state[name] = _unpack_values(snap.data[16:]) if self.record else []
+
+    def snapshot(self, name: str) -> Snapshot | None:
+        """Compact ``name``'s log at its applied index; returns the new snapshot."""
+        node = self.nodes[name]
+        machine = self.machines[name]
+        extra = _pack_values(self.state[name]) if self.record else b""
+        node.compact(node.applied, machine.data() + extra)
+        self.process(name)
+        return node.snapshot
+
+    def deliver(self, limit: int = 100_000) -> int:
+        """Deliver pending messages (and what they cause) until none is left."""
+        count = 0
+        while self.inbox and count < limit:
+            src, dest, msg = self.inbox.pop(0)
+            node = self.nodes.get(dest)
+            if node is None or (src, dest) in self.cut:
+                continue
+            node.step(src, msg)
+            self.process(dest)
+            count += 1
+        return count
+
+    def tick(self, *names: str, times: int = 1) -> None:
+        """Tick ``names`` (default: every live node) ``times`` times, delivering after each."""
+        for _ in range(times):
+            for name in names or tuple(self.nodes):
+                if name in self.nodes:
+                    self.nodes[name].tick()
+                    self.process(name)
+            self.deliver()
+
+    def leader(self) -> str | None:
+        """The live leader with the highest term, if any."""
+        best: str | None = None
+        for name, node in self.nodes.items():
+            if node.role == Role.LEADER and (best is None or node.term > self.nodes[best].term):
+                best = name
+        return best
+
+    def elect(self, name: str) -> None:
+        """Make ``name`` campaign now (its election timer runs out) and deliver."""
+        node = self.nodes[name]
+        for _ in range(2 * self.options.election_ticks + 1):
+            node.tick()
+            if node.role != Role.FOLLOWER:
+                break
+        self.process(name)
+        self.deliver()
+
+    def propose(self, data: bytes, at: str | None = None) -> int:
+        """Propose at ``at`` (default: the leader) and process that node."""
+        name = at or self.leader()
+        assert name is not None, "no leader"
+        index = self.nodes[name].propose(data)
+        self.process(name)
+        return index
+
+
 def simulate(config: RaftSimConfig) -> RaftSimResult:
     """Run ``config`` and check it; ``result.violation`` is the first property broken."""
     return _Sim(config).run()
@@ -660,9 +837,12 @@ def make_schedule(seed: int, *, make_node: NodeFactory = _default_node,
                          quiet=100.0, make_node=make_node, make_storage=make_storage)
 
 
-def run_schedule(seed: int, **kwargs: NodeFactory | StorageFactory) -> RaftSimResult:
-    """Simulate ``make_schedule(seed)`` and check it."""
-    return simulate(make_schedule(seed, **kwargs))  # type: ignore[arg-type]
+def run_schedule(seed: int, *, make_node: NodeFactory = _default_node,
+                 make_storage: StorageFactory = MemoryStorage,
+                 reopen_storage: Callable[[Storage], Storage] | None = None) -> RaftSimResult:
+    """Simulate ``make_schedule(seed)`` (with these factories) and check it."""
+    config = make_schedule(seed, make_node=make_node, make_storage=make_storage)
+    return simulate(attrs.evolve(config, reopen_storage=reopen_storage))
 
 
 def describe_failure(seed: int, violation: Violation) -> str:

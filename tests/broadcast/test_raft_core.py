@@ -1,0 +1,605 @@
+"""Unit tests of the Raft core's rules, one behaviour each, on a hand-driven ``Cluster``.
+
+Where a rule could silently be absent, the test also runs the node with the rule switched
+off (an option, or a subclass that breaks it) and shows the outcome differs.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from rpcx_broadcast.core.raft import (
+    ConfigChangeRefused,
+    NotLeader,
+    RaftNode,
+    RaftOptions,
+    RandomSource,
+    ReadIndexUnavailable,
+    Role,
+)
+from rpcx_broadcast.core.raft_log import RaftLog
+from rpcx_broadcast.core.raft_messages import (
+    Append,
+    AppendReply,
+    Config,
+    ConfigChange,
+    ConfigOp,
+    Entry,
+    EntryKind,
+    HardState,
+    InstallSnapshot,
+    Snapshot,
+    TimeoutNow,
+    VoteReply,
+    VoteRequest,
+)
+from rpcx_broadcast.core.storage import MemoryStorage, Recovered
+from rpcx_broadcast.testing.raft_sim import Cluster, NodeFactory
+
+ABC = ("a", "b", "c")
+FIVE = ("a", "b", "c", "d", "e")
+
+
+def started(voters: tuple[str, ...] = ABC, leader: str = "a", **options: int | bool) -> Cluster:
+    cluster = Cluster(voters, options=RaftOptions(**options))  # type: ignore[arg-type]
+    cluster.elect(leader)
+    assert cluster.leader() == leader
+    return cluster
+
+
+def node_factory(cls: type[RaftNode]) -> NodeFactory:
+    def make(name: str, rng: RandomSource, options: RaftOptions, recovered: Recovered,
+             voters: tuple[str, ...]) -> RaftNode:
+        return cls(name, rng, options=options, recovered=recovered, voters=voters)
+    return make
+
+
+# -- election -----------------------------------------------------------------------------
+
+
+def test_one_leader_is_elected_and_everyone_follows_it() -> None:
+    cluster = Cluster(FIVE)
+    cluster.tick(times=30)
+    leader = cluster.leader()
+    assert leader is not None
+    assert [n.role for n in cluster.nodes.values()].count(Role.LEADER) == 1
+    assert {n.leader for n in cluster.nodes.values()} == {leader}
+    assert len({n.term for n in cluster.nodes.values()}) == 1
+
+
+def test_election_timeouts_are_randomised_from_the_given_rng() -> None:
+    options = RaftOptions(election_ticks=10)
+    timeouts = set()
+    for seed in range(20):
+        node = RaftNode("a", random.Random(seed), options=options, voters=("a", "b", "c"))
+        ticks = 0
+        while node.role == Role.FOLLOWER:
+            node.tick()
+            ticks += 1
+        timeouts.add(ticks)
+    assert all(10 <= t < 20 for t in timeouts)
+    assert len(timeouts) > 3
+    again = RaftNode("a", random.Random(3), options=options, voters=ABC)
+    first = RaftNode("a", random.Random(3), options=options, voters=ABC)
+    for _ in range(25):
+        again.tick()
+        first.tick()
+    assert again.role == first.role and again.term == first.term
+
+
+def test_a_single_voter_leads_and_commits_alone() -> None:
+    cluster = Cluster(("solo",))
+    cluster.elect("solo")
+    assert cluster.leader() == "solo"
+    cluster.propose(b"x")
+    assert cluster.state["solo"] == [b"x"]
+
+
+def test_vote_goes_only_to_an_up_to_date_log_and_once_per_term() -> None:
+    node = RaftNode("a", random.Random(0), voters=ABC,
+                    recovered=Recovered(HardState(2), None, (Entry(1, 1), Entry(2, 2))))
+    storage = MemoryStorage()
+    node.step("b", VoteRequest(3, 1, 1))        # shorter, older log: refused
+    node.step("c", VoteRequest(3, 2, 2))        # as up to date: granted
+    node.step("b", VoteRequest(3, 5, 2))        # already voted in term 3
+    ready = node.ready()
+    replies = [(s.dest, s.msg) for s in ready.persist(storage)]
+    assert replies == [("b", VoteReply(3, False)), ("c", VoteReply(3, True)),
+                       ("b", VoteReply(3, False))]
+    assert storage.hard_state == HardState(3, "c")
+
+
+def test_prevote_does_not_bump_terms_and_a_rejoining_node_does_not_disrupt() -> None:
+    cluster = started()
+    term = cluster.nodes["a"].term
+    cluster.isolate("c")
+    cluster.tick(times=60)
+    assert cluster.nodes["c"].term == term          # PreVote never reached a majority
+    assert cluster.nodes["c"].role == Role.PRE_CANDIDATE
+    cluster.heal()
+    cluster.tick(times=5)
+    assert cluster.leader() == "a" and cluster.nodes["a"].term == term
+
+
+def test_without_prevote_an_isolated_node_inflates_its_term_and_deposes_the_leader() -> None:
+    cluster = started(pre_vote=False, check_quorum=False)
+    term = cluster.nodes["a"].term
+    cluster.isolate("c")
+    cluster.tick(times=60)
+    assert cluster.nodes["c"].term > term + 2
+    cluster.heal()
+    cluster.tick(times=2 * cluster.options.election_ticks)
+    assert cluster.nodes["a"].term > term + 2    # c's next election pushed everyone up
+
+
+def test_check_quorum_makes_an_isolated_leader_step_down() -> None:
+    cluster = started()
+    cluster.isolate("a")
+    cluster.tick("a", times=2 * cluster.options.election_ticks)
+    assert cluster.nodes["a"].role == Role.FOLLOWER
+    with pytest.raises(NotLeader):
+        cluster.nodes["a"].propose(b"x")
+
+
+def test_without_check_quorum_an_isolated_leader_keeps_leading() -> None:
+    cluster = started(check_quorum=False)
+    cluster.isolate("a")
+    cluster.tick("a", times=5 * cluster.options.election_ticks)
+    assert cluster.nodes["a"].role == Role.LEADER
+
+
+def test_leader_lease_ignores_vote_requests_while_the_leader_is_heard() -> None:
+    cluster = started()
+    b = cluster.nodes["b"]
+    term = b.term
+    b.step("c", VoteRequest(term + 1, 100, term + 1))
+    assert b.term == term and b.leader == "a"
+    cluster.process("b")
+    assert not [m for src, _, m in cluster.sent if src == "b" and isinstance(m, VoteReply)
+                and m.term == term + 1]
+
+
+# -- replication ----------------------------------------------------------------------------
+
+
+def test_entries_commit_everywhere_in_order() -> None:
+    cluster = started(FIVE)
+    for k in range(20):
+        cluster.propose(b"v%d" % k)
+    cluster.tick(times=2)
+    expected = [b"v%d" % k for k in range(20)]
+    assert all(cluster.state[n] == expected for n in FIVE)
+
+
+def test_a_minority_partition_commits_nothing_and_catches_up_on_heal() -> None:
+    cluster = started(FIVE)
+    cluster.propose(b"before")
+    cluster.tick(times=2)
+    cluster.partition({"a", "b"}, {"c", "d", "e"})
+    lost = cluster.propose(b"minority", at="a")          # the old leader still accepts it
+    cluster.tick(times=3)
+    assert cluster.nodes["a"].commit < lost
+    assert b"minority" not in cluster.state["a"]
+    cluster.tick(times=40)                               # majority elects, a steps down
+    new = cluster.leader()
+    assert new in ("c", "d", "e")
+    cluster.propose(b"majority")
+    cluster.tick(times=2)
+    assert cluster.state["c"][-1] == b"majority"
+    assert cluster.state["a"] == cluster.state["b"] == [b"before"]
+    cluster.heal()
+    cluster.tick(times=5)
+    for name in FIVE:
+        assert cluster.state[name] == [b"before", b"majority"], name
+    assert cluster.nodes["a"].log.entry(lost).data != b"minority"
+
+
+def test_an_old_term_entry_is_not_committed_by_counting_replicas_figure_8() -> None:
+    """Raft figure 8: a leader only commits entries of its own term by counting."""
+    def run(cls: type[RaftNode]) -> list[int]:
+        old = (Entry(1, 1, b"x"), Entry(2, 2, b"from-term-2"))
+        stores = {"a": MemoryStorage(HardState(2), None, list(old)),
+                  "b": MemoryStorage(HardState(2), None, [old[0]]),
+                  "c": MemoryStorage(HardState(2), None, [old[0]])}
+        options = RaftOptions(max_entries_per_append=1)
+        cluster = Cluster(ABC, options=options, make_node=node_factory(cls),
+                          make_storage=lambda: MemoryStorage())
+        for name, storage in stores.items():
+            cluster.storages[name] = storage
+            cluster.restart(name)
+        cluster.cut = {("a", "c"), ("c", "a")}
+        a = cluster.nodes["a"]
+        a.tick()
+        for _ in range(40):
+            a.tick()
+            if a.role != Role.FOLLOWER:
+                break
+        cluster.process("a")
+        commits = []
+        # deliver one message at a time and watch the leader's commit index
+        while cluster.inbox:
+            src, dest, msg = cluster.inbox.pop(0)
+            if (src, dest) in cluster.cut or dest not in cluster.nodes:
+                continue
+            cluster.nodes[dest].step(src, msg)
+            cluster.process(dest)
+            if a.role == Role.LEADER:
+                commits.append(a.commit)
+        assert a.role == Role.LEADER and a.term == 3
+        return commits
+
+    good = run(RaftNode)
+    assert good[-1] == 3
+    # b holds entry 2 (majority a, b) before it holds the no-op of term 3: not committed
+    assert 2 not in good
+
+    class CountsReplicas(RaftNode):
+        def _maybe_commit(self) -> None:
+            matches = sorted(self.log.last_index if v == self.id else
+                             self._progress[v].match for v in self.config.voters)
+            self.commit = max(self.commit, matches[len(matches) - self.config.quorum])
+
+    assert 2 in run(CountsReplicas)
+
+
+def test_batching_puts_many_proposals_in_one_append() -> None:
+    cluster = started()
+    cluster.tick(times=2)
+    cluster.sent.clear()
+    leader = cluster.nodes["a"]
+    for k in range(100):
+        leader.propose(b"%d" % k)
+    cluster.process("a")
+    appends = [m for src, _, m in cluster.sent if src == "a" and isinstance(m, Append)]
+    assert len(appends) == 2 and all(len(m.entries) == 100 for m in appends)
+
+
+def test_pipelining_is_bounded_by_max_inflight() -> None:
+    cluster = started(max_inflight=3, max_entries_per_append=10)
+    cluster.tick(times=2)
+    cluster.sent.clear()
+    leader = cluster.nodes["a"]
+    for k in range(100):
+        leader.propose(b"%d" % k)
+    cluster.process("a")
+    to_b = [m for src, dest, m in cluster.sent if (src, dest) == ("a", "b")
+            and isinstance(m, Append)]
+    assert len(to_b) == 3 and all(len(m.entries) == 10 for m in to_b)
+    cluster.deliver()
+    assert cluster.state["b"] == [b"%d" % k for k in range(100)]
+
+
+def test_lost_appends_are_resent_after_heartbeats() -> None:
+    cluster = started(max_inflight=4)
+    cluster.tick(times=2)
+    cluster.cut = {("a", "b")}
+    cluster.propose(b"lost")
+    cluster.deliver()
+    cluster.heal()
+    assert b"lost" not in cluster.state["b"]
+    cluster.tick(times=4)
+    assert cluster.state["b"] == [b"lost"]
+
+
+def test_a_follower_rejecting_an_append_points_the_leader_back_fast() -> None:
+    log = RaftLog(0, 0, [Entry(1, i) for i in range(1, 4)] + [Entry(2, i) for i in range(4, 9)])
+    assert log.conflict_hint(8, 1) == (3, 1)
+    assert log.conflict_hint(20, 5) == (8, 2)
+    compacted = RaftLog(5, 1, [Entry(2, 6)])
+    assert compacted.conflict_hint(3, 1) == (3, 0)
+
+
+# -- leadership transfer --------------------------------------------------------------------
+
+
+def test_leadership_transfer_hands_over_without_waiting_for_a_timeout() -> None:
+    cluster = started()
+    term = cluster.nodes["a"].term
+    cluster.nodes["a"].transfer_leadership("b")
+    cluster.process("a")
+    cluster.deliver()
+    assert cluster.leader() == "b" and cluster.nodes["b"].term == term + 1
+    assert cluster.nodes["a"].role == Role.FOLLOWER
+
+
+def test_transfer_to_a_lagging_follower_first_catches_it_up() -> None:
+    cluster = started()
+    cluster.isolate("c")
+    for k in range(5):
+        cluster.propose(b"%d" % k)
+    cluster.tick("a", "b", times=2)
+    cluster.heal()
+    a = cluster.nodes["a"]
+    a.transfer_leadership("c")
+    with pytest.raises(NotLeader):
+        a.propose(b"refused while transferring")
+    cluster.process("a")
+    assert not [m for src, _, m in cluster.sent if isinstance(m, TimeoutNow)]
+    cluster.tick(times=3)
+    assert cluster.leader() == "c"
+    assert cluster.state["c"] == [b"%d" % k for k in range(5)]
+
+
+def test_a_transfer_to_an_unreachable_node_is_abandoned_after_an_election_timeout() -> None:
+    cluster = started()
+    cluster.isolate("c")
+    cluster.propose(b"x")
+    a = cluster.nodes["a"]
+    a.transfer_leadership("c")
+    cluster.tick("a", "b", times=cluster.options.election_ticks + 1)
+    assert a.role == Role.LEADER
+    a.propose(b"accepted again")
+
+
+# -- membership -----------------------------------------------------------------------------
+
+
+def test_a_learner_catches_up_then_is_promoted_and_counts_in_the_quorum() -> None:
+    cluster = started()
+    for k in range(10):
+        cluster.propose(b"%d" % k)
+    cluster.tick(times=2)
+    cluster.add("d")
+    a = cluster.nodes["a"]
+    cluster.isolate("d")
+    a.propose_config(ConfigChange(ConfigOp.ADD_LEARNER, "d"))
+    cluster.tick("a", "b", "c", times=2)
+    assert a.config == Config(ABC, ("d",))
+    with pytest.raises(ConfigChangeRefused, match="caught up"):
+        a.propose_config(ConfigChange(ConfigOp.PROMOTE, "d"))
+    cluster.heal()
+    cluster.tick(times=3)
+    assert cluster.state["d"] == cluster.state["a"]
+    a.propose_config(ConfigChange(ConfigOp.PROMOTE, "d"))
+    cluster.tick(times=2)
+    assert all(n.config == Config(("a", "b", "c", "d")) for n in cluster.nodes.values())
+    # quorum is now 3 of 4: with b and c cut off, a and d cannot commit
+    cluster.partition({"a", "d"}, {"b", "c"})
+    index = cluster.propose(b"needs three")
+    cluster.tick("a", "d", times=2)
+    assert a.commit < index
+
+
+def test_a_learner_never_campaigns_and_its_vote_does_not_count() -> None:
+    cluster = started(("a", "b"))
+    cluster.add("c")
+    cluster.nodes["a"].propose_config(ConfigChange(ConfigOp.ADD_LEARNER, "c"))
+    cluster.tick(times=3)
+    assert cluster.nodes["c"].config.learners == ("c",)
+    cluster.isolate("a")
+    cluster.tick("c", times=60)
+    assert cluster.nodes["c"].role == Role.FOLLOWER
+    assert not [m for src, _, m in cluster.sent if src == "c" and isinstance(m, VoteRequest)]
+    # b campaigns (a is gone) and asks only the voters; a granted vote from the learner c
+    # does not make b leader of (a, b)
+    b = cluster.nodes["b"]
+    cluster.elect("b")
+    assert b.role == Role.PRE_CANDIDATE
+    assert {dest for src, dest, m in cluster.sent if src == "b"
+            and isinstance(m, VoteRequest)} == {"a"}
+    b.step("c", VoteReply(b.term + 1, True, pre=True))
+    assert b.role == Role.PRE_CANDIDATE
+
+
+def lone_leader() -> RaftNode:
+    """A leader of (x, y, z) that won with y's vote and has committed nothing yet."""
+    node = RaftNode("x", random.Random(0), voters=("x", "y", "z"))
+    while node.role == Role.FOLLOWER:
+        node.tick()
+    roles = [node.role]
+    node.step("y", VoteReply(node.term + 1, True, pre=True))
+    roles.append(node.role)
+    node.step("y", VoteReply(node.term, True))
+    roles.append(node.role)
+    assert roles == [Role.PRE_CANDIDATE, Role.CANDIDATE, Role.LEADER]
+    return node
+
+
+def test_a_new_leader_makes_no_change_before_committing_its_own_entry() -> None:
+    leader = lone_leader()
+    with pytest.raises(ConfigChangeRefused, match="not committed"):
+        leader.propose_config(ConfigChange(ConfigOp.REMOVE, "z"))
+    leader.step("y", AppendReply(leader.term, True, leader.log.last_index))
+    leader.has_ready()  # the leader commits its no-op
+    assert leader.log.term(leader.commit) == leader.term
+    leader.propose_config(ConfigChange(ConfigOp.REMOVE, "z"))
+
+
+def test_the_leader_cannot_remove_itself_but_can_leave_after_a_transfer() -> None:
+    cluster = started()
+    cluster.tick(times=2)
+    a = cluster.nodes["a"]
+    with pytest.raises(ConfigChangeRefused, match="transfer"):
+        a.propose_config(ConfigChange(ConfigOp.REMOVE, "a"))
+    a.transfer_leadership("b")
+    cluster.process("a")
+    cluster.deliver()
+    b = cluster.nodes["b"]
+    cluster.tick(times=1)
+    b.propose_config(ConfigChange(ConfigOp.REMOVE, "a"))
+    cluster.process("b")
+    cluster.tick(times=2)
+    assert b.committed_config == Config(("b", "c"))
+    cluster.crash("a")
+    cluster.propose(b"after the leave")
+    cluster.tick(times=2)
+    assert cluster.state["c"][-1] == b"after the leave"
+
+
+def test_a_removed_node_does_not_campaign() -> None:
+    cluster = started()
+    cluster.nodes["a"].propose_config(ConfigChange(ConfigOp.REMOVE, "c"))
+    cluster.tick(times=3)
+    c = cluster.nodes["c"]
+    assert c.config == Config(("a", "b"))
+    cluster.isolate("c")
+    cluster.tick("c", times=60)
+    assert c.role == Role.FOLLOWER
+
+
+def test_config_changes_are_validated() -> None:
+    config = Config(ABC, ("d",))
+    assert config.changed(ConfigChange(ConfigOp.PROMOTE, "d")) == Config(("a", "b", "c", "d"))
+    assert config.changed(ConfigChange(ConfigOp.REMOVE, "d")) == Config(ABC)
+    for bad in (ConfigChange(ConfigOp.ADD_LEARNER, "a"), ConfigChange(ConfigOp.PROMOTE, "a"),
+                ConfigChange(ConfigOp.REMOVE, "zz")):
+        with pytest.raises(ValueError):
+            config.changed(bad)
+    with pytest.raises(ValueError, match="last voter"):
+        Config(("a",)).changed(ConfigChange(ConfigOp.REMOVE, "a"))
+    with pytest.raises(ValueError, match="both"):
+        Config(("a",), ("a",))
+    with pytest.raises(ValueError):
+        ConfigChange(ConfigOp.REMOVE, "")
+
+
+# -- snapshots ------------------------------------------------------------------------------
+
+
+def test_a_far_behind_follower_catches_up_from_a_snapshot() -> None:
+    cluster = started()
+    cluster.isolate("c")
+    for k in range(50):
+        cluster.propose(b"%d" % k)
+    cluster.tick("a", "b", times=2)
+    cluster.snapshot("a")
+    a = cluster.nodes["a"]
+    assert a.log.snapshot_index > 50 and len(a.log) == 0
+    cluster.heal()
+    cluster.tick(times=4)
+    assert cluster.installed.get("c") == 1
+    assert cluster.state["c"] == [b"%d" % k for k in range(50)]
+    assert cluster.nodes["c"].log.snapshot_index == a.log.snapshot_index
+    cluster.propose(b"after")
+    cluster.tick(times=2)
+    assert cluster.state["c"][-1] == b"after"
+
+
+def test_a_new_member_catches_up_from_a_snapshot() -> None:
+    cluster = started()
+    for k in range(30):
+        cluster.propose(b"%d" % k)
+    cluster.tick(times=2)
+    for name in ABC:
+        cluster.snapshot(name)
+    cluster.add("d")
+    cluster.nodes["a"].propose_config(ConfigChange(ConfigOp.ADD_LEARNER, "d"))
+    cluster.tick(times=4)
+    assert cluster.installed.get("d") == 1
+    assert cluster.state["d"] == cluster.state["a"]
+    assert cluster.nodes["d"].config == Config(ABC, ("d",))
+
+
+def test_a_snapshot_at_an_index_the_follower_holds_keeps_its_log() -> None:
+    node = RaftNode("b", random.Random(0), voters=ABC,
+                    recovered=Recovered(HardState(1), None, tuple(Entry(1, i)
+                                                                  for i in range(1, 6))))
+    node.step("a", InstallSnapshot(1, Snapshot(3, 1, Config(ABC), b"s")))
+    ready = node.ready()
+    assert ready.snapshot is None
+    assert node.commit == 3 and node.log.last_index == 5
+    assert [s.msg for s in ready.persist(MemoryStorage())] == [AppendReply(1, True, 3)]
+
+
+def test_compaction_cannot_pass_the_applied_index() -> None:
+    cluster = started()
+    with pytest.raises(ValueError, match="applied"):
+        cluster.nodes["a"].compact(cluster.nodes["a"].applied + 1, b"")
+
+
+# -- reads ----------------------------------------------------------------------------------
+
+
+def test_read_index_is_confirmed_by_a_quorum() -> None:
+    cluster = started()
+    with pytest.raises(NotLeader):
+        cluster.nodes["b"].read_index()
+    cluster.propose(b"w")
+    cluster.tick(times=2)
+    request = cluster.nodes["a"].read_index()
+    cluster.process("a")
+    cluster.deliver()
+    assert [(r.request, r.index) for r in cluster.read_states["a"]] == \
+        [(request, cluster.nodes["a"].commit)]
+
+
+def test_a_cut_off_leader_confirms_no_read() -> None:
+    cluster = started()
+    cluster.tick(times=2)
+    cluster.isolate("a")
+    cluster.nodes["a"].read_index()
+    cluster.tick("a", times=3)
+    assert cluster.read_states["a"] == []
+
+
+def test_read_index_waits_for_an_entry_of_the_leaders_term() -> None:
+    with pytest.raises(ReadIndexUnavailable):
+        lone_leader().read_index()
+
+
+# -- the Ready contract ----------------------------------------------------------------------
+
+
+def test_advance_refuses_a_ready_that_was_not_persisted() -> None:
+    node = RaftNode("a", random.Random(0), voters=("a",))
+    for _ in range(25):
+        node.tick()
+    ready = node.ready()
+    with pytest.raises(RuntimeError, match="advance"):
+        node.ready()
+    with pytest.raises(RuntimeError, match="persist"):
+        node.advance(ready)
+    assert not node.has_ready()
+    ready.persist(MemoryStorage())
+    node.advance(ready)
+
+
+def test_the_vote_is_on_disk_before_the_reply_can_be_sent() -> None:
+    """Messages come only out of ``Ready.persist``, after ``Storage.save`` returned."""
+    seen: list[str] = []
+
+    class Spy(MemoryStorage):
+        def save(self, hard_state: HardState | None, entries: object,
+                 snapshot: object = None) -> None:
+            seen.append(f"save {hard_state}")
+            super().save(hard_state, entries, snapshot)  # type: ignore[arg-type]
+
+    node = RaftNode("b", random.Random(0), voters=ABC)
+    node.step("a", VoteRequest(1, 0, 0))
+    ready = node.ready()
+    replies = ready.persist(Spy())
+    seen.append(f"send {replies[0].msg}")
+    assert seen == ["save HardState(term=1, vote='a')",
+                    "send VoteReply(term=1, granted=True, pre=False)"]
+
+
+def test_a_restarted_node_keeps_term_vote_and_log() -> None:
+    cluster = started()
+    for k in range(5):
+        cluster.propose(b"%d" % k)
+    cluster.tick(times=2)
+    before = cluster.nodes["b"]
+    cluster.crash("b")
+    after = cluster.restart("b")
+    assert (after.term, after.vote) == (before.term, before.vote)
+    assert after.log.last_index == before.log.last_index
+    assert after.commit == 0 and cluster.state["b"] == []
+    cluster.tick(times=2)
+    assert cluster.state["b"] == [b"%d" % k for k in range(5)]
+
+
+def test_options_are_validated() -> None:
+    with pytest.raises(ValueError):
+        RaftOptions(election_ticks=2, heartbeat_ticks=2)
+    with pytest.raises(ValueError):
+        RaftOptions(max_inflight=0)
+    with pytest.raises(ValueError):
+        RaftNode("", random.Random(0))
+
+
+def test_messages_hold_only_plain_data() -> None:
+    entry = Entry(1, 2, b"d", EntryKind.CONFIG, Config(("a",), ("b",)))
+    assert entry.config is not None and entry.config.members == ("a", "b")
+    assert Append(1, 0, 0, (entry,), 0).entries[0] == entry
