@@ -72,7 +72,8 @@ class Token(NamedTuple):
     line: int
     col: int
     value: object = None
-    """INT: int; FLOAT: float; STRING: the unescaped str; DURATION: seconds as float."""
+    """INT: int (None for a literal too long to convert); FLOAT: float; STRING: the
+    unescaped str; DURATION: seconds as float."""
     doc: str = ""
     """Doc comments (``///``) immediately before this token, joined by newlines."""
 
@@ -184,7 +185,7 @@ class _Lexer:
             what = "number" if is_float or suffix else "integer"
             self.error(start, f"{what} literal too long ({end - start} characters, at most"
                        f" {MAX_NUMBER_LENGTH})")
-            return Tok.INT, 0
+            return Tok.INT, None  # the parser skips the item without another message
         if suffix:
             if suffix in _DURATION_UNITS and not is_float:
                 seconds = int(digits) * _DURATION_UNITS[suffix]

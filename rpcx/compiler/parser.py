@@ -355,6 +355,8 @@ class _Parser:
         num = self.peek()
         if num.kind is not Tok.INT:
             raise self.fail(what, num)
+        if num.value is None:
+            raise _Sync()  # too long: the lexer has reported it
         self.next()
         assert isinstance(num.value, int)
         return sign * num.value, tok.span
@@ -471,6 +473,10 @@ class _Parser:
         if depth > _MAX_DEPTH:
             self.error(tok.span, "value nested too deeply")
             raise _Sync()
+        if (tok.kind is Tok.INT and tok.value is None) or (
+            tok.is_punct("-") and self.peek(1).kind is Tok.INT and self.peek(1).value is None
+        ):
+            raise _Sync()  # a number too long to convert: the lexer has reported it
         if tok.is_punct("-"):
             num = self.peek(1)
             if num.kind in (Tok.INT, Tok.FLOAT):
