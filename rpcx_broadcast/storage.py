@@ -167,7 +167,7 @@ class FileStorage:
         self._snapshot_index = recovered.snapshot.index if recovered.snapshot else 0
         if not self._segments:
             self._roll()
-        self._file = open(self._segments[-1].path, "ab")  # noqa: SIM115 (kept open)
+        self._size = self._segments[-1].path.stat().st_size
 
     # -- Storage ------------------------------------------------------------------------
 
@@ -190,12 +190,14 @@ class FileStorage:
         if entries:
             segment.max_index = max(segment.max_index, entries[-1].index)
         if out:
-            self._file.write(out)
-            self._file.flush()
-            self._sync(self._file.fileno())
+            with open(segment.path, "ab") as f:
+                f.write(out)
+                f.flush()
+                self._sync(f.fileno())
+            self._size += len(out)
         if snapshot is not None:
             self._drop_older_snapshots(snapshot.index)
-        if self._file.tell() >= self.segment_bytes:
+        if self._size >= self.segment_bytes:
             self._roll()
 
     def compact(self, snapshot: Snapshot) -> None:
@@ -209,7 +211,7 @@ class FileStorage:
             self._sync_dir()
 
     def close(self) -> None:
-        self._file.close()
+        """Nothing stays open between calls; kept so callers can release a storage."""
 
     # -- internals ----------------------------------------------------------------------
 
@@ -235,10 +237,8 @@ class FileStorage:
             f.flush()
             self._sync(f.fileno())
         self._sync_dir()
-        if self._segments:
-            self._file.close()
-            self._file = open(path, "ab")  # noqa: SIM115 (kept open)
         self._segments.append(_Segment(seq, path))
+        self._size = path.stat().st_size
 
     def _write_snapshot(self, snap: Snapshot) -> None:
         final = self.directory / f"snap-{snap.index:020d}.snap"
