@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import re
 import textwrap
 
 from rpcx.codegen.literals import pystr
@@ -130,6 +131,8 @@ def _escape_char(ch: str) -> str:
         return "\\t"
     if ch == "\r":
         return "\\r"
+    if ch == "\n":
+        return "\\n"
     if code < 0x100:
         return f"\\x{code:02x}"
     if code < 0x10000:
@@ -158,6 +161,28 @@ def comment_text(text: str) -> str:
     return _escape_line(text)
 
 
+_ATOM = re.compile(r"\\x[0-9a-f]{2}|\\u[0-9a-f]{4}|\\U[0-9a-f]{8}|\\.|.", re.DOTALL)
+
+
+def _continued(line: str, width: int) -> list[str]:
+    """A docstring line longer than ``width`` (one long word) cut into pieces that end in
+    a backslash, which continues the string literal without adding to its value; never
+    inside an escape sequence."""
+    if len(line) <= width:
+        return [line]
+    pieces: list[str] = []
+    current: list[str] = []
+    size = 0
+    for atom in _ATOM.findall(line):
+        if size + len(atom) > width - 1 and current:
+            pieces.append("".join(current) + "\\")
+            current, size = [], 0
+        current.append(atom)
+        size += len(atom)
+    pieces.append("".join(current))
+    return pieces
+
+
 def docstring(doc: str, width: int) -> list[str]:
     """Lines of a triple-quoted docstring, wrapped to ``width`` columns, safely escaped:
     whatever ``doc`` holds, the lines compile and the docstring's text is ``doc`` (up to
@@ -168,8 +193,9 @@ def docstring(doc: str, width: int) -> list[str]:
         if len(raw) + 6 <= width:
             paragraphs.append(raw.rstrip())
         else:
-            paragraphs.extend(textwrap.wrap(raw, width - 6, break_on_hyphens=False,
-                                            break_long_words=False) or [""])
+            for line in textwrap.wrap(raw, width - 6, break_on_hyphens=False,
+                                      break_long_words=False) or [""]:
+                paragraphs.extend(_continued(line, width - 6))
     if len(paragraphs) == 1 and len(paragraphs[0]) + 6 <= width:
         line = paragraphs[0]
         backslashes = len(line) - 1 - len(line[:-1].rstrip("\\"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import keyword
 import posixpath
+import re
 from collections.abc import Callable, Sequence
 
 import attrs
@@ -24,6 +25,9 @@ from rpcx.compiler.diagnostics import Diagnostic, Span
 from rpcx.compiler.parser import parse
 
 __all__ = ["DeclInfo", "Loader", "Scope", "Unit", "module_name", "normalise"]
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def normalise(path: str) -> str:
@@ -141,6 +145,16 @@ class Loader:
             else:
                 reason = "not valid utf-8" if isinstance(exc, UnicodeError) else "cannot read file"
                 self.diagnostics.append(Diagnostic(Span(path, 1, 1), f"{reason}: {path!r}"))
+            return None
+        surrogate = _SURROGATE.search(text)
+        if surrogate is not None:
+            # Only a caller's read() can produce this (a file read as UTF-8 cannot): the
+            # text could not be written back, nor anything generated from it.
+            self.failed.add(path)
+            line = text.count("\n", 0, surrogate.start()) + 1
+            col = surrogate.start() - (text.rfind("\n", 0, surrogate.start()) + 1) + 1
+            self.diagnostics.append(Diagnostic(Span(path, line, col), "not valid unicode:"
+                                               " a lone surrogate"))
             return None
         tree, diagnostics = parse(text, path)
         module = module_name(path)
