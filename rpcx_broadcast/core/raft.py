@@ -435,7 +435,8 @@ class RaftNode:
         return bool(self._msgs or self._read_states or self._pending_install is not None
                     or self._pending_compaction is not None
                     or self._unstable_from <= self.log.last_index
-                    or self._handed < self.commit or self.hard_state != self._prev_hard)
+                    or self._handed < self.commit or self.term != self._prev_hard.term
+                    or self.vote != self._prev_hard.vote)
 
     def ready(self) -> Ready:
         """Everything to persist, send and apply since the last Ready."""
@@ -618,7 +619,9 @@ class RaftNode:
         get the log, so they learn of their removal and stop campaigning)."""
         keep = set(self.config.members) | set(self.committed_config.members)
         for member in [m for m in self._progress if m not in keep]:
-            del self._progress[member]
+            pr = self._progress.pop(member)
+            # a last word, so that the removed member can learn the removal committed
+            self._send(member, Heartbeat(self.term, min(pr.match, self.commit)))
 
     def _maybe_commit(self) -> None:
         voters = self.config.voters

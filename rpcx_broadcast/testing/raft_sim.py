@@ -620,13 +620,16 @@ class Cluster:
 
     The state machine of each node is the list of applied ``NORMAL`` entries' data
     (``state[name]``), or with ``record=False`` only their count and digest (for long
-    runs). ``snapshot(name)`` compacts a node's log at its applied index.
+    runs). ``snapshot(name)`` compacts a node's log at its applied index. ``sent`` lists
+    every message sent (``keep_sent=False``: none, for long runs).
     """
 
     def __init__(self, voters: tuple[str, ...], *, options: RaftOptions | None = None,
                  seed: int = 0, make_storage: StorageFactory = MemoryStorage,
-                 make_node: NodeFactory = _default_node, record: bool = True) -> None:
+                 make_node: NodeFactory = _default_node, record: bool = True,
+                 keep_sent: bool = True) -> None:
         self.voters = voters
+        self.keep_sent = keep_sent
         self.options = options or RaftOptions()
         self.seed = seed
         self.make_storage = make_storage
@@ -689,7 +692,8 @@ class Cluster:
         while node.has_ready():
             ready = node.ready()
             for send in ready.persist(storage):
-                self.sent.append((name, send.dest, cast(RaftMessage, send.msg)))
+                if self.keep_sent:
+                    self.sent.append((name, send.dest, cast(RaftMessage, send.msg)))
                 if (name, send.dest) not in self.cut:
                     self.inbox.append((name, send.dest, cast(RaftMessage, send.msg)))
             if ready.snapshot is not None:
