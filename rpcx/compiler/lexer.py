@@ -188,7 +188,10 @@ class _Lexer:
             return Tok.INT, None  # the parser skips the item without another message
         if suffix:
             if suffix in _DURATION_UNITS and not is_float:
-                seconds = int(digits) * _DURATION_UNITS[suffix]
+                try:
+                    seconds = int(digits) * _DURATION_UNITS[suffix]
+                except OverflowError:  # more than ~309 digits: too large for a float
+                    seconds = math.inf
                 if math.isfinite(seconds):
                     return Tok.DURATION, seconds
                 self.error(start, f"duration {m.group()} is out of range")

@@ -42,6 +42,12 @@ def test_huge_enum_value_and_duration_are_diagnostics() -> None:
     ]
 
 
+def test_duration_too_large_for_a_float_is_a_diagnostic_not_overflow_error() -> None:
+    text = f"package p;\nservice S {{\n  @deadline({'9' * 400}s) m();\n}}\n"
+    found = errors(text)
+    assert found[0] == (3, 13, f"duration {'9' * 400}s is out of range")
+
+
 def test_longest_number_literal_still_converts_and_is_quoted_in_messages() -> None:
     digits = "9" * 1000
     ((line, col, message),) = errors(f"package p;\nstruct S {{\n  {digits}: a: int;\n}}\n")
