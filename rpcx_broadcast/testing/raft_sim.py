@@ -70,7 +70,7 @@ from rpcx_broadcast.core.storage import MemoryStorage, Recovered, Storage
 
 from .properties import Violation
 
-__all__ = ["Cluster", "Cut", "NodeFactory", "RaftCrash", "RaftFaults", "RaftSimConfig",
+__all__ = ["LEADER", "Cluster", "Cut", "NodeFactory", "RaftCrash", "RaftFaults", "RaftSimConfig",
            "RaftSimResult", "StorageFactory", "describe_failure", "make_schedule", "replay",
            "run_schedule", "simulate"]
 
@@ -95,7 +95,7 @@ class Cut:
 @attrs.frozen
 class RaftCrash:
     """``node`` crashes at ``at`` (``torn``: inside its next write) and restarts at
-    ``restart``."""
+    ``restart``. ``node == LEADER`` crashes whoever leads at ``at`` (if anyone)."""
 
     node: str
     at: float
@@ -146,6 +146,7 @@ class RaftSimResult:
     compactions: int = 0
     crashes: int = 0
     torn_writes: int = 0
+    leader_crashes: int = 0
     configs_committed: int = 0
     final_config: Config = attrs.Factory(Config)
     live_at: float | None = None
@@ -197,6 +198,9 @@ class _Member:
 
 _MSG, _TICK, _PROPOSE, _CRASH, _RESTART, _CHANGE, _CHECK = range(7)
 
+LEADER = "*leader*"
+"""``RaftCrash.node`` for "the current leader"."""
+
 
 class _Sim:
     def __init__(self, config: RaftSimConfig) -> None:
@@ -245,7 +249,8 @@ class _Sim:
             self.push(at, _CHANGE, (change, at))
         for crash in c.faults.crashes:
             self.push(crash.at, _CRASH, crash)
-            self.push(crash.restart, _RESTART, crash.node)
+            if crash.node != LEADER:
+                self.push(crash.restart, _RESTART, crash.node)
         self.push(c.fault_end, _PROPOSE, None)
         t = c.check_every
         while t < c.fault_end + c.quiet:
@@ -291,6 +296,13 @@ class _Sim:
             self.propose(data if isinstance(data, bytes) else None)
         elif kind == _CRASH:
             assert isinstance(data, RaftCrash)
+            if data.node == LEADER:
+                found = self.leader()
+                if found is None:
+                    return
+                data = attrs.evolve(data, node=found[0])
+                self.result.leader_crashes += 1
+                self.push(data.restart, _RESTART, data.node)
             if data.node in self.live:
                 if data.torn:
                     self.torn_pending.add(data.node)
@@ -818,6 +830,10 @@ def make_schedule(seed: int, *, make_node: NodeFactory = _default_node,
         crashes.append(RaftCrash(rng.choice(voters), at, min(fault_end - 1,
                                                              at + rng.uniform(1, 20)),
                                  rng.random() < 0.4))
+    for _ in range(rng.choice((0, 1, 1, 2))):  # crash whoever leads then
+        at = rng.uniform(3, fault_end - 10)
+        crashes.append(RaftCrash(LEADER, at, min(fault_end - 1, at + rng.uniform(1, 15)),
+                                 rng.random() < 0.3))
     changes: list[tuple[float, ConfigChange]] = []
     if rng.random() < 0.35:
         at = rng.uniform(0, 30)

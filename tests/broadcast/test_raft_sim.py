@@ -58,13 +58,14 @@ def test_seeded_schedules_keep_raft_safe_and_live(start: int) -> None:
         seen["torn writes"] += result.torn_writes
         seen["config changes"] += result.configs_committed > 0
         seen["crashes"] += result.crashes
+        seen["leader crashes"] += result.leader_crashes
         seen["acknowledged"] += result.acked
     assert not failures, f"{len(failures)} failing seeds:\n" + "\n".join(failures[:5])
     if _ONLY is None:
         # the schedules exercise what they claim to (not vacuously safe)
         assert all(seen[k] > 10 for k in ("leader changes", "snapshots installed",
                                           "torn writes", "config changes", "crashes",
-                                          "acknowledged")), seen
+                                          "leader crashes", "acknowledged")), seen
 
 
 def test_a_seed_replays_exactly() -> None:
