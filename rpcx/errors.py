@@ -16,7 +16,8 @@
                +-- Cancelled            CANCELLED
                +-- Unavailable          UNAVAILABLE
 
-Messages are lower-case, name the bad value with ``repr`` and never carry secrets.
+Messages are lower-case and never carry secrets; a message that may reach a peer names a
+bad value in plain notation (:mod:`rpcx.text`), not with ``repr``.
 """
 
 from __future__ import annotations
@@ -142,7 +143,29 @@ class DeclaredError(RpcError):
     def _describe(self) -> str:
         spec = getattr(type(self), "__rpcx_spec__", None)
         name = spec.name if spec is not None else type(self).__name__
-        parts = []
-        for attr in getattr(type(self), "__attrs_attrs__", ()):
-            parts.append(f"{attr.name}={getattr(self, attr.name)!r}")
-        return f"{name}({', '.join(parts)})"
+        parts = [f"{attr.name}: {_field_text(getattr(self, attr.name))}"
+                 for attr in getattr(type(self), "__attrs_attrs__", ())]
+        return f"{name} {{{', '.join(parts)}}}" if parts else name
+
+
+def _field_text(value: object) -> str:
+    """A declared error's field in its message: plain notation, never a Python repr (the
+    message travels to peers in any language)."""
+    import datetime
+    import decimal
+    import enum
+
+    from rpcx.text import describe, quote
+
+    if isinstance(value, str):
+        return quote(value, 200)
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, decimal.Decimal):
+        text = str(value)
+        return text if len(text) <= 40 else "a decimal"
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, int | float | bytes | list | tuple | dict):
+        return describe(value)
+    return type(value).__name__

@@ -157,7 +157,7 @@ async def test_declared_errors_arrive_as_their_classes_with_fields(sink: ModuleT
     assert caught.value.limit == 100 and caught.value.where == "here"
     assert isinstance(caught.value, DeclaredError)
     assert caught.value.code is Status.RESOURCE_EXHAUSTED, "from @status(RESOURCE_EXHAUSTED)"
-    assert str(caught.value) == "kitchen.sink.Overflow(limit=100, where='here')"
+    assert str(caught.value) == 'kitchen.sink.Overflow {limit: 100, where: "here"}'
     with pytest.raises(sink._i_common_rpcx.Unavailable) as imported:
         await client.put(_everything(sink), "unavailable", required_after=False)
     assert imported.value.retry_after_ms == 100

@@ -13,7 +13,7 @@ GET = "/payments.Payments/get_payment"
 async def test_an_unknown_payment_is_404_not_found_with_the_declared_error() -> None:
     async with connected(make_server(Payments())) as client:
         response = await client.call(GET, {"payment_id": "pay_missing"})
-    assert_error(response, 404, "NOT_FOUND", "payments.NotFound(payment_id='pay_missing')")
+    assert_error(response, 404, "NOT_FOUND", 'payments.NotFound {payment_id: "pay_missing"}')
     assert response.headers["rpcx-status"] == "NOT_FOUND"
     body = response.json()
     assert body["error"] == "payments.NotFound"

@@ -64,7 +64,7 @@ def test_curl_a_declared_error(server: PaymentsProcess) -> None:
     assert status == "400"
     assert json.loads(body) == {
         "code": "FAILED_PRECONDITION",
-        "message": "payments.CardDeclined(reason='insufficient funds')", "details": {},
+        "message": 'payments.CardDeclined {reason: "insufficient funds"}', "details": {},
         "error": "payments.CardDeclined", "fields": {"reason": "insufficient funds"}}
 
 
@@ -208,7 +208,7 @@ def test_cli_call_success_and_declared_error(server: PaymentsProcess) -> None:
                     json.dumps(DECLINED_ARGS))
     assert done.returncode == 1
     assert done.stderr.startswith(
-        "FAILED_PRECONDITION: payments.CardDeclined(reason='insufficient funds')\n")
+        'FAILED_PRECONDITION: payments.CardDeclined {reason: "insufficient funds"}\n')
     assert '"fields": {"reason": "insufficient funds"}' in done.stderr
 
 

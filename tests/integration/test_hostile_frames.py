@@ -28,11 +28,11 @@ from rpcx.protocol.frames import (
     RequestFrame,
     encode_frame,
 )
+from rpcx.testing.fuzzing import PYTHON_NOTATION
 from rpcx.text import MAX_MESSAGE_BYTES
 from tests.integration._procs import RawPeer, poll_until, seed_call
 from tests.integration.conftest import Target
 from tests.integration.test_bad_input import raw, still_serving
-from tests.protocol.test_hostile_input import PYTHON_NOTATION
 from tests.runtime.harness import Echo
 
 PROCESS_PAYMENT = "payments.Payments/process_payment"

@@ -9,7 +9,6 @@ property tests then draw any value for any meta field of any frame type, for bot
 
 from __future__ import annotations
 
-import re
 import struct
 from typing import Any
 
@@ -31,11 +30,8 @@ from rpcx.protocol.frames import (
     parse_frame,
 )
 from rpcx.status import Status
+from rpcx.testing.fuzzing import PYTHON_NOTATION
 from rpcx.text import MAX_MESSAGE_BYTES
-
-PYTHON_NOTATION = re.compile(
-    r"""\bb['"]|bytearray\(|\\x[0-9a-f]{2}|<class |Traceback|Exceeds the limit|"""
-    r"""\b(Value|Type|Key|Unicode\w*)Error\b""")
 
 
 def raw_frame(frame_type: int, call_id: int, meta: Any, payload: bytes = b"",

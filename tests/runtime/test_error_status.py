@@ -53,7 +53,7 @@ async def test_an_annotated_error_reaches_the_client_as_its_class_with_its_statu
     assert type(caught.value) is NotFound
     assert caught.value.payment_id == "pay_missing"
     assert caught.value.code is rpcx.Status.NOT_FOUND
-    assert caught.value.message == "payments.NotFound(payment_id='pay_missing')"
+    assert caught.value.message == 'payments.NotFound {payment_id: "pay_missing"}'
 
 
 async def test_an_error_without_status_still_travels_as_failed_precondition() -> None:
