@@ -133,8 +133,8 @@ def clip(message: str, max_bytes: int = MAX_MESSAGE_BYTES) -> str:
 
 
 _PYTHON_NOTATION: Final = re.compile(
-    r"""(?<![\w'"])b['"]|bytearray\(|memoryview\(|<[\w.]+ object|<class |Traceback|File """"
-    r"""|\\x[0-9a-f]{2}"""
+    r"""(?<![\w'"])b['"]|bytearray\(|memoryview\(|<[\w.]+ object|<class |Traceback"""
+    r"""|File "|\\x[0-9a-f]{2}"""
     r"""|\(\d+ digits\)|sys\.set_int_max_str_digits|\b[A-Z]\w*(Error|Exception)\b"""
 )
 
