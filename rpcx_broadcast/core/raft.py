@@ -585,8 +585,8 @@ class RaftNode:
             if pr.state == _PState.REPLICATE:
                 while pr.inflight and pr.inflight[0] <= msg.index:
                     pr.inflight.popleft()
-            else:
-                pr.replicate()
+            elif pr.state == _PState.PROBE or pr.match >= pr.pending_snapshot:
+                pr.replicate()  # (a reply to an older Append leaves a snapshot in flight)
             if src == self._transferee and pr.match == self.log.last_index:
                 self._send(src, TimeoutNow(self.term))
 
