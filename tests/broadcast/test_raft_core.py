@@ -575,6 +575,23 @@ def test_the_vote_is_on_disk_before_the_reply_can_be_sent() -> None:
                     "send VoteReply(term=1, granted=True, pre=False)"]
 
 
+def test_entries_are_on_disk_before_they_are_acknowledged() -> None:
+    stored: list[int] = []
+
+    class Spy(MemoryStorage):
+        def save(self, hard_state: HardState | None, entries: object,
+                 snapshot: object = None) -> None:
+            super().save(hard_state, entries, snapshot)  # type: ignore[arg-type]
+            stored[:] = [e.index for e in self.entries]
+
+    node = RaftNode("b", random.Random(0), voters=ABC)
+    node.step("a", Append(1, 0, 0, (Entry(1, 1, b"x"), Entry(1, 2, b"y")), 0))
+    ready = node.ready()
+    assert ready.entries and stored == []
+    (reply,) = ready.persist(Spy())
+    assert reply.msg == AppendReply(1, True, 2) and stored == [1, 2]
+
+
 def test_a_restarted_node_keeps_term_vote_and_log() -> None:
     cluster = started()
     for k in range(5):
