@@ -26,6 +26,7 @@ import attrs
 import h11
 import trio
 
+from rpcx.codec.convert import quote
 from rpcx.codec.json_codec import JsonCodec
 from rpcx.runtime.accept import accept_forever, describe_peer
 from rpcx.runtime.dispatch import Dispatcher, Failure, Reply, Success
@@ -36,6 +37,8 @@ from rpcx.transport.tls import TlsTransport
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_PIPELINED_BYTES",
+    "MAX_HEAD_BYTES",
     "HTTP_STATUS",
     "HttpServer",
     "open_http_server",
@@ -46,6 +49,14 @@ logger = logging.getLogger("rpcx.gateway")
 
 DEFAULT_MAX_BODY_BYTES: Final = 1024 * 1024
 """1 MiB: the largest request body accepted; larger ones get 413."""
+
+DEFAULT_MAX_PIPELINED_BYTES: Final = 64 * 1024
+"""64 KiB: the most bytes of later requests read ahead while a handler runs. Past it the
+server stops reading the connection (TCP backpressure) until the answer is sent."""
+
+MAX_HEAD_BYTES: Final = 16 * 1024
+"""16 KiB: the largest request head (request line and headers) accepted; larger ones get
+431, whether the head arrives in one piece or in many."""
 
 HTTP_STATUS: Final[Mapping[Status, int]] = {
     Status.OK: 200,
@@ -71,7 +82,6 @@ HTTP_STATUS: Final[Mapping[Status, int]] = {
 TIMEOUT_HEADER: Final = "rpcx-timeout"
 METADATA_PREFIX: Final = "rpcx-meta-"
 _FORWARDED: Final = frozenset({"authorization"})
-_MAX_HEADER_BYTES: Final = 16 * 1024
 _READ_SIZE: Final = 64 * 1024
 
 _REASONS: Final[Mapping[int, bytes]] = {
@@ -81,8 +91,70 @@ _REASONS: Final[Mapping[int, bytes]] = {
     413: b"Content Too Large",
     415: b"Unsupported Media Type", 429: b"Too Many Requests", 431:
     b"Request Header Fields Too Large", 499: b"Client Closed Request",
-    500: b"Internal Server Error", 503: b"Service Unavailable", 504: b"Gateway Timeout",
+    500: b"Internal Server Error", 501: b"Not Implemented", 503: b"Service Unavailable",
+    504: b"Gateway Timeout",
 }
+
+# h11's messages quote peer bytes as Python reprs (``bytearray(b'...')``): a peer gets
+# these plain ones instead, chosen by the start of h11's message.
+_PROTOCOL_MESSAGES: Final[tuple[tuple[str, str], ...]] = (
+    ("illegal request line", "bad request line"),
+    ("no request line", "bad request line"),
+    ("illegal method", "bad request line"),
+    ("illegal target", "bad request line"),
+    ("illegal header", "bad header line"),
+    ("continuation line", "bad header line"),
+    ("missing mandatory host", "missing host header"),
+    ("found multiple host", "more than one host header"),
+    ("bad content-length", "bad content-length header"),
+    ("conflicting content-length", "conflicting content-length headers"),
+    ("only transfer-encoding: chunked", "unsupported transfer-encoding (only chunked is)"),
+    ("multiple transfer-encoding", "more than one transfer-encoding header"),
+    ("illegal chunk", "bad chunked body"),
+    ("receive buffer too long", f"request head larger than {MAX_HEAD_BYTES} bytes"),
+)
+
+
+def protocol_message(exc: h11.ProtocolError) -> str:
+    """A plain message for an h11 protocol error, with no peer bytes in it."""
+    text = str(exc).lower()
+    for start, message in _PROTOCOL_MESSAGES:
+        if text.startswith(start):
+            return f"malformed HTTP request: {message}"
+    if exc.error_status_hint == 431:
+        return f"malformed HTTP request: request head larger than {MAX_HEAD_BYTES} bytes"
+    return "malformed HTTP request"
+
+
+def _head_size(request: h11.Request) -> int:
+    """The bytes of a request head as a client writes it (``NAME: VALUE`` lines ending in
+    CRLF); h11 drops optional whitespace, so a padded head is counted without it."""
+    size = len(request.method) + len(request.target) + len(b"  HTTP/1.1\r\n\r\n")
+    for name, value in request.headers.raw_items():
+        size += len(name) + len(value) + 4
+    return size
+
+
+@attrs.define
+class _Inbox:
+    """Bytes read from a connection while a handler ran, not yet given to h11 (at most
+    ``max_pipelined_bytes``), and whether the client closed its side."""
+
+    pending: bytearray = attrs.Factory(bytearray)
+    eof: bool = False
+    _eof_given: bool = False
+
+    def feed(self, conn: h11.Connection) -> bool:
+        """Give what is pending to h11; False when there was nothing."""
+        if self.pending:
+            conn.receive_data(bytes(self.pending))
+            self.pending.clear()
+            return True
+        if self.eof and not self._eof_given:
+            self._eof_given = True
+            conn.receive_data(b"")
+            return True
+        return False
 
 
 @attrs.frozen
@@ -125,7 +197,7 @@ def _parse_timeout(value: str) -> float:
     if not (math.isfinite(seconds) and seconds > 0):
         raise _Problem(400, Status.INVALID_ARGUMENT,
                        f"{TIMEOUT_HEADER} must be a positive number of seconds, "
-                       f"got {value[:40]!r}")
+                       f"got {quote(value)}")
     return seconds
 
 
@@ -144,7 +216,9 @@ def metadata_from_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
 class HttpServer:
     """Serves a :class:`Dispatcher` over HTTP/1.1 with JSON bodies.
 
-    Options: ``max_body_bytes`` (larger bodies get 413), ``cors_origins`` (origins allowed
+    Options: ``max_body_bytes`` (larger bodies get 413), ``max_pipelined_bytes`` (the most
+    bytes of later requests read ahead while a handler runs; then the connection is not
+    read until the answer is sent), ``cors_origins`` (origins allowed
     to call from a browser, ``"*"`` for any; empty turns CORS off), ``idle_timeout``
     (seconds a keep-alive connection may wait for its next request), ``request_timeout``
     (seconds from a request's first byte until all of it has arrived: a client that
@@ -155,11 +229,16 @@ class HttpServer:
 
     def __init__(self, dispatcher: Dispatcher, *,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                 max_pipelined_bytes: int = DEFAULT_MAX_PIPELINED_BYTES,
                  cors_origins: Sequence[str] = (), idle_timeout: float = 60.0,
                  request_timeout: float = 30.0, send_timeout: float = 30.0,
                  openapi: bool = True, title: str = "rpcx services") -> None:
         if max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
+        if max_pipelined_bytes < 1:
+            raise ValueError(f"max_pipelined_bytes must be positive, got "
+                             f"{max_pipelined_bytes}")
+        self.max_pipelined_bytes = max_pipelined_bytes
         self.dispatcher = dispatcher
         self.codec = JsonCodec(max_message_bytes=max(max_body_bytes, 4 * 1024 * 1024))
         self.max_body_bytes = max_body_bytes
@@ -200,12 +279,13 @@ class HttpServer:
 
     async def handle_connection(self, stream: trio.abc.Stream) -> None:
         """Serve HTTP requests on one connection until it closes (keep-alive)."""
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEADER_BYTES)
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+        inbox = _Inbox()
         peer = describe_peer(stream)
         try:
             async with stream:
                 while True:
-                    if not await self._one_request(conn, stream, peer):
+                    if not await self._one_request(conn, stream, inbox, peer):
                         return
                     if (conn.our_state is h11.DONE and conn.their_state is h11.DONE):
                         conn.start_next_cycle()
@@ -213,16 +293,26 @@ class HttpServer:
                         return
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return
+        except Exception:  # a bug must end this connection only, never the server
+            logger.exception("the HTTP connection from %s failed", peer)
 
     async def _next_event(self, conn: h11.Connection, stream: trio.abc.Stream,
-                          timeout: float, started: list[float]) -> Any:
+                          inbox: _Inbox, timeout: float, started: list[float]) -> Any:
         """The next h11 event. Waits at most ``timeout`` for each read (None if it
         passes), and at most ``request_timeout`` from the request's first byte, whose time
-        ``started`` records (408 after that)."""
+        ``started`` records (408 after that). Bytes read ahead come first."""
         while True:
             event = conn.next_event()
             if event is not h11.NEED_DATA:
+                if isinstance(event, h11.Request) and _head_size(event) > MAX_HEAD_BYTES:
+                    # h11 checks only a head still incomplete: this one came whole
+                    raise h11.RemoteProtocolError("Receive buffer too long",
+                                                  error_status_hint=431)
                 return event
+            if inbox.feed(conn):
+                if not started:
+                    started.append(trio.current_time())
+                continue
             wait = trio.current_time() + timeout
             if started:
                 wait = min(wait, started[0] + self.request_timeout)
@@ -239,13 +329,14 @@ class HttpServer:
             conn.receive_data(bytes(data))
 
     async def _one_request(self, conn: h11.Connection, stream: trio.abc.Stream,
-                           peer: str) -> bool:
+                           inbox: _Inbox, peer: str) -> bool:
         """Read one request and answer it; False when the connection should close."""
         head = False
         started: list[float] = []
         try:
             try:
-                event = await self._next_event(conn, stream, self.idle_timeout, started)
+                event = await self._next_event(conn, stream, inbox, self.idle_timeout,
+                                               started)
             except _Problem as problem:  # the head trickled in too slowly
                 await self._send(conn, stream, problem.answer, [])
                 return False
@@ -257,24 +348,26 @@ class HttpServer:
             headers = [(n.decode("latin-1").lower(), v.decode("latin-1"))
                        for n, v in request.headers]
             try:
-                answer = await self._handle(conn, stream, request, headers, peer, started)
+                answer = await self._handle(conn, stream, inbox, request, headers, peer,
+                                            started)
             except _Problem as problem:
                 answer = problem.answer
             except (h11.RemoteProtocolError, trio.BrokenResourceError,
                     trio.ClosedResourceError):
                 raise
             except Exception:  # a bug here must not stop the server (its nursery)
-                logger.exception("answering %s %r from %s failed", request.method,
-                                 request.target, peer)
+                logger.exception("answering %s %s from %s failed",
+                                 request.method.decode("latin-1"),
+                                 quote(request.target.decode("latin-1"), 200), peer)
                 answer = _Answer(500, _error_body(Status.INTERNAL, "internal error"),
                                  (("rpcx-status", Status.INTERNAL.name),), close=True)
         except h11.RemoteProtocolError as exc:
             if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
                 return False
-            status = exc.error_status_hint
-            answer = _Answer(status, _error_body(Status.INVALID_ARGUMENT,
-                                                 f"malformed HTTP request: {exc}"),
-                             (("rpcx-status", Status.INVALID_ARGUMENT.name),), close=True)
+            status = exc.error_status_hint if exc.error_status_hint in _REASONS else 400
+            code = Status.UNIMPLEMENTED if status == 501 else Status.INVALID_ARGUMENT
+            answer = _Answer(status, _error_body(code, protocol_message(exc)),
+                             (("rpcx-status", code.name),), close=True)
             headers = []
         await self._send(conn, stream, answer, headers, head=head)
         return not answer.close
@@ -311,7 +404,8 @@ class HttpServer:
     # -- one request ---------------------------------------------------------------------
 
     async def _read_body(self, conn: h11.Connection, stream: trio.abc.Stream,
-                         headers: Sequence[tuple[str, str]], started: list[float]) -> bytes:
+                         inbox: _Inbox, headers: Sequence[tuple[str, str]],
+                         started: list[float]) -> bytes:
         for name, value in headers:
             if name == "content-length" and int(value) > self.max_body_bytes:
                 raise _Problem(413, Status.RESOURCE_EXHAUSTED,
@@ -326,7 +420,7 @@ class HttpServer:
         chunks: list[bytes] = []
         size = 0
         while True:
-            event = await self._next_event(conn, stream, self.idle_timeout, started)
+            event = await self._next_event(conn, stream, inbox, self.idle_timeout, started)
             if event is None or isinstance(event, h11.ConnectionClosed):
                 raise _Problem(400, Status.INVALID_ARGUMENT, "request body ended early",
                                close=True)
@@ -340,36 +434,36 @@ class HttpServer:
                                f"{self.max_body_bytes} bytes", close=True)
             chunks.append(bytes(event.data))
 
-    async def _handle(self, conn: h11.Connection, stream: trio.abc.Stream,
+    async def _handle(self, conn: h11.Connection, stream: trio.abc.Stream, inbox: _Inbox,
                       request: h11.Request, headers: Sequence[tuple[str, str]],
                       peer: str, started: list[float]) -> _Answer:
         target = request.target.decode("latin-1")
         path = target.partition("?")[0]
         verb = request.method.decode("latin-1")
         # The body is read (and so the connection kept usable) before any answer.
-        body = await self._read_body(conn, stream, headers, started)
+        body = await self._read_body(conn, stream, inbox, headers, started)
         if verb == "OPTIONS":
             return self._preflight(path, headers)
         if path == "/openapi.json" and self.openapi:
             if verb != "GET":
-                raise _Problem(405, Status.UNIMPLEMENTED, f"{verb} is not allowed on {path}: "
-                               "use GET", headers=(("allow", "GET"),))
+                raise _Problem(405, Status.UNIMPLEMENTED, f"{quote(verb)} is not allowed on "
+                               f"{path}: use GET", headers=(("allow", "GET"),))
             return _Answer(200, self._openapi())
         route = self.dispatcher.lookup(path[1:]) if path.startswith("/") else None
         if route is None:
             raise _Problem(404, Status.UNIMPLEMENTED,
-                           f"unknown method {path!r}: POST to /PACKAGE.SERVICE/METHOD "
+                           f"unknown method {quote(path, 80)}: POST to /PACKAGE.SERVICE/METHOD "
                            "(GET /openapi.json lists them)")
         if verb != "POST":
             raise _Problem(405, Status.UNIMPLEMENTED,
-                           f"{verb} is not allowed on {path}: rpcx methods are called with "
+                           f"{quote(verb)} is not allowed on {path}: rpcx methods are called with "
                            "POST", headers=(("allow", "POST, OPTIONS"),))
         content_type = _header(headers, "content-type")
         media = (content_type or "").partition(";")[0].strip().lower()
         if media != "application/json":
             raise _Problem(415, Status.INVALID_ARGUMENT,
                            f"content-type must be application/json, got "
-                           f"{(content_type or 'none')[:60]!r}",
+                           f"{quote(content_type, 60) if content_type is not None else 'none'}",
                            headers=(("accept", "application/json"),))
         method = route.method
         given = [value for name, value in headers if name == TIMEOUT_HEADER]
@@ -379,7 +473,7 @@ class HttpServer:
         timeout = _parse_timeout(given[0]) if given else method.deadline
         deadline = math.inf if timeout is None else trio.current_time() + timeout
         reply = await self._dispatch(path[1:], body or b"{}", headers, deadline, peer,
-                                     conn, stream)
+                                     stream, inbox)
         if isinstance(reply, Success):
             if method.oneway:
                 return _Answer(202, headers=(("rpcx-status", "OK"),))
@@ -396,25 +490,31 @@ class HttpServer:
                        (("rpcx-status", reply.status.name),))
 
     async def _dispatch(self, path: str, body: bytes, headers: Sequence[tuple[str, str]],
-                        deadline: float, peer: str, conn: h11.Connection,
-                        stream: trio.abc.Stream) -> Reply:
+                        deadline: float, peer: str, stream: trio.abc.Stream,
+                        inbox: _Inbox) -> Reply:
         """Run the call; cancel it at its deadline, or when the client hangs up (it is
-        watched while the handler runs; bytes of a pipelined next request are kept)."""
+        watched while the handler runs). Bytes of pipelined next requests are kept, up to
+        ``max_pipelined_bytes``; then the connection is not read until the answer is
+        sent (the client's writes block), so a hang-up is noticed only then."""
         reply: Reply | None = None
         gone = False
 
         async def watch(scope: trio.CancelScope) -> None:
             nonlocal gone
-            while True:
+            while not inbox.eof:
+                room = self.max_pipelined_bytes - len(inbox.pending)
+                if room <= 0:
+                    await trio.sleep_forever()  # cancelled when the handler returns
                 try:
-                    data = await stream.receive_some(_READ_SIZE)
+                    data = await stream.receive_some(min(room, _READ_SIZE))
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     data = b""
-                conn.receive_data(bytes(data))
                 if not data:
+                    inbox.eof = True
                     gone = True
                     scope.cancel()
                     return
+                inbox.pending += data
 
         with trio.move_on_at(deadline) as call_scope:
             async with trio.open_nursery() as nursery:
