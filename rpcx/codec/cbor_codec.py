@@ -25,6 +25,7 @@ from rpcx.codec.convert import (
     decimal_from_parts,
 )
 from rpcx.errors import CodecError
+from rpcx.text import plain
 
 __all__ = ["CborCodec"]
 
@@ -88,7 +89,8 @@ def _decode_error(exc: BaseException) -> CodecError:
         return CodecError("invalid CBOR: nested too deeply")
     if isinstance(exc, MemoryError):
         return CodecError("invalid CBOR: out of memory")
-    return CodecError(f"invalid CBOR: {exc}")
+    reason = plain(str(exc))  # cbor2's own words, without any Python notation
+    return CodecError(f"invalid CBOR: {reason}" if reason else "invalid CBOR")
 
 
 class CborCodec(LimitedCodec):
@@ -153,4 +155,4 @@ class CborCodec(LimitedCodec):
         except RecursionError:
             raise CodecError("value nested too deeply to decode") from None
         except Exception as exc:  # pragma: no cover - a bug in a converter
-            raise CodecError(f"cannot decode: {exc!r}") from exc
+            raise CodecError("cannot decode: internal error in the decoder") from exc

@@ -20,6 +20,7 @@ from typing import Final, NoReturn
 
 from rpcx.errors import CodecError
 from rpcx.schema import OpenEnum
+from rpcx.text import describe
 
 __all__ = [
     "DECIMAL_MAX_DIGITS",
@@ -137,13 +138,12 @@ def key_seg(key: object) -> str:
     if isinstance(key, OpenEnum):
         return f"[{key._name_}]"
     if type(key) is str:
-        key = key.replace("\\", "\\\\").replace('"', '\\"')
-        # A lone surrogate (the reason for the error, maybe) is shown escaped: \ud800.
-        key = key.encode("utf-8", "backslashreplace").decode("utf-8")
-        return '["' + key + '"]'
+        # Quoted as in JSON and cut: control characters and a lone surrogate (the reason
+        # for the error, maybe) are shown escaped, \u0000, \ud800.
+        return f"[{quote(key)}]"
     if type(key) is int:
-        return f"[{key}]"
-    return f"[{key!r}]"
+        return f"[{show_int(key)}]"
+    return f"[{describe(key)}]"  # a key of the wrong type, named in neutral notation
 
 
 # ---- int ---------------------------------------------------------------------------
