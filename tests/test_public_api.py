@@ -29,7 +29,7 @@ def test_nothing_public_is_left_unexported() -> None:
     public = {n for n in vars(rpcx) if not n.startswith("_")}
     submodules = {"codec", "compiler", "errors", "schema", "status", "transport", "stubs",
                   "testing", "runtime", "codegen", "protocol", "cli", "gateway", "annotations",
-                  "reflection"}
+                  "reflection", "text"}
     assert public - set(rpcx.__all__) - submodules == set()
 
 

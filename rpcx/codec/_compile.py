@@ -37,6 +37,7 @@ from rpcx.schema import (
     UnionSpec,
     spec_of,
 )
+from rpcx.text import describe, plain
 
 __all__ = ["Compiler", "Converter"]
 
@@ -84,6 +85,8 @@ class Compiler:
             "_range_error": convert.range_error,
             "_fail": convert.fail,
             "_key_seg": convert.key_seg,
+            "_describe": describe,
+            "_plain": plain,
             "_cv": convert,
             "_Decimal": decimal.Decimal,
             "_MISSING": MISSING,
@@ -468,7 +471,7 @@ class Compiler:
             "    try:",
             f"        return {cls}({kwargs})",
             "    except Exception as exc:",
-            f"        raise _PathError({f'invalid {spec.name}: '!r} + str(exc)) from exc",
+            f"        raise _PathError({f'invalid {spec.name}: '!r} + _plain(str(exc))) from exc",
         ]
         return lines
 
@@ -526,14 +529,15 @@ class Compiler:
                 "            try:",
                 f"                return {cls}({field.py_name}=r)",
                 "            except Exception as exc:",
-                f"                raise _PathError({f'invalid {uname}: '!r} + str(exc)) from exc",
+                f"                raise _PathError({f'invalid {uname}: '!r} + _plain(str(exc)))"
+                " from exc",
             ]
         what = "name" if self._json else "tag"
         lines += [
             "    except _PathError as exc:",
             "        if f: exc.segs.append(f)",
             "        raise",
-            f"    _fail({self._msg(f'unknown variant {what} ')} + repr(k)[:40]"
+            f"    _fail({self._msg(f'unknown variant {what} ')} + _describe(k)"
             f" + {self._msg(f' of union {uname!r}')})",
         ]
         return lines

@@ -142,7 +142,7 @@ def test_unknown_union_variant_is_an_error(codec: Codec) -> None:
     data = codec.encode(union_ref(NewShape), NewShape(square=2))
     with pytest.raises(CodecError) as info:
         codec.decode(union_ref(OldShape), data)
-    what = "tag 3" if codec.name == "cbor" else "name 'square'"
+    what = "tag 3" if codec.name == "cbor" else 'name "square"'
     assert str(info.value) == f"unknown variant {what} of union 'v1.Shape'"
     assert codec.decode(union_ref(NewShape), codec.encode(union_ref(OldShape),
                                                           OldShape(circle=1))) == NewShape(

@@ -100,7 +100,8 @@ def test_map_keys_and_unknown_enum_output() -> None:
     (CARD, '{"card_number":"1","expiry_date":2,"cvc":"3"}',
      "expiry_date: expected string, got int"),
     (CARD, '{"card_number":"1","expiry_date":"2"}', "missing required field 'cvc'"),
-    (PAYMENT_METHOD, '{"cash":1}', "unknown variant name 'cash' of union 'payments.PaymentMethod'"),
+    (PAYMENT_METHOD, '{"cash":1}',
+     """unknown variant name "cash" of union 'payments.PaymentMethod'"""),
     (PAYMENT_METHOD, "{}", "union 'payments.PaymentMethod' needs exactly one variant, "
                            "got 0 entries"),
     (PROCESS_PAYMENT, '{"card":{"card_number":"1","expiry_date":"2","cvc":3}}',
