@@ -77,7 +77,7 @@ def test_file_name_with_a_newline_stays_in_the_banner_comment() -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.text(alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\n"),
+@given(st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\n"),
                max_size=40),
        st.text(max_size=40))
 def test_any_doc_text_generates_code_that_compiles(line: str, raw: str) -> None:
