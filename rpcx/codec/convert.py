@@ -20,7 +20,7 @@ from typing import Final, NoReturn
 
 from rpcx.errors import CodecError
 from rpcx.schema import OpenEnum
-from rpcx.text import describe
+from rpcx.text import describe, quote
 
 __all__ = [
     "DECIMAL_MAX_DIGITS",
@@ -74,15 +74,6 @@ class Refused:
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
-
-
-def quote(text: str, limit: int = 40) -> str:
-    """Peer text for a message: a JSON string literal of its first ``limit`` characters
-    (control characters and lone surrogates escaped, ``…`` when cut), never a repr."""
-    cut = text[:limit]
-    quoted = json.dumps(cut, ensure_ascii=False)
-    quoted = quoted.encode("utf-8", "backslashreplace").decode("utf-8")
-    return quoted + ("…" if len(text) > limit else "")
 
 
 def show_int(value: int) -> str:
