@@ -12,7 +12,6 @@ import base64
 import binascii
 import datetime as _dt
 import decimal
-import json
 import math
 import re
 from collections.abc import Mapping
