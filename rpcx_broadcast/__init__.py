@@ -20,11 +20,16 @@ from .core import GossipBroadcast as GossipBroadcast
 from .core import HeartbeatFailureDetector as HeartbeatFailureDetector
 from .core import LamportTotal as LamportTotal
 from .core import Layer as Layer
+from .core import MemoryStorage as MemoryStorage
+from .core import NotLeader as NotLeader
+from .core import RaftNode as RaftNode
+from .core import RaftOptions as RaftOptions
 from .core import Send as Send
 from .core import SequencerTotal as SequencerTotal
 from .core import SetTimer as SetTimer
 from .core import Stack as Stack
 from .core import StaticMembership as StaticMembership
+from .core import Storage as Storage
 from .core import View as View
 from .replicated import Replica as Replica
 from .replicated import ReplicationWarning as ReplicationWarning
@@ -35,12 +40,15 @@ from .runtime import CAUSAL as CAUSAL
 from .runtime import FIFO as FIFO
 from .runtime import FIFO_TOTAL as FIFO_TOTAL
 from .runtime import LAMPORT_FIFO_TOTAL as LAMPORT_FIFO_TOTAL
+from .runtime import RAFT as RAFT
 from .runtime import RELIABLE as RELIABLE
 from .runtime import TOTAL as TOTAL
 from .runtime import Delivery as Delivery
 from .runtime import Group as Group
 from .runtime import GroupStatistics as GroupStatistics
 from .runtime import open_group as open_group
+from .storage import CorruptStorage as CorruptStorage
+from .storage import FileStorage as FileStorage
 from .testing.properties import Event as Event
 from .testing.properties import History as History
 from .testing.properties import Violation as Violation
@@ -59,11 +67,12 @@ from .testing.properties import count_duplicates as count_duplicates
 
 __all__ = [
     "BestEffortBroadcast", "BufferFull", "CAUSAL", "CancelTimer", "CausalBroadcast",
-    "Deliver", "Delivery", "DynamicMembership", "EagerReliableBroadcast", "Event", "FIFO",
-    "FIFO_TOTAL", "FifoBroadcast", "GossipBroadcast", "Group", "GroupStatistics",
-    "HeartbeatFailureDetector", "History", "LAMPORT_FIFO_TOTAL", "LamportTotal", "Layer",
-    "RELIABLE", "Replica", "ReplicationWarning", "Send", "SequencerTotal", "SetTimer",
-    "Stack", "StateMachine", "StaticMembership", "TOTAL",
+    "CorruptStorage", "Deliver", "Delivery", "DynamicMembership", "EagerReliableBroadcast",
+    "Event", "FIFO", "FIFO_TOTAL", "FifoBroadcast", "FileStorage", "GossipBroadcast", "Group",
+    "GroupStatistics", "HeartbeatFailureDetector", "History", "LAMPORT_FIFO_TOTAL",
+    "LamportTotal", "Layer", "MemoryStorage", "NotLeader", "RAFT", "RELIABLE", "RaftNode",
+    "RaftOptions", "Replica", "ReplicationWarning", "Send", "SequencerTotal", "SetTimer",
+    "Stack", "StateMachine", "StaticMembership", "Storage", "TOTAL",
     "View", "Violation", "check", "check_agreement", "check_causal", "check_fifo",
     "check_fifo_total", "check_integrity", "check_no_duplication",
     "check_prefix_consistency", "check_total", "check_uniform_agreement", "check_validity",

@@ -19,14 +19,14 @@ Every member applies every delivered update to its own copy of the state machine
 its delivery order (state machine replication, BROADCAST.md a.8). What ``apply`` must
 satisfy depends on the order the group guarantees:
 
-======================  ==================================================
-order                   ``apply`` must be
-======================  ==================================================
-total, fifo_total       deterministic
-causal                  deterministic, and concurrent updates commute
-fifo                    deterministic, and updates of different members commute
-reliable                deterministic, and all updates commute
-======================  ==================================================
+=======================  ==================================================
+order                    ``apply`` must be
+=======================  ==================================================
+total, fifo_total, raft  deterministic
+causal                   deterministic, and concurrent updates commute
+fifo                     deterministic, and updates of different members commute
+reliable                 deterministic, and all updates commute
+=======================  ==================================================
 
 So the order is part of the replicated object's contract: :func:`open_replica` warns
 (:class:`ReplicationWarning`) when the order is weaker than total and the update type is
@@ -54,6 +54,7 @@ from rpcx_broadcast.runtime.group import (
     FIFO,
     FIFO_TOTAL,
     LAMPORT_FIFO_TOTAL,
+    RAFT,
     RELIABLE,
     TOTAL,
     Group,
@@ -75,6 +76,7 @@ REQUIREMENTS: Mapping[str, str | None] = {
     TOTAL: None,
     FIFO_TOTAL: None,
     LAMPORT_FIFO_TOTAL: None,
+    RAFT: None,
     CAUSAL: "concurrent updates to commute",
     FIFO: "updates of different members to commute",
     RELIABLE: "all updates to commute",
@@ -208,6 +210,12 @@ async def open_replica(me: str, members: Mapping[str, str], machine: StateMachin
     """Join the group ``members`` as ``me`` (see :func:`rpcx_broadcast.open_group`; extra
     keyword arguments go to it) and replicate ``machine`` with updates of
     ``update_type`` (``bytes``, or a generated rpcx struct or union, sent as CBOR).
+
+With ``order=RAFT`` (pass ``storage=FileStorage(directory)`` to survive a crash) the
+replica keeps working while any minority of members is down, leader included; an
+``update`` started during a failover waits and completes through the new leader. A
+replica restarted from its storage rebuilds ``machine`` from the log: start it from
+the same initial state as at the first start (every update is applied again, in order).
 
     ``commutative`` declares whether updates commute; ``None`` reads the
     :func:`commutative` mark of ``update_type``. Warns :class:`ReplicationWarning` if

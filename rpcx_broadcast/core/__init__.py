@@ -35,16 +35,37 @@ from .links import ReliableLinks as ReliableLinks
 from .membership import DynamicMembership as DynamicMembership
 from .membership import StaticMembership as StaticMembership
 from .membership import View as View
+from .raft import ConfigChangeRefused as ConfigChangeRefused
+from .raft import NotLeader as NotLeader
+from .raft import RaftError as RaftError
+from .raft import RaftNode as RaftNode
+from .raft import RaftOptions as RaftOptions
+from .raft import ReadIndexUnavailable as ReadIndexUnavailable
+from .raft import Ready as Ready
+from .raft import Role as Role
+from .raft_messages import Config as Config
+from .raft_messages import ConfigChange as ConfigChange
+from .raft_messages import ConfigOp as ConfigOp
+from .raft_messages import Entry as Entry
+from .raft_messages import EntryKind as EntryKind
+from .raft_messages import HardState as HardState
+from .raft_messages import Snapshot as Snapshot
 from .reliable import BestEffortBroadcast as BestEffortBroadcast
 from .reliable import EagerReliableBroadcast as EagerReliableBroadcast
+from .storage import MemoryStorage as MemoryStorage
+from .storage import Recovered as Recovered
+from .storage import Storage as Storage
 from .total import LamportTotal as LamportTotal
 from .total import SequencerTotal as SequencerTotal
 
 __all__ = [
     "Action", "BestEffortBroadcast", "BufferFull", "CancelTimer", "CausalBroadcast",
-    "Deliver", "Down", "DynamicMembership", "EagerReliableBroadcast", "FifoBroadcast",
-    "GossipBroadcast", "HeartbeatFailureDetector", "HoldBack", "HoldBackOverflow", "Hub",
-    "Joinable", "LamportTotal", "Layer", "ProtocolViolation", "RandomPeers", "RelayAll",
-    "ReliableLinks", "Send", "SequencerTotal", "SetTimer", "Stack", "StartPoint",
-    "StaticMembership", "Topology", "View", "Wire", "fifo_total_sequencer", "lamport_fifo_total",
+    "Config", "ConfigChange", "ConfigChangeRefused", "ConfigOp", "Deliver", "Down",
+    "DynamicMembership", "EagerReliableBroadcast", "Entry", "EntryKind", "FifoBroadcast",
+    "GossipBroadcast", "HardState", "HeartbeatFailureDetector", "HoldBack",
+    "HoldBackOverflow", "Hub", "Joinable", "LamportTotal", "Layer", "MemoryStorage",
+    "NotLeader", "ProtocolViolation", "RaftError", "RaftNode", "RaftOptions", "RandomPeers",
+    "ReadIndexUnavailable", "Ready", "Recovered", "RelayAll", "ReliableLinks", "Role", "Send",
+    "SequencerTotal", "SetTimer", "Snapshot", "Stack", "StartPoint", "StaticMembership",
+    "Storage", "Topology", "View", "Wire", "fifo_total_sequencer", "lamport_fifo_total",
 ]

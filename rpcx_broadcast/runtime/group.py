@@ -30,11 +30,14 @@ from rpcx_broadcast.core.fifo import FifoBroadcast
 from rpcx_broadcast.core.gossip import GossipBroadcast, RelayAll
 from rpcx_broadcast.core.layer import Layer, Stack
 from rpcx_broadcast.core.membership import View
+from rpcx_broadcast.core.raft_ready import RaftOptions
+from rpcx_broadcast.core.storage import Storage
 from rpcx_broadcast.core.total import LamportTotal, SequencerTotal
 from rpcx_broadcast.runtime.node import Delivery, GroupStatistics, JoinStart, Journal, Node
+from rpcx_broadcast.runtime.raft_node import RAFT, RaftMember
 
 __all__ = ["CAUSAL", "FIFO", "FIFO_TOTAL", "JOINABLE_ORDERS", "LAMPORT_FIFO_TOTAL", "ORDERS",
-           "RELIABLE", "TOTAL", "Group", "make_stack", "open_group"]
+           "RAFT", "RELIABLE", "TOTAL", "Group", "make_stack", "open_group"]
 
 RELIABLE = "reliable"
 FIFO = "fifo"
@@ -46,7 +49,7 @@ LAMPORT_FIFO_TOTAL = "lamport_fifo_total"
 #: order name -> the checker order (rpcx_broadcast.check) its histories must pass
 ORDERS: dict[str, str] = {RELIABLE: "reliable", FIFO: "fifo", CAUSAL: "causal",
                           TOTAL: "total", FIFO_TOTAL: "fifo_total",
-                          LAMPORT_FIFO_TOTAL: "fifo_total"}
+                          LAMPORT_FIFO_TOTAL: "fifo_total", RAFT: "fifo_total"}
 
 #: orders whose default stack a new member can join mid-run (see open_group's join=)
 JOINABLE_ORDERS = (RELIABLE, FIFO, CAUSAL, TOTAL, FIFO_TOTAL)
@@ -77,6 +80,9 @@ def make_stack(order: str, me: str, members: tuple[str, ...], *, batch_delay: fl
                                 order_delay=batch_delay)]
     elif order == LAMPORT_FIFO_TOTAL:
         upper = [FifoBroadcast(me), LamportTotal(me, members, heartbeat_delay=batch_delay)]
+    elif order == RAFT:
+        raise ValueError("the raft order is not a layer stack: open_group runs it with its "
+                         "own adapter (rpcx_broadcast.runtime.raft_node)")
     else:
         raise ValueError(f"unknown order {order!r}; known: {sorted(ORDERS)}")
     return Stack([bottom, *upper])
@@ -85,7 +91,7 @@ def make_stack(order: str, me: str, members: tuple[str, ...], *, batch_delay: fl
 class Group:
     """A running member of a group. Made by :func:`open_group`."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node | RaftMember) -> None:
         self._node = node
         self.me = node.me
         self.order = node.order
@@ -121,7 +127,8 @@ class Group:
 
     @property
     def coordinator(self) -> str | None:
-        """The member that creates views (the oldest one not suspected here)."""
+        """The member that creates views (the oldest one not suspected here); under the
+        ``raft`` order, the leader this member knows of (``None``: none now)."""
         return self._node.coordinator
 
     @property
@@ -157,8 +164,10 @@ async def open_group(me: str, members: Mapping[str, str] | None = None,
                      failure_timeout: float | None = 2.0, heartbeat_interval: float = 0.25,
                      delivery_buffer: int = 1024, send_buffer: int = 4096,
                      count_bytes: bool = False, journal: Journal | None = None,
-                     join_timeout: float = 10.0,
-                     leave_timeout: float = 1.0) -> AsyncIterator[Group]:
+                     join_timeout: float = 10.0, leave_timeout: float = 1.0,
+                     storage: Storage | None = None, election_timeout: float = 1.0,
+                     max_pending: int = 256,
+                     raft_options: RaftOptions | None = None) -> AsyncIterator[Group]:
     """Run member ``me`` of a group with ``order``: either one of the initial ``members``
     (name → rpcx address; view 0 is their names, sorted), or, with ``join=`` (any running
     member's address) and ``listen=`` (this member's own address), a new member of a
@@ -175,7 +184,32 @@ async def open_group(me: str, members: Mapping[str, str] | None = None,
     checkers), ``join_timeout`` (seconds to get admitted, else :class:`JoinError`) and
     ``leave_timeout`` (seconds to wait, when the block is left normally, for the view
     without this member).
+
+    Under ``order=RAFT`` (FIFO-total by consensus, docs/broadcast.md) the group runs a
+    Raft member instead of a stack: ``storage`` (a ``Storage``; default a fresh
+    ``MemoryStorage``, pass ``rpcx_broadcast.FileStorage(directory)`` to survive a crash),
+    ``election_timeout`` (seconds: the one failure-detection budget; heartbeats every
+    tenth of it, failover in about 1.2-2 of it), ``max_pending`` (this member's broadcasts
+    admitted but not yet delivered here; ``broadcast()`` waits beyond it) and
+    ``raft_options`` (the core's ``RaftOptions``: ticks per election timeout, batching)
+    apply; ``stack``, ``join``, ``failure_timeout``, ``heartbeat_interval`` and
+    ``count_bytes`` do not (a raft group's members are fixed at its first start).
     """
+    if order == RAFT:
+        if join is not None or stack is not None:
+            raise ValueError("the raft order runs a fixed set of members: it takes neither "
+                             "join= nor stack=")
+        if members is None:
+            raise ValueError("the raft order needs members (name -> address)")
+        raft = RaftMember(me, members, storage=storage, election_timeout=election_timeout,
+                          options=raft_options, transport=transport, listen=listen,
+                          max_pending=max_pending, delivery_buffer=delivery_buffer,
+                          send_buffer=send_buffer, journal=journal)
+        async with _running(raft, leave_timeout) as group:
+            yield group
+        return
+    if storage is not None or raft_options is not None:
+        raise ValueError(f"storage= and raft_options= are for the raft order, not {order!r}")
     if order not in ORDERS and stack is None:
         raise ValueError(f"unknown order {order!r}; known: {sorted(ORDERS)}")
     if (members is None) == (join is None):
@@ -213,6 +247,12 @@ async def open_group(me: str, members: Mapping[str, str] | None = None,
                     transport=transport, listen=listen, failure_timeout=failure_timeout,
                     heartbeat_interval=heartbeat_interval, delivery_buffer=delivery_buffer,
                     send_buffer=send_buffer, count_bytes=count_bytes, journal=journal)
+    async with _running(node, leave_timeout) as group:
+        yield group
+
+
+@asynccontextmanager
+async def _running(node: Node | RaftMember, leave_timeout: float) -> AsyncIterator[Group]:
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(node.run)

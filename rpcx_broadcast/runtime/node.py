@@ -165,6 +165,11 @@ class GroupStatistics:
     view: int
     suspected: tuple[str, ...]
     buffer_sizes: Mapping[str, int]
+    leader: str = ""
+    """The ``raft`` order: the leader this member knows of (``""``: none known, or an
+    order without one)."""
+    term: int = 0
+    """The ``raft`` order: this member's current term."""
 
 
 @attrs.define(eq=False)

@@ -1,0 +1,173 @@
+"""The explicit mapping between the Raft core's messages (``core/raft_messages.py``) and
+the IDL types of ``idl/raft.rpcx`` (generated into
+``rpcx_broadcast._generated.raft_rpcx``), plus the CBOR encoding of the commands that the
+``raft`` order puts in log entries.
+
+:func:`to_wire` turns a core message into an IDL ``RaftMsg``; :func:`from_wire` turns one
+back into exactly the value that was sent. A ``RaftMsg`` that breaks the core's rules
+(negative terms or indexes, an unknown entry kind, a configuration naming a member twice)
+raises ``ProtocolViolation``, never a half-built message.
+"""
+
+from __future__ import annotations
+
+import rpcx
+from rpcx.schema import struct_ref
+from rpcx_broadcast._generated import raft_rpcx as idl
+from rpcx_broadcast.core.layer import ProtocolViolation
+from rpcx_broadcast.core.raft_messages import (
+    Append,
+    AppendReply,
+    Config,
+    Entry,
+    EntryKind,
+    Heartbeat,
+    HeartbeatReply,
+    InstallSnapshot,
+    RaftMessage,
+    Snapshot,
+    TimeoutNow,
+    VoteReply,
+    VoteRequest,
+)
+
+__all__ = ["decode_command", "encode_command", "from_wire", "to_wire"]
+
+_codec = rpcx.CborCodec()
+_command_ref = struct_ref(idl.Command)
+
+
+def encode_command(command: idl.Command) -> bytes:
+    """A log entry's data: the command as CBOR."""
+    return _codec.encode(_command_ref, command)
+
+
+def decode_command(data: bytes) -> idl.Command:
+    """The command in a log entry (``rpcx.CodecError`` if it is not one)."""
+    command: idl.Command = _codec.decode(_command_ref, data)
+    return command
+
+
+def _config(config: Config) -> idl.RaftConfig:
+    return idl.RaftConfig(voters=list(config.voters), learners=list(config.learners))
+
+
+def _from_config(config: idl.RaftConfig) -> Config:
+    if len(set(config.voters)) != len(config.voters) \
+            or len(set(config.learners)) != len(config.learners):
+        raise ProtocolViolation(f"configuration names a member twice: {config!r}")
+    try:
+        return Config(tuple(config.voters), tuple(config.learners))
+    except ValueError as error:
+        raise ProtocolViolation(str(error)) from None
+
+
+def _entry(entry: Entry) -> idl.RaftEntry:
+    return idl.RaftEntry(term=entry.term, index=entry.index, data=entry.data,
+                         kind=int(entry.kind),
+                         config=None if entry.config is None else _config(entry.config))
+
+
+def _from_entry(entry: idl.RaftEntry) -> Entry:
+    _non_negative(entry.term, entry.index)
+    try:
+        kind = EntryKind(entry.kind)
+    except ValueError:
+        raise ProtocolViolation(f"unknown entry kind {entry.kind}") from None
+    if (kind == EntryKind.CONFIG) != (entry.config is not None):
+        raise ProtocolViolation("a configuration entry (and only one) carries a config")
+    config = None if entry.config is None else _from_config(entry.config)
+    return Entry(entry.term, entry.index, entry.data, kind, config)
+
+
+def _snapshot(snap: Snapshot) -> idl.RaftSnapshot:
+    return idl.RaftSnapshot(index=snap.index, term=snap.term, config=_config(snap.config),
+                            data=snap.data)
+
+
+def _non_negative(*values: int) -> None:
+    if any(value < 0 for value in values):
+        raise ProtocolViolation(f"negative term or index in {values}")
+
+
+def to_wire(msg: RaftMessage) -> idl.RaftMsg:
+    """A core Raft message as the IDL ``RaftMsg`` union."""
+    if isinstance(msg, VoteRequest):
+        return idl.RaftMsg(vote_request=idl.VoteRequest(
+            term=msg.term, last_index=msg.last_index, last_term=msg.last_term, pre=msg.pre,
+            transfer=msg.transfer))
+    if isinstance(msg, VoteReply):
+        return idl.RaftMsg(vote_reply=idl.VoteReply(term=msg.term, granted=msg.granted,
+                                                    pre=msg.pre))
+    if isinstance(msg, Append):
+        return idl.RaftMsg(append=idl.Append(
+            term=msg.term, prev_index=msg.prev_index, prev_term=msg.prev_term,
+            entries=[_entry(e) for e in msg.entries], commit=msg.commit))
+    if isinstance(msg, AppendReply):
+        return idl.RaftMsg(append_reply=idl.AppendReply(
+            term=msg.term, success=msg.success, index=msg.index, hint_index=msg.hint_index,
+            hint_term=msg.hint_term))
+    if isinstance(msg, Heartbeat):
+        return idl.RaftMsg(heartbeat=idl.Heartbeat(term=msg.term, commit=msg.commit,
+                                                   context=msg.context))
+    if isinstance(msg, HeartbeatReply):
+        return idl.RaftMsg(heartbeat_reply=idl.HeartbeatReply(term=msg.term,
+                                                              context=msg.context))
+    if isinstance(msg, InstallSnapshot):
+        return idl.RaftMsg(install_snapshot=idl.InstallSnapshot(
+            term=msg.term, snapshot=_snapshot(msg.snapshot)))
+    if isinstance(msg, TimeoutNow):
+        return idl.RaftMsg(timeout_now=idl.TimeoutNow(term=msg.term))
+    raise TypeError(f"no wire mapping for Raft message {msg!r}")
+
+
+def from_wire(msg: idl.RaftMsg) -> RaftMessage | list[idl.Proposal]:
+    """The core message a ``RaftMsg`` stands for (proposals stay IDL values)."""
+    which = msg.which
+    if which == "proposals":
+        assert msg.proposals is not None
+        return list(msg.proposals)
+    if which == "vote_request":
+        v = msg.vote_request
+        assert v is not None
+        _non_negative(v.term, v.last_index, v.last_term)
+        return VoteRequest(v.term, v.last_index, v.last_term, v.pre, v.transfer)
+    if which == "vote_reply":
+        r = msg.vote_reply
+        assert r is not None
+        _non_negative(r.term)
+        return VoteReply(r.term, r.granted, r.pre)
+    if which == "append":
+        a = msg.append
+        assert a is not None
+        _non_negative(a.term, a.prev_index, a.prev_term, a.commit)
+        entries = tuple(_from_entry(e) for e in a.entries)
+        if any(e.index != a.prev_index + 1 + k for k, e in enumerate(entries)):
+            raise ProtocolViolation("append entries are not consecutive after prev_index")
+        return Append(a.term, a.prev_index, a.prev_term, entries, a.commit)
+    if which == "append_reply":
+        ar = msg.append_reply
+        assert ar is not None
+        _non_negative(ar.term, ar.index, ar.hint_index, ar.hint_term)
+        return AppendReply(ar.term, ar.success, ar.index, ar.hint_index, ar.hint_term)
+    if which == "heartbeat":
+        h = msg.heartbeat
+        assert h is not None
+        _non_negative(h.term, h.commit, h.context)
+        return Heartbeat(h.term, h.commit, h.context)
+    if which == "heartbeat_reply":
+        hr = msg.heartbeat_reply
+        assert hr is not None
+        _non_negative(hr.term, hr.context)
+        return HeartbeatReply(hr.term, hr.context)
+    if which == "install_snapshot":
+        s = msg.install_snapshot
+        assert s is not None
+        snap = s.snapshot
+        _non_negative(s.term, snap.index, snap.term)
+        return InstallSnapshot(s.term, Snapshot(snap.index, snap.term,
+                                                _from_config(snap.config), snap.data))
+    t = msg.timeout_now
+    assert t is not None
+    _non_negative(t.term)
+    return TimeoutNow(t.term)
