@@ -1,4 +1,4 @@
-"""RPC round-trip benchmark: rpcx against a raw trio echo (the limit) and grpcio.
+"""RPC round-trip benchmark: rpcx against a raw trio echo (the limit), grpcio and rpyc.
 
 Run from the repository root::
 
@@ -17,10 +17,22 @@ its own process on 127.0.0.1 and the client in this process:
   ``rpcx.open_channel`` (deadline 10 s per call, as in the example client). It is not
   idempotent, so every call carries an idempotency key and the server's de-dup cache
   stores every result.
+- ``rpcx process_payment @idempotent``: the same call with the method marked
+  ``@idempotent`` on the client (``attrs.evolve`` of the generated ``MethodSpec``): no key,
+  so the server runs no de-dup. This is the call issue 12's targets are about (as in
+  ``../shared/PERFORMANCE.md`` and bench/instructions.py).
 - ``rpcx get_payment``: the ``@idempotent`` lookup (no key, no cache), for comparison.
 - ``grpcio aio echo``: ``grpc.aio`` unary echo of the same payload bytes through a generic
   handler with identity serialisers (skipped, with a note, if grpcio is not installed:
   ``pip install -e '.[bench]'``).
+- ``rpyc threaded``: rpyc's ``ThreadedServer`` (a thread per connection, brine
+  serialisation), the fastest pure-Python peer: ``process_payment(merchant, (number,
+  expiry, cvc), "3.99", currency)`` -> ``(True, payment_id)``, the same message as plain
+  brine values (brine has no Decimal: the amount travels as text). rpyc's client is
+  synchronous, so its modes run in threads: one for ``sequential``, 64 threads with a
+  connection each for ``64 connections``; ``64 in flight`` on one connection is not
+  measured (rpyc serialises the calls of one connection). Skipped, with a note, if rpyc is
+  not installed (the ``bench`` extra).
 
 Three modes: ``sequential`` (one call in flight), ``64 in flight`` (64 tasks sharing one
 connection) and ``64 connections`` (64 connections from this one client process, one
@@ -53,6 +65,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import attrs
 import trio
 
 import rpcx
@@ -90,6 +103,13 @@ def payload() -> bytes:
 def _import_grpc() -> Any:
     try:
         return importlib.import_module("grpc")
+    except ImportError:
+        return None
+
+
+def _import_rpyc() -> Any:
+    try:
+        return importlib.import_module("rpyc")
     except ImportError:
         return None
 
@@ -244,12 +264,42 @@ async def serve_grpc() -> None:
     await server.stop(None)
 
 
+def serve_rpyc() -> None:
+    rpyc = _import_rpyc()
+    from rpyc.utils.server import ThreadedServer
+
+    class PaymentsRpyc(rpyc.Service):  # type: ignore[misc,name-defined]
+        """The payments call in brine's plain values, with the example's card check."""
+
+        charges = 0
+
+        def exposed_process_payment(self, merchant: str, card: tuple[str, str, str],
+                                    amount: str, currency: int) -> tuple[bool, str]:
+            from examples.payments.service import luhn_ok
+
+            if not luhn_ok(card[0]) or Decimal(amount) <= 0:
+                return False, ""
+            PaymentsRpyc.charges += 1
+            return True, f"pay_{PaymentsRpyc.charges:06d}"
+
+    server = ThreadedServer(PaymentsRpyc, hostname="127.0.0.1", port=0,
+                            protocol_config={"allow_public_attrs": False})
+    import threading
+
+    threading.Thread(target=server.start, daemon=True).start()
+    _announce(server.listener.getsockname()[1])
+    sys.stdin.buffer.read()
+    server.close()
+
+
 def server_main(kind: str, profile: str | None) -> None:
     profiler = cProfile.Profile() if profile else None
     if profiler:
         profiler.enable()
     if kind == "grpc":
         asyncio.run(serve_grpc())
+    elif kind == "rpyc":
+        serve_rpyc()
     else:
         trio.run(serve_rpcx if kind == "rpcx" else serve_raw)
     if profiler and profile:
@@ -406,6 +456,15 @@ def _pay(client: PaymentsClient) -> Call:
     return call
 
 
+def _pay_idempotent(channel: rpcx.Channel) -> Call:
+    method = attrs.evolve(vars(PaymentsService)["__rpcx_spec__"].method("process_payment"),
+                          idempotent=True)
+
+    async def call() -> object:
+        return await channel.call(method, ARGS)
+    return call
+
+
 def _get(client: PaymentsClient, payment_id: str) -> Call:
     async def call() -> object:
         return await client.get_payment(payment_id)
@@ -422,11 +481,14 @@ async def rpcx_client(url: str, method: str, mode: str, warmup: float,
                       seconds: float) -> Sample:
     channels = 1 if mode != "64 connections" else FANOUT
     async with AsyncExitStack() as stack:
-        clients = [PaymentsClient(await stack.enter_async_context(
-            rpcx.open_channel(url, default_timeout=DEADLINE))) for _ in range(channels)]
+        opened = [await stack.enter_async_context(
+            rpcx.open_channel(url, default_timeout=DEADLINE)) for _ in range(channels)]
+        clients = [PaymentsClient(channel) for channel in opened]
         calls: list[Call]
         if method == "process_payment":
             calls = [_pay(c) for c in clients]
+        elif method == "idempotent":
+            calls = [_pay_idempotent(channel) for channel in opened]
         else:
             paid = await clients[0].process_payment(*ARGS)
             assert paid.payment_id is not None
@@ -455,26 +517,77 @@ async def grpc_client(port: int, mode: str, warmup: float, seconds: float) -> Sa
     return sample
 
 
+def thread_loop(call: Callable[[], object], sample: Sample) -> None:
+    """``call_loop`` for a synchronous client, in a thread of its own."""
+    clock = time.perf_counter
+    latencies = sample.latencies
+    while True:
+        began = clock()
+        if began >= sample.stop:
+            return
+        call()
+        ended = clock()
+        if sample.start <= ended <= sample.stop:
+            latencies.append(ended - began)
+
+
+def rpyc_client(port: int, mode: str, warmup: float, seconds: float) -> Sample:
+    import threading
+
+    rpyc = _import_rpyc()
+    count = FANOUT if mode == "64 connections" else 1
+    conns = [rpyc.connect("127.0.0.1", port) for _ in range(count)]
+    card = (CARD.card_number, CARD.expiry_date, CARD.cvc)
+
+    def make(conn: Any) -> Callable[[], object]:
+        pay = conn.root.process_payment
+
+        def call() -> object:
+            result = pay("Acme Ltd", card, "3.99", Currency.GBP.value)
+            assert result[0]
+            return result
+        return call
+
+    calls = [make(conn) for conn in conns]
+    sample = plan(warmup, seconds)
+    threads = [threading.Thread(target=thread_loop, args=(call, sample)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for conn in conns:
+        conn.close()
+    return sample
+
+
 # ---------------------------------------------------------------- the run
 
 
 RAW = "raw trio echo"
 RPCX_PAY = "rpcx process_payment"
 RPCX_GET = "rpcx get_payment"
+RPCX_IDEM = "rpcx process_payment @idempotent"
 GRPC = "grpcio aio echo"
+RPYC = "rpyc threaded"
+RPYC_MODES = ("sequential", "64 connections")
 
 
 def run_kind(kind: str, warmup: float, seconds: float) -> list[Row]:
-    server = ServerProcess("grpc" if kind == GRPC else "raw" if kind == RAW else "rpcx")
+    server = ServerProcess({GRPC: "grpc", RAW: "raw", RPYC: "rpyc"}.get(kind, "rpcx"))
     rows = []
     try:
         for mode in MODES:
-            if kind == RAW:
+            if kind == RPYC and mode not in RPYC_MODES:
+                continue
+            if kind == RPYC:
+                sample = rpyc_client(int(server.address), mode, warmup, seconds)
+            elif kind == RAW:
                 sample = trio.run(raw_client, int(server.address), mode, warmup, seconds)
             elif kind == GRPC:
                 sample = asyncio.run(grpc_client(int(server.address), mode, warmup, seconds))
             else:
-                method = "process_payment" if kind == RPCX_PAY else "get_payment"
+                method = {RPCX_PAY: "process_payment", RPCX_IDEM: "idempotent"}.get(
+                    kind, "get_payment")
                 sample = trio.run(rpcx_client, server.address, method, mode, warmup, seconds)
             row = make_row(kind, mode, sample)
             print(f"  {kind:22} {mode:15} {row.rate:9,.0f} calls/s  p50 {row.p50_us:7.0f} µs"
@@ -497,8 +610,17 @@ def versions() -> str:
         pass
     return (f"{model}, {os.cpu_count()} cores; Python {platform.python_version()}, "
             f"trio {trio.__version__}, "
-            f"grpcio {grpc.__version__ if grpc else 'not installed'}; "
+            f"grpcio {grpc.__version__ if grpc else 'not installed'}, "
+            f"rpyc {_rpyc_version()}; "
             f"{datetime.date.today().isoformat()}")
+
+
+def _rpyc_version() -> str:
+    rpyc = _import_rpyc()
+    if rpyc is None:
+        return "not installed"
+    version = rpyc.__version__
+    return version if isinstance(version, str) else ".".join(map(str, version))
 
 
 def table(rows: list[Row]) -> tuple[list[str], list[str]]:
@@ -508,7 +630,7 @@ def table(rows: list[Row]) -> tuple[list[str], list[str]]:
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for mode in MODES:
         raw, grpc = by.get((RAW, mode)), by.get((GRPC, mode))
-        for name in (RAW, RPCX_PAY, RPCX_GET, GRPC):
+        for name in (RAW, RPCX_PAY, RPCX_IDEM, RPCX_GET, GRPC, RPYC):
             row = by.get((name, mode))
             if row is None:
                 continue
@@ -527,6 +649,12 @@ def table(rows: list[Row]) -> tuple[list[str], list[str]]:
                             f"**{'met' if got >= goal else 'not met'}**")
 
     ratio_target("sequential", 0.75)
+    rpyc_seq, idem_seq = by.get((RPYC, "sequential")), by.get((RPCX_IDEM, "sequential"))
+    if rpyc_seq and idem_seq:
+        got = idem_seq.rate / rpyc_seq.rate
+        verdicts.append(f"- sequential (issue 12): rpcx @idempotent calls/s ≥ rpyc's — "
+                        f"reached {got:.2f}x ({idem_seq.rate:,.0f} vs {rpyc_seq.rate:,.0f}): "
+                        f"**{'met' if got >= 1 else 'not met'}**")
     ratio_target("64 in flight", 0.30)
     grpc, ours = by.get((GRPC, "64 in flight")), by.get((RPCX_PAY, "64 in flight"))
     if grpc and ours:
@@ -553,7 +681,8 @@ def write_results(block: str) -> None:
     RESULTS.write_text(text)
 
 
-KINDS = {"raw": RAW, "pay": RPCX_PAY, "get": RPCX_GET, "grpc": GRPC}
+KINDS = {"raw": RAW, "pay": RPCX_PAY, "idem": RPCX_IDEM, "get": RPCX_GET, "grpc": GRPC,
+         "rpyc": RPYC}
 
 
 def benchmark(seconds: float, warmup: float, write: bool, only: Sequence[str]) -> None:
@@ -563,6 +692,10 @@ def benchmark(seconds: float, warmup: float, write: bool, only: Sequence[str]) -
         note = "grpcio is not installed (`pip install -e '.[bench]'`): its row is skipped.\n"
         print(note.strip())
         kinds.remove(GRPC)
+    if RPYC in kinds and _import_rpyc() is None:
+        note += "rpyc is not installed (`pip install -e '.[bench]'`): its rows are skipped.\n"
+        print(note.strip())
+        kinds.remove(RPYC)
     rows: list[Row] = []
     for kind in kinds:
         rows += run_kind(kind, warmup, seconds)
@@ -607,7 +740,8 @@ def profile(side: str, mode: str, seconds: float, top: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Unary round trips: rpcx vs raw echo vs grpcio.")
+    parser = argparse.ArgumentParser(
+        description="Unary round trips: rpcx vs raw echo, grpcio, rpyc.")
     parser.add_argument("--seconds", type=float, default=2.0, help="measured time per mode")
     parser.add_argument("--warmup", type=float, default=0.5, help="warm-up time per mode")
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
@@ -618,7 +752,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mode", choices=MODES, default="sequential",
                         help="the mode to profile")
     parser.add_argument("--top", type=int, default=30, help="profile lines to print")
-    parser.add_argument("--serve", choices=("rpcx", "raw", "grpc"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=("rpcx", "raw", "grpc", "rpyc"),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
