@@ -612,7 +612,11 @@ _TOTALS = re.compile(r"^totals:\s+(\d+)", re.M)
 _LINE = re.compile(r"^\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(.*?)(?:\s+\[(.*)\])?\s*$")
 
 
-def callgrind(case: str, calls: int, out: Path, pairs: list[str]) -> int:
+def callgrind(case: str, calls: int, out: Path, pairs: list[str], reuse: bool = False) -> int:
+    if reuse and out.exists():
+        found = _TOTALS.search(out.read_text(errors="replace"))
+        if found:
+            return int(found.group(1))
     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                python(), str(Path(__file__).resolve()), "--child", case, str(calls)]
     if pairs:
@@ -664,16 +668,20 @@ class Measure:
         return (self.total2 - self.total1) / (self.n2 - self.n1)
 
 
+REUSE = False
+"""--reuse: take callgrind's files already in --keep instead of running again."""
+
+
 def measure(case: str, n1: int, n2: int, work: Path, pairs: list[str] | None = None,
             tag: str = "", pool: ThreadPoolExecutor | None = None) -> Measure:
     pairs = pairs or []
     files = (work / f"{case}{tag}.{n1}.out", work / f"{case}{tag}.{n2}.out")
     if pool is None:
-        t1 = callgrind(case, n1, files[0], pairs)
-        t2 = callgrind(case, n2, files[1], pairs)
+        t1 = callgrind(case, n1, files[0], pairs, REUSE)
+        t2 = callgrind(case, n2, files[1], pairs, REUSE)
     else:
-        f1 = pool.submit(callgrind, case, n1, files[0], pairs)
-        f2 = pool.submit(callgrind, case, n2, files[1], pairs)
+        f1 = pool.submit(callgrind, case, n1, files[0], pairs, REUSE)
+        f2 = pool.submit(callgrind, case, n2, files[1], pairs, REUSE)
         t1, t2 = f1.result(), f2.result()
     return Measure(case, n1, n2, t1, t2, files)
 
@@ -738,10 +746,11 @@ def c_level(m: Measure, top: int) -> str:
     return "\n".join(lines)
 
 
-def profile(case: str, n1: int, n2: int, work: Path, pool: ThreadPoolExecutor) -> dict[str, Any]:
+def profile(case: str, n1: int, n2: int, work: Path, pool: ThreadPoolExecutor,
+            levels: list[str]) -> dict[str, Any]:
     """Inclusive instructions per call of every target, per side."""
     jobs: list[tuple[str, list[str]]] = []
-    for level in LEVELS:
+    for level in levels:
         for index, pairs in enumerate(plan_runs(level)):
             if case != "keyed" and any(p.startswith("dedup") for p in pairs):
                 pairs = [p for p in pairs if not p.startswith("dedup")]
@@ -792,10 +801,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", action="store_true", help="run every case twice")
     parser.add_argument("--profile", action="store_true",
                         help="per-call profile of each side (idempotent and keyed)")
+    parser.add_argument("--levels", default=",".join(LEVELS),
+                        help="profile levels for the idempotent call")
+    parser.add_argument("--keyed-levels", default="top,connection",
+                        help="profile levels for the keyed call (de-dup, the stub)")
     parser.add_argument("--jobs", type=int, default=2,
                         help="valgrind processes at once (default 2: the machine has 2 cores)")
     parser.add_argument("--keep", help="directory for callgrind's files (default: a temp dir)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse callgrind's files found in --keep (same N1, N2)")
     parser.add_argument("--child", nargs=2, metavar=("CASE", "CALLS"), help=argparse.SUPPRESS)
     parser.add_argument("--targets", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -803,6 +818,8 @@ def main(argv: list[str] | None = None) -> None:
         run_case(args.child[0], int(args.child[1]),
                  [p for p in args.targets.split(",") if p])
         return
+    global REUSE
+    REUSE = args.reuse
     n1, n2 = QUICK if args.quick else (N1, N2)
     n1, n2 = args.n1 or n1, args.n2 or n2
     work = Path(args.keep or tempfile.mkdtemp(prefix="rpcx-callgrind-"))
@@ -830,7 +847,8 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 print()
                 print(c_level(results[case], 25))
-                data = profile(case, n1, n2, work, inner)
+                levels = args.levels if case == "idempotent" else args.keyed_levels
+                data = profile(case, n1, n2, work, inner, levels.split(","))
                 print()
                 print(profile_table(data, results[case].per_call))
                 report[f"profile-{case}"] = data
