@@ -6,35 +6,49 @@ generated code under the limit without a formatter pass.
 
 from __future__ import annotations
 
-import attrs
-
 from rpcx.codegen.literals import pystr
 
 __all__ = ["Call", "Expr", "Lit", "Tuple", "format_expr"]
 
 
-@attrs.frozen
 class Call:
-    func: str
-    args: tuple[Expr, ...]
+    """``func(args...)``; its one-line text (``flat``) is built once, when it is made
+    (children are made first), so formatting a deep tree never re-renders a subtree."""
+
+    __slots__ = ("args", "flat", "func")
+
+    def __init__(self, func: str, args: tuple[Expr, ...]) -> None:
+        self.func = func
+        self.args = args
+        self.flat = f"{func}({', '.join(_flats(args))})"
 
 
-@attrs.frozen
 class Tuple:
-    items: tuple[Expr, ...]
+    __slots__ = ("flat", "items")
+
+    def __init__(self, items: tuple[Expr, ...]) -> None:
+        self.items = items
+        parts = _flats(items)
+        self.flat = f"({parts[0]},)" if len(parts) == 1 else f"({', '.join(parts)})"
 
 
-@attrs.frozen
 class Lit:
     """A string literal (``prefix`` is e.g. ``doc=``) that splits into implicitly
     concatenated pieces inside parentheses when it does not fit."""
 
-    value: str
-    prefix: str = ""
+    __slots__ = ("flat", "prefix", "value")
+
+    def __init__(self, value: str, prefix: str = "") -> None:
+        self.value = value
+        self.prefix = prefix
+        self.flat = f"{prefix}{pystr(value)}"
 
 
 Expr = str | Call | Tuple | Lit
 
+
+def _flats(items: tuple[Expr, ...]) -> list[str]:
+    return [i if isinstance(i, str) else i.flat for i in items]
 
 def _chunks(text: str, width: int) -> list[str]:
     words = text.split(" ")
@@ -52,21 +66,15 @@ def _chunks(text: str, width: int) -> list[str]:
 
 
 def flat(expr: Expr) -> str:
-    if isinstance(expr, str):
-        return expr
-    if isinstance(expr, Lit):
-        return f"{expr.prefix}{pystr(expr.value)}"
-    if isinstance(expr, Call):
-        return f"{expr.func}({', '.join(flat(a) for a in expr.args)})"
-    if len(expr.items) == 1:
-        return f"({flat(expr.items[0])},)"
-    return f"({', '.join(flat(i) for i in expr.items)})"
+    return expr if isinstance(expr, str) else expr.flat
 
 
 def format_expr(expr: Expr, width: int, prefix: str = "", suffix: str = "") -> list[str]:
     """Lines for ``prefix + expr + suffix``, each at most ``width`` columns (4-space indents)."""
-    one = f"{prefix}{flat(expr)}{suffix}"
-    if len(one) <= width or isinstance(expr, str):
+    if isinstance(expr, str):
+        return [f"{prefix}{expr}{suffix}"]
+    one = f"{prefix}{expr.flat}{suffix}"
+    if len(one) <= width:
         return [one]
     if isinstance(expr, Lit):
         pieces = _chunks(expr.value, width - 4)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import operator
 from collections.abc import Callable, Iterator, Sequence
 
 import attrs
@@ -20,6 +21,8 @@ from rpcx.compiler.diagnostics import Diagnostic, Span
 from rpcx.compiler.resolve import Loader, Unit, normalise
 
 __all__ = ["CompileResult", "compile_files", "compile_source", "paused_gc"]
+
+_span_of = operator.itemgetter(0)
 
 
 @attrs.frozen
@@ -51,7 +54,7 @@ def compile_files(paths: Sequence[str], read: Callable[[str], str]) -> CompileRe
     diagnostics = list(loader.diagnostics)
     for unit in loader.order:
         diagnostics.extend(unit.diagnostics)
-    diagnostics.sort(key=lambda d: (d.span.file, d.span.line, d.span.col))
+    diagnostics.sort(key=_span_of)  # spans are (file, line, col) tuples
     return CompileResult(() if diagnostics else tuple(files), roots, tuple(diagnostics))
 
 

@@ -13,8 +13,7 @@ shows at most :data:`MAX_PER_FILE` diagnostics per file.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-
-import attrs
+from typing import NamedTuple
 
 __all__ = ["MAX_MESSAGE_LENGTH", "MAX_PER_FILE", "MAX_SOURCE_WIDTH", "Diagnostic", "Span",
            "report"]
@@ -28,9 +27,12 @@ MAX_PER_FILE = 50
 """Diagnostics shown per file by :func:`report`; the rest are counted."""
 
 
-@attrs.frozen
-class Span:
-    """Where a token starts: file path as given, 1-based line and column (in characters)."""
+class Span(NamedTuple):
+    """Where a token starts: file path as given, 1-based line and column (in characters).
+
+    A tuple, so that the hundreds of thousands a big input makes stay cheap to build
+    (``tuple.__new__(Span, (file, line, col))`` is the fastest way), and so that spans sort
+    by file, then line, then column."""
 
     file: str
     line: int
@@ -55,8 +57,10 @@ def _clip(text: str, limit: int) -> str:
     return f"{text[: limit - tail - 5]} ... {text[-tail:]}"
 
 
-@attrs.frozen
-class Diagnostic:
+class Diagnostic(NamedTuple):
+    """One problem. A tuple, so that an input with a problem every few characters does not
+    spend its time building diagnostics."""
+
     span: Span
     message: str
     """Lower-case, names the offending thing with repr-style quotes."""

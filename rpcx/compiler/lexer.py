@@ -79,7 +79,7 @@ class Token(NamedTuple):
 
     @property
     def span(self) -> Span:
-        return Span(self.path, self.line, self.col)
+        return _new_span(Span, (self[2], self[3], self[4]))
 
     def is_punct(self, text: str) -> bool:
         return self.kind is Tok.PUNCT and self.text == text
@@ -96,7 +96,7 @@ class Token(NamedTuple):
         return _short(repr(self.text[:50]))
 
 
-_new_token = tuple.__new__
+_new_token = _new_span = tuple.__new__
 
 
 def _short(text: str, limit: int = 40) -> str:
