@@ -1,0 +1,118 @@
+"""One member of a ``raft`` group as an OS process, for the process tests.
+
+    python -m tests.broadcast._raft_member ME MEMBERS_JSON DIR LOG --count 100 --rate 50
+
+Opens ``open_group(ME, MEMBERS_JSON, RAFT, storage=FileStorage(DIR))``, broadcasts
+``--count`` payloads ``ME/<incarnation>/<k>`` at ``--rate`` per second, and writes every
+broadcast and delivery to ``LOG`` as JSON lines (``{"kind", "origin", "seq", "payload",
+"t"}``, ``t`` = ``time.monotonic()``, the same clock in every process), each line flushed
+to the OS as it is written, so a SIGKILLed member's log is a true prefix of what it did.
+Prints ``ready`` once serving, ``leader NAME TERM`` whenever the leader it knows changes,
+``done`` once its own broadcasts are delivered, and keeps serving until stdin closes
+(then it stops broadcasting, if it still is, and leaves).
+
+With ``--kv API_ADDRESS`` it is a kvstore replica instead (``examples.kvstore``'s state
+machine through ``open_replica(..., order=RAFT)``), serving ``kvstore.KvStore`` at
+``API_ADDRESS`` (printing ``listening on URL``), and broadcasts nothing itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import trio
+
+import rpcx
+import rpcx_broadcast
+from examples.kvstore.kvstore_rpcx import Command
+from examples.kvstore.replica import Replica, StateMachine
+
+
+async def _report_leader(group: rpcx_broadcast.Group) -> None:
+    known = ("", -1)
+    while True:
+        stats = group.statistics()
+        if (stats.leader, stats.term) != known and stats.leader:
+            known = (stats.leader, stats.term)
+            print(f"leader {stats.leader} {stats.term}", flush=True)
+        await trio.sleep(0.02)
+
+
+async def _until_stdin_closes() -> None:
+    await trio.to_thread.run_sync(sys.stdin.read, abandon_on_cancel=True)
+
+
+async def run(me: str, members: dict[str, str], directory: Path, log: IO[str], count: int,
+              rate: float, election_timeout: float, kv: str | None) -> None:
+    storage = rpcx_broadcast.FileStorage(directory)
+    incarnation = time.time_ns()
+
+    def journal(kind: str, origin: str, seq: int, payload: bytes) -> None:
+        log.write(json.dumps({"kind": kind, "origin": origin, "seq": seq,
+                              "payload": payload.decode("utf-8", "replace"),
+                              "t": time.monotonic()}) + "\n")
+        log.flush()
+
+    if kv is not None:
+        state = StateMachine()
+        async with rpcx_broadcast.open_replica(
+                me, members, state, Command, rpcx_broadcast.RAFT, storage=storage,
+                election_timeout=election_timeout, journal=journal) as replicated:
+            service = Replica(me, replicated, state)
+            async with rpcx.open_server(kv, [service], grace_period=0.5) as server, \
+                    trio.open_nursery() as nursery:
+                print(f"listening on {server.addresses[0]}", flush=True)
+                nursery.start_soon(_report_leader, replicated.group)
+                await _until_stdin_closes()
+                nursery.cancel_scope.cancel()
+        return
+
+    async with rpcx_broadcast.open_group(me, members, rpcx_broadcast.RAFT, storage=storage,
+                                         election_timeout=election_timeout,
+                                         journal=journal) as group:
+        print("ready", flush=True)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_report_leader, group)
+
+            async def reader() -> None:
+                async for _ in group.deliveries:
+                    pass
+
+            async def broadcaster() -> None:
+                start = trio.current_time()
+                for k in range(count):
+                    await trio.sleep_until(start + k / rate)
+                    await group.broadcast(f"{me}/{incarnation}/{k}".encode())
+                await group.wait_stable()
+                print("done", flush=True)
+
+            nursery.start_soon(reader)
+            nursery.start_soon(broadcaster)
+            await _until_stdin_closes()  # stop broadcasting, leave the group, exit
+            nursery.cancel_scope.cancel()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("me")
+    parser.add_argument("members", help="JSON object: name -> rpcx address")
+    parser.add_argument("directory", type=Path, help="FileStorage directory")
+    parser.add_argument("log", type=Path)
+    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--election-timeout", type=float, default=1.0)
+    parser.add_argument("--kv", help="serve the kvstore API at this address instead")
+    args = parser.parse_args(argv)
+    with args.log.open("a", encoding="utf-8") as log:
+        trio.run(run, args.me, json.loads(args.members), args.directory, log, args.count,
+                 args.rate, args.election_timeout, args.kv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
