@@ -301,18 +301,19 @@ class RaftMember:
         return self._confirm[0] == last and others <= self._confirmed
 
     def _ask_confirmation(self) -> None:
-        """Leader, every tick: once every member holds the whole committed log, start a
-        heartbeat round (``read_index``) whose replies confirm they know the commit."""
+        """Leader, every tick: once every live member holds the whole committed log, start
+        a heartbeat round (``read_index``) whose replies confirm they know the commit."""
         node = self.node
         last = node.log.last_index
         if node.role != Role.LEADER or node.commit != last:
             return
-        if not all((p := node.progress(m)) is not None and p.match == last
-                   for m in node.config.members if m != self.me):
+        others = self._live_others()
+        if not others or not all((p := node.progress(m)) is not None and p.match == last
+                                 for m in others):
             return
         if self._confirm[0] != last or self._confirm[2] != node.term:
             self._confirmed = set()
-        elif set(node.config.members) - {self.me} <= self._confirmed:
+        elif others <= self._confirmed:
             return
         try:
             request = node.read_index()
