@@ -15,6 +15,9 @@ from rpcx.compiler import syntax as syn
 from rpcx.compiler.diagnostics import Diagnostic, Span
 from rpcx.compiler.lexer import Tok, Token, tokenize
 
+_IDENT, _PUNCT, _INT, _FLOAT, _STRING = Tok.IDENT, Tok.PUNCT, Tok.INT, Tok.FLOAT, Tok.STRING
+_new_span = tuple.__new__
+
 _T = TypeVar("_T")
 
 __all__ = ["parse"]
@@ -79,45 +82,54 @@ class _Parser:
         self.quiet_until = self.i + _QUIET_TOKENS
 
     def accept_punct(self, text: str) -> Token | None:
+        # Only a PUNCT token can have punctuation as its text (identifiers start with a
+        # letter, numbers with a digit, strings with a quote, EOF is empty), so comparing
+        # the text is enough.
         tok = self.toks[self.i]
-        if tok.text == text and tok.kind is Tok.PUNCT:
-            if self.i < self.eof:
-                self.i += 1
+        if tok.text == text:
+            self.i += 1
             return tok
         return None
 
     def expect_punct(self, text: str, context: str = "") -> Token:
-        tok = self.accept_punct(text)
-        if tok is None:
-            raise self.fail(f"{text!r}" + (f" {context}" if context else ""))
-        return tok
+        tok = self.toks[self.i]
+        if tok.text == text:  # see accept_punct
+            self.i += 1
+            return tok
+        raise self.fail(f"{text!r}" + (f" {context}" if context else ""))
 
     def expect_name(self, what: str) -> syn.Name:
-        tok = self.peek()
-        if tok.kind is not Tok.IDENT:
+        tok = self.toks[self.i]
+        if tok.kind is not _IDENT:
             raise self.fail(what)
-        self.next()
-        return syn.Name(tok.text, tok.span)
+        self.i += 1  # an IDENT is never the EOF token
+        return syn.Name(tok.text, _new_span(Span, (tok.path, tok.line, tok.col)))
 
     def qualified_name(self, what: str) -> tuple[syn.Name, ...]:
-        parts = [self.expect_name(what)]
-        while self.peek().is_punct(".") and self.peek(1).kind is Tok.IDENT:
-            self.next()
+        first = self.expect_name(what)
+        toks = self.toks
+        if toks[self.i].text != ".":
+            return (first,)
+        parts = [first]
+        while toks[self.i].text == "." and toks[self.i + 1].kind is _IDENT:
+            self.i += 1
             parts.append(self.expect_name(what))
         return tuple(parts)
 
     def docs_since(self, start: int) -> str:
         toks = self.toks
-        docs = [toks[k].doc for k in range(start, self.i + 1) if toks[k].doc]
+        docs = [doc for tok in toks[start : self.i + 1] if (doc := tok.doc)]
+        if not docs:
+            return ""
         return docs[0] if len(docs) == 1 else "\n".join(docs)
 
     def at_decl_start(self) -> bool:
         """A declaration keyword followed by a name and ``{``: a new top-level declaration."""
+        toks, i = self.toks, self.i
         return (
-            self.peek().kind is Tok.IDENT
-            and self.peek().text in _DECL_KEYWORDS
-            and self.peek(1).kind is Tok.IDENT
-            and self.peek(2).is_punct("{")
+            toks[i].text in _DECL_KEYWORDS  # only an IDENT can have such a text
+            and toks[i + 1].kind is _IDENT
+            and toks[i + 2].text == "{"
         )
 
     # -- recovery --------------------------------------------------------------------------
@@ -249,6 +261,8 @@ class _Parser:
     # -- annotations -----------------------------------------------------------------------
 
     def annotations(self) -> tuple[syn.Annotation, ...]:
+        if self.toks[self.i].text != "@":
+            return ()
         out: list[syn.Annotation] = []
         while self.peek().is_punct("@"):
             at = self.next()
@@ -290,7 +304,11 @@ class _Parser:
             self.error(tok.span, f"expected '}}', found {tok.describe()}")
 
     def body_done(self) -> bool:
-        return self.at_eof() or self.peek().is_punct("}") or self.at_decl_start()
+        toks, i = self.toks, self.i
+        tok = toks[i]
+        return (i >= self.eof or tok.text == "}" or (
+            tok.text in _DECL_KEYWORDS and toks[i + 1].kind is _IDENT
+            and toks[i + 2].text == "{"))
 
     def body_items(
         self, item: Callable[[int, tuple[syn.Annotation, ...]], _T],
@@ -301,13 +319,13 @@ class _Parser:
         reserved: list[syn.ReservedRange] = []
         while not self.body_done():
             start = self.i
-            if self.quiet and self.peek().is_punct(";"):
-                self.next()  # a stray ';' just after an error
+            if start < self.quiet_until and self.toks[start].text == ";":
+                self.i += 1  # a stray ';' just after an error
                 self.recovered()
                 continue
             try:
                 annotations = self.annotations()
-                if self.peek().is_word("reserved"):
+                if self.toks[self.i].text == "reserved":
                     reserved.extend(self.reserved(annotations))
                 else:
                     items.append(item(start, annotations))
@@ -347,33 +365,51 @@ class _Parser:
 
     def integer(self, what: str) -> tuple[int, Span]:
         """An integer with an optional leading ``-``."""
-        tok = self.peek()
+        tok = num = self.toks[self.i]
         sign = 1
-        if tok.is_punct("-"):
-            self.next()
+        if tok.text == "-":
+            self.i += 1
             sign = -1
-        num = self.peek()
-        if num.kind is not Tok.INT:
+            num = self.toks[self.i]
+        if num.kind is not _INT:
             raise self.fail(what, num)
-        if num.value is None:
+        value = num.value
+        if value is None:
             raise _Sync()  # too long: the lexer has reported it
-        self.next()
-        assert isinstance(num.value, int)
-        return sign * num.value, tok.span
+        self.i += 1
+        assert isinstance(value, int)
+        return (value if sign == 1 else -value), _new_span(Span, (tok.path, tok.line, tok.col))
 
     def field(
         self, start: int, annotations: tuple[syn.Annotation, ...], what: str
     ) -> syn.Field:
-        tag, tag_span = self.integer(f"a {what} tag (an integer)")
-        self.expect_punct(":", f"after {what} tag")
-        name = self.expect_name(f"a {what} name")
+        toks = self.toks
+        tok = toks[self.i]
+        if tok.kind is _INT and tok.value is not None:  # the common case, inline
+            self.i += 1
+            tag, tag_span = tok.value, _new_span(Span, (tok.path, tok.line, tok.col))
+            assert isinstance(tag, int)
+        else:
+            tag, tag_span = self.integer(f"a {what} tag (an integer)")
+        if toks[self.i].text != ":":
+            raise self.fail(f"':' after {what} tag")
+        self.i += 1
+        tok = toks[self.i]
+        if tok.kind is not _IDENT:
+            raise self.fail(f"a {what} name")
+        self.i += 1
+        name = syn.Name(tok.text, _new_span(Span, (tok.path, tok.line, tok.col)))
         doc = self.docs_since(start)
-        self.expect_punct(":", f"after {what} name")
+        if toks[self.i].text != ":":
+            raise self.fail(f"':' after {what} name")
+        self.i += 1
         type_ = self.type_(0)
         default = None
-        if self.accept_punct("="):
+        if toks[self.i].text == "=":
+            self.i += 1
             default = self.value(0)
-        span = self.toks[start].span
+        first = toks[start]
+        span = _new_span(Span, (first.path, first.line, first.col))
         return syn.Field(tag, tag_span, name, type_, default, annotations, doc, span)
 
     def enum_body(self) -> tuple[tuple[syn.EnumMember, ...], tuple[syn.ReservedRange, ...]]:
@@ -447,82 +483,101 @@ class _Parser:
     # -- types and values ------------------------------------------------------------------
 
     def type_(self, depth: int) -> syn.TypeNode:
-        tok = self.peek()
-        if tok.kind is not Tok.IDENT:
+        toks = self.toks
+        tok = toks[self.i]
+        if tok.kind is not _IDENT:
             raise self.fail("a type")
+        span = _new_span(Span, (tok.path, tok.line, tok.col))
         if depth > _MAX_DEPTH:
-            self.error(tok.span, "type nested too deeply")
+            self.error(span, "type nested too deeply")
             raise _Sync()
-        args: list[syn.TypeNode] = []
-        if tok.text in ("list", "map") and self.peek(1).is_punct("<"):
-            name: tuple[syn.Name, ...] = (syn.Name(tok.text, tok.span),)
-            self.next()
-            self.next()
-            args.append(self.type_(depth + 1))
-            if tok.text == "map":
+        text = tok.text
+        if (text == "list" or text == "map") and toks[self.i + 1].text == "<":
+            name: tuple[syn.Name, ...] = (syn.Name(text, span),)
+            self.i += 2
+            first = self.type_(depth + 1)
+            if text == "map":
                 self.expect_punct(",", "between map key and value types")
-                args.append(self.type_(depth + 1))
-            self.expect_punct(">", f"to close {tok.text!r} type")
+                args: tuple[syn.TypeNode, ...] = (first, self.type_(depth + 1))
+            else:
+                args = (first,)
+            self.expect_punct(">", f"to close {text!r} type")
         else:
-            name = self.qualified_name("a type")
-        optional = self.accept_punct("?") is not None
-        return syn.TypeNode(name, tuple(args), optional, tok.span)
+            args = ()
+            if toks[self.i + 1].text == ".":
+                name = self.qualified_name("a type")
+            else:
+                self.i += 1
+                name = (syn.Name(text, span),)
+        if toks[self.i].text == "?":
+            self.i += 1
+            return syn.TypeNode(name, args, True, span)
+        return syn.TypeNode(name, args, False, span)
 
     def value(self, depth: int) -> syn.Value:
-        tok = self.peek()
+        toks = self.toks
+        tok = toks[self.i]
+        kind = tok.kind
         if depth > _MAX_DEPTH:
             self.error(tok.span, "value nested too deeply")
             raise _Sync()
-        if (tok.kind is Tok.INT and tok.value is None) or (
-            tok.is_punct("-") and self.peek(1).kind is Tok.INT and self.peek(1).value is None
-        ):
-            raise _Sync()  # a number too long to convert: the lexer has reported it
-        if tok.is_punct("-"):
-            num = self.peek(1)
-            if num.kind in (Tok.INT, Tok.FLOAT):
-                self.next()
-                self.next()
-                assert isinstance(num.value, int | float)
-                kind = "int" if num.kind is Tok.INT else "float"
-                return syn.Literal(kind, -num.value, "-" + num.text, tok.span)
-            raise self.fail("a number after '-'", num)
-        if tok.kind in (Tok.INT, Tok.FLOAT, Tok.STRING):
-            self.next()
-            kind = {Tok.INT: "int", Tok.FLOAT: "float", Tok.STRING: "string"}[tok.kind]
-            return syn.Literal(kind, tok.value, tok.text, tok.span)
-        if tok.kind is Tok.DURATION:
-            self.next()
+        if kind is _PUNCT:
+            text = tok.text
+            if text == "-":
+                num = toks[self.i + 1]
+                if num.kind is _INT or num.kind is _FLOAT:
+                    if num.value is None:
+                        raise _Sync()  # a number too long to convert: the lexer reported it
+                    self.i += 2
+                    assert isinstance(num.value, int | float)
+                    return syn.Literal("int" if num.kind is _INT else "float", -num.value,
+                                       "-" + num.text, tok.span)
+                raise self.fail("a number after '-'", num)
+            if text == "[":
+                self.i += 1
+                items: list[syn.Value] = []
+                while toks[self.i].text != "]":
+                    items.append(self.value(depth + 1))
+                    if toks[self.i].text != ",":
+                        break
+                    self.i += 1
+                self.expect_punct("]", "to close list")
+                return syn.ListValue(tuple(items), tok.span)
+            if text == "{":
+                self.i += 1
+                entries: list[tuple[syn.Value, syn.Value]] = []
+                while toks[self.i].text != "}":
+                    key = self.value(depth + 1)
+                    self.expect_punct(":", "after map key")
+                    entries.append((key, self.value(depth + 1)))
+                    if toks[self.i].text != ",":
+                        break
+                    self.i += 1
+                self.expect_punct("}", "to close map")
+                return syn.MapValue(tuple(entries), tok.span)
+            raise self.fail("a value")
+        if kind is _IDENT:
+            text = tok.text
+            if text == "true" or text == "false":
+                self.i += 1
+                return syn.Literal("bool", text == "true", text, tok.span)
+            if text == "null":
+                self.i += 1
+                return syn.Literal("null", None, text, tok.span)
+            return syn.NameValue(self.qualified_name("a value"), tok.span)
+        if kind is _INT or kind is _FLOAT or kind is _STRING:
+            if tok.value is None and kind is _INT:
+                raise _Sync()  # a number too long to convert: the lexer has reported it
+            self.i += 1
+            return syn.Literal(_LITERAL_KINDS[kind], tok.value, tok.text, tok.span)
+        if kind is Tok.DURATION:
+            self.i += 1
             assert isinstance(tok.value, float)
             return syn.DurationValue(tok.value, tok.text, tok.span)
-        if tok.kind is Tok.IDENT:
-            if tok.text in ("true", "false"):
-                self.next()
-                return syn.Literal("bool", tok.text == "true", tok.text, tok.span)
-            if tok.text == "null":
-                self.next()
-                return syn.Literal("null", None, tok.text, tok.span)
-            return syn.NameValue(self.qualified_name("a value"), tok.span)
-        if tok.is_punct("["):
-            self.next()
-            items: list[syn.Value] = []
-            while not self.peek().is_punct("]"):
-                items.append(self.value(depth + 1))
-                if not self.accept_punct(","):
-                    break
-            self.expect_punct("]", "to close list")
-            return syn.ListValue(tuple(items), tok.span)
-        if tok.is_punct("{"):
-            self.next()
-            entries: list[tuple[syn.Value, syn.Value]] = []
-            while not self.peek().is_punct("}"):
-                key = self.value(depth + 1)
-                self.expect_punct(":", "after map key")
-                entries.append((key, self.value(depth + 1)))
-                if not self.accept_punct(","):
-                    break
-            self.expect_punct("}", "to close map")
-            return syn.MapValue(tuple(entries), tok.span)
         raise self.fail("a value")
+
+
+_LITERAL_KINDS = {Tok.INT: "int", Tok.FLOAT: "float", Tok.STRING: "string"}
 
 
 def parse(text: str, path: str = "<string>") -> tuple[syn.FileNode, list[Diagnostic]]:
