@@ -128,6 +128,11 @@ def test_a_sigkilled_member_and_the_rest_carry_on(tmp_path: Path, order: str) ->
     # p0 is the sequencer's fixed leader: kill p2. Lamport FIFO-total tolerates no crash.
     if order == "lamport_fifo_total":
         pytest.skip("leaderless Lamport total order blocks when a member crashes (by design)")
+    if order == "raft":
+        # the member's broadcasts wait for the first election, then go out in one burst,
+        # so "mid-run" cannot be hit by timing here; test_raft_processes.py kills the
+        # leader mid-run (and restarts it from its FileStorage directory)
+        pytest.skip("covered by test_raft_processes.py")
     run_members(tmp_path, order, kill="p2")
 
 
