@@ -14,7 +14,7 @@ import difflib
 import keyword
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from rpcx.compiler import model
@@ -88,6 +88,12 @@ class _Checker:
         self.by_qualified: dict[str, DeclInfo] | None = None
         """Visible declarations by qualified name (built on first use)."""
         self.enum_members: dict[int, dict[str, int]] = {}
+        self.named: dict[tuple[str, ...], model.ModelType] = {}
+        """Types named by a declaration, by the names as written, once resolved without
+        error (model types are immutable, so one object serves every field)."""
+        self.wrapped: dict[tuple[Kind, int], model.ModelType] = {}
+        """``T?`` and ``list<T>`` by kind and ``id`` of ``T`` (the entry keeps ``T``
+        alive, so the ``id`` cannot be reused)."""
         """Member values of enum declarations by ``id`` of their node (built on use)."""
 
     def error(self, span: Span, message: str) -> None:
@@ -134,9 +140,11 @@ class _Checker:
 
     # -- annotations -----------------------------------------------------------------------
 
-    def annotations(self, anns: Iterable[syn.Annotation], target: str) -> _Annotated:
+    def annotations(self, anns: Sequence[syn.Annotation], target: str) -> _Annotated:
         """Check annotations on ``target`` (``method``, ``field``, ``enum member``, or for a
         declaration its keyword: ``struct``, ``error``, ``enum``, ...)."""
+        if not anns:
+            return _NOT_ANNOTATED
         idempotent, deadline, deprecated, status = False, None, None, None
         seen: set[str] = set()
         for ann in anns:
@@ -223,14 +231,26 @@ class _Checker:
         inner = self.resolve_base(node)
         if inner is None or not node.optional:
             return inner
-        return model.ModelType(Kind.OPTIONAL, item=inner)
+        return self.wrap(Kind.OPTIONAL, inner)
+
+    def wrap(self, kind: Kind, item: model.ModelType) -> model.ModelType:
+        key = (kind, id(item))
+        found = self.wrapped.get(key)
+        if found is None:
+            found = self.wrapped[key] = model.ModelType(kind, item=item)
+        return found
 
     def resolve_base(self, node: syn.TypeNode) -> model.ModelType | None:
-        head = node.name[0].text
-        if len(node.name) == 1 and node.args:
+        name = node.name
+        head = name[0].text
+        if len(name) == 1 and not node.args:
+            known = _PRIMITIVE_TYPES.get(head) or self.named.get((head,))
+            if known is not None:
+                return known
+        if len(name) == 1 and node.args:
             item = self.resolve_type(node.args[-1])
             if head == "list":
-                return None if item is None else model.ModelType(Kind.LIST, item=item)
+                return None if item is None else self.wrap(Kind.LIST, item)
             key = self.resolve_type(node.args[0])
             if key is not None and key.kind not in (Kind.STRING, Kind.INT, Kind.ENUM):
                 self.error(node.args[0].span, f"bad map key type {node.args[0].text!r}: map"
@@ -245,11 +265,18 @@ class _Checker:
             shape = "list<T>" if head == "list" else "map<K, V>"
             self.error(node.span, f"{head!r} needs type arguments: {shape}")
             return None
-        found = self.scope.lookup([n.text for n in node.name])
+        parts = tuple([n.text for n in name])
+        cached = self.named.get(parts)
+        if cached is not None:
+            return cached
+        found = self.scope.lookup(parts)
         if isinstance(found, str):
             self.error(node.span, found)
             return None
-        return self.type_of(found, node)
+        mtype = self.type_of(found, node)
+        if mtype is not None:
+            self.named[parts] = mtype
+        return mtype
 
     def type_of(self, info: DeclInfo, node: syn.TypeNode) -> model.ModelType | None:
         if info.kind == "service":
@@ -399,7 +426,7 @@ class _Checker:
     # -- fields ----------------------------------------------------------------------------
 
     def fields(
-        self, fields: Iterable[syn.Field], reserved: Iterable[syn.ReservedRange], role: str
+        self, fields: Iterable[syn.Field], reserved: Sequence[syn.ReservedRange], role: str
     ) -> tuple[tuple[model.Field, ...], tuple[tuple[int, int], ...]]:
         """Fields of a struct/union/error, or parameters (``role``)."""
         reserved_tags = self.reserved(reserved, MIN_TAG, MAX_TAG, "tag")
@@ -440,8 +467,10 @@ class _Checker:
         return tuple(out), reserved_tags.merged()
 
     def reserved(
-        self, ranges: Iterable[syn.ReservedRange], low: int, high: int, what: str
+        self, ranges: Sequence[syn.ReservedRange], low: int, high: int, what: str
     ) -> _Ranges:
+        if not ranges:
+            return _NO_RANGES
         out = _Ranges()
         for r in ranges:
             if r.low > r.high:
@@ -706,12 +735,20 @@ class _Ranges:
         return tuple(out)
 
     def __contains__(self, value: int) -> bool:
+        if not self.ranges:
+            return False
         if self.starts is None:
             merged = self.merged()
             self.starts = [low for low, _ in merged]
             self.ends = [high for _, high in merged]
         k = bisect.bisect_right(self.starts, value) - 1
         return k >= 0 and value <= self.ends[k]
+
+
+_NO_RANGES = _Ranges()
+"""What a body without ``reserved`` lines has (never added to)."""
+_NOT_ANNOTATED = _Annotated()
+_PRIMITIVE_TYPES = {word: model.ModelType(kind) for word, kind in PRIMITIVES.items()}
 
 
 class _Bad(Exception):

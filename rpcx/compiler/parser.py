@@ -64,13 +64,16 @@ class _Parser:
         return self.i >= self.eof
 
     def error(self, span: Span, message: str) -> None:
-        source = self.lines[span.line - 1] if 0 < span.line <= len(self.lines) else ""
-        self.diagnostics.append(Diagnostic(span, message, source.rstrip("\r")))
+        lines, line = self.lines, span[1]
+        source = lines[line - 1] if 0 < line <= len(lines) else ""
+        self.diagnostics.append(_new_span(Diagnostic, (span, message, source.rstrip("\r"))))
 
     def fail(self, expected: str, tok: Token | None = None) -> _Sync:
         if self.i >= self.quiet_until:
-            tok = tok or self.peek()
-            self.error(tok.span, f"expected {expected}, found {tok.describe()}")
+            if tok is None:
+                tok = self.toks[self.i]
+            self.error(_new_span(Span, (tok.path, tok.line, tok.col)),
+                       f"expected {expected}, found {tok.describe()}")
         return _Sync()
 
     @property
@@ -165,30 +168,37 @@ class _Parser:
         self.i = i
 
     def sync_top(self) -> None:
-        if self.quiet:
+        toks, i, eof = self.toks, self.i, self.eof
+        if i < self.quiet_until:
             # Resynchronising again right after an error: skip to something that is
             # certainly a new top-level item.
-            while not self.at_eof() and not self.at_decl_start() and not (
-                self.peek().is_word("package") or self.peek().is_word("import")
-            ):
-                self.i += 1
+            while i < eof:
+                text = toks[i].text
+                if text == "package" or text == "import" or (
+                    text in _DECL_KEYWORDS and toks[i + 1].kind is _IDENT
+                    and toks[i + 2].text == "{"
+                ):
+                    break
+                i += 1
+            self.i = i
             return
         depth = 0
-        while not self.at_eof():
-            tok = self.peek()
-            if depth == 0 and tok.kind is Tok.IDENT and tok.text in _TOP_KEYWORDS:
-                return
-            if depth == 0 and tok.is_punct("@") and self.peek(1).kind is Tok.IDENT:
-                return
-            self.next()
-            if tok.is_punct("{"):
+        while i < eof:
+            text = toks[i].text  # keywords and punctuation: the text decides the kind
+            if depth == 0 and (text in _TOP_KEYWORDS or (
+                text == "@" and toks[i + 1].kind is _IDENT
+            )):
+                break
+            i += 1
+            if text == "{":
                 depth += 1
-            elif tok.is_punct("}"):
+            elif text == "}":
                 depth = max(depth - 1, 0)
                 if depth == 0:
-                    return
-            elif tok.is_punct(";") and depth == 0:
-                return
+                    break
+            elif text == ";" and depth == 0:
+                break
+        self.i = i
 
     # -- file ------------------------------------------------------------------------------
 
@@ -199,9 +209,9 @@ class _Parser:
         seen_other = False
         while not self.at_eof():
             start = self.i
-            tok = self.peek()
-            if not (tok.kind is Tok.IDENT and tok.text in _TOP_KEYWORDS) and not (
-                tok.is_punct("@") and self.peek(1).kind is Tok.IDENT
+            tok = self.toks[start]
+            if tok.text not in _TOP_KEYWORDS and not (
+                tok.text == "@" and self.toks[start + 1].kind is _IDENT
             ):
                 # Not the start of anything: one error for the whole run of such tokens.
                 seen_other = True
@@ -261,19 +271,23 @@ class _Parser:
     # -- annotations -----------------------------------------------------------------------
 
     def annotations(self) -> tuple[syn.Annotation, ...]:
-        if self.toks[self.i].text != "@":
+        toks = self.toks
+        if toks[self.i].text != "@":
             return ()
         out: list[syn.Annotation] = []
-        while self.peek().is_punct("@"):
-            at = self.next()
+        while toks[self.i].text == "@":
+            at = toks[self.i]
+            self.i += 1
             name = self.expect_name("an annotation name after '@'")
             args: list[syn.Value] = []
             has_parens = False
-            if self.accept_punct("("):
+            if toks[self.i].text == "(":
+                self.i += 1
                 has_parens = True
-                if not self.peek().is_punct(")"):
+                if toks[self.i].text != ")":
                     args.append(self.value(0))
-                    while self.accept_punct(","):
+                    while toks[self.i].text == ",":
+                        self.i += 1
                         args.append(self.value(0))
                 self.expect_punct(")", "to close annotation arguments")
             out.append(syn.Annotation(name, tuple(args), has_parens, at.span))
