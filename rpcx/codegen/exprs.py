@@ -84,7 +84,14 @@ def format_expr(expr: Expr, width: int, prefix: str = "", suffix: str = "") -> l
     else:
         opener, items, closer = f"{prefix}(", expr.items, f"){suffix}"
     lines = [opener]
+    inner = width - 4
     for item in items:
-        lines.extend("    " + ln for ln in format_expr(item, width - 4, suffix=","))
+        # format_expr(item, inner, suffix=",") indented, with its one-line cases inline
+        if isinstance(item, str):
+            lines.append(f"    {item},")
+        elif len(item.flat) < inner:
+            lines.append(f"    {item.flat},")
+        else:
+            lines.extend(["    " + ln for ln in format_expr(item, inner, suffix=",")])
     lines.append(closer)
     return lines

@@ -54,8 +54,9 @@ _PRIMITIVES = {
 
 def py_type(t: model.ModelType, here: str) -> str:
     """The Python annotation for a type."""
-    if t.kind in _PRIMITIVES:
-        return _PRIMITIVES[t.kind]
+    primitive = _PRIMITIVES.get(t.kind)  # one hash of the (Python-level) enum, not two
+    if primitive is not None:
+        return primitive
     if t.kind is Kind.LIST:
         assert t.item is not None
         return f"list[{py_type(t.item, here)}]"

@@ -131,8 +131,9 @@ def _union_helpers(w: Writer, decl: model.StructDecl | model.UnionDecl, here: st
 
 
 def spec_of_type(t: model.ModelType, here: str) -> Expr:
-    if t.kind in _PRIMITIVE_SPECS:
-        return _PRIMITIVE_SPECS[t.kind]
+    primitive = _PRIMITIVE_SPECS.get(t.kind)
+    if primitive is not None:
+        return primitive
     if t.kind is Kind.LIST:
         assert t.item is not None
         return Call("_rt.list_of", (spec_of_type(t.item, here),))

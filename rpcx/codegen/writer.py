@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 __all__ = ["Writer"]
+
+
+class _Indent:
+    """``with writer.indented():`` without the cost of a generator-based context manager."""
+
+    __slots__ = ("_writer",)
+
+    def __init__(self, writer: Writer) -> None:
+        self._writer = writer
+
+    def __enter__(self) -> None:
+        self._writer._level += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._writer._level -= 1
 
 
 class Writer:
@@ -13,6 +25,7 @@ class Writer:
         self._lines: list[str] = []
         self._indent = indent
         self._level = 0
+        self._indenter = _Indent(self)
 
     def line(self, text: str = "") -> None:
         line = f"{self._indent * self._level}{text}" if text else ""
@@ -22,8 +35,16 @@ class Writer:
         self._lines.append(line)
 
     def lines(self, texts: list[str]) -> None:
+        prefix = self._indent * self._level
+        append = self._lines.append
         for text in texts:
-            self.line(text)
+            if not text:
+                append("")
+                continue
+            line = prefix + text
+            if len(line) > 99 and not line.lstrip().startswith("#"):
+                line += "  # noqa: E501"  # as line() does
+            append(line)
 
     def blank(self, count: int = 1) -> None:
         """Ensure ``count`` blank lines end the buffer (never more)."""
@@ -35,13 +56,8 @@ class Writer:
         for _ in range(count - have):
             self._lines.append("")
 
-    @contextmanager
-    def indented(self) -> Iterator[None]:
-        self._level += 1
-        try:
-            yield
-        finally:
-            self._level -= 1
+    def indented(self) -> _Indent:
+        return self._indenter
 
     @property
     def width(self) -> int:
