@@ -47,6 +47,7 @@ _MASTER = re.compile(
     r"|(?P<run>[;:,.=(){}<>\[\]?@]{2,}+)"
     r"|(?:(?P<punct>->|[;:,.=(){}<>\[\]?@-])"
     r"|(?P<ident>[A-Za-z_][A-Za-z0-9_]*+)"
+    r"|(?P<int>[0-9]{1,18}+(?![0-9A-Za-z_.]))"
     r"|(?P<number>(?P<digits>[0-9]++(?P<frac>\.[0-9]++)?+(?P<exp>[eE][+-]?+[0-9]++)?+)"
     r"(?P<suffix>[A-Za-z0-9_]*+))"
     r'|(?P<string>"(?P<body>(?:[^"\\\n]++|\\[^\n])*+)(?P<close>"|\\?+)))[ \t]*+'
@@ -58,11 +59,13 @@ _MASTER = re.compile(
 never stops, and none of them backtracks (possessive quantifiers), so it is linear. A
 token takes the spaces and tabs after it along (outside its group), which halves the
 number of matches on ordinary text. A run of one-character punctuation (``;;;;``, ``}}}}``,
-``((((``) is matched at once and split with a comprehension."""
+``((((``) is matched at once and split with a comprehension. A plain integer of at most 18
+digits (what ``number`` would match with no fraction, exponent or suffix) is converted on
+the spot."""
 
 _G = {name: index for name, index in _MASTER.groupindex.items()}
 _WS_G, _PUNCT_G, _IDENT_G, _NUMBER_G = _G["ws"], _G["punct"], _G["ident"], _G["number"]
-_RUN_G = _G["run"]
+_RUN_G, _INT_G = _G["run"], _G["int"]
 _STRING_G, _LINE_G, _BLOCK_G = _G["string"], _G["line"], _G["block"]
 _HEX_DIGITS = re.compile(r"[0-9a-fA-F]*")
 
@@ -132,6 +135,7 @@ class _Lexer:
         docs: list[str] = []
         punct, ident = Tok.PUNCT, Tok.IDENT
         punct_g, ident_g, ws_g, line_g, run_g = _PUNCT_G, _IDENT_G, _WS_G, _LINE_G, _RUN_G
+        int_g, int_kind = _INT_G, Tok.INT
         new = _new_token
         count_nl, rfind = text.count, text.rfind
         line, line_start = 1, 0
@@ -147,6 +151,13 @@ class _Lexer:
                 else:
                     append(new(Token, (punct if group == punct_g else ident, m.group(group),
                                        path, line, start - line_start + 1, None, "")))
+                continue
+            if group == int_g:
+                start = m.start()
+                digits = m.group(int_g)
+                append(new(Token, (int_kind, digits, path, line, start - line_start + 1,
+                                   int(digits), "\n".join(docs) if docs else "")))
+                docs = []
                 continue
             if group == run_g:
                 start = m.start()
