@@ -68,7 +68,10 @@ from rpcx.protocol.frames import (
     ResponseFrame,
     UnknownFrame,
     encode_frame,
+    encode_request,
+    encode_response,
     parse_frame,
+    parse_request,
     timeout_to_ms,
 )
 from rpcx.status import Status
@@ -281,12 +284,8 @@ class Connection:
             timeout_ms = timeout_to_ms(timeout)
         call_id = self._highest_call_id + 1
         try:
-            frame = RequestFrame(
-                call_id=call_id, method=method, payload=payload, timeout_ms=timeout_ms,
-                metadata=dict(metadata or {}), idempotency_key=idempotency_key,
-                oneway=oneway,
-            )
-            data = encode_frame(frame)
+            data = encode_request(call_id, method, payload, timeout_ms, metadata,
+                                  idempotency_key, oneway)
         except ValueError as exc:
             raise LocalProtocolError(f"invalid call to {method!r}: {exc}") from None
         if len(data) - HEADER.size > self.max_frame_size:
@@ -337,7 +336,7 @@ class Connection:
         call = self._local_call(call_id)
         if call is None:
             return False
-        data = encode_frame(ResponseFrame(call_id=call_id, payload=payload))
+        data = encode_response(call_id, payload)
         if len(data) - HEADER.size > self.max_frame_size:
             return self._send_too_large(call, "response", len(data) - HEADER.size)
         self._finish(call, CallInput.SEND_RESPONSE)
@@ -446,8 +445,20 @@ class Connection:
                         break
                     if isinstance(item, Oversized):
                         self._on_oversized(item.header)
+                        continue
+                    header = item.header
+                    # The two frames of every call skip the frame objects (fast path).
+                    if header.frame_type == FrameType.REQUEST and self.role is Role.SERVER:
+                        method, payload, timeout_ms, metadata, key = parse_request(
+                            header, item.body)
+                        self._on_request(header.call_id, method, payload, timeout_ms,
+                                         metadata, key, bool(header.flags & Flags.ONEWAY),
+                                         now)
+                    elif (header.frame_type == FrameType.RESPONSE and not header.meta_length
+                          and self.role is Role.CLIENT and header.call_id):
+                        self._on_response(header.call_id, item.body)
                     else:
-                        self._on_frame(parse_frame(item.header, item.body), now)
+                        self._on_frame(parse_frame(header, item.body), now)
             if not self._closed():
                 self._account(now, started=buffer.frames != frames_before)
         except RemoteProtocolError as exc:
@@ -661,11 +672,7 @@ class Connection:
 
     def _on_client_frame(self, frame: Frame) -> None:
         if isinstance(frame, ResponseFrame):
-            call = self._peer_call(frame.call_id, "RESPONSE")
-            if call is not None:
-                self._finish(call, CallInput.RECV_RESPONSE)
-                self._events.append(ResponseReceived(call_id=frame.call_id,
-                                                     payload=frame.payload))
+            self._on_response(frame.call_id, frame.payload)
         elif isinstance(frame, ErrorFrame):
             call = self._peer_call(frame.call_id, "ERROR")
             if call is not None:
@@ -680,7 +687,8 @@ class Connection:
 
     def _on_server_frame(self, frame: Frame, now: float) -> None:
         if isinstance(frame, RequestFrame):
-            self._on_request(frame, now)
+            self._on_request(frame.call_id, frame.method, frame.payload, frame.timeout_ms,
+                             frame.metadata, frame.idempotency_key, frame.oneway, now)
         elif isinstance(frame, CancelFrame):
             call = self._peer_call(frame.call_id, "CANCEL")
             if call is not None:
@@ -702,27 +710,34 @@ class Connection:
         self._queue(encode_frame(ErrorFrame(call_id=call_id, status=status,
                                                  message=message, details=details or {})))
 
-    def _on_request(self, frame: RequestFrame, now: float) -> None:
-        self._accept_call_id(frame.call_id)
+    def _on_response(self, call_id: int, payload: bytes) -> None:
+        call = self._peer_call(call_id, "RESPONSE")
+        if call is not None:
+            self._finish(call, CallInput.RECV_RESPONSE)
+            self._events.append(ResponseReceived(call_id=call_id, payload=payload))
+
+    def _on_request(self, call_id: int, method: str, payload: bytes, timeout_ms: int | None,
+                    metadata: Mapping[str, str], key: bytes | None, oneway: bool,
+                    now: float) -> None:
+        self._accept_call_id(call_id)
         if self._state is not ConnectionState.OPEN:
-            if not frame.oneway:
-                self._reject(frame.call_id, Status.UNAVAILABLE,
+            if not oneway:
+                self._reject(call_id, Status.UNAVAILABLE,
                              "connection is shutting down; retry on a new connection")
             return
         if len(self._calls) >= self.max_concurrent_calls:
-            if not frame.oneway:
-                self._reject(frame.call_id, Status.RESOURCE_EXHAUSTED,
+            if not oneway:
+                self._reject(call_id, Status.RESOURCE_EXHAUSTED,
                              f"too many concurrent calls (max_concurrent_calls="
                              f"{self.max_concurrent_calls})")
             return
-        deadline = None if frame.timeout_ms is None else now + frame.timeout_ms / 1000
-        call = Call(Role.SERVER, frame.call_id, frame.method, deadline)
-        call.apply(CallInput.RECV_ONEWAY if frame.oneway else CallInput.RECV_REQUEST)
+        deadline = None if timeout_ms is None else now + timeout_ms / 1000
+        call = Call(Role.SERVER, call_id, method, deadline)
+        call.apply(CallInput.RECV_ONEWAY if oneway else CallInput.RECV_REQUEST)
         self._track(call)
         self._events.append(RequestReceived(
-            call_id=frame.call_id, method=frame.method, payload=frame.payload,
-            metadata=frame.metadata, deadline=deadline,
-            idempotency_key=frame.idempotency_key, oneway=frame.oneway,
+            call_id=call_id, method=method, payload=payload, metadata=metadata,
+            deadline=deadline, idempotency_key=key, oneway=oneway,
         ))
 
     def _on_goaway(self, frame: GoAwayFrame) -> None:
