@@ -9,6 +9,8 @@ prefix is what makes that possible, so one oversized call does not break the str
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import attrs
 
 from rpcx.errors import RemoteProtocolError
@@ -18,8 +20,7 @@ from rpcx.text import describe
 __all__ = ["Oversized", "RawFrame", "ReceiveBuffer"]
 
 
-@attrs.frozen
-class RawFrame:
+class RawFrame(NamedTuple):
     """A complete frame: its header and its body (meta + payload), not yet parsed."""
 
     header: FrameHeader
