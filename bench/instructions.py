@@ -707,7 +707,7 @@ def table(results: dict[str, Measure], second: dict[str, Measure] | None) -> str
     head = "| case | instructions per call | vs raw echo | vs its peer |"
     rule = "| --- | ---: | ---: | ---: |"
     if second:
-        head = head[:-1] + " second run | agreement |"
+        head += " second run | agreement |"
         rule += " ---: | ---: |"
     lines = [head, rule]
     for case in CASES:
@@ -727,22 +727,40 @@ def table(results: dict[str, Measure], second: dict[str, Measure] | None) -> str
 
 
 def c_level(m: Measure, top: int) -> str:
-    """Instructions per call by shared object and the top C functions (self cost)."""
-    funcs = per_call_by_function(m, inclusive=False)
+    """Instructions per call by shared object and the top C functions (self cost).
+
+    Callgrind lists code inlined from headers under the header, without a shared object:
+    it is merged here into its function (and that function's object); ``'2`` (recursion)
+    suffixes are merged too."""
+    raw = per_call_by_function(m, inclusive=False)
+    objects: dict[str, str] = {}
+    funcs: dict[str, float] = {}
+    for name, cost in raw.items():
+        location, _, obj = name.partition(" [")
+        function = location.rsplit(":", 1)[-1].split("'")[0]
+        if obj:
+            objects.setdefault(function, Path(obj.rstrip("]")).name)
+        funcs[function] = funcs.get(function, 0.0) + cost
     by_object: dict[str, float] = {}
-    for name, cost in funcs.items():
-        obj = name.rsplit("[", 1)[-1].rstrip("]") if "[" in name else "?"
-        by_object[Path(obj).name] = by_object.get(Path(obj).name, 0.0) + cost
+    for function, cost in funcs.items():
+        obj = objects.get(function, "?")
+        by_object[obj] = by_object.get(obj, 0.0) + cost
     lines = [f"C-level view of `{m.case}`: {m.per_call:,.0f} instructions per call", "",
              "| shared object | instr/call |", "| --- | ---: |"]
-    for obj, cost in sorted(by_object.items(), key=lambda kv: -kv[1])[:12]:
+    for obj, cost in sorted(by_object.items(), key=lambda kv: -kv[1])[:10]:
         if cost >= 1:
             lines.append(f"| {obj} | {cost:,.0f} |")
-    lines += ["", "| C function (self) | instr/call |", "| --- | ---: |"]
-    for name, cost in sorted(funcs.items(), key=lambda kv: -kv[1])[:top]:
-        short = name.split(":", 1)[-1] if ":" in name else name
-        short = re.sub(r"\s*\[.*?([^/\]]+)\]$", r" (\1)", short)
-        lines.append(f"| `{short}` | {cost:,.0f} |")
+    lines += ["", "| C function (self, inlined parts merged) | object | instr/call |",
+              "| --- | --- | ---: |"]
+    for function, cost in sorted(funcs.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"| `{function}` | {objects.get(function, '?')} | {cost:,.0f} |")
+    interesting = [f for f in funcs if re.search(
+        r"gc_collect|os_urandom|getrandom|epoll|sock_recv|sock_send|__libc_(recv|send)|"
+        r"^(recv|send|write|read)$|cbor|struct_pack|s_pack|s_unpack", f)]
+    picked = sorted((f for f in interesting if funcs[f] >= 20), key=lambda f: -funcs[f])
+    if picked:
+        lines += ["", "Named C functions of interest: " + ", ".join(
+            f"`{f}` {funcs[f]:,.0f}" for f in picked[:14])]
     return "\n".join(lines)
 
 
