@@ -9,8 +9,9 @@ diagnostics, generate when there are none), as a user would run it, with stderr 
 (its size is reported). Times are CPU seconds of this process (``time.process_time()``) per
 MB, which the other jobs on a shared machine disturb much less than wall-clock time; the
 wall-clock figure of the biggest size is printed after them. Linear time shows as flat s/MB
-cells; the requirement is at most 1 s/MB on the reference machine. A shape whose run takes longer than ``--give-up`` seconds
-is not tried at bigger sizes. Nothing here is asserted: this is a measuring tool, not a test.
+cells; the requirement is at most 1 s/MB on the reference machine. A shape whose run takes
+longer than ``--give-up`` seconds (wall) is not tried at bigger sizes. Nothing here is
+asserted: this is a measuring tool, not a test.
 """
 
 from __future__ import annotations
