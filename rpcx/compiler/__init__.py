@@ -51,11 +51,11 @@ def compile_files(paths: Sequence[str], read: Callable[[str], str]) -> CompileRe
         roots = loader.load_roots(paths)
         files = [check_unit(unit) for unit in loader.order]
         _cross_file_rules(loader.order)
-    diagnostics = list(loader.diagnostics)
-    for unit in loader.order:
-        diagnostics.extend(unit.diagnostics)
-    diagnostics.sort(key=_span_of)  # spans are (file, line, col) tuples
-    return CompileResult(() if diagnostics else tuple(files), roots, tuple(diagnostics))
+        diagnostics = list(loader.diagnostics)
+        for unit in loader.order:
+            diagnostics.extend(unit.diagnostics)
+        diagnostics.sort(key=_span_of)  # spans are (file, line, col) tuples
+        return CompileResult(() if diagnostics else tuple(files), roots, tuple(diagnostics))
 
 
 @contextlib.contextmanager

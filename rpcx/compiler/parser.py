@@ -16,7 +16,7 @@ from rpcx.compiler.diagnostics import Diagnostic, Span
 from rpcx.compiler.lexer import Tok, Token, tokenize
 
 _IDENT, _PUNCT, _INT, _FLOAT, _STRING = Tok.IDENT, Tok.PUNCT, Tok.INT, Tok.FLOAT, Tok.STRING
-_new_span = tuple.__new__
+_new_span = _new = tuple.__new__
 
 _T = TypeVar("_T")
 
@@ -106,7 +106,7 @@ class _Parser:
         if tok.kind is not _IDENT:
             raise self.fail(what)
         self.i += 1  # an IDENT is never the EOF token
-        return syn.Name(tok.text, _new_span(Span, (tok.path, tok.line, tok.col)))
+        return _new(syn.Name, (tok.text, _new_span(Span, (tok.path, tok.line, tok.col))))
 
     def qualified_name(self, what: str) -> tuple[syn.Name, ...]:
         first = self.expect_name(what)
@@ -250,13 +250,13 @@ class _Parser:
                 self.next()  # always make progress
         if package is None:
             self.error(Span(self.path, 1, 1), "missing 'package' declaration")
-        return syn.FileNode(self.path, package, tuple(imports), tuple(decls))
+        return _new(syn.FileNode, (self.path, package, tuple(imports), tuple(decls)))
 
     def package(self) -> syn.Package:
         kw = self.next()
         name = self.qualified_name("a package name")
         self.expect_punct(";", "after package name")
-        return syn.Package(name, kw.span)
+        return _new(syn.Package, (name, kw.span))
 
     def import_(self) -> syn.Import:
         kw = self.next()
@@ -266,7 +266,7 @@ class _Parser:
         self.next()
         self.expect_punct(";", "after import")
         assert isinstance(tok.value, str)
-        return syn.Import(tok.value, tok.span, kw.span)
+        return _new(syn.Import, (tok.value, tok.span, kw.span))
 
     # -- annotations -----------------------------------------------------------------------
 
@@ -290,7 +290,7 @@ class _Parser:
                         self.i += 1
                         args.append(self.value(0))
                 self.expect_punct(")", "to close annotation arguments")
-            out.append(syn.Annotation(name, tuple(args), has_parens, at.span))
+            out.append(_new(syn.Annotation, (name, tuple(args), has_parens, at.span)))
         return tuple(out)
 
     # -- declarations ----------------------------------------------------------------------
@@ -303,12 +303,12 @@ class _Parser:
         self.expect_punct("{", f"to open {kw.text} {name.text!r}")
         if kw.text == "enum":
             members, reserved = self.enum_body()
-            return syn.EnumDecl(name, members, reserved, annotations, doc, span)
+            return _new(syn.EnumDecl, (name, members, reserved, annotations, doc, span))
         if kw.text == "service":
             methods = self.service_body()
-            return syn.ServiceDecl(name, methods, annotations, doc, span)
+            return _new(syn.ServiceDecl, (name, methods, annotations, doc, span))
         fields, reserved = self.struct_body()
-        return syn.StructDecl(kw.text, name, fields, reserved, annotations, doc, span)
+        return _new(syn.StructDecl, (kw.text, name, fields, reserved, annotations, doc, span))
 
     def close_body(self) -> None:
         tok = self.peek()
@@ -375,7 +375,7 @@ class _Parser:
         if self.peek().is_word("to"):
             self.next()
             high, _ = self.integer("an integer after 'to'")
-        return syn.ReservedRange(low, high, span)
+        return _new(syn.ReservedRange, (low, high, span))
 
     def integer(self, what: str) -> tuple[int, Span]:
         """An integer with an optional leading ``-``."""
@@ -412,7 +412,7 @@ class _Parser:
         if tok.kind is not _IDENT:
             raise self.fail(f"a {what} name")
         self.i += 1
-        name = syn.Name(tok.text, _new_span(Span, (tok.path, tok.line, tok.col)))
+        name = _new(syn.Name, (tok.text, _new_span(Span, (tok.path, tok.line, tok.col))))
         doc = self.docs_since(start)
         if toks[self.i].text != ":":
             raise self.fail(f"':' after {what} name")
@@ -424,7 +424,7 @@ class _Parser:
             default = self.value(0)
         first = toks[start]
         span = _new_span(Span, (first.path, first.line, first.col))
-        return syn.Field(tag, tag_span, name, type_, default, annotations, doc, span)
+        return _new(syn.Field, (tag, tag_span, name, type_, default, annotations, doc, span))
 
     def enum_body(self) -> tuple[tuple[syn.EnumMember, ...], tuple[syn.ReservedRange, ...]]:
         def one(start: int, annotations: tuple[syn.Annotation, ...]) -> syn.EnumMember:
@@ -433,8 +433,8 @@ class _Parser:
             self.expect_punct("=", "after enum member name")
             value, value_span = self.integer("an integer value for the enum member")
             self.expect_punct(";", "after enum member")
-            return syn.EnumMember(name, value, value_span, annotations, doc,
-                                  self.toks[start].span)
+            return _new(syn.EnumMember, (name, value, value_span, annotations, doc,
+                                  self.toks[start].span))
 
         return self.body_items(one)
 
@@ -481,7 +481,7 @@ class _Parser:
             while self.accept_punct(","):
                 throws.append(self.type_(0))
         self.expect_punct(";", "after method")
-        return syn.Method(
+        return _new(syn.Method, (
             name,
             tuple(params),
             result,
@@ -492,7 +492,7 @@ class _Parser:
             annotations,
             doc,
             self.toks[start].span,
-        )
+        ))
 
     # -- types and values ------------------------------------------------------------------
 
@@ -507,7 +507,7 @@ class _Parser:
             raise _Sync()
         text = tok.text
         if (text == "list" or text == "map") and toks[self.i + 1].text == "<":
-            name: tuple[syn.Name, ...] = (syn.Name(text, span),)
+            name: tuple[syn.Name, ...] = (_new(syn.Name, (text, span)),)
             self.i += 2
             first = self.type_(depth + 1)
             if text == "map":
@@ -522,11 +522,11 @@ class _Parser:
                 name = self.qualified_name("a type")
             else:
                 self.i += 1
-                name = (syn.Name(text, span),)
+                name = (_new(syn.Name, (text, span)),)
         if toks[self.i].text == "?":
             self.i += 1
-            return syn.TypeNode(name, args, True, span)
-        return syn.TypeNode(name, args, False, span)
+            return _new(syn.TypeNode, (name, args, True, span))
+        return _new(syn.TypeNode, (name, args, False, span))
 
     def value(self, depth: int) -> syn.Value:
         toks = self.toks
@@ -544,8 +544,8 @@ class _Parser:
                         raise _Sync()  # a number too long to convert: the lexer reported it
                     self.i += 2
                     assert isinstance(num.value, int | float)
-                    return syn.Literal("int" if num.kind is _INT else "float", -num.value,
-                                       "-" + num.text, tok.span)
+                    return _new(syn.Literal, ("int" if num.kind is _INT else "float", -num.value,
+                                       "-" + num.text, tok.span))
                 raise self.fail("a number after '-'", num)
             if text == "[":
                 self.i += 1
@@ -556,7 +556,7 @@ class _Parser:
                         break
                     self.i += 1
                 self.expect_punct("]", "to close list")
-                return syn.ListValue(tuple(items), tok.span)
+                return _new(syn.ListValue, (tuple(items), tok.span))
             if text == "{":
                 self.i += 1
                 entries: list[tuple[syn.Value, syn.Value]] = []
@@ -568,26 +568,26 @@ class _Parser:
                         break
                     self.i += 1
                 self.expect_punct("}", "to close map")
-                return syn.MapValue(tuple(entries), tok.span)
+                return _new(syn.MapValue, (tuple(entries), tok.span))
             raise self.fail("a value")
         if kind is _IDENT:
             text = tok.text
             if text == "true" or text == "false":
                 self.i += 1
-                return syn.Literal("bool", text == "true", text, tok.span)
+                return _new(syn.Literal, ("bool", text == "true", text, tok.span))
             if text == "null":
                 self.i += 1
-                return syn.Literal("null", None, text, tok.span)
-            return syn.NameValue(self.qualified_name("a value"), tok.span)
+                return _new(syn.Literal, ("null", None, text, tok.span))
+            return _new(syn.NameValue, (self.qualified_name("a value"), tok.span))
         if kind is _INT or kind is _FLOAT or kind is _STRING:
             if tok.value is None and kind is _INT:
                 raise _Sync()  # a number too long to convert: the lexer has reported it
             self.i += 1
-            return syn.Literal(_LITERAL_KINDS[kind], tok.value, tok.text, tok.span)
+            return _new(syn.Literal, (_LITERAL_KINDS[kind], tok.value, tok.text, tok.span))
         if kind is Tok.DURATION:
             self.i += 1
             assert isinstance(tok.value, float)
-            return syn.DurationValue(tok.value, tok.text, tok.span)
+            return _new(syn.DurationValue, (tok.value, tok.text, tok.span))
         raise self.fail("a value")
 
 
