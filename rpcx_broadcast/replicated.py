@@ -28,6 +28,15 @@ fifo                     deterministic, and updates of different members commute
 reliable                 deterministic, and all updates commute
 =======================  ==================================================
 
+Snapshots (``raft`` order): a state machine that also defines ``snapshot() -> bytes``
+(its whole state, deterministic) and ``restore(data: bytes) -> None`` (replace the state
+with one ``snapshot`` returned) is snapshotted by the group every ``snapshot_every``
+updates (default 10,000; an ``open_replica`` option), so the log, memory and disk stay
+bounded, a replica restarted from its storage starts from its latest snapshot and
+replays only the updates after it, and a replica that is far behind (or new) gets the
+leader's snapshot instead of the whole log. Without these two methods the group keeps
+the whole log (``snapshot_every=None``; passing a number raises ``TypeError``).
+
 So the order is part of the replicated object's contract: :func:`open_replica` warns
 (:class:`ReplicationWarning`) when the order is weaker than total and the update type is
 not declared :func:`commutative` (or ``commutative=True`` is not passed). Determinism
@@ -61,8 +70,8 @@ from rpcx_broadcast.runtime.group import (
     open_group,
 )
 
-__all__ = ["REQUIREMENTS", "Replica", "ReplicationWarning", "StateMachine", "commutative",
-           "is_commutative", "open_replica"]
+__all__ = ["REQUIREMENTS", "Replica", "ReplicationWarning", "SnapshotStateMachine",
+           "StateMachine", "commutative", "is_commutative", "open_replica"]
 
 logger = logging.getLogger("rpcx_broadcast.replicated")
 
@@ -95,6 +104,46 @@ class StateMachine(Protocol[U_contra, R_co]):
     """A replicated object: ``apply`` changes it by one update, deterministically."""
 
     def apply(self, update: U_contra) -> R_co: ...
+
+
+class SnapshotStateMachine(StateMachine[U_contra, R_co], Protocol[U_contra, R_co]):
+    """A replicated object that can be snapshotted (``raft`` order): ``snapshot`` returns
+    its whole state, ``restore`` replaces the state with such bytes."""
+
+    def snapshot(self) -> bytes: ...
+
+    def restore(self, data: bytes) -> None: ...
+
+
+def _can_snapshot(machine: object) -> bool:
+    return callable(getattr(machine, "snapshot", None)) \
+        and callable(getattr(machine, "restore", None))
+
+
+class _MachineState:
+    """The replicated object as the group's ``Snapshottable``: the count of applied
+    deliveries is the replica's."""
+
+    def __init__(self, machine: object) -> None:
+        self.machine = machine
+        self.count = 0
+
+    def applied(self) -> int:
+        return self.count
+
+    def snapshot(self) -> bytes:
+        data = self.machine.snapshot()  # type: ignore[attr-defined]
+        if not isinstance(data, bytes):
+            raise TypeError(f"{type(self.machine).__name__}.snapshot() must return bytes, "
+                            f"got {type(data).__name__}")
+        return data
+
+    def restore(self, data: bytes | None, delivered: int) -> None:
+        if data is None:
+            raise ValueError("the group's snapshot holds no state of the replicated object "
+                             "(it was taken by a group without one)")
+        self.machine.restore(data)  # type: ignore[attr-defined]
+        self.count = delivered
 
 
 def commutative(cls: type[T]) -> type[T]:
@@ -139,12 +188,12 @@ class Replica(Generic[U, R]):
     """This member's copy of a replicated object. Made by :func:`open_replica`."""
 
     def __init__(self, group: Group, machine: StateMachine[U, R],
-                 encode: Callable[[U], bytes], decode: Callable[[bytes], U]) -> None:
+                 encode: Callable[[U], bytes], decode: Callable[[bytes], U],
+                 state: _MachineState | None = None) -> None:
         self.group = group
         self.machine = machine
         """The local copy. Read it freely; change it only through :meth:`update`."""
-        self.applied = 0
-        """How many updates (everyone's) this replica has applied."""
+        self._state = state or _MachineState(machine)
         self._encode = encode
         self._decode = decode
         self._waiters: dict[int, _Waiter] = {}
@@ -169,6 +218,12 @@ class Replica(Generic[U, R]):
         value: R = result.unwrap()
         return value
 
+    @property
+    def applied(self) -> int:
+        """How many updates (everyone's) this replica has applied (a restored snapshot
+        counts the updates it includes)."""
+        return self._state.count
+
     async def wait_applied(self, count: int) -> None:
         """Wait until this replica has applied at least ``count`` updates."""
         while self.applied < count:
@@ -186,7 +241,7 @@ class Replica(Generic[U, R]):
                 result: outcome.Outcome[Any] = outcome.Error(exc)
             else:
                 result = outcome.capture(self.machine.apply, update)
-            self.applied += 1
+            self._state.count += 1
             if delivery.origin == me:
                 waiter = self._waiters.get(delivery.seq)
                 if waiter is not None:
@@ -214,8 +269,12 @@ async def open_replica(me: str, members: Mapping[str, str], machine: StateMachin
 With ``order=RAFT`` (pass ``storage=FileStorage(directory)`` to survive a crash) the
 replica keeps working while any minority of members is down, leader included; an
 ``update`` started during a failover waits and completes through the new leader. A
-replica restarted from its storage rebuilds ``machine`` from the log: start it from
-the same initial state as at the first start (every update is applied again, in order).
+replica restarted from its storage rebuilds ``machine``: start it from the same initial
+state as at the first start; it is restored from the latest snapshot (if ``machine`` has
+``snapshot``/``restore``, see the module's docs) and every later update is applied again,
+in order. ``snapshot_every`` (updates between snapshots, default 10,000) goes to the
+group; ``join=`` and ``listen=`` add a replica to a running group (it starts from the
+leader's snapshot or log).
 
     ``commutative`` declares whether updates commute; ``None`` reads the
     :func:`commutative` mark of ``update_type``. Warns :class:`ReplicationWarning` if
@@ -232,8 +291,17 @@ the same initial state as at the first start (every update is applied again, in 
             f"declare it with rpcx_broadcast.commutative({update_type.__name__}) or "
             f"commutative=True once it is true.", ReplicationWarning, stacklevel=3)
     encode, decode = _codec_for(update_type)
+    state = _MachineState(machine)
+    if order == RAFT:
+        if _can_snapshot(machine):
+            group_options["state"] = state
+        elif group_options.get("snapshot_every") is not None:
+            raise TypeError(f"snapshot_every needs a state machine with snapshot() and "
+                            f"restore(); {type(machine).__name__} has not both")
+        else:
+            group_options["snapshot_every"] = None
     async with open_group(me, members, order, **group_options) as group:
-        replica: Replica[U, R] = Replica(group, machine, encode, decode)
+        replica: Replica[U, R] = Replica(group, machine, encode, decode, state)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(replica._apply_deliveries)
             try:

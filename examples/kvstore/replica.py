@@ -47,6 +47,18 @@ class StateMachine:
         assert command.delete is not None
         return index, self.data.pop(command.delete.key, None) is not None
 
+    def snapshot(self) -> bytes:
+        """The whole state, for the group's snapshots (``raft`` order): the log before it
+        is then dropped, and a replica that is far behind or new starts from it."""
+        return json.dumps({"applied": self.applied, "data": sorted(self.data.items())},
+                          separators=(",", ":")).encode()
+
+    def restore(self, data: bytes) -> None:
+        """Replace the state with one :meth:`snapshot` returned."""
+        state = json.loads(data)
+        self.applied = int(state["applied"])
+        self.data = {str(k): str(v) for k, v in state["data"]}
+
     def digest(self) -> Digest:
         text = json.dumps(sorted(self.data.items())).encode()
         return Digest(applied=self.applied, sha256=hashlib.sha256(text).hexdigest()[:16])

@@ -34,7 +34,7 @@ from rpcx_broadcast.core.raft_ready import RaftOptions
 from rpcx_broadcast.core.storage import Storage
 from rpcx_broadcast.core.total import LamportTotal, SequencerTotal
 from rpcx_broadcast.runtime.node import Delivery, GroupStatistics, JoinStart, Journal, Node
-from rpcx_broadcast.runtime.raft_node import RAFT, RaftMember
+from rpcx_broadcast.runtime.raft_node import RAFT, RaftMember, Snapshottable
 
 __all__ = ["CAUSAL", "FIFO", "FIFO_TOTAL", "JOINABLE_ORDERS", "LAMPORT_FIFO_TOTAL", "ORDERS",
            "RAFT", "RELIABLE", "TOTAL", "Group", "make_stack", "open_group"]
@@ -167,7 +167,10 @@ async def open_group(me: str, members: Mapping[str, str] | None = None,
                      join_timeout: float = 10.0, leave_timeout: float = 1.0,
                      storage: Storage | None = None, election_timeout: float = 1.0,
                      max_pending: int = 256,
-                     raft_options: RaftOptions | None = None) -> AsyncIterator[Group]:
+                     raft_options: RaftOptions | None = None,
+                     snapshot_every: int | None = 10_000, snapshot_bytes: int = 64 << 20,
+                     state: Snapshottable | None = None, remove_on_leave: bool = False,
+                     remove_after: float | None = None) -> AsyncIterator[Group]:
     """Run member ``me`` of a group with ``order``: either one of the initial ``members``
     (name → rpcx address; view 0 is their names, sorted), or, with ``join=`` (any running
     member's address) and ``listen=`` (this member's own address), a new member of a
@@ -191,25 +194,35 @@ async def open_group(me: str, members: Mapping[str, str] | None = None,
     ``election_timeout`` (seconds: the one failure-detection budget; heartbeats every
     tenth of it, failover in about 1.2-2 of it), ``max_pending`` (this member's broadcasts
     admitted but not yet delivered here; ``broadcast()`` waits beyond it) and
-    ``raft_options`` (the core's ``RaftOptions``: ticks per election timeout, batching)
-    apply; ``stack``, ``join``, ``failure_timeout``, ``heartbeat_interval`` and
-    ``count_bytes`` do not (a raft group's members are fixed at its first start).
+    ``raft_options`` (the core's ``RaftOptions``: ticks per election timeout, batching),
+    ``snapshot_every`` (log entries between snapshots, ``None``: never) and
+    ``snapshot_bytes`` (or this many bytes of entries), ``state`` (a
+    :class:`~rpcx_broadcast.runtime.raft_node.Snapshottable`: the application's state in
+    snapshots), ``remove_on_leave`` (a graceful leave commits this member's removal from
+    the configuration; default: it stays a voter and may restart from its storage),
+    ``remove_after`` (seconds: the leader removes a voter it has not heard from for that
+    long; default never), ``join`` / ``listen`` / ``join_timeout`` (join a running raft
+    group as a learner, promoted to voter once caught up) apply; ``stack``,
+    ``failure_timeout``, ``heartbeat_interval`` and ``count_bytes`` do not.
     """
     if order == RAFT:
-        if join is not None or stack is not None:
-            raise ValueError("the raft order runs a fixed set of members: it takes neither "
-                             "join= nor stack=")
-        if members is None:
-            raise ValueError("the raft order needs members (name -> address)")
-        raft = RaftMember(me, members, storage=storage, election_timeout=election_timeout,
+        if stack is not None:
+            raise ValueError("the raft order runs no layer stack: it takes no stack=")
+        raft = RaftMember(me, members, join=join, storage=storage,
+                          election_timeout=election_timeout,
                           options=raft_options, transport=transport, listen=listen,
                           max_pending=max_pending, delivery_buffer=delivery_buffer,
-                          send_buffer=send_buffer, journal=journal)
+                          send_buffer=send_buffer, journal=journal,
+                          snapshot_every=snapshot_every, snapshot_bytes=snapshot_bytes,
+                          state=state, remove_on_leave=remove_on_leave,
+                          remove_after=remove_after, join_timeout=join_timeout)
         async with _running(raft, leave_timeout) as group:
             yield group
         return
-    if storage is not None or raft_options is not None:
-        raise ValueError(f"storage= and raft_options= are for the raft order, not {order!r}")
+    if (storage is not None or raft_options is not None or state is not None
+            or remove_on_leave or remove_after is not None):
+        raise ValueError(f"storage=, raft_options=, state=, remove_on_leave= and "
+                         f"remove_after= are for the raft order, not {order!r}")
     if order not in ORDERS and stack is None:
         raise ValueError(f"unknown order {order!r}; known: {sorted(ORDERS)}")
     if (members is None) == (join is None):

@@ -53,7 +53,7 @@ import math
 import random
 import time
 from collections.abc import Mapping
-from typing import Literal, cast
+from typing import Literal, Protocol, cast
 
 import attrs
 import trio
@@ -62,13 +62,41 @@ import rpcx
 from rpcx_broadcast._generated import raft_rpcx as idl
 from rpcx_broadcast.core.layer import ProtocolViolation
 from rpcx_broadcast.core.membership import View
-from rpcx_broadcast.core.raft import NotLeader, RaftError, RaftNode, RaftOptions, Role
-from rpcx_broadcast.core.raft_messages import Entry, EntryKind, HeartbeatReply, RaftMessage
+from rpcx_broadcast.core.raft import (
+    ConfigChangeRefused,
+    NotLeader,
+    RaftError,
+    RaftNode,
+    RaftOptions,
+    Role,
+)
+from rpcx_broadcast.core.raft_messages import (
+    ConfigChange,
+    ConfigOp,
+    Entry,
+    EntryKind,
+    HeartbeatReply,
+    RaftMessage,
+    Snapshot,
+)
 from rpcx_broadcast.core.storage import MemoryStorage, Storage
-from rpcx_broadcast.runtime.node import Delivery, GroupStatistics, Journal, NotAMember
-from rpcx_broadcast.runtime.raft_wire import decode_command, encode_command, from_wire, to_wire
+from rpcx_broadcast.runtime.node import (
+    Delivery,
+    GroupStatistics,
+    JoinError,
+    Journal,
+    NotAMember,
+)
+from rpcx_broadcast.runtime.raft_wire import (
+    decode_command,
+    decode_group_snapshot,
+    encode_command,
+    encode_group_snapshot,
+    from_wire,
+    to_wire,
+)
 
-__all__ = ["RAFT", "RaftMember"]
+__all__ = ["RAFT", "RaftMember", "Snapshottable"]
 
 logger = logging.getLogger("rpcx_broadcast.raft")
 
@@ -90,7 +118,40 @@ class _Transfer:
     """Hand leadership to the most up-to-date voter (before a graceful leave)."""
 
 
-_Input = tuple[str, list[idl.RaftMsg]] | _Request | _Transfer
+@attrs.define(eq=False)
+class _JoinRequest:
+    name: str
+    address: str
+    done: trio.Event = attrs.Factory(trio.Event)
+    reply: idl.JoinReply | None = None
+
+
+_Input = tuple[str, list[idl.RaftMsg]] | _Request | _Transfer | _JoinRequest
+
+
+class Snapshottable(Protocol):
+    """The application's side of the raft order's snapshots (``open_group(state=...)``;
+    ``open_replica`` makes one from a state machine with ``snapshot``/``restore``).
+
+    The member takes a snapshot every ``snapshot_every`` log entries: it waits until
+    ``applied()`` equals the number of messages it has delivered, then stores
+    ``snapshot()`` with its own state and drops the log before that point. ``restore`` is
+    called with a snapshot's data (``None``: a snapshot taken without an application
+    state) and the number of deliveries it includes: at start-up from the storage, and
+    when the member catches up from the leader's snapshot instead of the log (the
+    deliveries the snapshot covers are then not delivered here)."""
+
+    def applied(self) -> int:
+        """How many deliveries (``Delivery.index`` 0 ... n-1) the state includes."""
+        ...
+
+    def snapshot(self) -> bytes:
+        """The state after ``applied()`` deliveries."""
+        ...
+
+    def restore(self, data: bytes | None, delivered: int) -> None:
+        """Replace the state with ``data``, the state after ``delivered`` deliveries."""
+        ...
 
 
 class _Handler(idl.RaftService):
@@ -99,6 +160,13 @@ class _Handler(idl.RaftService):
 
     async def push(self, sender: str, msgs: list[idl.RaftMsg]) -> None:
         await self._member._inbox_send.send((sender, msgs))
+
+    async def join(self, name: str, address: str) -> idl.JoinReply:
+        request = _JoinRequest(name, address)
+        await self._member._inbox_send.send(request)
+        await request.done.wait()
+        assert request.reply is not None
+        return request.reply
 
 
 class RaftMember:
@@ -111,14 +179,30 @@ class RaftMember:
     pass a ``FileStorage`` to survive a crash of the process.
     """
 
-    def __init__(self, me: str, members: Mapping[str, str], *, storage: Storage | None = None,
+    def __init__(self, me: str, members: Mapping[str, str] | None, *,
+                 join: str | None = None, storage: Storage | None = None,
                  election_timeout: float = 1.0, options: RaftOptions | None = None,
                  transport: rpcx.Transport | None = None, listen: str | None = None,
                  max_pending: int = 256, max_uncommitted: int | None = None,
                  delivery_buffer: int = 1024, send_buffer: int = 4096, max_batch: int = 256,
-                 journal: Journal | None = None, rng: random.Random | None = None) -> None:
-        if me not in members:
+                 journal: Journal | None = None, rng: random.Random | None = None,
+                 snapshot_every: int | None = 10_000, snapshot_bytes: int = 64 << 20,
+                 state: Snapshottable | None = None, remove_on_leave: bool = False,
+                 remove_after: float | None = None, join_timeout: float = 10.0) -> None:
+        if (members is None) == (join is None):
+            raise ValueError("pass either members (an initial member) or join= (a contact "
+                             "address of a running group), not both")
+        if members is not None and me not in members:
             raise ValueError(f"{me!r} is not one of the members {sorted(members)!r}")
+        if join is not None and listen is None:
+            raise ValueError("a joiner needs listen= (its own address, told to the others)")
+        if snapshot_every is not None and snapshot_every < 1:
+            raise ValueError(f"snapshot_every must be >= 1 (or None), got {snapshot_every!r}")
+        if snapshot_bytes < 1:
+            raise ValueError(f"snapshot_bytes must be >= 1, got {snapshot_bytes!r}")
+        if remove_after is not None and not remove_after > 0:
+            raise ValueError(f"remove_after must be a positive number of seconds (or None), "
+                             f"got {remove_after!r}")
         if not election_timeout > 0 or not math.isfinite(election_timeout):
             raise ValueError(f"election_timeout must be a positive number of seconds, got "
                              f"{election_timeout!r}")
@@ -126,31 +210,50 @@ class RaftMember:
             raise ValueError(f"max_pending must be >= 1, got {max_pending!r}")
         self.me = me
         self.order: str = RAFT
-        self.addresses = dict(members)
-        self._listen = listen or members[me]
+        self.addresses = dict(members or {})
+        # the replicated address book (initial members, then joiners' address entries)
+        self._book = dict(self.addresses)
+        self._listen = listen or self.addresses[me]
+        self._contact = join
+        self._join_timeout = join_timeout
+        self._joined_at = -math.inf
         self._transport = transport
+        self._state = state
+        self._snapshot_every = snapshot_every
+        self._snapshot_bytes = snapshot_bytes
+        self._bytes_since_snapshot = 0
+        self._remove_on_leave = remove_on_leave
+        self._remove_after = remove_after
+        self._leaving = False
+        self._removed = False
+        self._was_member = members is not None
+        # leader side: joiners waiting for their configuration entry, leave requests
+        self._joins: dict[str, str] = {}
+        self._leaves: set[str] = set()
+        self._lead_since = (-1, 0.0)
         self.storage: Storage = storage if storage is not None else MemoryStorage()
         self._thread_persist = not isinstance(self.storage, MemoryStorage)
         self.options = options or RaftOptions()
         self.election_timeout = election_timeout
         self.tick_interval = election_timeout / self.options.election_ticks
         recovered = self.storage.load()
-        if recovered.snapshot is not None:
-            raise ValueError("the raft order does not restore snapshots yet: the storage "
-                             f"holds one at index {recovered.snapshot.index}")
         self.node = RaftNode(me, rng or random.Random(), options=self.options,
-                             recovered=recovered, voters=tuple(sorted(members)))
+                             recovered=recovered, voters=tuple(sorted(members or ())))
         self._max_pending = max_pending
-        self._max_uncommitted = max_uncommitted or 4 * max_pending * len(members)
+        self._max_uncommitted = max_uncommitted or 4 * max_pending * max(len(self._book), 3)
         self._send_buffer = send_buffer
         self._max_batch = max_batch
         self._journal = journal
-        # views: committed configurations, in log order
-        self.views: list[View] = [View(0, self.node.committed_config.voters)]
+        # views: committed configurations, in log order (view 0: the first members; a
+        # joiner learns them from the member that admits it)
+        self._first_view: tuple[str, ...] = tuple(sorted(members or ()))
+        self.views: list[View] = [View(0, self._first_view)]
         self.start = None
         # the order's replicated state: origin -> (session, next seq)
         self._origins: dict[str, tuple[int, int]] = {}
         self._index = 0
+        self.snapshots_taken = 0
+        self.snapshots_installed = 0
         # this incarnation's session and its window of undelivered broadcasts
         self._session = time.time_ns()
         self._started = False
@@ -180,6 +283,8 @@ class RaftMember:
         self._own_delivered = 0
         self._stats = collections.Counter[str]()
         self.server: rpcx.Server | None = None
+        if recovered.snapshot is not None:
+            self._restore(recovered.snapshot)
 
     # -- what Group uses -----------------------------------------------------------------
 
@@ -201,6 +306,8 @@ class RaftMember:
         the broadcast's seq. Delivery follows once the leader has committed it."""
         if not isinstance(payload, bytes):
             raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
+        if self._removed:
+            raise NotAMember(f"{self.me} was removed from the group")
         request = _Request(payload)
         await self._inbox_send.send(request)
         try:
@@ -251,6 +358,9 @@ class RaftMember:
             buffer_sizes={"raft.window": len(self._window),
                           "raft.uncommitted": node.log.last_index - node.commit,
                           "raft.log": len(node.log),
+                          "raft.snapshot_index": node.log.snapshot_index,
+                          "raft.snapshots_taken": self.snapshots_taken,
+                          "raft.snapshots_installed": self.snapshots_installed,
                           "raft.skipped": stats["skipped"]},
             leader=node.leader, term=node.term)
 
@@ -261,10 +371,58 @@ class RaftMember:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self.server = await nursery.start(self._serve)
+            if self._contact is not None:
+                await self._join()
             for peer in sorted(self.addresses):
                 self._add_peer(peer)
             nursery.start_soon(self._loop)
             task_status.started()
+
+    async def _join(self) -> None:
+        """Ask the contact (then the leader it names) to admit this member, until one
+        accepts or ``join_timeout`` passes (``JoinError``)."""
+        assert self._contact is not None
+        address = self._contact
+        last = "nobody answered"
+        with trio.move_on_after(self._join_timeout):
+            while True:
+                reply = await self._ask_to_join(address)
+                if reply is not None and reply.accepted:
+                    return
+                if reply is not None:
+                    last = reply.reason or f"not the leader (leader: {reply.leader or '?'})"
+                    leader = reply.addresses.get(reply.leader, "")
+                    address = leader if leader and leader != address else self._contact
+                await trio.sleep(min(0.1, self.election_timeout / 4))
+        raise JoinError(f"{self.me}: not admitted to the raft group at {self._contact} "
+                        f"within {self._join_timeout} s: {last}")
+
+    async def _ask_to_join(self, address: str) -> idl.JoinReply | None:
+        """One join request; the reply's addresses become known peers."""
+        self._joined_at = trio.current_time()
+        try:
+            async with rpcx.open_channel(address, transport=self._transport,
+                                         retry=rpcx.NO_RETRY,
+                                         connect_timeout=1.0) as channel:
+                reply = await idl.RaftClient(channel).join(
+                    self.me, self._listen, timeout=max(1.0, self.election_timeout))
+        except rpcx.RpcError as error:
+            logger.debug("%s: join request to %s failed: %s", self.me, address, error)
+            return None
+        for name, peer in reply.addresses.items():
+            if name != self.me:
+                self.addresses.setdefault(name, peer)
+                self._book.setdefault(name, peer)
+                if self._nursery is not None:
+                    self._add_peer(name)
+        if reply.accepted and self.views[0].id == 0 and not self.views[0].members:
+            self._first_view = tuple(reply.first_view)
+            self.views[0] = View(0, self._first_view)
+        return reply
+
+    async def _rejoin(self) -> None:
+        if self._contact is not None:
+            await self._ask_to_join(self._contact)
 
     async def _serve(self, *, task_status: trio.TaskStatus[rpcx.Server]) -> None:
         await rpcx.serve(self._listen, [_Handler(self)], transport=self._transport,
@@ -281,14 +439,20 @@ class RaftMember:
         """Graceful leave (within ``timeout`` seconds): wait until this member's own
         broadcasts are delivered and, if it leads, every live member holds the whole log
         and knows it is committed (``settled``); then hand leadership to the most
-        up-to-date voter and wait until it has taken over. The member stays a voter of
-        the configuration (a restart from its storage rejoins as before)."""
+        up-to-date voter and wait until it has taken over. Without ``remove_on_leave``
+        the member stays a voter of the configuration (a restart from its storage rejoins
+        as before); with it, the member then asks the leader to remove it and waits until
+        it knows its removal committed (the last voter cannot leave: it just stops)."""
         with trio.move_on_after(timeout):
-            while not self.settled():
+            while not self.settled() and not self._removed:
                 await self.wait_progress()
             if self.node.role == Role.LEADER and len(self.node.config.voters) > 1:
                 await self._inbox_send.send(_Transfer())
                 while self.node.leader == self.me:
+                    await self.wait_progress()
+            if self._remove_on_leave and self.node.config.members != (self.me,):
+                self._leaving = True
+                while not self._removed:
                     await self.wait_progress()
 
     def _followers_caught_up(self, others: set[str]) -> bool:
@@ -351,6 +515,7 @@ class RaftMember:
                 logger.debug("%s: push to %s failed: %s", self.me, peer, error)
                 continue
             self._stats["pushes_sent"] += 1
+        await channel.aclose()  # the peer was given a new address (_replace_peer)
 
     def _send(self, dest: str, msg: idl.RaftMsg) -> None:
         outbox = self._outboxes.get(dest)
@@ -388,6 +553,18 @@ class RaftMember:
                     next_tick = now + self.tick_interval
                 self._check_retry(now)
                 self._ask_confirmation()
+                self._drive_membership(now)
+                leader = self.node.leader
+                if self._leaving and not self._removed and leader and leader != self.me:
+                    self._send(leader, idl.RaftMsg(proposals=[
+                        idl.Proposal(session=self._session, seq=0, leave=True)]))
+                if (self._contact is not None and self.me not in self.node.config.members
+                        and not self._removed
+                        and now - self._joined_at >= 2 * self.election_timeout):
+                    # not in the configuration yet: the leader may have changed meanwhile
+                    self._joined_at = now
+                    assert self._nursery is not None
+                    self._nursery.start_soon(self._rejoin)
             self._admit()
             self._propose()
             await self._drain_ready()
@@ -400,6 +577,10 @@ class RaftMember:
             return
         if isinstance(item, _Transfer):
             self._transfer()
+            return
+        if isinstance(item, _JoinRequest):
+            item.reply = self._on_join(item.name, item.address)
+            item.done.set()
             return
         sender, msgs = item
         if sender not in self.addresses or sender == self.me:
@@ -416,12 +597,104 @@ class RaftMember:
             self._stats["frames_received"] += 1
             if isinstance(msg, list):
                 for proposal in msg:
+                    if proposal.leave:
+                        if self.node.role == Role.LEADER:
+                            self._leaves.add(sender)
+                        continue
                     self._leader_accept(sender, proposal)
             else:
                 if (isinstance(msg, HeartbeatReply) and msg.context >= self._confirm[1] > 0
                         and msg.term == self._confirm[2]):
                     self._confirmed.add(sender)
                 self.node.step(sender, msg)
+
+    # -- membership ----------------------------------------------------------------------
+
+    def _on_join(self, name: str, address: str) -> idl.JoinReply:
+        """A join request: the leader records the joiner's address (an entry of the log,
+        so every member learns it) and adds it as a learner once that entry commits
+        (``_drive_membership``); anyone else names the leader."""
+        node = self.node
+        book = dict(self.addresses)
+        book[self.me] = self._listen
+        if node.role != Role.LEADER:
+            return idl.JoinReply(accepted=False, leader=node.leader, addresses=book,
+                                 reason=f"{self.me} is not the leader")
+        if not name or name == self.me:
+            return idl.JoinReply(accepted=False, leader=self.me, addresses=book,
+                                 reason=f"the name {name!r} is taken")
+        if name in node.config.members:
+            if self.addresses.get(name) != address:
+                self.addresses[name] = address
+                self._replace_peer(name)
+            return idl.JoinReply(accepted=True, leader=self.me, addresses=book,
+                                 first_view=list(self._first_view))
+        self.addresses[name] = address
+        self._add_peer(name)
+        self._joins[name] = address
+        if self._book.get(name) != address:
+            command = idl.Command(origin=name, session=0, seq=0, address=address)
+            try:
+                node.propose(encode_command(command))
+            except NotLeader as error:
+                return idl.JoinReply(accepted=False, leader=error.leader, addresses=book,
+                                     reason=str(error))
+        return idl.JoinReply(accepted=True, leader=self.me, addresses=book,
+                             first_view=list(self._first_view))
+
+    def _drive_membership(self, now: float) -> None:
+        """Leader, every tick: at most one configuration change in flight. In this order:
+        remove a member that asked to leave; remove a voter not heard from for
+        ``remove_after`` seconds (if set); promote a learner that holds the committed log;
+        add a joiner (whose address entry has committed) as a learner."""
+        node = self.node
+        if node.role != Role.LEADER:
+            self._joins.clear()
+            self._leaves.clear()
+            return
+        if self._lead_since[0] != node.term:
+            self._lead_since = (node.term, now)
+        config = node.config
+        self._leaves &= set(config.members)
+        for name in [n for n in self._joins if n in config.members]:
+            del self._joins[name]
+        change: ConfigChange | None = None
+        leaving = sorted(n for n in self._leaves if n != self.me)
+        if leaving:
+            change = ConfigChange(ConfigOp.REMOVE, leaving[0])
+        elif self._remove_after is not None:
+            # silent for remove_after seconds, counted from when this leader took over
+            dead = sorted(v for v in config.voters if v != self.me
+                          and now - max(self._heard.get(v, -math.inf), self._lead_since[1])
+                          >= self._remove_after)
+            if dead:
+                change = ConfigChange(ConfigOp.REMOVE, dead[0])
+        if change is None:
+            for learner in config.learners:
+                progress = node.progress(learner)
+                if progress is not None and progress.match >= node.commit:
+                    change = ConfigChange(ConfigOp.PROMOTE, learner)
+                    break
+        if change is None:
+            for name, address in sorted(self._joins.items()):
+                if self._book.get(name) == address:
+                    change = ConfigChange(ConfigOp.ADD_LEARNER, name)
+                    break
+        if change is None:
+            return
+        try:
+            node.propose_config(change)
+        except (ConfigChangeRefused, NotLeader):
+            return  # one change at a time: the next tick tries again
+        self._stats["config_changes"] += 1
+
+    def _replace_peer(self, peer: str) -> None:
+        """``peer`` is now at another address: a new sender for it."""
+        outbox = self._outboxes.pop(peer, None)
+        if outbox is not None:
+            outbox.close()
+        if self._nursery is not None:
+            self._add_peer(peer)
 
     def _transfer(self) -> None:
         node = self.node
@@ -531,15 +804,114 @@ class RaftMember:
             for send in messages:
                 self._send(send.dest, to_wire(cast(RaftMessage, send.msg)))
             if ready.snapshot is not None:
-                raise RuntimeError("the raft order cannot install snapshots yet")
+                # from the leader: this member was behind its compacted log
+                await self._app_caught_up()
+                self._restore(ready.snapshot)
+                self.snapshots_installed += 1
             for entry in ready.committed:
                 await self._apply(entry)
             node.advance(ready)
+            await self._maybe_snapshot()
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    async def _app_caught_up(self) -> None:
+        """Wait until the application's state includes every delivery made so far."""
+        state = self._state
+        if state is None:
+            return
+        # (the application's progress has no event to wait on: it applies deliveries from
+        # the channel; this wait is short, as each one is applied right away)
+        while state.applied() < self._index:  # noqa: ASYNC110
+            await trio.sleep(0.001)
+
+    async def _maybe_snapshot(self) -> None:
+        """Every ``snapshot_every`` applied entries (or ``snapshot_bytes`` of them), keep
+        the order's state (and the application's) as the snapshot and drop the log."""
+        node = self.node
+        if self._snapshot_every is None:
+            return
+        since = node.applied - node.log.snapshot_index
+        if since < self._snapshot_every and self._bytes_since_snapshot < self._snapshot_bytes:
+            return
+        if since <= 0:
+            return
+        await self._app_caught_up()
+        app = self._state.snapshot() if self._state is not None else None
+        node.compact(node.applied, encode_group_snapshot(self._snapshot_state(app)))
+        self._bytes_since_snapshot = 0
+        self.snapshots_taken += 1
+
+    def _snapshot_state(self, app: bytes | None) -> idl.GroupSnapshot:
+        return idl.GroupSnapshot(
+            origins=[idl.OriginState(origin=o, session=session, next=next_seq)
+                     for o, (session, next_seq) in sorted(self._origins.items())],
+            delivered=self._index, view=self.view, addresses=dict(self._book), app=app)
+
+    def _restore(self, snap: Snapshot) -> None:
+        """Take the order's state from ``snap`` (the storage's at start-up, or the
+        leader's): dedup state, delivery count, view, addresses; then the application's."""
+        try:
+            state = decode_group_snapshot(snap.data)
+        except rpcx.CodecError as error:
+            raise ValueError(f"the snapshot at index {snap.index} is not a raft group's "
+                             f"snapshot: {error}") from None
+        self._origins = {o.origin: (o.session, o.next) for o in state.origins}
+        self._index = state.delivered
+        for name, address in state.addresses.items():
+            self._book[name] = address
+            if name != self.me:
+                self.addresses.setdefault(name, address)
+                if self._nursery is not None:
+                    self._add_peer(name)
+        view = View(state.view, snap.config.members)
+        if view.id > self.view or not self.views[-1].members:
+            self.views.append(view)
+        self._bytes_since_snapshot = 0
+        self._own_session_update()
+        self._check_removed(snap.config.members)
+        if self._state is not None:
+            self._state.restore(state.app, state.delivered)
+
+    def _own_session_update(self) -> None:
+        """After a snapshot: if this member's session started inside it, start it here;
+        its broadcasts that the snapshot delivered leave the window."""
+        mine = self._origins.get(self.me)
+        if mine is None:
+            return
+        session, next_seq = mine
+        if session == self._session:
+            if not self._started:
+                self._started = True
+                self._next_seq = next_seq
+                self._last_progress = trio.current_time() if self._nursery else 0.0
+            for seq in [q for q in self._window if q < next_seq]:
+                del self._window[seq]
+                self._own_delivered += 1
+        elif session > self._session and not self._started:
+            self._session = session + 1
+            self._marker_sent = False
+
+    def _check_removed(self, members: tuple[str, ...]) -> None:
+        """A committed configuration without this member: it was removed (or left)."""
+        if self.me in members:
+            self._was_member = True
+            return
+        if not self._was_member or self._removed:
+            return  # (a joiner not admitted yet)
+        self._removed = True
+        for request in self._waiting:
+            request.error = f"{self.me} was removed from the group"
+            request.done.set()
+        self._waiting.clear()
 
     async def _apply(self, entry: Entry) -> None:
+        self._bytes_since_snapshot += len(entry.data)
         if entry.kind == EntryKind.CONFIG:
             assert entry.config is not None
-            self.views.append(View(len(self.views), entry.config.voters))
+            members = entry.config.members
+            self.views.append(View(self.view + 1, members))
+            self._check_removed(members)
             return
         if entry.kind == EntryKind.NOOP:
             return
@@ -551,6 +923,12 @@ class RaftMember:
             self._stats["skipped"] += 1
             return
         origin = command.origin
+        if command.address:  # a joiner's address: every member can reach it from now on
+            self._book[origin] = command.address
+            if origin != self.me and origin not in self.addresses:
+                self.addresses[origin] = command.address
+                self._add_peer(origin)
+            return
         state = self._origins.get(origin)
         if command.start:
             accepted = state is None or command.session > state[0]

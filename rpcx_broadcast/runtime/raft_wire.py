@@ -31,10 +31,12 @@ from rpcx_broadcast.core.raft_messages import (
     VoteRequest,
 )
 
-__all__ = ["decode_command", "encode_command", "from_wire", "to_wire"]
+__all__ = ["decode_command", "decode_group_snapshot", "encode_command",
+           "encode_group_snapshot", "from_wire", "to_wire"]
 
 _codec = rpcx.CborCodec()
 _command_ref = struct_ref(idl.Command)
+_snapshot_ref = struct_ref(idl.GroupSnapshot)
 
 
 def encode_command(command: idl.Command) -> bytes:
@@ -46,6 +48,17 @@ def decode_command(data: bytes) -> idl.Command:
     """The command in a log entry (``rpcx.CodecError`` if it is not one)."""
     command: idl.Command = _codec.decode(_command_ref, data)
     return command
+
+
+def encode_group_snapshot(state: idl.GroupSnapshot) -> bytes:
+    """A raft group's snapshot data (``RaftSnapshot.data``): the order's state as CBOR."""
+    return _codec.encode(_snapshot_ref, state)
+
+
+def decode_group_snapshot(data: bytes) -> idl.GroupSnapshot:
+    """The order's state in a snapshot (``rpcx.CodecError`` if it is not one)."""
+    state: idl.GroupSnapshot = _codec.decode(_snapshot_ref, data)
+    return state
 
 
 def _config(config: Config) -> idl.RaftConfig:

@@ -186,8 +186,20 @@ def test_open_group_refuses_options_that_do_not_fit_the_raft_order() -> None:
         async with rpcx_broadcast.open_group(me, members, RAFT, **options):  # type: ignore[arg-type]
             pass
 
-    with pytest.raises(ValueError, match="join= nor stack="):
+    with pytest.raises(ValueError, match="not both"):
         trio.run(lambda: open_with(join="mem://elsewhere"))
+    with pytest.raises(ValueError, match="no stack="):
+        trio.run(lambda: open_with(stack=lambda me, names: None))
+    with pytest.raises(ValueError, match="snapshot_every"):
+        trio.run(lambda: open_with(snapshot_every=0))
+    with pytest.raises(ValueError, match="remove_after"):
+        trio.run(lambda: open_with(remove_after=-1.0))
+
+    async def joiner_without_listen() -> None:
+        async with rpcx_broadcast.open_group("z", None, RAFT, join="mem://a"):
+            pass
+    with pytest.raises(ValueError, match="listen="):
+        trio.run(joiner_without_listen)
     with pytest.raises(ValueError, match="for the raft order"):
         async def other() -> None:
             async with rpcx_broadcast.open_group(me, members, "fifo",
