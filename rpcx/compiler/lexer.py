@@ -67,6 +67,7 @@ _G = {name: index for name, index in _MASTER.groupindex.items()}
 _WS_G, _PUNCT_G, _IDENT_G, _NUMBER_G = _G["ws"], _G["punct"], _G["ident"], _G["number"]
 _RUN_G, _INT_G = _G["run"], _G["int"]
 _STRING_G, _LINE_G, _BLOCK_G = _G["string"], _G["line"], _G["block"]
+_BODY_G, _CLOSE_G = _G["body"], _G["close"]
 _HEX_DIGITS = re.compile(r"[0-9a-fA-F]*")
 
 
@@ -112,10 +113,10 @@ def _short(text: str, limit: int = 40) -> str:
 
 
 class _Lexer:
-    def __init__(self, text: str, path: str) -> None:
+    def __init__(self, text: str, path: str, lines: list[str] | None = None) -> None:
         self.text = text
         self.path = path
-        self.lines = text.split("\n")
+        self.lines = text.split("\n") if lines is None else lines
         self.line = 1
         self.line_start = 0
         """Index of the first character of the current line."""
@@ -125,8 +126,8 @@ class _Lexer:
     def error(self, pos: int, message: str) -> None:
         line = self.line
         source = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
-        span = Span(self.path, line, pos - self.line_start + 1)
-        self.diagnostics.append(Diagnostic(span, message, source.rstrip("\r")))
+        span = _new_span(Span, (self.path, line, pos - self.line_start + 1))
+        self.diagnostics.append(_new_span(Diagnostic, (span, message, source.rstrip("\r"))))
 
     def run(self) -> None:
         text, path = self.text, self.path
@@ -136,6 +137,8 @@ class _Lexer:
         punct, ident = Tok.PUNCT, Tok.IDENT
         punct_g, ident_g, ws_g, line_g, run_g = _PUNCT_G, _IDENT_G, _WS_G, _LINE_G, _RUN_G
         int_g, int_kind = _INT_G, Tok.INT
+        string_g, body_g, close_g, string_kind = _STRING_G, _BODY_G, _CLOSE_G, Tok.STRING
+        lines, report = self.lines, self.diagnostics.append
         new = _new_token
         count_nl, rfind = text.count, text.rfind
         line, line_start = 1, 0
@@ -171,6 +174,24 @@ class _Lexer:
                 tokens.extend([new(Token, (punct, ch, path, line, col + k, None, ""))
                                for k, ch in enumerate(run[first:], first)])
                 continue
+            if group == string_g:
+                # Inline for a string without escapes; an unterminated one (which every
+                # line of a hostile file can be) is reported here too, cheaply.
+                start = m.start()
+                body = m.group(body_g)
+                if "\\" in body:
+                    self.line, self.line_start = line, line_start
+                    body = self.string(m)
+                elif m.group(close_g) != '"':
+                    source = lines[line - 1]
+                    report(new(Diagnostic, (
+                        new(Span, (path, line, start - line_start + 1)), "unterminated string",
+                        source.rstrip("\r") if source and source[-1] == "\r" else source)))
+                append(new(Token, (string_kind, m.group(string_g), path, line,
+                                   start - line_start + 1, body,
+                                   "\n".join(docs) if docs else "")))
+                docs = []
+                continue
             if group == ws_g:
                 start, end = m.span()
                 count = count_nl("\n", start, end)
@@ -196,8 +217,6 @@ class _Lexer:
                 continue
             if group == _NUMBER_G:
                 kind, value = self.number(m)
-            elif group == _STRING_G:
-                kind, value = Tok.STRING, self.string(m)
             else:
                 bad = m.group()
                 self.error(start, f"unexpected character {bad!r}" if len(bad) == 1 else
@@ -278,8 +297,11 @@ class _Lexer:
             i = j + 2
 
 
-def tokenize(text: str, path: str = "<string>") -> tuple[list[Token], list[Diagnostic]]:
-    """Split ``text`` into tokens (always ending with an EOF token) and diagnostics."""
-    lexer = _Lexer(text, path)
+def tokenize(
+    text: str, path: str = "<string>", lines: list[str] | None = None
+) -> tuple[list[Token], list[Diagnostic]]:
+    """Split ``text`` into tokens (always ending with an EOF token) and diagnostics.
+    ``lines`` is ``text.split("\\n")`` when the caller already has it."""
+    lexer = _Lexer(text, path, lines)
     lexer.run()
     return lexer.tokens, lexer.diagnostics

@@ -596,7 +596,18 @@ _LITERAL_KINDS = {Tok.INT: "int", Tok.FLOAT: "float", Tok.STRING: "string"}
 
 def parse(text: str, path: str = "<string>") -> tuple[syn.FileNode, list[Diagnostic]]:
     """Parse one file. Never raises on bad input; problems come back as diagnostics."""
-    tokens, diagnostics = tokenize(text, path)
-    parser = _Parser(tokens, path, text.split("\n"))
+    tree, diagnostics, _ = parse_with_lines(text, path)
+    return tree, diagnostics
+
+
+def parse_with_lines(
+    text: str, path: str = "<string>"
+) -> tuple[syn.FileNode, list[Diagnostic], list[str]]:
+    """:func:`parse`, and also ``text.split("\\n")`` (split once for the lexer, the parser
+    and the checker: a hostile file can have a million lines)."""
+    lines = text.split("\n")
+    tokens, diagnostics = tokenize(text, path, lines)
+    parser = _Parser(tokens, path, lines)
     tree = parser.parse_file()
-    return tree, diagnostics + parser.diagnostics
+    diagnostics += parser.diagnostics
+    return tree, diagnostics, lines

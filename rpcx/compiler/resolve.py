@@ -22,7 +22,7 @@ import attrs
 
 from rpcx.compiler import syntax as syn
 from rpcx.compiler.diagnostics import Diagnostic, Span
-from rpcx.compiler.parser import parse
+from rpcx.compiler.parser import parse_with_lines
 
 __all__ = ["DeclInfo", "Loader", "Scope", "Unit", "module_name", "normalise"]
 
@@ -156,9 +156,9 @@ class Loader:
             self.diagnostics.append(Diagnostic(Span(path, line, col), "not valid unicode:"
                                                " a lone surrogate"))
             return None
-        tree, diagnostics = parse(text, path)
+        tree, diagnostics, lines = parse_with_lines(text, path)
         module = module_name(path)
-        unit = Unit(path, text, tree, text.split("\n"), module or "")
+        unit = Unit(path, text, tree, lines, module or "")
         unit.diagnostics.extend(diagnostics)
         if module is None:
             unit.diag(
