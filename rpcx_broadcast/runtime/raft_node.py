@@ -227,6 +227,7 @@ class RaftMember:
         self._leaving = False
         self._removed = False
         self._was_member = members is not None
+        self._told: set[str] = set()
         # leader side: joiners waiting for their configuration entry, leave requests
         self._joins: dict[str, str] = {}
         self._leaves: set[str] = set()
@@ -554,6 +555,7 @@ class RaftMember:
                 self._check_retry(now)
                 self._ask_confirmation()
                 self._drive_membership(now)
+                self._told.clear()
                 leader = self.node.leader
                 if self._leaving and not self._removed and leader and leader != self.me:
                     self._send(leader, idl.RaftMsg(proposals=[
@@ -595,7 +597,10 @@ class RaftMember:
                                error)
                 continue
             self._stats["frames_received"] += 1
-            if isinstance(msg, list):
+            self._tell_if_removed(sender)
+            if isinstance(msg, idl.Removed):
+                self._on_removed(msg)
+            elif isinstance(msg, list):
                 for proposal in msg:
                     if proposal.leave:
                         if self.node.role == Role.LEADER:
@@ -687,6 +692,26 @@ class RaftMember:
         except (ConfigChangeRefused, NotLeader):
             return  # one change at a time: the next tick tries again
         self._stats["config_changes"] += 1
+
+    def _tell_if_removed(self, sender: str) -> None:
+        """Leader: a member that the committed configuration leaves out still talks to
+        the group (it was removed while cut off, so it missed its removal): tell it, at
+        most once per tick."""
+        node = self.node
+        if (node.role != Role.LEADER or sender in node.config.members
+                or sender in node.committed_config.members or sender in self._joins
+                or sender in self._told):
+            return
+        self._told.add(sender)
+        self._send(sender, idl.RaftMsg(removed=idl.Removed(
+            term=node.term, view=self.view, members=list(self.members))))
+
+    def _on_removed(self, msg: idl.Removed) -> None:
+        if msg.term < self.node.term or self.me in msg.members or not self._was_member:
+            return
+        if msg.view > self.view:
+            self.views.append(View(msg.view, tuple(msg.members)))
+        self._check_removed(tuple(msg.members))
 
     def _replace_peer(self, peer: str) -> None:
         """``peer`` is now at another address: a new sender for it."""

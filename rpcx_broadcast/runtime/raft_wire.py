@@ -134,12 +134,16 @@ def to_wire(msg: RaftMessage) -> idl.RaftMsg:
     raise TypeError(f"no wire mapping for Raft message {msg!r}")
 
 
-def from_wire(msg: idl.RaftMsg) -> RaftMessage | list[idl.Proposal]:
-    """The core message a ``RaftMsg`` stands for (proposals stay IDL values)."""
+def from_wire(msg: idl.RaftMsg) -> RaftMessage | list[idl.Proposal] | idl.Removed:
+    """The core message a ``RaftMsg`` stands for (proposals and removal notices, which
+    are the adapter's, stay IDL values)."""
     which = msg.which
     if which == "proposals":
         assert msg.proposals is not None
         return list(msg.proposals)
+    if which == "removed":
+        assert msg.removed is not None
+        return msg.removed
     if which == "vote_request":
         v = msg.vote_request
         assert v is not None
