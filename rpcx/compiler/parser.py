@@ -25,6 +25,8 @@ __all__ = ["parse"]
 _DECL_KEYWORDS = frozenset({"enum", "struct", "union", "error", "service"})
 _TOP_KEYWORDS = _DECL_KEYWORDS | {"package", "import"}
 _MAX_DEPTH = 32
+_VALUE_PUNCT = frozenset({"-", "[", "{"})
+"""The punctuation a value can start with."""
 _QUIET_TOKENS = 1
 """After a syntax error, an error at the very token where parsing resumes is not reported
 (that token could not start anything either): one mistake gives one message, and a run of
@@ -69,12 +71,16 @@ class _Parser:
         self.diagnostics.append(_new_span(Diagnostic, (span, message, source.rstrip("\r"))))
 
     def fail(self, expected: str, tok: Token | None = None) -> _Sync:
+        self.expected(expected, tok)
+        return _Sync()
+
+    def expected(self, expected: str, tok: Token | None = None) -> None:
+        """Record ``expected EXPECTED, found TOKEN`` (unless quiet), without raising."""
         if self.i >= self.quiet_until:
             if tok is None:
                 tok = self.toks[self.i]
             self.error(_new_span(Span, (tok.path, tok.line, tok.col)),
                        f"expected {expected}, found {tok.describe()}")
-        return _Sync()
 
     @property
     def quiet(self) -> bool:
@@ -121,7 +127,7 @@ class _Parser:
 
     def docs_since(self, start: int) -> str:
         toks = self.toks
-        docs = [doc for tok in toks[start : self.i + 1] if (doc := tok.doc)]
+        docs = [doc for k in range(start, self.i + 1) if (doc := toks[k][6])]  # Token.doc
         if not docs:
             return ""
         return docs[0] if len(docs) == 1 else "\n".join(docs)
@@ -215,13 +221,20 @@ class _Parser:
             ):
                 # Not the start of anything: one error for the whole run of such tokens.
                 seen_other = True
-                self.fail("a declaration (enum, struct, union, error or service)")
+                self.expected("a declaration (enum, struct, union, error or service)")
                 self.next()
                 self.sync_top_fast()
                 self.recovered()
                 continue
             try:
-                annotations = self.annotations()
+                found = self.annotations_or_none()
+                if found is None:
+                    self.sync_top()
+                    self.recovered()
+                    if self.i == start:
+                        self.next()
+                    continue
+                annotations = found
                 tok = self.peek()
                 if tok.is_word("package") or tok.is_word("import"):
                     for ann in annotations:
@@ -271,6 +284,18 @@ class _Parser:
     # -- annotations -----------------------------------------------------------------------
 
     def annotations(self) -> tuple[syn.Annotation, ...]:
+        if self.toks[self.i].text != "@":
+            return ()
+        found = self.annotations_or_none()
+        if found is None:
+            raise _Sync()
+        return found
+
+    def annotations_or_none(self) -> tuple[syn.Annotation, ...] | None:
+        """:meth:`annotations`, but None instead of raising :class:`_Sync` when an argument
+        list opens with a token that cannot start a value (the error is recorded, and the
+        parser stays at that token, as when :meth:`value` raises there): a run of junk such
+        as ``@a(@a(@a(`` then costs no exception per item."""
         toks = self.toks
         if toks[self.i].text != "@":
             return ()
@@ -284,7 +309,13 @@ class _Parser:
             if toks[self.i].text == "(":
                 self.i += 1
                 has_parens = True
-                if toks[self.i].text != ")":
+                tok = toks[self.i]
+                if tok.text != ")":
+                    if (tok.kind is _PUNCT and tok.text not in _VALUE_PUNCT) or (
+                        tok.kind is Tok.EOF
+                    ):
+                        self.expected("a value")  # what value(0) would report and raise
+                        return None
                     args.append(self.value(0))
                     while toks[self.i].text == ",":
                         self.i += 1
@@ -296,11 +327,20 @@ class _Parser:
     # -- declarations ----------------------------------------------------------------------
 
     def decl(self, start: int, annotations: tuple[syn.Annotation, ...]) -> syn.Decl:
-        kw = self.next()
-        name = self.expect_name(f"a name after {kw.text!r}")
+        toks = self.toks
+        kw = toks[self.i]
+        self.i += 1  # a keyword, not the EOF token
+        tok = toks[self.i]
+        if tok.kind is not _IDENT:
+            raise self.fail(f"a name after {kw.text!r}")
+        self.i += 1
+        name = _new(syn.Name, (tok.text, _new_span(Span, (tok.path, tok.line, tok.col))))
         doc = self.docs_since(start)
-        span = self.toks[start].span
-        self.expect_punct("{", f"to open {kw.text} {name.text!r}")
+        first = toks[start]
+        span = _new_span(Span, (first.path, first.line, first.col))
+        if toks[self.i].text != "{":
+            raise self.fail(f"'{{' to open {kw.text} {name.text!r}")
+        self.i += 1
         if kw.text == "enum":
             members, reserved = self.enum_body()
             return _new(syn.EnumDecl, (name, members, reserved, annotations, doc, span))
@@ -352,9 +392,13 @@ class _Parser:
         return tuple(items), tuple(reserved)
 
     def struct_body(self) -> tuple[tuple[syn.Field, ...], tuple[syn.ReservedRange, ...]]:
+        toks = self.toks
+
         def one(start: int, annotations: tuple[syn.Annotation, ...]) -> syn.Field:
             field = self.field(start, annotations, "field")
-            self.expect_punct(";", "after field")
+            if toks[self.i].text != ";":
+                raise self.fail("';' after field")
+            self.i += 1
             return field
 
         return self.body_items(one)
@@ -515,7 +559,9 @@ class _Parser:
                 args: tuple[syn.TypeNode, ...] = (first, self.type_(depth + 1))
             else:
                 args = (first,)
-            self.expect_punct(">", f"to close {text!r} type")
+            if toks[self.i].text != ">":
+                raise self.fail(f"'>' to close {text!r} type")
+            self.i += 1
         else:
             args = ()
             if toks[self.i + 1].text == ".":
