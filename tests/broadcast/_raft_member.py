@@ -11,6 +11,11 @@ Prints ``ready`` once serving, ``leader NAME TERM`` whenever the leader it knows
 ``done`` once its own broadcasts are delivered, and keeps serving until stdin closes
 (then it stops broadcasting, if it still is, and leaves).
 
+``--snapshot-every N`` sets the group's snapshot interval (it prints ``snapshots
+installed N`` whenever it installs a leader's snapshot, ``view ID M1,M2,...`` on each view).
+``--join CONTACT --listen ADDRESS`` joins the running group at CONTACT instead (MEMBERS_JSON
+is then ignored).
+
 With ``--kv API_ADDRESS`` it is a kvstore replica instead (``examples.kvstore``'s state
 machine through ``open_replica(..., order=RAFT)``), serving ``kvstore.KvStore`` at
 ``API_ADDRESS`` (printing ``listening on URL``), and broadcasts nothing itself.
@@ -35,11 +40,19 @@ from examples.kvstore.replica import Replica, StateMachine
 
 async def _report_leader(group: rpcx_broadcast.Group) -> None:
     known = ("", -1)
+    installed = 0
+    view = -1
     while True:
         stats = group.statistics()
         if (stats.leader, stats.term) != known and stats.leader:
             known = (stats.leader, stats.term)
             print(f"leader {stats.leader} {stats.term}", flush=True)
+        if stats.buffer_sizes.get("raft.snapshots_installed", 0) != installed:
+            installed = stats.buffer_sizes["raft.snapshots_installed"]
+            print(f"snapshots installed {installed}", flush=True)
+        if group.view != view:
+            view = group.view
+            print(f"view {view} {','.join(group.members)}", flush=True)
         await trio.sleep(0.02)
 
 
@@ -48,7 +61,9 @@ async def _until_stdin_closes() -> None:
 
 
 async def run(me: str, members: dict[str, str], directory: Path, log: IO[str], count: int,
-              rate: float, election_timeout: float, kv: str | None) -> None:
+              rate: float, election_timeout: float, kv: str | None,
+              snapshot_every: int | None = None, join: str | None = None,
+              listen: str | None = None) -> None:
     storage = rpcx_broadcast.FileStorage(directory)
     incarnation = time.time_ns()
 
@@ -72,9 +87,14 @@ async def run(me: str, members: dict[str, str], directory: Path, log: IO[str], c
                 nursery.cancel_scope.cancel()
         return
 
-    async with rpcx_broadcast.open_group(me, members, rpcx_broadcast.RAFT, storage=storage,
+    options: dict[str, object] = {}
+    if snapshot_every is not None:
+        options["snapshot_every"] = snapshot_every
+    async with rpcx_broadcast.open_group(me, None if join else members, rpcx_broadcast.RAFT,
+                                         storage=storage, join=join, listen=listen,
                                          election_timeout=election_timeout,
-                                         journal=journal) as group:
+                                         journal=journal,
+                                         **options) as group:  # type: ignore[arg-type]
         print("ready", flush=True)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_report_leader, group)
@@ -107,10 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--election-timeout", type=float, default=1.0)
     parser.add_argument("--kv", help="serve the kvstore API at this address instead")
+    parser.add_argument("--snapshot-every", type=int)
+    parser.add_argument("--join", help="a running member's address: join its group")
+    parser.add_argument("--listen", help="this member's address (with --join)")
     args = parser.parse_args(argv)
     with args.log.open("a", encoding="utf-8") as log:
         trio.run(run, args.me, json.loads(args.members), args.directory, log, args.count,
-                 args.rate, args.election_timeout, args.kv)
+                 args.rate, args.election_timeout, args.kv, args.snapshot_every, args.join,
+                 args.listen)
     return 0
 
 

@@ -110,14 +110,15 @@ class Cluster:
         self.running: dict[str, Member] = {}
         self.all: list[Member] = []
 
-    def start(self, name: str, count: int | None = None) -> Member:
+    def start(self, name: str, count: int | None = None, extra: tuple[str, ...] = (),
+              rate: float = RATE) -> Member:
         incarnation = sum(1 for m in self.all if m.name == name) + 1
         log = self.tmp / f"{name}-{incarnation}.jsonl"
         out = self.tmp / f"{name}-{incarnation}.out"
         argv = [sys.executable, "-m", "tests.broadcast._raft_member", name,
                 json.dumps(self.members), str(self.tmp / f"{name}-data"), str(log),
-                "--count", str(self.count if count is None else count), "--rate", str(RATE),
-                "--election-timeout", str(ELECTION_TIMEOUT)]
+                "--count", str(self.count if count is None else count), "--rate", str(rate),
+                "--election-timeout", str(ELECTION_TIMEOUT), *extra]
         if self.kv:
             argv += ["--kv", self.api[name]]
         with out.open("wb") as stdout, (self.tmp / f"{name}-{incarnation}.err").open(
