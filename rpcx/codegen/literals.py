@@ -7,6 +7,9 @@ __all__ = ["pystr"]
 
 def pystr(value: str | bytes) -> str:
     """A Python literal for a string or bytes, double-quoted where that needs no escapes."""
+    if (type(value) is str and value.isascii() and value.isprintable() and "'" not in value
+            and '"' not in value and "\\" not in value):
+        return f'"{value}"'  # what the general case gives, without repr and slicing
     text = repr(value)
     prefix = "b" if isinstance(value, bytes) else ""
     body = text[len(prefix):]

@@ -85,6 +85,7 @@ class _Checker:
         self.unit = unit
         self.scope = Scope(unit)
         self.package = unit.package
+        self.error = unit.diag  # type: ignore[method-assign]
         self.by_qualified: dict[str, DeclInfo] | None = None
         """Visible declarations by qualified name (built on first use)."""
         self.enum_members: dict[int, dict[str, int]] = {}
@@ -435,21 +436,27 @@ class _Checker:
         out: list[model.Field] = []
         what = "variant" if role == "variant" else ("parameter" if role == "parameter"
                                                      else "field")
+        error, check_name, resolve_type = self.error, self.check_name, self.resolve_type
+        no_ranges = reserved_tags is _NO_RANGES
         for f in fields:
-            self.check_name(f.name, role)
-            if f.name.text in names:
-                self.error(f.name.span, f"duplicate {what} name {f.name.text!r}")
-            names.add(f.name.text)
-            if not MIN_TAG <= f.tag <= MAX_TAG:
-                self.error(f.tag_span, f"tag {f.tag} is out of range ({MIN_TAG} to {MAX_TAG})")
-            elif f.tag in tags:
-                self.error(f.tag_span, f"duplicate tag {f.tag} (already used by"
-                           f" {tags[f.tag]!r})")
-            elif f.tag in reserved_tags:
-                self.error(f.tag_span, f"tag {f.tag} is reserved")
-            tags.setdefault(f.tag, f.name.text)
-            deprecated = self.annotations(f.annotations, what).deprecated
-            mtype = self.resolve_type(f.type)
+            name = f.name
+            text = name.text
+            check_name(name, role)
+            if text in names:
+                error(name.span, f"duplicate {what} name {text!r}")
+            names.add(text)
+            tag = f.tag
+            if not MIN_TAG <= tag <= MAX_TAG:
+                error(f.tag_span, f"tag {tag} is out of range ({MIN_TAG} to {MAX_TAG})")
+            elif tag in tags:
+                error(f.tag_span, f"duplicate tag {tag} (already used by {tags[tag]!r})")
+            elif not no_ranges and tag in reserved_tags:
+                error(f.tag_span, f"tag {tag} is reserved")
+            if tag not in tags:
+                tags[tag] = text
+            deprecated = self.annotations(f.annotations, what).deprecated if f.annotations \
+                else None
+            mtype = resolve_type(f.type)
             if role == "variant" and f.type.optional:
                 self.error(f.type.span, f"union variant {f.name.text!r} cannot be optional:"
                            " exactly one variant is set")
@@ -654,6 +661,8 @@ class _Checker:
                 if isinstance(own[q], model.UnionDecl) or missing[q] == 0:
                     buildable.add(q)
                     queue.append(q)
+        if len(buildable) == len(own):
+            return  # nothing to report (only what cannot be built and lies on a loop is)
         on_loop = _on_cycles(edges)
         for q, d in own.items():
             if q in buildable or d.span is None or q not in on_loop:

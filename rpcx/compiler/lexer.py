@@ -171,6 +171,11 @@ class _Lexer:
                     append(new(Token, (punct, run[0], path, line, col, None, "\n".join(docs))))
                     docs = []
                     first = 1
+                if len(run) == 2:  # the commonest run: no comprehension
+                    if not first:
+                        append(new(Token, (punct, run[0], path, line, col, None, "")))
+                    append(new(Token, (punct, run[1], path, line, col + 1, None, "")))
+                    continue
                 tokens.extend([new(Token, (punct, ch, path, line, col + k, None, ""))
                                for k, ch in enumerate(run[first:], first)])
                 continue

@@ -27,6 +27,7 @@ from rpcx.compiler.parser import parse_with_lines
 __all__ = ["DeclInfo", "Loader", "Scope", "Unit", "module_name", "normalise"]
 
 
+_new = tuple.__new__
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -92,17 +93,19 @@ class Unit:
         return hashlib.sha256(self.text.encode("utf-8", "surrogatepass")).hexdigest()
 
     def diag(self, span: Span, message: str) -> None:
-        line = self.lines[span.line - 1] if 0 < span.line <= len(self.lines) else ""
-        self.diagnostics.append(Diagnostic(span, message, line.rstrip("\r")))
+        lines, number = self.lines, span[1]
+        line = lines[number - 1] if 0 < number <= len(lines) else ""
+        self.diagnostics.append(_new(Diagnostic, (span, message, line.rstrip("\r"))))
 
     def decl_infos(self) -> dict[str, DeclInfo]:
         """Own declarations by name (the first one, when a name is declared twice)."""
         out: dict[str, DeclInfo] = {}
+        package, module, path = self.package, self.module, self.path
         for node in self.tree.decls:
             name = node.name.text
             if name not in out:
-                qualified = f"{self.package}.{name}" if self.package else name
-                out[name] = DeclInfo(name, qualified, decl_kind(node), self.module, node, self.path)
+                qualified = f"{package}.{name}" if package else name
+                out[name] = DeclInfo(name, qualified, decl_kind(node), module, node, path)
         return out
 
 
