@@ -25,7 +25,7 @@ Cases (all in one process; "the payments request" is ``process_payment(Card("411
 - ``keyed``: the same through the generated, non-idempotent ``process_payment``: a 16-byte
   key per call and the server's de-dup cache.
 - ``inflight64``: the idempotent call with 64 tasks sharing one channel (per call).
-- ``echo``: the limit. A raw trio echo over ``trio.testing``-free ``socket.socketpair``:
+- ``echo``: the limit. A raw trio echo over a ``socket.socketpair``:
   the client writes a 12-byte header + the 112-byte body rpcx sends (meta + payload) and
   reads the RESPONSE-shaped reply in its own task; a server task parses headers and
   answers each frame.
@@ -45,9 +45,12 @@ inclusive cost of the Python function. Coroutines are driven step by step throug
 helper (as ``rpcx.runtime.link._RunJob`` drives a job), so an ``async def`` is charged
 for its own work and not for the time it is suspended. Which side a call belongs to comes
 from a context variable set before the server and the channel start (trio copies it into
-every task they spawn). Targets are measured in a few runs, a dozen each, grouped so that
-targets of one run do not nest: the wrapping overhead (measured, about 600 instructions
-per wrapped call) then stays out of the figures. ``--profile`` also prints callgrind's
+every task they spawn). Targets are measured in a few runs, a dozen each, grouped by
+level so that targets of one run rarely nest. The wrapping's own overhead outside the
+helper stays out of every figure, but a target's figure includes the overhead of other
+targets wrapped inside it in the same run: the top-level split adds up (within 3 % of the
+unwrapped total), deeper figures are good to about +-30 % (see bench/RESULTS.md): rank
+by them, then confirm a change with the plain counts. ``--profile`` also prints callgrind's
 C-level view (instructions per call by shared object, and the top C functions: cbor2,
 the socket system calls, the garbage collector, ``os.urandom``).
 """
