@@ -45,6 +45,7 @@ _HEX_WIDTH = {"x": 2, "u": 4, "U": 8}
 _MASTER = re.compile(
     r"(?P<ws>[ \t\r\n\f\v\ufeff]++)"
     r"|(?P<run>[;:,.=(){}<>\[\]?@]{2,}+)"
+    r'|(?P<ustr>"(?P<ubody>[^"\\\n]*+)(?=\n))\n[ \t]*+'
     r"|(?:(?P<punct>->|[;:,.=(){}<>\[\]?@-])"
     r"|(?P<ident>[A-Za-z_][A-Za-z0-9_]*+)"
     r"|(?P<int>[0-9]{1,18}+(?![0-9A-Za-z_.]))"
@@ -59,15 +60,18 @@ _MASTER = re.compile(
 never stops, and none of them backtracks (possessive quantifiers), so it is linear. A
 token takes the spaces and tabs after it along (outside its group), which halves the
 number of matches on ordinary text. A run of one-character punctuation (``;;;;``, ``}}}}``,
-``((((``) is matched at once and split with a comprehension. A plain integer of at most 18
-digits (what ``number`` would match with no fraction, exponent or suffix) is converted on
-the spot."""
+``((((``) is matched at once and split with a comprehension. A string without escapes that
+is left unterminated at the end of its line (``ustr``) takes that newline and the next
+line's indentation along (one match instead of two, for text made of such lines). A plain
+integer of at most 18 digits (what ``number`` would match with no fraction, exponent or
+suffix) is converted on the spot."""
 
 _G = {name: index for name, index in _MASTER.groupindex.items()}
 _WS_G, _PUNCT_G, _IDENT_G, _NUMBER_G = _G["ws"], _G["punct"], _G["ident"], _G["number"]
 _RUN_G, _INT_G = _G["run"], _G["int"]
 _STRING_G, _LINE_G, _BLOCK_G = _G["string"], _G["line"], _G["block"]
 _BODY_G, _CLOSE_G = _G["body"], _G["close"]
+_USTR_G, _UBODY_G = _G["ustr"], _G["ubody"]
 _HEX_DIGITS = re.compile(r"[0-9a-fA-F]*")
 
 
@@ -138,6 +142,7 @@ class _Lexer:
         punct_g, ident_g, ws_g, line_g, run_g = _PUNCT_G, _IDENT_G, _WS_G, _LINE_G, _RUN_G
         int_g, int_kind = _INT_G, Tok.INT
         string_g, body_g, close_g, string_kind = _STRING_G, _BODY_G, _CLOSE_G, Tok.STRING
+        ustr_g, ubody_g = _USTR_G, _UBODY_G
         lines, report = self.lines, self.diagnostics.append
         new = _new_token
         count_nl, rfind = text.count, text.rfind
@@ -154,6 +159,21 @@ class _Lexer:
                 else:
                     append(new(Token, (punct if group == punct_g else ident, m.group(group),
                                        path, line, start - line_start + 1, None, "")))
+                continue
+            if group == ustr_g:
+                # Unterminated at the end of its line: what the string branch below and
+                # then the whitespace branch would do for the string and the newline.
+                start = m.start()
+                source = lines[line - 1]
+                report(new(Diagnostic, (
+                    new(Span, (path, line, start - line_start + 1)), "unterminated string",
+                    source.rstrip("\r") if source and source[-1] == "\r" else source)))
+                text_ = m.group(ustr_g)
+                append(new(Token, (string_kind, text_, path, line, start - line_start + 1,
+                                   m.group(ubody_g), "\n".join(docs) if docs else "")))
+                docs = []
+                line += 1
+                line_start = start + len(text_) + 1
                 continue
             if group == int_g:
                 start = m.start()

@@ -79,8 +79,14 @@ class _Parser:
         if self.i >= self.quiet_until:
             if tok is None:
                 tok = self.toks[self.i]
-            self.error(_new_span(Span, (tok.path, tok.line, tok.col)),
-                       f"expected {expected}, found {tok.describe()}")
+            # error() inline; punctuation (at most two characters) describes itself as
+            # its repr, as Token.describe() would say.
+            lines, line = self.lines, tok[3]
+            source = lines[line - 1] if 0 < line <= len(lines) else ""
+            found = repr(tok[1]) if tok[0] is _PUNCT else tok.describe()
+            self.diagnostics.append(_new(Diagnostic, (
+                _new(Span, (tok[2], line, tok[4])), f"expected {expected}, found {found}",
+                source.rstrip("\r"))))
 
     @property
     def quiet(self) -> bool:
@@ -145,21 +151,28 @@ class _Parser:
 
     def sync_member(self) -> None:
         """Skip to just after the next ``;`` or to the ``}`` that closes the current body."""
+        # Indexes the token list and compares texts (punctuation and keyword texts are
+        # unique to their kinds), one step per token without a method call.
+        toks, i, eof, keywords = self.toks, self.i, self.eof, _DECL_KEYWORDS
         depth = 0
-        while not self.at_eof():
-            if depth == 0 and self.at_decl_start():
-                return
-            tok = self.peek()
-            if tok.is_punct("{"):
+        while i < eof:
+            text = toks[i].text
+            if depth == 0:
+                if text in keywords and toks[i + 1].kind is _IDENT and toks[i + 2].text == "{":
+                    break  # at_decl_start
+                if text == "}":
+                    break
+                if text == ";":
+                    i += 1
+                    break
+                if text == "{":
+                    depth = 1
+            elif text == "{":
                 depth += 1
-            elif tok.is_punct("}"):
-                if depth == 0:
-                    return
+            elif text == "}":
                 depth -= 1
-            elif tok.is_punct(";") and depth == 0:
-                self.next()
-                return
-            self.next()
+            i += 1
+        self.i = i
 
     def sync_top_fast(self) -> None:
         """Skip to the next token that can start a top-level item."""
@@ -229,8 +242,11 @@ class _Parser:
             try:
                 found = self.annotations_or_none()
                 if found is None:
-                    self.sync_top()
-                    self.recovered()
+                    i = self.i
+                    if not (i >= self.quiet_until and self.toks[i].text == "@"
+                            and self.toks[i + 1].kind is _IDENT):
+                        self.sync_top()  # (which would stop at once at such an '@')
+                    self.quiet_until = self.i + _QUIET_TOKENS  # recovered()
                     if self.i == start:
                         self.next()
                     continue
@@ -303,7 +319,11 @@ class _Parser:
         while toks[self.i].text == "@":
             at = toks[self.i]
             self.i += 1
-            name = self.expect_name("an annotation name after '@'")
+            tok = toks[self.i]  # expect_name, inline
+            if tok[0] is not _IDENT:
+                raise self.fail("an annotation name after '@'")
+            self.i += 1
+            name = _new(syn.Name, (tok[1], _new(Span, (tok[2], tok[3], tok[4]))))
             args: list[syn.Value] = []
             has_parens = False
             if toks[self.i].text == "(":
