@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from rpcx.codegen import names
 from rpcx.codegen.exprs import Call, Expr, Lit, Tuple, format_expr
-from rpcx.codegen.render_types import field_spec, spec_of_type
+from rpcx.codegen.literals import pystr
+from rpcx.codegen.render_types import (
+    _PRIMITIVE_SPECS,
+    field_flat,
+    field_spec,
+    spec_flat,
+    spec_of_type,
+    tuple_flat,
+)
 from rpcx.codegen.writer import Writer
 from rpcx.compiler import model
 from rpcx.schema import Kind
@@ -70,6 +78,15 @@ def _arg_values(method: model.Method, here: str) -> list[str]:
     return values
 
 
+def _call_lines(head: str, params: list[str], width: int, suffix: str) -> list[str]:
+    """``format_expr(Call(head, tuple(params)), width, suffix=suffix)`` for plain-string
+    parameters, without building the expression."""
+    one = f"{head}({', '.join(params)}){suffix}"
+    if len(one) <= width:
+        return [one]
+    return [f"{head}(", *[f"    {p}," for p in params], f"){suffix}"]
+
+
 def _result_type(method: model.Method, here: str) -> str:
     return "None" if method.result is None else names.py_type(method.result, here)
 
@@ -90,9 +107,8 @@ def render_client(w: Writer, service: model.ServiceDecl, here: str) -> None:
         for method in service.methods:
             w.blank()
             result = _result_type(method, here)
-            w.lines(format_expr(Call(f"async def {method.name}",
-                                     tuple(_client_params(method, here))),
-                                w.width, suffix=f" -> {result}:"))
+            w.lines(_call_lines(f"async def {method.name}", _client_params(method, here),
+                                w.width, f" -> {result}:"))
             with w.indented():
                 _doc(w, method.doc, method.deprecated)
                 values = _arg_values(method, here)
@@ -122,16 +138,70 @@ def render_server_base(w: Writer, service: model.ServiceDecl, here: str) -> None
             params = ["self", *(f"{f.name}: {names.py_type(f.type, here)}"
                                 for f in method.params)]
             w.line("@_abc.abstractmethod")
-            w.lines(format_expr(Call(f"async def {method.name}", tuple(params)), w.width,
-                                suffix=f" -> {_result_type(method, here)}:"))
+            w.lines(_call_lines(f"async def {method.name}", params, w.width,
+                                f" -> {_result_type(method, here)}:"))
             with w.indented():
                 if not _doc(w, method.doc, method.deprecated):
                     w.line("...")
     w.blank(2)
 
 
+def _method_spec_fast(service: model.ServiceDecl, method: model.Method, here: str,
+                      width: int) -> list[str] | None:
+    """The lines of :func:`method_spec_lines` built from strings, or None when some part
+    would have to be split further than the parameter tuple's own line."""
+    qualified = service.qualified
+    fields_text = tuple_flat([field_flat(f, here) for f in method.params])
+    params_name = pystr(f"{qualified}.{method.name}")
+    params = f"_rt.StructSpec({params_name}, None, {fields_text})"
+    result_type = method.result
+    result = "None" if result_type is None else spec_flat(result_type, here)
+    atomic = result_type is None or result_type.kind in _PRIMITIVE_SPECS
+    tail: list[str] = []
+    if method.throws:
+        tail.append("throws=" + "(" + ", ".join(names.type_name(t, here) for t in method.throws)
+                    + ("," if len(method.throws) == 1 else "") + ")")
+    if method.oneway:
+        tail.append("oneway=True")
+    if method.idempotent:
+        tail.append("idempotent=True")
+    if method.deadline is not None:
+        tail.append(f"deadline={method.deadline!r}")
+    if method.deprecated is not None:
+        tail.append(f"deprecated={pystr(method.deprecated)}")
+    doc = f"doc={pystr(method.doc)}" if method.doc else ""
+    head = f"{method_spec_name(service, method)} = _rt.MethodSpec("
+    name, service_name = pystr(method.name), pystr(qualified)
+    one = f"{head}{name}, {service_name}, {params}, {result}{''.join(', ' + t for t in tail)}"
+    one += f", {doc})" if doc else ")"
+    if len(one) <= width:
+        return [one]
+    inner = width - 4
+    lines = [head, f"    {name},", f"    {service_name},"]
+    if len(params) < inner:
+        lines.append(f"    {params},")
+    elif len(fields_text) < inner - 4:
+        lines += ["    _rt.StructSpec(", f"        {params_name},", "        None,",
+                  f"        {fields_text},", "    ),"]
+    else:
+        return None
+    if not atomic and len(result) >= inner:
+        return None
+    lines.append(f"    {result},")
+    lines += [f"    {t}," for t in tail]
+    if doc:
+        if len(doc) >= inner:
+            return None
+        lines.append(f"    {doc},")
+    lines.append(")")
+    return lines
+
+
 def method_spec_lines(service: model.ServiceDecl, method: model.Method, here: str,
                       width: int) -> list[str]:
+    fast = _method_spec_fast(service, method, here, width)
+    if fast is not None:
+        return fast
     params = Call("_rt.StructSpec", (
         names.pystr(f"{service.qualified}.{method.name}"), "None",
         Tuple(tuple(field_spec(f, here) for f in method.params))))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rpcx.codegen import names
 from rpcx.codegen.exprs import Call, Expr, Lit, Tuple, format_expr
+from rpcx.codegen.literals import pystr
 from rpcx.codegen.writer import Writer
 from rpcx.compiler import model
 from rpcx.schema import Kind
@@ -147,6 +148,45 @@ def spec_of_type(t: model.ModelType, here: str) -> Expr:
     return Call(ref[t.kind], (names.type_name(t, here),))
 
 
+_REFS = {Kind.ENUM: "_rt.enum_ref", Kind.STRUCT: "_rt.struct_ref", Kind.UNION: "_rt.union_ref"}
+
+
+def spec_flat(t: model.ModelType, here: str) -> str:
+    """The one-line text of ``spec_of_type(t, here)``, without building the expression."""
+    primitive = _PRIMITIVE_SPECS.get(t.kind)
+    if primitive is not None:
+        return primitive
+    kind = t.kind
+    if kind is Kind.LIST:
+        assert t.item is not None
+        return f"_rt.list_of({spec_flat(t.item, here)})"
+    if kind is Kind.MAP:
+        assert t.item is not None and t.key is not None
+        return f"_rt.map_of({spec_flat(t.key, here)}, {spec_flat(t.item, here)})"
+    if kind is Kind.OPTIONAL:
+        assert t.item is not None
+        return f"_rt.optional({spec_flat(t.item, here)})"
+    return f"{_REFS[kind]}({names.type_name(t, here)})"
+
+
+def field_flat(f: model.Field, here: str) -> str:
+    """The one-line text of ``field_spec(f, here)``, without building the expression."""
+    if not isinstance(f.default, model._NoDefault):
+        tail = f", default={names.literal(f.default, f.type, here)}"
+    elif f.type.kind is Kind.OPTIONAL:
+        tail = ", default=None"
+    else:
+        tail = ""
+    if f.doc:
+        tail = f"{tail}, doc={pystr(f.doc)}"
+    return f"_rt.FieldSpec({f.tag}, {pystr(f.name)}, {spec_flat(f.type, here)}{tail})"
+
+
+def tuple_flat(items: list[str]) -> str:
+    """The one-line text of ``Tuple(items)``."""
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
 def field_spec(f: model.Field, here: str) -> Expr:
     args: list[Expr] = [str(f.tag), names.pystr(f.name), spec_of_type(f.type, here)]
     if not isinstance(f.default, model._NoDefault):
@@ -160,6 +200,19 @@ def field_spec(f: model.Field, here: str) -> Expr:
 
 def type_spec_lines(decl: model.Decl, here: str, width: int) -> list[str]:
     """``_rt.attach(Cls, Spec(...))`` for an enum, struct, error or union."""
+    if type(decl) is model.StructDecl:
+        # From strings when the spec fits on its line (or on the one after
+        # "_rt.attach("): the lines format_expr would give for the tree below.
+        error_arg = ", is_error=True" if decl.is_error else ""
+        doc_arg = f", doc={pystr(decl.doc)}" if decl.doc else ""
+        fields_text = tuple_flat([field_flat(f, here) for f in decl.fields])
+        flat = (f"_rt.StructSpec({pystr(decl.qualified)}, {decl.name}, {fields_text}{error_arg}"
+                f"{doc_arg})")
+        one = f"_rt.attach({decl.name}, {flat})"
+        if len(one) <= width:
+            return [one]
+        if len(flat) < width - 4:
+            return ["_rt.attach(", f"    {decl.name},", f"    {flat},", ")"]
     doc: list[Expr] = [Lit(decl.doc, "doc=")] if decl.doc else []
     spec: Expr
     if isinstance(decl, model.EnumDecl):
