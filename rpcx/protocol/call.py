@@ -31,12 +31,19 @@ __all__ = [
 class Role(enum.Enum):
     """Which end of the connection this is; only clients start calls."""
 
+    # Members are singletons compared by identity, so the identity hash is consistent
+    # with ==, and dict lookups (the transition table, per call) skip Enum's Python-level
+    # __hash__.
+    __hash__ = object.__hash__
+
     CLIENT = "client"
     SERVER = "server"
 
 
 class CallState(enum.Enum):
     """Where one call is in its life."""
+
+    __hash__ = object.__hash__  # see Role
 
     IDLE = "idle"
     """Created, nothing sent or received yet."""
@@ -52,6 +59,8 @@ class CallState(enum.Enum):
 
 class CallInput(enum.Enum):
     """What can happen to a call. ``SEND_*`` are this side's acts, ``RECV_*`` the peer's."""
+
+    __hash__ = object.__hash__  # see Role
 
     SEND_REQUEST = "send_request"
     SEND_ONEWAY = "send_oneway"

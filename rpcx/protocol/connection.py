@@ -173,6 +173,7 @@ class Connection:
         self._budget = budget
         self._held = 0  # bytes of ``_buffer`` charged to the budget
         self._partial_since: float | None = None  # when the frame held now began to arrive
+        self._new_deadline = math.inf  # earliest deadline added since the last look
         self._buffer = ReceiveBuffer(max_frame_size)
         self._out: list[bytes] = [PREFACE]
         self._out_bytes = len(PREFACE)
@@ -227,6 +228,7 @@ class Connection:
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timeout` must next be called; None if never."""
+        self._new_deadline = math.inf
         if self._state is ConnectionState.CLOSED:
             return None
         while self._deadlines and self._deadlines[0][1] not in self._calls:
@@ -240,6 +242,15 @@ class Connection:
             else:
                 candidates.append(self._last_received + self.keepalive_interval)
         return min(candidates, default=None)
+
+    def new_deadline(self) -> float:
+        """The earliest deadline added since :meth:`next_deadline` or this method was last
+        called (infinity if none), then forget it. Deadlines only move earlier when one is
+        added, so a timer sleeping until ``next_deadline()`` need only compare with this
+        (O(1)) after each change; ends of calls move it later, which costs at most one
+        early wake-up."""
+        deadline, self._new_deadline = self._new_deadline, math.inf
+        return deadline
 
     # ------------------------------------------------------------ client API
 
@@ -540,6 +551,8 @@ class Connection:
                 self._deadlines = [d for d in self._deadlines if d[1] in self._calls]
                 heapq.heapify(self._deadlines)
             heapq.heappush(self._deadlines, (call.deadline, call.call_id))
+            if call.deadline < self._new_deadline:
+                self._new_deadline = call.deadline
 
     def _finish(self, call: Call, event: CallInput) -> None:
         """End ``call``; the public entry point then checks for a drained connection."""
@@ -574,6 +587,8 @@ class Connection:
             self._partial_since = None
         elif started or self._partial_since is None:
             self._partial_since = now
+            if self.frame_timeout is not None:
+                self._new_deadline = min(self._new_deadline, now + self.frame_timeout)
         budget = self._budget
         if budget is None or held == self._held:
             return

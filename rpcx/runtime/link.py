@@ -220,8 +220,8 @@ class Link:
         earlier than the one the timer sleeps until."""
         scope = self._timer_scope
         if scope is not None:
-            deadline = self.conn.next_deadline()
-            if deadline is not None and deadline < scope.deadline:
+            deadline = self.conn.new_deadline()  # O(1): only an added deadline is earlier
+            if deadline < scope.deadline:
                 scope.deadline = deadline
             elif self.finished():
                 scope.cancel()
