@@ -161,6 +161,9 @@ class _Handler(idl.RaftService):
     async def push(self, sender: str, msgs: list[idl.RaftMsg]) -> None:
         await self._member._inbox_send.send((sender, msgs))
 
+    async def deliver(self, sender: str, msgs: list[idl.RaftMsg]) -> None:
+        await self._member._inbox_send.send((sender, msgs))
+
     async def join(self, name: str, address: str) -> idl.JoinReply:
         request = _JoinRequest(name, address)
         await self._member._inbox_send.send(request)
@@ -237,6 +240,8 @@ class RaftMember:
         self.options = options or RaftOptions()
         self.election_timeout = election_timeout
         self.tick_interval = election_timeout / self.options.election_ticks
+        # pending broadcasts none of which was delivered for this long are sent again
+        self._retry_after = election_timeout
         recovered = self.storage.load()
         self.node = RaftNode(me, rng or random.Random(), options=self.options,
                              recovered=recovered, voters=tuple(sorted(members or ())))
@@ -269,6 +274,7 @@ class RaftMember:
         self._filter_term = -1
         self._proposed: dict[tuple[str, int], int] = {}
         self._markers: set[tuple[str, int]] = set()
+        self._held: dict[tuple[str, int], dict[int, idl.Proposal]] = {}
         # leader: (log index, first ReadIndex request, term) and who confirmed it
         self._confirm: tuple[int, int, int] = (-1, 0, -1)
         self._confirmed: set[str] = set()
@@ -362,7 +368,10 @@ class RaftMember:
                           "raft.snapshot_index": node.log.snapshot_index,
                           "raft.snapshots_taken": self.snapshots_taken,
                           "raft.snapshots_installed": self.snapshots_installed,
-                          "raft.skipped": stats["skipped"]},
+                          "raft.skipped": stats["skipped"],
+                          "raft.retries": stats["retries"],
+                          "raft.refused": stats["refused"],
+                          "raft.held": stats["held"]},
             leader=node.leader, term=node.term)
 
     # -- running -------------------------------------------------------------------------
@@ -509,7 +518,9 @@ class RaftMember:
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
             try:
-                await client.push(self.me, msgs)
+                # answered once queued at the peer: one call in flight, so pushes keep
+                # their order and a busy peer slows this sender (its queue then drops)
+                await client.deliver(self.me, msgs, timeout=max(1.0, self.election_timeout))
             except rpcx.RpcError as error:
                 # down or unreachable: the batch is lost; Raft resends what matters
                 self._stats["frames_dropped"] += len(msgs)
@@ -777,15 +788,18 @@ class RaftMember:
         if self._started and not self._window:
             self._last_progress = now
             return
-        if now - self._last_progress >= self.election_timeout:
+        if now - self._last_progress >= self._retry_after:
             self._target = None
             self._last_progress = now
             self._stats["retries"] += 1
 
     def _leader_accept(self, origin: str, proposal: idl.Proposal) -> None:
-        """Leader: append a member's proposal, unless it skips ahead of what this leader
-        appended for it in this term (it would be skipped anyway). A repeat (the proposer
-        sending again after no progress) is appended again and skipped when applied."""
+        """Leader: append a member's proposal in its seq order. One that skips ahead of
+        what this leader appended for it in this term (pushes can be handled out of
+        order) is held until the gap fills (at most ``max_pending`` per proposer; beyond
+        that, or if the gap never fills, the proposer's retry sends it all again). A
+        repeat (the proposer sending again after no progress) is appended again and
+        skipped when applied."""
         node = self.node
         if node.role != Role.LEADER:
             return
@@ -793,6 +807,7 @@ class RaftMember:
             self._filter_term = node.term
             self._proposed.clear()
             self._markers.clear()
+            self._held.clear()
         if node.log.last_index - node.commit >= self._max_uncommitted:
             self._stats["refused"] += 1
             return
@@ -804,7 +819,11 @@ class RaftMember:
         else:
             last = self._proposed.get(key)
             if last is not None and proposal.seq > last + 1:
-                return  # a gap (a push was lost): the proposer sends it all again
+                held = self._held.setdefault(key, {})
+                if len(held) < self._max_pending:
+                    held[proposal.seq] = proposal
+                    self._stats["held"] += 1
+                return
             # seq <= last: the proposer is sending again from its first undelivered one
             self._proposed[key] = proposal.seq
         command = idl.Command(origin=origin, session=proposal.session, seq=proposal.seq,
@@ -813,6 +832,13 @@ class RaftMember:
             node.propose(encode_command(command))
         except NotLeader:
             return
+        waiting = self._held.get(key)
+        if waiting:
+            following = waiting.pop(proposal.seq + 1, None)
+            for seq in [q for q in waiting if q <= proposal.seq]:
+                del waiting[seq]
+            if following is not None:
+                self._leader_accept(origin, following)
 
     # -- Ready: persist, send, apply, advance -------------------------------------------
 
