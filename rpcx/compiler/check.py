@@ -245,9 +245,21 @@ class _Checker:
         name = node.name
         head = name[0].text
         if len(name) == 1 and not node.args:
-            known = _PRIMITIVE_TYPES.get(head) or self.named.get((head,))
+            parts: tuple[str, ...] = (head,)
+            known = _PRIMITIVE_TYPES.get(head) or self.named.get(parts)
             if known is not None:
                 return known
+            if head not in PRIMITIVES and head != "list" and head != "map":
+                # What the end of this method does for such a name, without the checks
+                # that cannot apply to it.
+                found = self.scope.lookup(parts)
+                if isinstance(found, str):
+                    self.error(node.span, found)
+                    return None
+                mtype = self.type_of(found, node)
+                if mtype is not None:
+                    self.named[parts] = mtype
+                return mtype
         if len(name) == 1 and node.args:
             item = self.resolve_type(node.args[-1])
             if head == "list":
@@ -283,7 +295,7 @@ class _Checker:
         if info.kind == "service":
             self.error(node.span, f"{info.qualified!r} is a service, not a type")
             return None
-        kind = {"enum": Kind.ENUM, "union": Kind.UNION}.get(info.kind, Kind.STRUCT)
+        kind = _REF_KINDS.get(info.kind, Kind.STRUCT)
         return model.ModelType(kind, ref=info.qualified, module=info.module,
                                is_error=info.kind == "error")
 
@@ -502,9 +514,11 @@ class _Checker:
         self.check_name(node.name, role)
         kind = ("enum" if isinstance(node, syn.EnumDecl) else "service"
                 if isinstance(node, syn.ServiceDecl) else node.keyword)
-        annotated = self.annotations(node.annotations, kind)
+        annotated = self.annotations(node.annotations, kind) if node.annotations \
+            else _NOT_ANNOTATED
         deprecated = annotated.deprecated
-        name, qualified = node.name.text, self.qualified(node.name.text)
+        name = node.name.text
+        qualified = f"{self.package}.{name}" if self.package else name  # self.qualified()
         if isinstance(node, syn.EnumDecl):
             return self.enum(node, deprecated)
         if isinstance(node, syn.ServiceDecl):
@@ -758,6 +772,7 @@ _NO_RANGES = _Ranges()
 """What a body without ``reserved`` lines has (never added to)."""
 _NOT_ANNOTATED = _Annotated()
 _PRIMITIVE_TYPES = {word: model.ModelType(kind) for word, kind in PRIMITIVES.items()}
+_REF_KINDS = {"enum": Kind.ENUM, "union": Kind.UNION}
 
 
 class _Bad(Exception):

@@ -323,7 +323,7 @@ class _Parser:
             if tok[0] is not _IDENT:
                 raise self.fail("an annotation name after '@'")
             self.i += 1
-            name = _new(syn.Name, (tok[1], _new(Span, (tok[2], tok[3], tok[4]))))
+            name_tok = tok  # its syn.Name is made below, once the annotation is complete
             args: list[syn.Value] = []
             has_parens = False
             if toks[self.i].text == "(":
@@ -341,6 +341,8 @@ class _Parser:
                         self.i += 1
                         args.append(self.value(0))
                 self.expect_punct(")", "to close annotation arguments")
+            name = _new(syn.Name, (name_tok[1], _new(Span, (name_tok[2], name_tok[3],
+                                                            name_tok[4]))))
             out.append(_new(syn.Annotation, (name, tuple(args), has_parens, at.span)))
         return tuple(out)
 
