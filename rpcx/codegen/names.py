@@ -52,9 +52,14 @@ _PRIMITIVES = {
 }
 
 
+_PRIMITIVE_NAMES = {kind._value_: text for kind, text in _PRIMITIVES.items()}
+""":data:`_PRIMITIVES` keyed by the kinds' values: ``Kind`` hashes with a Python-level
+``__hash__`` (half a microsecond per lookup), its values are strings with a cached hash."""
+
+
 def py_type(t: model.ModelType, here: str) -> str:
     """The Python annotation for a type."""
-    primitive = _PRIMITIVES.get(t.kind)  # one hash of the (Python-level) enum, not two
+    primitive = _PRIMITIVE_NAMES.get(t.kind._value_)  # see _PRIMITIVE_NAMES
     if primitive is not None:
         return primitive
     if t.kind is Kind.LIST:

@@ -6,7 +6,7 @@ from rpcx.codegen import names
 from rpcx.codegen.exprs import Call, Expr, Lit, Tuple, format_expr
 from rpcx.codegen.literals import pystr
 from rpcx.codegen.render_types import (
-    _PRIMITIVE_SPECS,
+    _SPECS_BY_VALUE,
     field_flat,
     field_spec,
     spec_flat,
@@ -156,7 +156,7 @@ def _method_spec_fast(service: model.ServiceDecl, method: model.Method, here: st
     params = f"_rt.StructSpec({params_name}, None, {fields_text})"
     result_type = method.result
     result = "None" if result_type is None else spec_flat(result_type, here)
-    atomic = result_type is None or result_type.kind in _PRIMITIVE_SPECS
+    atomic = result_type is None or result_type.kind._value_ in _SPECS_BY_VALUE
     tail: list[str] = []
     if method.throws:
         tail.append("throws=" + "(" + ", ".join(names.type_name(t, here) for t in method.throws)

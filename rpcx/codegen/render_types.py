@@ -22,6 +22,9 @@ _PRIMITIVE_SPECS = {
     Kind.TIMESTAMP: "_rt.TIMESTAMP",
 }
 
+_SPECS_BY_VALUE = {kind._value_: text for kind, text in _PRIMITIVE_SPECS.items()}
+"""As names._PRIMITIVE_NAMES: looked up by ``kind._value_`` (no Python-level hash)."""
+
 
 def _doc(w: Writer, doc: str, deprecated: str | None = None) -> None:
     text = doc
@@ -132,7 +135,7 @@ def _union_helpers(w: Writer, decl: model.StructDecl | model.UnionDecl, here: st
 
 
 def spec_of_type(t: model.ModelType, here: str) -> Expr:
-    primitive = _PRIMITIVE_SPECS.get(t.kind)
+    primitive = _SPECS_BY_VALUE.get(t.kind._value_)
     if primitive is not None:
         return primitive
     if t.kind is Kind.LIST:
@@ -153,7 +156,7 @@ _REFS = {Kind.ENUM: "_rt.enum_ref", Kind.STRUCT: "_rt.struct_ref", Kind.UNION: "
 
 def spec_flat(t: model.ModelType, here: str) -> str:
     """The one-line text of ``spec_of_type(t, here)``, without building the expression."""
-    primitive = _PRIMITIVE_SPECS.get(t.kind)
+    primitive = _SPECS_BY_VALUE.get(t.kind._value_)
     if primitive is not None:
         return primitive
     kind = t.kind

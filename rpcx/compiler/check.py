@@ -7,7 +7,6 @@ The model is built alongside; the caller throws it away when there was any diagn
 from __future__ import annotations
 
 import bisect
-import contextlib
 import datetime
 import decimal
 import difflib
@@ -322,7 +321,6 @@ class _Checker:
         if isinstance(v, syn.Literal) and v.kind == "null":
             raise self.bad(v, f"'null' default requires an optional type ({tnode.text}?),"
                            f" not {tnode.text!r}")
-        base = _base_text(tnode)
         kind = t.kind
         if kind is Kind.BOOL and isinstance(v, syn.Literal) and v.kind == "bool":
             return bool(v.value)
@@ -383,6 +381,7 @@ class _Checker:
                     raise self.bad(key, f"duplicate map key {_value_text(key)}")
                 out[k] = self.value(item, t.item, item_node)
             return out
+        base = _base_text(tnode)  # only the messages below need it
         if kind in (Kind.STRUCT, Kind.UNION):
             raise self.bad(v, f"a field of type {base!r} cannot have a default (only 'null'"
                            " when it is optional)")
@@ -442,7 +441,8 @@ class _Checker:
         self, fields: Iterable[syn.Field], reserved: Sequence[syn.ReservedRange], role: str
     ) -> tuple[tuple[model.Field, ...], tuple[tuple[int, int], ...]]:
         """Fields of a struct/union/error, or parameters (``role``)."""
-        reserved_tags = self.reserved(reserved, MIN_TAG, MAX_TAG, "tag")
+        reserved_tags = self.reserved(reserved, MIN_TAG, MAX_TAG, "tag") if reserved \
+            else _NO_RANGES
         names: set[str] = set()
         tags: dict[int, str] = {}
         out: list[model.Field] = []
@@ -478,8 +478,10 @@ class _Checker:
                     self.error(f.default.span, f"union variant {f.name.text!r} cannot have a"
                                " default")
                 elif mtype is not None:
-                    with contextlib.suppress(_Bad):
+                    try:  # (contextlib.suppress costs an object and two calls per default)
                         default = self.value(f.default, mtype, f.type)
+                    except _Bad:
+                        default = model.NO_DEFAULT
             if mtype is not None:
                 out.append(model.Field(f.tag, f.name.text, mtype, default, f.doc, deprecated,
                                        f.name.span))
