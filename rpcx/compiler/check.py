@@ -88,6 +88,8 @@ class _Checker:
         self.by_qualified: dict[str, DeclInfo] | None = None
         """Visible declarations by qualified name (built on first use)."""
         self.enum_members: dict[int, dict[str, int]] = {}
+        self.clean_names: dict[str, set[str]] = {}
+        """Per role, the names check_name has already passed."""
         self.named: dict[tuple[str, ...], model.ModelType] = {}
         """Types named by a declaration, by the names as written, once resolved without
         error (model types are immutable, so one object serves every field)."""
@@ -103,22 +105,34 @@ class _Checker:
 
     def check_name(self, name: syn.Name, role: str) -> None:
         """Naming rules; ``role`` is type, service, field, error field, variant, parameter,
-        member or method."""
-        text, span = name.text, name.span
+        member or method. A name that passed for a role is not checked again for it."""
+        text = name.text
+        clean = self.clean_names.get(role)
+        if clean is None:
+            clean = self.clean_names[role] = set()
+        elif text in clean:
+            return
+        if not self.name_rules(text, name.span, role):
+            clean.add(text)
+
+    def name_rules(self, text: str, span: Span, role: str) -> bool:
+        """The rules of :meth:`check_name`; True when one was broken (and reported)."""
         if keyword.iskeyword(text):
             self.error(span, f"{text!r} is a python keyword and cannot be used as a name")
-            return
+            return True
         if text.startswith("_"):
             self.error(span, f"{role} name {text!r} starts with '_', which is reserved for"
                        " generated code")
-            return
+            return True
         if role in ("type", "service"):
             if text in IDL_TYPE_WORDS:
                 self.error(span, f"{text!r} is a type keyword of the IDL and cannot name a"
                            f" declaration")
-            elif text in TYPE_BUILTINS:
+                return True
+            if text in TYPE_BUILTINS:
                 self.error(span, f"{role} name {text!r} would shadow the python builtin")
-            return
+                return True
+            return False
         if role in ("field", "error field", "variant", "parameter") and text in FIELD_BUILTINS:
             self.error(span, f"{role} name {text!r} would shadow the python builtin used in"
                        " generated annotations")
@@ -137,6 +151,9 @@ class _Checker:
         elif role == "parameter" and text in PARAM_RESERVED:
             self.error(span, f"parameter name {text!r} clashes with a per-call option or"
                        " 'self' in the generated client")
+        else:
+            return False
+        return True
 
     # -- annotations -----------------------------------------------------------------------
 

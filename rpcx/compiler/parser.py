@@ -373,9 +373,9 @@ class _Parser:
         return _new(syn.StructDecl, (kw.text, name, fields, reserved, annotations, doc, span))
 
     def close_body(self) -> None:
-        tok = self.peek()
-        if tok.is_punct("}"):
-            self.next()
+        tok = self.toks[self.i]
+        if tok.text == "}":  # only a PUNCT token has this text; never the EOF token
+            self.i += 1
         else:
             self.error(tok.span, f"expected '}}', found {tok.describe()}")
 
@@ -400,7 +400,7 @@ class _Parser:
                 self.recovered()
                 continue
             try:
-                annotations = self.annotations()
+                annotations = self.annotations() if self.toks[start].text == "@" else ()
                 if self.toks[self.i].text == "reserved":
                     reserved.extend(self.reserved(annotations))
                 else:
