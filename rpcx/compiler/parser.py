@@ -133,10 +133,18 @@ class _Parser:
 
     def docs_since(self, start: int) -> str:
         toks = self.toks
-        docs = [doc for k in range(start, self.i + 1) if (doc := toks[k][6])]  # Token.doc
-        if not docs:
-            return ""
-        return docs[0] if len(docs) == 1 else "\n".join(docs)
+        found = ""
+        more: list[str] | None = None
+        for k in range(start, self.i + 1):  # a loop, not a comprehension: no extra frame
+            doc = toks[k][6]  # Token.doc
+            if doc:
+                if not found:
+                    found = doc
+                elif more is None:
+                    more = [found, doc]
+                else:
+                    more.append(doc)
+        return found if more is None else "\n".join(more)
 
     def at_decl_start(self) -> bool:
         """A declaration keyword followed by a name and ``{``: a new top-level declaration."""
