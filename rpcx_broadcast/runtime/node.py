@@ -41,6 +41,7 @@ import collections
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import attrs
 import trio
@@ -173,12 +174,30 @@ class GroupStatistics:
 
 
 @attrs.define(eq=False)
-class _Request:
+class BroadcastRequest:
+    """A broadcast waiting for its member's loop (this order's or the raft order's)."""
+
     payload: bytes
     done: trio.Event = attrs.Factory(trio.Event)
     seq: int = -1
     abandoned: bool = False
     error: str = ""
+
+
+async def submit(inbox: trio.MemorySendChannel[Any], payload: bytes) -> int:
+    """Hand ``payload`` to a member's loop through ``inbox`` and wait until the loop has
+    taken it (its seq) or refused it (NotAMember with the loop's reason); a caller that
+    is cancelled meanwhile marks it abandoned, so the loop drops it."""
+    request = BroadcastRequest(payload)
+    await inbox.send(request)
+    try:
+        await request.done.wait()
+    except trio.Cancelled:
+        request.abandoned = True
+        raise
+    if request.error:
+        raise NotAMember(request.error)
+    return request.seq
 
 
 @attrs.define(eq=False)
@@ -201,7 +220,7 @@ class _HandOverCall:
     """Before leaving: let the layers hand over (the sequencer to the next oldest)."""
 
 
-_Input = tuple[str, list[idl.Frame]] | _Request | _JoinCall | _LeaveCall | _HandOverCall
+_Input = tuple[str, list[idl.Frame]] | BroadcastRequest | _JoinCall | _LeaveCall | _HandOverCall
 
 
 class _Handler(idl.BroadcastService):
@@ -283,7 +302,7 @@ class Node:
         self._stack = stack
         self._fd: HeartbeatFailureDetector | None = None
         self._timers: dict[str, float] = {}
-        self._pending: collections.deque[_Request] = collections.deque()
+        self._pending: collections.deque[BroadcastRequest] = collections.deque()
         self._inbox_send, self._inbox_recv = trio.open_memory_channel[_Input](64)
         self._deliver_send, self.deliveries = trio.open_memory_channel[Delivery](
             delivery_buffer)
@@ -503,7 +522,7 @@ class Node:
             with trio.move_on_at(deadline):
                 item = await self._inbox_recv.receive()
             now = trio.current_time()
-            if isinstance(item, _Request):
+            if isinstance(item, BroadcastRequest):
                 self._pending.append(item)
             elif isinstance(item, _JoinCall):
                 await self._on_join(item, now)
@@ -713,16 +732,7 @@ class Node:
             raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
         if self.left:
             raise NotAMember(f"{self.me} is no longer a member (view {self.view})")
-        request = _Request(payload)
-        await self._inbox_send.send(request)
-        try:
-            await request.done.wait()
-        except trio.Cancelled:
-            request.abandoned = True
-            raise
-        if request.error:
-            raise NotAMember(request.error)
-        return request.seq
+        return await submit(self._inbox_send, payload)
 
     async def wait_progress(self) -> None:
         """Wait until the loop has handled one more input or timer."""

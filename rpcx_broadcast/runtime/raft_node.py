@@ -81,11 +81,13 @@ from rpcx_broadcast.core.raft_messages import (
 )
 from rpcx_broadcast.core.storage import MemoryStorage, Storage
 from rpcx_broadcast.runtime.node import (
+    BroadcastRequest,
     Delivery,
     GroupStatistics,
     JoinError,
     Journal,
     NotAMember,
+    submit,
 )
 from rpcx_broadcast.runtime.raft_wire import (
     decode_command,
@@ -105,15 +107,6 @@ RAFT: Literal["raft"] = "raft"
 
 
 @attrs.define(eq=False)
-class _Request:
-    payload: bytes
-    done: trio.Event = attrs.Factory(trio.Event)
-    seq: int = -1
-    abandoned: bool = False
-    error: str = ""
-
-
-@attrs.define(eq=False)
 class _Transfer:
     """Hand leadership to the most up-to-date voter (before a graceful leave)."""
 
@@ -126,7 +119,7 @@ class _JoinRequest:
     reply: idl.JoinReply | None = None
 
 
-_Input = tuple[str, list[idl.RaftMsg]] | _Request | _Transfer | _JoinRequest
+_Input = tuple[str, list[idl.RaftMsg]] | BroadcastRequest | _Transfer | _JoinRequest
 
 
 class Snapshottable(Protocol):
@@ -265,7 +258,7 @@ class RaftMember:
         self._started = False
         self._next_seq = 0
         self._window: dict[int, bytes] = {}
-        self._waiting: collections.deque[_Request] = collections.deque()
+        self._waiting: collections.deque[BroadcastRequest] = collections.deque()
         self._target: tuple[int, str] | None = None
         self._sent_upto = -1
         self._marker_sent = False
@@ -315,16 +308,7 @@ class RaftMember:
             raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
         if self._removed:
             raise NotAMember(f"{self.me} was removed from the group")
-        request = _Request(payload)
-        await self._inbox_send.send(request)
-        try:
-            await request.done.wait()
-        except trio.Cancelled:
-            request.abandoned = True
-            raise
-        if request.error:
-            raise NotAMember(request.error)
-        return request.seq
+        return await submit(self._inbox_send, payload)
 
     async def wait_progress(self) -> None:
         await self._progress.wait()
@@ -585,7 +569,7 @@ class RaftMember:
             self._progress = trio.Event()
 
     def _handle(self, item: _Input) -> None:
-        if isinstance(item, _Request):
+        if isinstance(item, BroadcastRequest):
             self._waiting.append(item)
             return
         if isinstance(item, _Transfer):
