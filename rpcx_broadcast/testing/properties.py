@@ -7,6 +7,8 @@ others are *correct*.
 
 Every ``check_*`` function returns ``None`` when the property holds, or the first
 ``Violation`` found, worded for a person: which node, which message, what went wrong.
+A checker gives a verdict for any history, however malformed (a message delivered twice,
+one never broadcast, empty logs): it never raises on the history's content.
 ``check(history, order)`` runs every property an order promises.
 
 Causality uses the deliveries-based definition: m1 precedes m2 if the origin of m2
@@ -244,12 +246,23 @@ def check_causal(history: History) -> Violation | None:
 def check_total(history: History) -> Violation | None:
     """Any two nodes deliver the messages they both deliver in the same order."""
     seqs = {n: [e.id for e in history.deliveries(n)] for n in sorted(history.logs)}
+    for node, seq in seqs.items():
+        # A message delivered twice has no single position in the node's order, and the
+        # common subsequences below would differ in length: report it instead.
+        first: dict[MsgId, int] = {}
+        for pos, ident in enumerate(seq):
+            if ident in first:
+                return Violation("total order", f"node {node} delivered {_name(ident)} "
+                                 f"twice (deliveries {first[ident]} and {pos}), so it has no "
+                                 "single place in the order")
+            first[ident] = pos
     nodes = list(seqs)
     for i, a in enumerate(nodes):
         for b in nodes[i + 1:]:
             common = set(seqs[a]) & set(seqs[b])
             order_a = [m for m in seqs[a] if m in common]
             order_b = [m for m in seqs[b] if m in common]
+            # distinct messages on both sides, the same set: the lengths are equal
             for x, y in zip(order_a, order_b, strict=True):
                 if x != y:
                     return Violation("total order", f"node {a} delivered {_name(x)} before "

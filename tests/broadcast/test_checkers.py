@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rpcx_broadcast import (
     Event,
@@ -20,6 +22,7 @@ from rpcx_broadcast import (
     check_validity,
     count_duplicates,
 )
+from rpcx_broadcast.testing.properties import Violation
 
 
 def b(node: str, seq: int, payload: bytes | None = None) -> Event:
@@ -162,3 +165,126 @@ def test_fifo_total_catches_fifo_violation_in_agreed_order() -> None:
 def test_unknown_order() -> None:
     with pytest.raises(ValueError, match="unknown order 'psychic'"):
         check(History.build({}), "psychic")
+
+
+# Malformed histories: every checker gives a verdict, never an exception (issue 10, item 7).
+
+ALL_CHECKERS = (check_integrity, check_no_duplication, check_validity, check_agreement,
+                check_uniform_agreement, check_fifo, check_causal, check_total,
+                check_prefix_consistency, check_fifo_total)
+ORDER_NAMES = ("reliable", "fifo", "causal", "total", "fifo_total")
+
+
+def verdicts(history: History) -> dict[str, Violation | None]:
+    """Every checker and every order on ``history``; an exception fails the test."""
+    found: dict[str, Violation | None] = {c.__name__: c(history) for c in ALL_CHECKERS}
+    found.update({f"order {o}": check(history, o) for o in ORDER_NAMES})
+    return found
+
+
+def test_total_order_reports_a_duplicate_delivery_instead_of_crashing() -> None:
+    # A delivered A:0 twice: its common subsequence with B was longer than B's, and
+    # zip(strict=True) raised ValueError.
+    history = History.build({
+        "A": [b("A", 0), d("A", 0), b("A", 1), d("A", 1), d("A", 0)],
+        "B": [d("A", 0), d("A", 1)],
+    })
+    found = check_total(history)
+    assert found is not None
+    assert str(found) == ("total order violated: node A delivered A:0 twice "
+                          "(deliveries 0 and 2), so it has no single place in the order")
+    assert check_fifo_total(history) is not None
+    for order in ("reliable", "total", "fifo_total"):
+        found = check(history, order)
+        assert found is not None and found.property == "no duplication", order
+        assert "node A delivered A:0 twice" in found.message
+
+
+def test_duplicate_on_both_sides_with_mismatched_counts() -> None:
+    # B delivers A:0 three times, A twice: the two common subsequences have 3 and 4 items.
+    history = History.build({
+        "A": [b("A", 0), d("A", 0), d("A", 0), b("A", 1), d("A", 1)],
+        "B": [d("A", 0), d("A", 1), d("A", 0), d("A", 0)],
+    })
+    found = verdicts(history)
+    total = found["check_total"]
+    assert total is not None and "node A delivered A:0 twice" in total.message
+    assert found["check_no_duplication"] == Violation(
+        "no duplication", "3 duplicate deliveries; first: node A delivered A:0 twice")
+
+
+def test_duplicate_of_a_message_the_other_node_lacks() -> None:
+    # The duplicate is not in the common set: the lengths match, but the verdict still
+    # names the duplicate.
+    history = History.build({
+        "A": [b("A", 0), d("A", 0), d("A", 0)],
+        "B": [b("B", 0), d("B", 0)],
+    })
+    total = check_total(history)
+    assert total is not None and "A:0 twice" in total.message
+
+
+def test_delivery_of_a_message_never_broadcast_gets_verdicts() -> None:
+    history = History.build({
+        "A": [b("A", 0), d("Z", 5), d("A", 0), d("Z", 5)],
+        "B": [d("Z", 5), d("A", 0)],
+    })
+    found = verdicts(history)
+    assert found["check_integrity"] == Violation(
+        "integrity", "node A delivered Z:5, which was never broadcast")
+    assert found["check_total"] is not None
+    assert all(found[f"order {o}"] is not None for o in ORDER_NAMES)
+
+
+def test_empty_histories_pass_everything() -> None:
+    for history in (History.build({}), History.build({"A": [], "B": []}),
+                    History.build({"A": []}, crashed=["A", "ghost"])):
+        assert all(v is None for v in verdicts(history).values()), history
+
+
+def test_a_node_with_no_deliveries() -> None:
+    history = History.build({
+        "A": [b("A", 0), d("A", 0), d("A", 0)],
+        "B": [],
+    })
+    found = verdicts(history)
+    assert found["check_agreement"] is not None
+    assert found["check_total"] is not None and "twice" in found["check_total"].message
+    assert found["check_prefix_consistency"] is None
+
+
+def test_mismatched_lengths_without_duplicates() -> None:
+    history = History.build({
+        "A": [b("A", 0), d("A", 0), b("A", 1), d("A", 1), b("A", 2), d("A", 2)],
+        "B": [d("A", 0)],
+        "C": [d("A", 0), d("A", 2)],
+    })
+    found = verdicts(history)
+    assert found["check_total"] is None
+    assert found["check_prefix_consistency"] == Violation(
+        "prefix consistency", "at position 1 node A delivered A:1 but node C delivered A:2")
+    assert found["check_agreement"] is not None
+
+
+_NODES = ("A", "B", "C")
+_events = st.builds(Event, st.sampled_from(("broadcast", "deliver")),
+                    st.sampled_from((*_NODES, "Z")), st.integers(-1, 3),
+                    st.sampled_from((b"", b"x", b"A0", b"B0")))
+
+
+@settings(max_examples=400, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(logs=st.dictionaries(st.sampled_from(_NODES), st.lists(_events, max_size=8),
+                            max_size=3),
+       crashed=st.frozensets(st.sampled_from((*_NODES, "Z"))),
+       prior=st.dictionaries(st.sampled_from(_NODES),
+                             st.frozensets(st.tuples(st.sampled_from(_NODES),
+                                                     st.integers(0, 3)), max_size=3),
+                             max_size=2))
+def test_random_small_histories_get_verdicts_never_exceptions(
+        logs: dict[str, list[Event]], crashed: frozenset[str],
+        prior: dict[str, frozenset[tuple[str, int]]]) -> None:
+    history = History.build(logs, crashed, prior)
+    for name, verdict in verdicts(history).items():
+        assert verdict is None or isinstance(verdict, Violation), name
+    assert (check_no_duplication(history) is None) == (count_duplicates(history) == 0)
