@@ -7,11 +7,10 @@ from rpcx.codegen.exprs import Call, Expr, Lit, Tuple, format_expr
 from rpcx.codegen.literals import pystr
 from rpcx.codegen.render_types import (
     _SPECS_BY_VALUE,
-    field_flat,
     field_spec,
+    fields_flat,
     spec_flat,
     spec_of_type,
-    tuple_flat,
 )
 from rpcx.codegen.writer import Writer
 from rpcx.compiler import model
@@ -151,7 +150,9 @@ def _method_spec_fast(service: model.ServiceDecl, method: model.Method, here: st
     """The lines of :func:`method_spec_lines` built from strings, or None when some part
     would have to be split further than the parameter tuple's own line."""
     qualified = service.qualified
-    fields_text = tuple_flat([field_flat(f, here) for f in method.params])
+    fields_text = fields_flat(method.params, here, width)
+    if fields_text is None:
+        return None  # longer than the line: no case below can use it
     params_name = pystr(f"{qualified}.{method.name}")
     params = f"_rt.StructSpec({params_name}, None, {fields_text})"
     result_type = method.result

@@ -185,6 +185,21 @@ def field_flat(f: model.Field, here: str) -> str:
     return f"_rt.FieldSpec({f.tag}, {pystr(f.name)}, {spec_flat(f.type, here)}{tail})"
 
 
+def fields_flat(fields: tuple[model.Field, ...], here: str, width: int) -> str | None:
+    """``tuple_flat`` of the fields' ``field_flat`` texts; None as soon as it is known to
+    be longer than ``width`` (a struct with many fields is formatted from its tree, and
+    this must not cost a flat text per field first)."""
+    items: list[str] = []
+    total = 0  # the tuple's flat length so far: each item and ", " (or parentheses)
+    for f in fields:
+        text = field_flat(f, here)
+        total += len(text) + 2
+        if total > width:
+            return None
+        items.append(text)
+    return tuple_flat(items)
+
+
 def tuple_flat(items: list[str]) -> str:
     """The one-line text of ``Tuple(items)``."""
     return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
@@ -208,14 +223,15 @@ def type_spec_lines(decl: model.Decl, here: str, width: int) -> list[str]:
         # "_rt.attach("): the lines format_expr would give for the tree below.
         error_arg = ", is_error=True" if decl.is_error else ""
         doc_arg = f", doc={pystr(decl.doc)}" if decl.doc else ""
-        fields_text = tuple_flat([field_flat(f, here) for f in decl.fields])
-        flat = (f"_rt.StructSpec({pystr(decl.qualified)}, {decl.name}, {fields_text}{error_arg}"
-                f"{doc_arg})")
-        one = f"_rt.attach({decl.name}, {flat})"
-        if len(one) <= width:
-            return [one]
-        if len(flat) < width - 4:
-            return ["_rt.attach(", f"    {decl.name},", f"    {flat},", ")"]
+        fields_text = fields_flat(decl.fields, here, width)
+        if fields_text is not None:
+            flat = (f"_rt.StructSpec({pystr(decl.qualified)}, {decl.name}, {fields_text}"
+                    f"{error_arg}{doc_arg})")
+            one = f"_rt.attach({decl.name}, {flat})"
+            if len(one) <= width:
+                return [one]
+            if len(flat) < width - 4:
+                return ["_rt.attach(", f"    {decl.name},", f"    {flat},", ")"]
     doc: list[Expr] = [Lit(decl.doc, "doc=")] if decl.doc else []
     spec: Expr
     if isinstance(decl, model.EnumDecl):
