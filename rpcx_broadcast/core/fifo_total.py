@@ -10,6 +10,10 @@ Two ways, both over any reliable layer:
   threshold relies on, and the ``(timestamp, origin)`` order extends FIFO order.
 
 FIFO-total is strictly stronger than causal order (BROADCAST.md a.2).
+
+Crashes: the sequencer version stops for good when the sequencer crashes; the Lamport
+version blocks while a crashed member is in the view and is no longer total once a view
+drops it (see ``total.py``). The order that survives crashes is ``raft``.
 """
 
 from __future__ import annotations

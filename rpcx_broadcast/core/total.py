@@ -6,8 +6,8 @@ global sequence numbers in the order it receives data and broadcasts them, batch
 ``SeqOrder``. Everyone delivers in global order, holding back on gaps or missing
 payloads. With ``fifo=True`` the leader assigns each origin's messages in their sequence
 order, which gives FIFO-total order. Safety needs no timing. Liveness needs the leader:
-if it crashes delivery stops (a fault-tolerant version needs consensus, BROADCAST.md
-a.7). A leader that *leaves* hands over (``on_leave``): it broadcasts its pending orders,
+if it crashes delivery stops for good: a crashed sequencer stops the order (the
+consensus order, ``raft``, is the one that survives a leader crash). A leader that *leaves* hands over (``on_leave``): it broadcasts its pending orders,
 then ``SeqHandover(next, leader)``; since everything it broadcast reaches everyone in its
 order, a member delivers the hand-over after every order of the old leader, so the
 successor continues the numbering at ``next`` and orders whatever is still unordered.
@@ -22,8 +22,14 @@ broadcast carries a Lamport timestamp; messages are held back in a priority queu
 (latest timestamp from q, q)``. A member that receives a message ordered after its own
 latest broadcast answers with an empty *heartbeat* (clock) message after
 ``heartbeat_delay``, so a silent member does not block the others. It is FIFO-total.
-It tolerates no crash: a crashed member blocks delivery until a view change removes it
-(``on_view``). Safety needs no timing.
+It tolerates no crash. While a crashed member is in the view, delivery blocks and the
+order stays safe. Once a view change removes it (``on_view``), total order is *not*
+guaranteed: a member that installs the view before the crashed member's last messages
+reach it stops waiting for them and delivers later messages first, while a member that
+had them delivers them first (``tests/broadcast/test_lamport_crash.py``). Integrity, no
+duplication and FIFO still hold. Fixing it needs the survivors to agree on the crashed
+member's last message before dropping it (a flush round); use ``raft`` when members can
+crash. Safety without crashes needs no timing.
 """
 
 from __future__ import annotations
