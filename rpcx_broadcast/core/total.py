@@ -7,7 +7,8 @@ global sequence numbers in the order it receives data and broadcasts them, batch
 payloads. With ``fifo=True`` the leader assigns each origin's messages in their sequence
 order, which gives FIFO-total order. Safety needs no timing. Liveness needs
 the leader: if it crashes delivery stops for good, a crashed sequencer stops the order
-(the consensus order, ``raft``, is the one that survives a leader crash). A leader that *leaves* hands over (``on_leave``): it broadcasts its pending orders,
+(the consensus order, ``raft``, is the one that survives a leader crash).
+A leader that *leaves* hands over (``on_leave``): it broadcasts its pending orders,
 then ``SeqHandover(next, leader)``; since everything it broadcast reaches everyone in its
 order, a member delivers the hand-over after every order of the old leader, so the
 successor continues the numbering at ``next`` and orders whatever is still unordered.
