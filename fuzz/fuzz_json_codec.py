@@ -23,7 +23,7 @@ with atheris.instrument_imports():
     from rpcx.codec import JsonCodec
     from rpcx.errors import CodecError
     from rpcx.schema import BYTES, FLOAT, INT, STRING, TIMESTAMP, list_of, map_of, optional
-    from tests.codec._python_notation import python_notation
+    from rpcx.testing.fuzzing import python_notation
     from tests.codec.schemas import CARD, CURRENCY, PAYMENT_METHOD, PRICES, PROCESS_PAYMENT
 
 CODEC = JsonCodec(max_message_bytes=1 << 16)

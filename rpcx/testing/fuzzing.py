@@ -19,20 +19,32 @@ from rpcx.protocol.frames import MAX_META_LENGTH, ErrorFrame, GoAwayFrame, parse
 from rpcx.status import Status
 from rpcx.text import MAX_MESSAGE_BYTES
 
-__all__ = ["PYTHON_NOTATION", "check_codec_input", "check_frame_stream", "check_peer_text"]
+__all__ = ["PYTHON_NOTATION", "check_codec_input", "check_frame_stream", "check_peer_text",
+           "python_notation"]
 
+_QUOTED: Final = re.compile(r'"(?:[^"\\]|\\.)*"')
 PYTHON_NOTATION: Final = re.compile(
-    r"""(?<![\w'"])b['"]|bytearray\(|memoryview\(|\\x[0-9a-f]{2}|<class |<[\w.]+ object at|"""
-    r"""Traceback|File "|Exceeds the limit|set_int_max_str_digits|"""
-    r"""\b(Value|Type|Key|Index|Attribute|Unicode\w*|Recursion|Overflow)Error\b""")
+    r"""(?<![\w'"«])b['"«]|bytearray\(|memoryview\(|Traceback|File «|\.py\b"""
+    r"""|\\x[0-9a-fA-F]{2}|<class |<[\w.]+ object at 0x|Exceeds the limit"""
+    r"""|\b[A-Z]\w*(?:Error|Exception|Warning)\b|int_max_str_digits"""
+    r"""|Decimal\(|\bsys\.|\bself\b|\bNone\b"""
+)
 """Python's own notation, which must never reach a peer (issue 9, finding 5)."""
+
+
+def python_notation(text: str) -> str | None:
+    """The first piece of Python notation in ``text`` outside quoted peer text (a JSON
+    string literal, as ``rpcx.text.quote`` writes it: a peer who sends ``b'x'`` must not
+    trip the check), or None."""
+    found = PYTHON_NOTATION.search(_QUOTED.sub("«»", text))
+    return found.group() if found else None
 
 
 def check_peer_text(text: str) -> None:
     """A text sent to a peer: fits its frame and holds no Python notation."""
     assert len(text.encode("utf-8")) <= MAX_MESSAGE_BYTES, f"{len(text)} characters"
-    found = PYTHON_NOTATION.search(text)
-    assert found is None, f"python notation {found.group()!r} in {text[:200]!r}"
+    found = python_notation(text)
+    assert found is None, f"python notation {found!r} in {text[:200]!r}"
 
 
 def _check_sent(data: bytes) -> None:

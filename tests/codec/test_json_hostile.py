@@ -15,7 +15,7 @@ from rpcx.codec import CborCodec, JsonCodec
 from rpcx.codec.convert import quote, show_int
 from rpcx.errors import CodecError
 from rpcx.schema import FLOAT, INT, STRING, TIMESTAMP, list_of, map_of
-from tests.codec._python_notation import python_notation
+from rpcx.testing.fuzzing import python_notation
 from tests.codec.schemas import CURRENCY, PAYMENT_METHOD, PRICES, PROCESS_PAYMENT
 
 J = JsonCodec()

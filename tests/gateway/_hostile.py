@@ -18,7 +18,7 @@ import trio.testing
 
 from rpcx.gateway import HttpServer
 from rpcx.status import Status
-from tests.codec._python_notation import python_notation
+from rpcx.testing.fuzzing import python_notation
 from tests.gateway._client import Response
 
 DOCUMENTED_STATUSES = frozenset({200, 202, 204, 400, 401, 403, 404, 405, 408, 409, 413, 415,

@@ -28,7 +28,7 @@ from rpcx.protocol.frames import (
     RequestFrame,
     encode_frame,
 )
-from rpcx.testing.fuzzing import PYTHON_NOTATION
+from rpcx.testing.fuzzing import python_notation
 from rpcx.text import MAX_MESSAGE_BYTES
 from tests.integration._procs import RawPeer, poll_until, seed_call
 from tests.integration.conftest import Target
@@ -71,7 +71,7 @@ async def test_a_finding_ends_only_its_own_connection(tcp_server: Target, frame:
                     assert isinstance(answer, ErrorFrame), answer
                     assert answer.status is rpcx.Status.UNIMPLEMENTED
                 assert len(answer.message.encode()) <= MAX_MESSAGE_BYTES
-                assert not PYTHON_NOTATION.search(answer.message), answer.message
+                assert python_notation(answer.message) is None, answer.message
             await seed_call(payments)  # the same connection still works
         await still_serving(tcp_server)  # and new ones are accepted
     assert tcp_server.server.logs.count("Traceback") == 0
@@ -102,7 +102,7 @@ async def test_a_client_given_a_hostile_error_frame_gets_an_rpc_error() -> None:
                     await seed_call(PaymentsClient(channel))
         assert info.value.code is rpcx.Status.UNAVAILABLE
         assert "status (meta key 1) must be an integer" in info.value.message
-        assert not PYTHON_NOTATION.search(info.value.message)
+        assert python_notation(info.value.message) is None
         nursery.cancel_scope.cancel()
 
 

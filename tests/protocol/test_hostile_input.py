@@ -30,7 +30,7 @@ from rpcx.protocol.frames import (
     parse_frame,
 )
 from rpcx.status import Status
-from rpcx.testing.fuzzing import PYTHON_NOTATION
+from rpcx.testing.fuzzing import python_notation
 from rpcx.text import MAX_MESSAGE_BYTES
 
 
@@ -58,7 +58,7 @@ def sent_frames(data: bytes) -> list[Any]:
 
 def assert_plain(text: str) -> None:
     assert len(text.encode("utf-8")) <= MAX_MESSAGE_BYTES, len(text)
-    assert not PYTHON_NOTATION.search(text), text
+    assert python_notation(text) is None, text
 
 
 def feed(conn: Connection, data: bytes) -> RemoteProtocolError | None:
@@ -184,8 +184,6 @@ def test_any_meta_value_gets_a_protocol_error_or_a_status(
         data = raw_frame(frame_type, call_id, meta, payload, flags)
     except (OverflowError, ValueError, struct.error, cbor2.CBOREncodeError):
         return  # not encodable as CBOR in a 16-bit meta length: no peer can send it
-    if len(data) - HEADER.size > 2**32 - 1:
-        return
     conn = Connection(role, now=0.0)
     if role is Role.CLIENT and open_call:
         conn.start_call("echo.Echo/echo", b"", now=0.0)
