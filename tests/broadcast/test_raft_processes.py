@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
@@ -150,6 +150,20 @@ class Cluster:
             member.proc.kill()
             member.proc.wait(5)
 
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Run a test's block: at its end stop every running member; on a failure print
+        what each member said; whatever happens, kill what is left."""
+        try:
+            yield
+            for name in list(self.running):
+                self.stop(name)
+        except BaseException:
+            print(self.describe())
+            raise
+        finally:
+            self.close()
+
     def close(self) -> None:
         for member in self.all:
             if member.proc.poll() is None:
@@ -239,7 +253,7 @@ def check_logs(cluster: Cluster) -> History:
 
 def test_leader_sigkill_restart_and_whole_group_restart(tmp_path: Path) -> None:
     cluster = Cluster(tmp_path, 3, count=100_000)  # broadcast until stopped
-    try:
+    with cluster.session():
         for name in cluster.names:
             cluster.start(name)
         wait_until(lambda: all(m.said("ready") for m in cluster.running.values()),
@@ -277,13 +291,6 @@ def test_leader_sigkill_restart_and_whole_group_restart(tmp_path: Path) -> None:
         wait_until(lambda: all(len(m.deliveries()) >= most + 15
                                for m in cluster.running.values()),
                    what="the restarted group delivers everything delivered before")
-        for name in cluster.names:
-            cluster.stop(name)
-    except BaseException:
-        print(cluster.describe())
-        raise
-    finally:
-        cluster.close()
     history = check_logs(cluster)
     # nothing delivered before the whole-group crash is lost (prefix consistency, and the
     # last incarnations delivered more than any earlier one)
@@ -302,7 +309,7 @@ def test_leader_sigkill_restart_and_whole_group_restart(tmp_path: Path) -> None:
 def test_five_members_leader_killed_twice(tmp_path: Path) -> None:
     cluster = Cluster(tmp_path, 5, count=100_000)
     gaps = []
-    try:
+    with cluster.session():
         for name in cluster.names:
             cluster.start(name)
         wait_until(lambda: all(m.said("ready") for m in cluster.running.values()),
@@ -325,13 +332,6 @@ def test_five_members_leader_killed_twice(tmp_path: Path) -> None:
         counts = {m.name: len(m.deliveries()) for m in survivors}
         wait_until(lambda: all(len(m.deliveries()) > max(counts.values()) + 20
                                for m in survivors), what="3 of 5 keep delivering")
-        for name in list(cluster.running):
-            cluster.stop(name)
-    except BaseException:
-        print(cluster.describe())
-        raise
-    finally:
-        cluster.close()
     check_logs(cluster)
 
 
@@ -351,7 +351,7 @@ def test_kvstore_write_through_a_survivor_after_the_leaders_sigkill(tmp_path: Pa
                 await trio.sleep(0.05)
         raise AssertionError(f"{key} never readable at {name}")
 
-    try:
+    with cluster.session():
         for name in cluster.names:
             cluster.start(name)
         wait_until(lambda: all(m.said("listening on") for m in cluster.running.values()),
@@ -368,12 +368,5 @@ def test_kvstore_write_through_a_survivor_after_the_leaders_sigkill(tmp_path: Pa
         wait_until(lambda: len(cluster.running[survivors[1]].deliveries()) == 2,
                    what="the other survivor applies the write")
         assert trio.run(get, survivors[1], "colour") == "green"
-        for name in list(cluster.running):
-            cluster.stop(name)
-    except BaseException:
-        print(cluster.describe())
-        raise
-    finally:
-        cluster.close()
     check_logs(cluster)
 

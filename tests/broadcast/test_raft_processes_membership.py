@@ -26,7 +26,7 @@ def _ids(member: Member) -> list[tuple[str, int]]:
 def test_a_sigkilled_member_catches_up_from_a_snapshot_after_restart(tmp_path: Path) -> None:
     every = ("--snapshot-every", "100")
     cluster = Cluster(tmp_path, 3, count=100_000)
-    try:
+    with cluster.session():
         for name in cluster.names:
             cluster.start(name, extra=every, rate=100.0)
         wait_until(lambda: all(m.said("ready") for m in cluster.running.values()),
@@ -51,13 +51,6 @@ def test_a_sigkilled_member_catches_up_from_a_snapshot_after_restart(tmp_path: P
             own = {e.id for e in back.events() if e.kind == "broadcast"}
             return bool(own) and all(own & set(_ids(m)) for m in survivors)
         wait_until(delivered_everywhere, what="its new broadcasts delivered by the others")
-        for name in list(cluster.running):
-            cluster.stop(name)
-    except BaseException:
-        print(cluster.describe())
-        raise
-    finally:
-        cluster.close()
     # the first incarnations (and survivors) pass the usual checkers ...
     first = [m for m in cluster.all if m is not back]
     reference = max((_ids(m) for m in first), key=len)
@@ -81,7 +74,7 @@ def test_a_fourth_process_joins_a_running_group(tmp_path: Path) -> None:
     cluster = Cluster(tmp_path, 3, count=100_000)
     (port,) = free_ports(1)
     address = f"tcp://127.0.0.1:{port}"
-    try:
+    with cluster.session():
         for name in cluster.names:
             cluster.start(name)
         wait_until(lambda: all(m.said("ready") for m in cluster.running.values()),
@@ -102,13 +95,6 @@ def test_a_fourth_process_joins_a_running_group(tmp_path: Path) -> None:
             return len(own) >= 5 and all(
                 len(own & set(_ids(m))) >= 5 for m in cluster.running.values())
         wait_until(joiner_delivered_everywhere, what="the joiner's broadcasts delivered")
-        for name in list(cluster.running):
-            cluster.stop(name)
-    except BaseException:
-        print(cluster.describe())
-        raise
-    finally:
-        cluster.close()
     check_logs(cluster)  # the joiner caught up by the log: it delivered all of it
     views = {line for m in cluster.all for line in m.lines() if line.startswith("view ")}
     by_id: dict[str, set[str]] = {}
