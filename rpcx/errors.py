@@ -22,10 +22,14 @@ bad value in plain notation (:mod:`rpcx.text`), not with ``repr``.
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import enum
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rpcx.status import Status
+from rpcx.text import describe, quote
 
 if TYPE_CHECKING:
     from rpcx.compiler.diagnostics import Diagnostic
@@ -151,12 +155,6 @@ class DeclaredError(RpcError):
 def _field_text(value: object) -> str:
     """A declared error's field in its message: plain notation, never a Python repr (the
     message travels to peers in any language)."""
-    import datetime
-    import decimal
-    import enum
-
-    from rpcx.text import describe, quote
-
     if isinstance(value, str):
         return quote(value, 200)
     if isinstance(value, enum.Enum):
