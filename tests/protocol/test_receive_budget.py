@@ -165,3 +165,19 @@ def test_a_server_without_a_frame_timeout_waits_for_keepalive_only() -> None:
 def test_frame_timeout_must_be_positive() -> None:
     with pytest.raises(ValueError, match="frame_timeout must be positive"):
         Connection(Role.SERVER, now=0.0, frame_timeout=0.0)
+
+
+def test_new_deadline_reports_each_added_deadline_once() -> None:
+    """What Link.rearm relies on: a deadline added (a call's, a frame's) is reported by
+    new_deadline() until read; next_deadline() clears it too."""
+    conn = server(frame_timeout=30.0, keepalive_interval=None)
+    assert conn.new_deadline() == float("inf")
+    frame = encode_frame(RequestFrame(call_id=1, method=METHOD, timeout_ms=5_000))
+    conn.receive_data(frame, 10.0)
+    assert conn.new_deadline() == 15.0
+    assert conn.new_deadline() == float("inf")
+    conn.receive_data(request(2, 100)[:50], 11.0)  # a frame begins: its frame_timeout
+    assert conn.new_deadline() == 41.0
+    conn.receive_data(request(2, 100)[50:], 12.0)
+    conn.next_deadline()
+    assert conn.new_deadline() == float("inf")
