@@ -60,10 +60,12 @@ from .testing.properties import check_fifo_total as check_fifo_total
 from .testing.properties import check_integrity as check_integrity
 from .testing.properties import check_no_duplication as check_no_duplication
 from .testing.properties import check_prefix_consistency as check_prefix_consistency
+from .testing.properties import check_restores as check_restores
 from .testing.properties import check_total as check_total
 from .testing.properties import check_uniform_agreement as check_uniform_agreement
 from .testing.properties import check_validity as check_validity
 from .testing.properties import count_duplicates as count_duplicates
+from .testing.properties import fill_restores as fill_restores
 
 __all__ = [
     "BestEffortBroadcast", "BufferFull", "CAUSAL", "CancelTimer", "CausalBroadcast",
@@ -75,6 +77,7 @@ __all__ = [
     "Stack", "StateMachine", "StaticMembership", "Storage", "TOTAL",
     "View", "Violation", "check", "check_agreement", "check_causal", "check_fifo",
     "check_fifo_total", "check_integrity", "check_no_duplication",
-    "check_prefix_consistency", "check_total", "check_uniform_agreement", "check_validity",
-    "commutative", "count_duplicates", "open_group", "open_replica",
+    "check_prefix_consistency", "check_restores", "check_total", "check_uniform_agreement",
+    "check_validity", "commutative", "count_duplicates", "fill_restores", "open_group",
+    "open_replica",
 ]

@@ -86,7 +86,10 @@ _IN_FLIGHT = frozenset({"store", "ahead", "outbox", "holdback", "retransmit", "o
 
 Journal = Callable[[str, str, int, bytes], None]
 """``journal(kind, origin, seq, payload)`` with kind ``"broadcast"`` or ``"deliver"``,
-called by the loop in exactly the order the stack did things (for checkers and logs)."""
+called by the loop in exactly the order the stack did things (for checkers and logs). The
+``raft`` order also journals ``("restore", "", n, b"")`` when its state becomes a snapshot
+holding the group's first ``n`` deliveries (from its storage at start-up, or the leader's):
+the deliveries it covers are not made here (``rpcx_broadcast.fill_restores``)."""
 
 StackFactory = Callable[[tuple[str, ...]], Stack]
 """Builds this member's stack for the members of its first view (oldest first)."""

@@ -893,6 +893,8 @@ class RaftMember:
                              f"snapshot: {error}") from None
         self._origins = {o.origin: (o.session, o.next) for o in state.origins}
         self._index = state.delivered
+        if self._journal is not None:
+            self._journal("restore", "", state.delivered, b"")
         for name, address in state.addresses.items():
             self._book[name] = address
             if name != self.me:

@@ -19,6 +19,14 @@ set of messages it counts as delivered before its log begins (``prior_from_count
 it from per-origin counts). The checkers treat them as delivered first: agreement does
 not ask the node for them, delivering one again is a duplicate, FIFO and causal order
 continue from them, and prefix consistency compares the sequences without them.
+
+A node of an order with snapshots (``raft``) may also log ``restore`` events: at that point
+its state became a snapshot holding the group's first ``seq`` deliveries (at start-up from
+its own storage, or installed from the leader), and the deliveries the snapshot covers are
+not delivered there. ``check_restores`` checks such logs against each other by position
+(the k-th delivery of the group's order is the same message everywhere; a restore never
+goes back), and ``fill_restores`` turns them into plain logs, each restore replaced by the
+deliveries it stands for, which the other checkers then take as usual.
 """
 
 from __future__ import annotations
@@ -30,16 +38,20 @@ import attrs
 __all__ = ["ORDERS", "Event", "History", "MsgId", "Violation", "check", "prior_from_counts",
            "check_agreement", "check_causal", "check_fifo", "check_fifo_total",
            "check_integrity", "check_no_duplication", "check_prefix_consistency",
-           "check_total", "check_uniform_agreement", "check_validity", "count_duplicates"]
+           "check_restores", "check_total", "check_uniform_agreement", "check_validity",
+           "count_duplicates", "fill_restores"]
 
 MsgId = tuple[str, int]
 
 
 @attrs.frozen
 class Event:
-    """One entry of a node's log: it broadcast, or delivered, message ``(origin, seq)``."""
+    """One entry of a node's log: it broadcast, or delivered, message ``(origin, seq)``; or
+    (``restore``, with ``origin`` empty) its state became a snapshot of the group's first
+    ``seq`` deliveries."""
 
-    kind: str = attrs.field(validator=attrs.validators.in_(("broadcast", "deliver")))
+    kind: str = attrs.field(validator=attrs.validators.in_(("broadcast", "deliver",
+                                                            "restore")))
     origin: str
     seq: int
     payload: bytes
@@ -221,7 +233,7 @@ def _causal_predecessors(history: History) -> dict[MsgId, list[MsgId]]:
         for event in events:
             if event.kind == "deliver":
                 since.append(event.id)
-            else:
+            elif event.kind == "broadcast":
                 preds[event.id] = ([previous] if previous else []) + since
                 previous, since = event.id, []
     return preds
@@ -285,6 +297,74 @@ def check_prefix_consistency(history: History) -> Violation | None:
                     return Violation("prefix consistency", f"at position {pos} node {a} "
                                      f"delivered {_name(x)} but node {b} delivered {_name(y)}")
     return None
+
+
+def _positions(history: History) -> tuple[dict[int, tuple[Event, str]], Violation | None]:
+    """The group's order by position (each position's delivery and a node that made it),
+    from every log with restores; and the first inconsistency found, if any."""
+    order: dict[int, tuple[Event, str]] = {}
+    for node in sorted(history.logs):
+        at = 0
+        for event in history.logs[node]:
+            if event.kind == "restore":
+                if event.seq < at:
+                    return order, Violation(
+                        "restore", f"node {node} restored a snapshot of {event.seq} "
+                        f"deliveries after delivering {at}: deliveries were taken back")
+                at = event.seq
+            elif event.kind == "deliver":
+                known = order.setdefault(at, (event, node))
+                if known[0].id != event.id:
+                    return order, Violation(
+                        "total order", f"delivery {at} of the group is {_name(event.id)} at "
+                        f"node {node} but {_name(known[0].id)} at node {known[1]}")
+                at += 1
+    return order, None
+
+
+def check_restores(history: History) -> Violation | None:
+    """For logs with ``restore`` events: numbering each node's deliveries from 0 (or from
+    the last restore's count), no position holds two different messages across nodes, no
+    restore goes back, and every position a restore skips was delivered by some node (a
+    snapshot holds only what was delivered somewhere), so the group's order is known in
+    full. Logs without restores pass trivially when they agree by position."""
+    order, found = _positions(history)
+    if found is not None:
+        return found
+    for node in sorted(history.logs):
+        for event in history.logs[node]:
+            if event.kind == "restore":
+                missing = next((i for i in range(event.seq) if i not in order), None)
+                if missing is not None:
+                    return Violation("restore", f"node {node} restored a snapshot of "
+                                     f"{event.seq} deliveries, but no node delivered "
+                                     f"delivery {missing} of the group")
+    return None
+
+
+def fill_restores(history: History) -> History:
+    """``history`` with each ``restore`` replaced by the deliveries it skipped (taken from
+    the other logs by position), so that FIFO, total order, prefix consistency and
+    no-duplication can be checked as if every node had delivered everything itself. Call
+    ``check_restores`` first: a position nobody delivered is left out here."""
+    order, _ = _positions(history)
+    logs: dict[str, list[Event]] = {}
+    for node, events in history.logs.items():
+        out: list[Event] = []
+        at = 0
+        for event in events:
+            if event.kind == "restore":
+                for i in range(at, event.seq):
+                    if i in order:
+                        skipped = order[i][0]
+                        out.append(attrs.evolve(skipped, time=event.time))
+                at = max(at, event.seq)
+                continue
+            if event.kind == "deliver":
+                at += 1
+            out.append(event)
+        logs[node] = out
+    return History.build(logs, history.crashed, history.prior)
 
 
 def check_fifo_total(history: History) -> Violation | None:

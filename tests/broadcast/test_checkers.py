@@ -17,10 +17,12 @@ from rpcx_broadcast import (
     check_integrity,
     check_no_duplication,
     check_prefix_consistency,
+    check_restores,
     check_total,
     check_uniform_agreement,
     check_validity,
     count_duplicates,
+    fill_restores,
 )
 from rpcx_broadcast.testing.properties import Violation
 
@@ -171,7 +173,7 @@ def test_unknown_order() -> None:
 
 ALL_CHECKERS = (check_integrity, check_no_duplication, check_validity, check_agreement,
                 check_uniform_agreement, check_fifo, check_causal, check_total,
-                check_prefix_consistency, check_fifo_total)
+                check_prefix_consistency, check_fifo_total, check_restores)
 ORDER_NAMES = ("reliable", "fifo", "causal", "total", "fifo_total")
 
 
@@ -267,7 +269,7 @@ def test_mismatched_lengths_without_duplicates() -> None:
 
 
 _NODES = ("A", "B", "C")
-_events = st.builds(Event, st.sampled_from(("broadcast", "deliver")),
+_events = st.builds(Event, st.sampled_from(("broadcast", "deliver", "restore")),
                     st.sampled_from((*_NODES, "Z")), st.integers(-1, 3),
                     st.sampled_from((b"", b"x", b"A0", b"B0")))
 
@@ -287,4 +289,73 @@ def test_random_small_histories_get_verdicts_never_exceptions(
     history = History.build(logs, crashed, prior)
     for name, verdict in verdicts(history).items():
         assert verdict is None or isinstance(verdict, Violation), name
+    for name, verdict in verdicts(fill_restores(history)).items():
+        assert verdict is None or isinstance(verdict, Violation), f"filled: {name}"
     assert (check_no_duplication(history) is None) == (count_duplicates(history) == 0)
+
+
+def r(delivered: int) -> Event:
+    """A snapshot restore: the node's state now holds the group's first ``delivered``."""
+    return Event("restore", "", delivered, b"")
+
+
+def _snapshot_logs() -> dict[str, list[Event]]:
+    """The group's order is A:0 B:0 A:1 B:1 A:2. X delivered it all; Y restarted from its own
+    snapshot of 1, delivered 2 from its log, then installed the leader's snapshot of 4;
+    Z started from nothing and delivered the first one only."""
+    return {
+        "X": [b("X", 0), d("A", 0), d("B", 0), d("A", 1), d("B", 1), d("A", 2)],
+        "Y": [r(1), d("B", 0), d("A", 1), r(4), d("A", 2)],
+        "Z": [d("A", 0)],
+    }
+
+
+def test_restores_by_position_pass_and_fill_in_to_the_whole_order() -> None:
+    history = History.build(_snapshot_logs())
+    assert check_restores(history) is None
+    filled = fill_restores(history)
+    assert [e.id for e in filled.deliveries("Y")] == [
+        ("A", 0), ("B", 0), ("A", 1), ("B", 1), ("A", 2)]
+    assert [e.kind for e in filled.logs["Y"]] == ["deliver"] * 5
+    for checker in (check_fifo_total, check_prefix_consistency, check_no_duplication):
+        assert checker(filled) is None, checker.__name__
+    # without filling, a log that starts at a snapshot looks like a FIFO gap: the false
+    # alarm "FIFO violated: node p0#5 delivered p3:1874 before p3:0" of 2026-12-02
+    found = check_fifo(History.build({"Y": _snapshot_logs()["Y"]}))
+    assert found is not None and "before A:0" in str(found)
+
+
+def test_a_restore_that_takes_deliveries_back_is_reported() -> None:
+    logs = _snapshot_logs()
+    logs["Y"] = [r(1), d("B", 0), d("A", 1), r(2), d("A", 1)]
+    found = check_restores(History.build(logs))
+    assert str(found) == ("restore violated: node Y restored a snapshot of 2 deliveries "
+                          "after delivering 3: deliveries were taken back")
+
+
+def test_two_messages_at_one_position_is_a_total_order_violation() -> None:
+    logs = _snapshot_logs()
+    logs["Y"] = [r(1), d("A", 1)]  # A:1 at position 1, where X delivered B:0
+    found = check_restores(History.build(logs))
+    assert str(found) == ("total order violated: delivery 1 of the group is A:1 at node Y "
+                          "but B:0 at node X")
+
+
+def test_a_restore_over_deliveries_nobody_made_is_reported() -> None:
+    logs = _snapshot_logs()
+    logs["X"] = logs["X"][:3]  # nobody delivered positions 2 and 3 that Y's r(4) skips
+    found = check_restores(History.build(logs))
+    assert str(found) == ("restore violated: node Y restored a snapshot of 4 deliveries, "
+                          "but no node delivered delivery 3 of the group")
+
+
+def test_filled_logs_expose_a_fifo_violation_hidden_behind_a_snapshot() -> None:
+    # the order itself breaks FIFO (A:1 before A:0): Y, which skipped both by a snapshot,
+    # is reported once filled in, like the node that delivered them
+    logs = {"X": [d("A", 1), d("A", 0), d("B", 0)], "Y": [r(2), d("B", 0)]}
+    history = History.build(logs)
+    assert check_restores(history) is None
+    found = check_fifo(fill_restores(History.build({"Y": logs["Y"], "X": logs["X"]})))
+    assert found is not None and "node X" in str(found)
+    only_y = fill_restores(history)
+    assert check_fifo(History.build({"Y": only_y.logs["Y"]})) is not None

@@ -35,6 +35,8 @@ from rpcx_broadcast import (
     check_fifo_total,
     check_no_duplication,
     check_prefix_consistency,
+    check_restores,
+    fill_restores,
 )
 from rpcx_broadcast.testing.member import read_log
 
@@ -235,11 +237,17 @@ def failover(members: list[Member], at: float) -> float:
 
 
 def check_logs(cluster: Cluster) -> History:
-    """Every incarnation's log: FIFO-total, prefix-consistent, no duplicates; every
-    delivery was broadcast with that payload by its origin (some incarnation)."""
+    """Every incarnation's log: by position, the same message at the same delivery
+    everywhere, a snapshot restore never going back and covering only what some incarnation
+    delivered (``check_restores``); with restores filled in, FIFO-total, prefix-consistent,
+    no duplicates; every delivery was broadcast with that payload by its origin (some
+    incarnation). Returns the filled history."""
     logs = {m.key: m.events() for m in cluster.all}
-    history = History.build({k: [e for e in es if e.kind == "deliver"]
-                             for k, es in logs.items()})
+    raw = History.build({k: [e for e in es if e.kind in ("deliver", "restore")]
+                         for k, es in logs.items()})
+    found = check_restores(raw)
+    assert found is None, str(found)
+    history = fill_restores(raw)
     for checker in (check_no_duplication, check_fifo_total, check_prefix_consistency):
         found = checker(history)
         assert found is None, str(found)
