@@ -46,6 +46,8 @@ from .runtime import TOTAL as TOTAL
 from .runtime import Delivery as Delivery
 from .runtime import Group as Group
 from .runtime import GroupStatistics as GroupStatistics
+from .runtime import JoinError as JoinError
+from .runtime import NotAMember as NotAMember
 from .runtime import open_group as open_group
 from .storage import CorruptStorage as CorruptStorage
 from .storage import FileStorage as FileStorage
@@ -71,10 +73,10 @@ __all__ = [
     "BestEffortBroadcast", "BufferFull", "CAUSAL", "CancelTimer", "CausalBroadcast",
     "CorruptStorage", "Deliver", "Delivery", "DynamicMembership", "EagerReliableBroadcast",
     "Event", "FIFO", "FIFO_TOTAL", "FifoBroadcast", "FileStorage", "GossipBroadcast", "Group",
-    "GroupStatistics", "HeartbeatFailureDetector", "History", "LAMPORT_FIFO_TOTAL",
-    "LamportTotal", "Layer", "MemoryStorage", "NotLeader", "RAFT", "RELIABLE", "RaftNode",
-    "RaftOptions", "Replica", "ReplicationWarning", "Send", "SequencerTotal", "SetTimer",
-    "Stack", "StateMachine", "StaticMembership", "Storage", "TOTAL",
+    "GroupStatistics", "HeartbeatFailureDetector", "History", "JoinError", "LAMPORT_FIFO_TOTAL",
+    "LamportTotal", "Layer", "MemoryStorage", "NotAMember", "NotLeader", "RAFT", "RELIABLE",
+    "RaftNode", "RaftOptions", "Replica", "ReplicationWarning", "Send", "SequencerTotal",
+    "SetTimer", "Stack", "StateMachine", "StaticMembership", "Storage", "TOTAL",
     "View", "Violation", "check", "check_agreement", "check_causal", "check_fifo",
     "check_fifo_total", "check_integrity", "check_no_duplication",
     "check_prefix_consistency", "check_restores", "check_total", "check_uniform_agreement",

@@ -126,10 +126,12 @@ class ReliableLinks:
         return out
 
     def forget(self, peer: str) -> list[Action]:
-        """Drop all state for ``peer`` (it left the group)."""
+        """Drop what waits for ``peer`` and what came from it (it left the group). The
+        numbering towards it goes on: should it come back (removed while alive, then
+        admitted again) and still remember our earlier frames, new ones are not taken
+        for duplicates of those."""
         self._unacked.pop(peer, None)
         self._received.pop(peer, None)
-        self._next.pop(peer, None)
         if peer in self._armed:
             self._armed.discard(peer)
             return [CancelTimer(f"rto:{peer}")]

@@ -238,7 +238,13 @@ class _Handler(idl.BroadcastService):
     async def join(self, member: str, address: str, order: str) -> idl.JoinReply:
         call = _JoinCall(member, address, order)
         await self._node._inbox_send.send(call)
-        await call.done.wait()
+        with trio.move_on_after(self._node._join_wait):
+            await call.done.wait()
+        if not call.done.is_set():
+            # the view admitting it is not agreed yet (no majority reachable now): the
+            # joiner asks again; its request stays with the coordinator meanwhile
+            raise rpcx.RpcError(rpcx.Status.UNAVAILABLE,
+                                f"{member} is not admitted yet: the view is being agreed")
         if call.reply is None:
             raise idl.JoinRefused(reason=call.refused)
         return call.reply
@@ -302,6 +308,9 @@ class Node:
         self.left = False
         self.membership = DynamicMembership(me, View(0, self.members) if join is None
                                             else None, addresses=dict(self.addresses))
+        # join calls at this coordinator waiting for the view that admits their member
+        self._joining: dict[str, list[_JoinCall]] = {}
+        self._join_wait = 0.8 * max(1.0, join_timeout / 4)  # (before the joiner gives up)
         self._stack = stack
         self._fd: HeartbeatFailureDetector | None = None
         self._timers: dict[str, float] = {}
@@ -567,6 +576,10 @@ class Node:
                 continue
             if sender not in self.members or sender == self.me or self.left:
                 self._stats["frames_ignored"] += 1
+                if (not self.left and sender != self.me
+                        and any(sender in v.members for v in self.views)):
+                    # removed while alive, and it missed that: tell it (one at a time)
+                    await self._membership(self.membership.tell_removed(sender, now), now)
                 continue
             self._stats["frames_received"] += 1
             if self._fd is not None:
@@ -580,15 +593,19 @@ class Node:
 
     async def _on_join(self, call: _JoinCall, now: float) -> None:
         """Answer a join request: redirect to the coordinator, refuse, or (coordinator)
-        install the view that admits the joiner and send its starting point."""
+        start agreeing on the view that admits the joiner; its starting point is sent
+        once that view is installed here (``_answer_joiners``)."""
         try:
             call.reply = await self._admit_joiner(call, now)
         except _Refused as refused:
             call.refused = str(refused)
             logger.info("%s: refused to admit %s: %s", self.me, call.member, refused)
+        if call.reply is None and not call.refused:
+            self._joining.setdefault(call.member, []).append(call)
+            return
         call.done.set()
 
-    async def _admit_joiner(self, call: _JoinCall, now: float) -> idl.JoinReply:
+    async def _admit_joiner(self, call: _JoinCall, now: float) -> idl.JoinReply | None:
         if self.left:
             raise _Refused(f"{self.me} has left the group")
         if call.order != self.order:
@@ -611,17 +628,42 @@ class Node:
                 raise _Refused(f"the name {call.member!r} is taken by another member")
             # the same joiner again (its first answer was lost): the current state is a
             # valid starting point too, since it has not started from the first
-        else:
-            await self._membership(self.membership.handle_join(call.member, call.address,
-                                                               now), now)
-            if call.member not in self.members:
-                raise _Refused("the coordinator could not install a view admitting "
-                               f"{call.member!r}")
+            return self._join_reply()
+        await self._membership(self.membership.handle_join(call.member, call.address, now),
+                               now)
+        # admitted at once only by a group of one; otherwise once a majority agreed
+        return self._join_reply() if call.member in self.members else None
+
+    def _join_reply(self) -> idl.JoinReply:
+        """The current view and the stack's starting point: taken in the loop step that
+        installed the joiner's view (or later, for a repeated request)."""
         assert self.membership.view is not None
         return idl.JoinReply(view=to_view(self.membership.view),
                              addresses={m: self.addresses[m] for m in self.members
                                         if m in self.addresses},
                              starts=[to_start(p) for p in self.stack.start_points()])
+
+    def _answer_joiners(self) -> None:
+        """After a view change: answer the join calls waiting here. A joiner the view
+        admits gets its starting point; if this member no longer coordinates, the others
+        are sent to the coordinator; the rest go on waiting (the next view may admit
+        them). Calls whose joiner stopped waiting are dropped."""
+        coordinator = self.membership.coordinator
+        for member, calls in list(self._joining.items()):
+            live = [c for c in calls if not c.done.is_set()]
+            if member in self.members:
+                reply = self._join_reply()
+            elif coordinator != self.me and coordinator in self.addresses:
+                reply = idl.JoinReply(redirect=self.addresses[coordinator])
+            else:
+                self._joining[member] = live
+                if not live:
+                    del self._joining[member]
+                continue
+            del self._joining[member]
+            for call in live:
+                call.reply = reply
+                call.done.set()
 
     async def _membership(self, actions: list[Action], now: float) -> None:
         """Perform the membership service's actions, then apply the views it installed."""
@@ -633,6 +675,10 @@ class Node:
                     self._add_peer(member)
         for action in actions:
             if isinstance(action, Send):
+                if action.dest not in self._outboxes and not self.left:
+                    # not a member: a removed one told of its removal, or one behind
+                    # asking about an old view (until the next view change)
+                    self._add_peer(action.dest)
                 self._send(action.dest, MembershipFrame(action.msg))  # type: ignore[arg-type]
             elif isinstance(action, SetTimer):
                 self._timers[f"gm/{action.key}"] = action.at
@@ -656,14 +702,16 @@ class Node:
                 request.done.set()
             self._pending.clear()
             return
+        for peer in [p for p in self._outboxes if p not in view.members]:
+            self._remove_peer(peer)  # (also non-members the membership service talked to)
         for member in gone:
-            self._remove_peer(member)
             for action in self.membership.forget(member):
                 if isinstance(action, CancelTimer):
                     self._timers.pop(f"gm/{action.key}", None)
         if self._fd is not None:
             self._fd.set_members(view.members, now)
         await self._perform(self.stack.on_view(view.members, now))
+        self._answer_joiners()
 
     async def _admit(self, now: float) -> None:
         """Hand waiting broadcasts to the stack while it accepts them (flow control)."""

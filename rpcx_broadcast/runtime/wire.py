@@ -30,7 +30,19 @@ from rpcx_broadcast.core.fifo import FifoMsg, FifoNak
 from rpcx_broadcast.core.gossip import GossipBatch, GossipMsg
 from rpcx_broadcast.core.layer import ProtocolViolation
 from rpcx_broadcast.core.links import LinkAck, LinkData
-from rpcx_broadcast.core.membership import InstallView, JoinRequest, LeaveRequest, View
+from rpcx_broadcast.core.membership import (
+    Accept,
+    Accepted,
+    Ballot,
+    InstallView,
+    JoinRequest,
+    LeaveRequest,
+    Prepare,
+    Promise,
+    Proposal,
+    Reject,
+    View,
+)
 from rpcx_broadcast.core.reliable import EagerMsg
 from rpcx_broadcast.core.total import LamportMsg, SeqData, SeqHandover, SeqOrder
 
@@ -227,9 +239,46 @@ def _membership(msg: LinkData | LinkAck) -> idl.MembershipMsg:
     elif isinstance(body, InstallView):
         wire = idl.MembershipBody(install=idl.InstallViewMsg(view=to_view(body.view),
                                                              addresses=dict(body.addresses)))
+    elif isinstance(body, Prepare):
+        wire = idl.MembershipBody(prepare=idl.PrepareMsg(base=body.base,
+                                                         ballot=_ballot(body.ballot)))
+    elif isinstance(body, Promise):
+        accepted = _proposal(body.accepted) if body.accepted is not None else None
+        wire = idl.MembershipBody(promise=idl.PromiseMsg(
+            base=body.base, ballot=_ballot(body.ballot), accepted=accepted))
+    elif isinstance(body, Accept):
+        wire = idl.MembershipBody(accept=idl.AcceptMsg(base=body.base,
+                                                       proposal=_proposal(body.proposal)))
+    elif isinstance(body, Accepted):
+        wire = idl.MembershipBody(accepted=idl.VoteMsg(base=body.base,
+                                                       ballot=_ballot(body.ballot)))
+    elif isinstance(body, Reject):
+        wire = idl.MembershipBody(reject=idl.VoteMsg(base=body.base,
+                                                     ballot=_ballot(body.ballot),
+                                                     promised=_ballot(body.promised)))
     else:
         raise TypeError(f"no wire mapping for membership message {body!r}")
     return idl.MembershipMsg(data=idl.MembershipData(seq=msg.seq, body=wire))
+
+
+def _ballot(ballot: Ballot) -> idl.BallotMsg:
+    return idl.BallotMsg(round=ballot[0], proposer=ballot[1])
+
+
+def _from_ballot(ballot: idl.BallotMsg) -> Ballot:
+    if ballot.round < -1:
+        raise ProtocolViolation(f"bad ballot round {ballot.round}")
+    return (ballot.round, ballot.proposer)
+
+
+def _proposal(proposal: Proposal) -> idl.ProposalMsg:
+    return idl.ProposalMsg(ballot=_ballot(proposal.ballot), view=to_view(proposal.view),
+                           addresses=dict(proposal.addresses))
+
+
+def _from_proposal(proposal: idl.ProposalMsg) -> Proposal:
+    return Proposal(_from_ballot(proposal.ballot), from_view(proposal.view),
+                    dict(proposal.addresses))
 
 
 def _from_membership(msg: idl.MembershipMsg) -> LinkData | LinkAck:
@@ -238,14 +287,29 @@ def _from_membership(msg: idl.MembershipMsg) -> LinkData | LinkAck:
     data = msg.data
     assert data is not None
     body = data.body
-    value: JoinRequest | LeaveRequest | InstallView
+    value: object
     if body.join is not None:
         value = JoinRequest(body.join.member, body.join.address)
     elif body.leave is not None:
         value = LeaveRequest(body.leave)
-    else:
-        assert body.install is not None
+    elif body.install is not None:
         value = InstallView(from_view(body.install.view), dict(body.install.addresses))
+    elif body.prepare is not None:
+        value = Prepare(body.prepare.base, _from_ballot(body.prepare.ballot))
+    elif body.promise is not None:
+        accepted = body.promise.accepted
+        value = Promise(body.promise.base, _from_ballot(body.promise.ballot),
+                        _from_proposal(accepted) if accepted is not None else None)
+    elif body.accept is not None:
+        value = Accept(body.accept.base, _from_proposal(body.accept.proposal))
+    elif body.accepted is not None:
+        value = Accepted(body.accepted.base, _from_ballot(body.accepted.ballot))
+    else:
+        vote = body.reject
+        assert vote is not None
+        if vote.promised is None:
+            raise ProtocolViolation("a membership refusal without the promised ballot")
+        value = Reject(vote.base, _from_ballot(vote.ballot), _from_ballot(vote.promised))
     return LinkData(data.seq, value)
 
 

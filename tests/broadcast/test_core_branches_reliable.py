@@ -164,7 +164,13 @@ def test_reliable_links_timer_after_forget_does_nothing() -> None:
     assert links.forget("b") == [CancelTimer("rto:b")]
     assert links.on_timer("rto:b", 1.0) == []  # a timer that fires late: no retransmission
     assert links.forget("b") == []  # nothing armed any more
-    assert links.send("b", 2, 1.5) == [Send("b", LinkData(0, 2)), SetTimer("rto:b", 2.5)]
+    # the numbering goes on: a peer that comes back and still remembers frame 0 takes the
+    # new frame for new (a removed member admitted again, then told of its view)
+    assert links.send("b", 2, 1.5) == [Send("b", LinkData(1, 2)), SetTimer("rto:b", 2.5)]
+    other = ReliableLinks(rto=1.0)
+    other.on_receive("a", LinkData(0, 1), 0.0)
+    _, bodies = other.on_receive("a", LinkData(1, 2), 1.6)
+    assert bodies == [2]
 
 
 # -- best-effort broadcast ---------------------------------------------------------------

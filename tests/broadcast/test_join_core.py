@@ -23,6 +23,7 @@ from rpcx_broadcast.testing.properties import (
     check_prefix_consistency,
     prior_from_counts,
 )
+from tests.broadcast.test_membership_agreement import Net as AgreementNet
 
 # -- membership ----------------------------------------------------------------------------
 
@@ -46,18 +47,20 @@ def test_a_graceful_leave_needs_no_majority_but_a_suspicion_does() -> None:
 
 
 def test_install_view_carries_the_joiners_address() -> None:
-    nodes = {n: DynamicMembership(n, View(0, ("a", "b")), addresses={"a": "A", "b": "B"})
-             for n in "ab"}
-    sent = nodes["a"].handle_join("c", "C", 0)
-    assert nodes["a"].view == View(1, ("a", "b", "c"))
-    installs = [a.msg.body for a in sent if isinstance(a, Send)
-                and isinstance(a.msg, LinkData) and isinstance(a.msg.body, InstallView)]
-    assert {i.addresses["c"] for i in installs} == {"C"}
-    _exchange(nodes, "a", sent)
-    assert nodes["b"].view == View(1, ("a", "b", "c")) and nodes["b"].addresses["c"] == "C"
+    net = AgreementNet(("a", "b"))
+    net.add("c")
+    net.act("a", net.nodes["a"].handle_join("c", "C", 0))
+    net.settle()
+    assert net.nodes["a"].view == View(1, ("a", "b", "c"))
+    installs = [m.body for m in net.sent if isinstance(m, LinkData)
+                and isinstance(m.body, InstallView)]
+    assert installs and {i.addresses["c"] for i in installs} == {"C"}
+    assert net.nodes["b"].view == View(1, ("a", "b", "c")) and net.nodes["b"].addresses["c"] == "C"
     # a non-coordinator forwards a join to the coordinator
-    _exchange(nodes, "b", nodes["b"].handle_join("d", "D", 0))
-    assert nodes["a"].view == nodes["b"].view == View(2, ("a", "b", "c", "d"))
+    net.add("d")
+    net.act("b", net.nodes["b"].handle_join("d", "D", net.now))
+    net.settle()
+    assert net.nodes["a"].view == net.nodes["b"].view == View(2, ("a", "b", "c", "d"))
 
 
 # -- layers: a joiner started from the coordinator's StartPoint -----------------------------

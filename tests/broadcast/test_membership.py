@@ -5,6 +5,7 @@ from __future__ import annotations
 from rpcx_broadcast.core import DynamicMembership, HeartbeatFailureDetector, View
 from rpcx_broadcast.core.actions import Action, Send
 from rpcx_broadcast.core.failure_detector import Heartbeat, Restored, Suspected
+from tests.broadcast.test_membership_agreement import Net as AgreementNet
 
 
 def test_failure_detector_suspects_silence_and_restores() -> None:
@@ -56,8 +57,12 @@ def test_join_leave_and_crash_produce_the_same_views_everywhere() -> None:
 
 
 def test_minority_cannot_install_a_view() -> None:
-    m = DynamicMembership("a", View(0, ("a", "b", "c")))
-    m.suspect("b", 0)
-    assert m.view == View(1, ("a", "c"))
-    m.suspect("c", 0)
-    assert m.view == View(1, ("a", "c"))  # {a} is not a majority of {a, c}
+    net = AgreementNet(("a", "b", "c"))
+    net.down.add("b")
+    net.act("a", net.nodes["a"].suspect("b", 0.0))
+    net.settle()
+    assert net.nodes["a"].view == net.nodes["c"].view == View(1, ("a", "c"))
+    net.down.add("c")
+    net.act("a", net.nodes["a"].suspect("c", net.now))
+    net.settle(2_000, quiet=False)  # a keeps trying
+    assert net.nodes["a"].view == View(1, ("a", "c"))  # {a} is not a majority of {a, c}

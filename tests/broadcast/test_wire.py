@@ -16,10 +16,30 @@ from rpcx_broadcast.core.fifo import FifoMsg, FifoNak
 from rpcx_broadcast.core.gossip import GossipBatch, GossipMsg
 from rpcx_broadcast.core.layer import ProtocolViolation
 from rpcx_broadcast.core.links import LinkAck, LinkData
+from rpcx_broadcast.core.membership import (
+    NO_BALLOT,
+    Accept,
+    Accepted,
+    InstallView,
+    JoinRequest,
+    LeaveRequest,
+    Prepare,
+    Promise,
+    Proposal,
+    Reject,
+    View,
+)
 from rpcx_broadcast.core.reliable import EagerMsg
 from rpcx_broadcast.core.total import LamportMsg, SeqData, SeqHandover, SeqOrder
-from rpcx_broadcast.runtime.wire import from_body, from_frame, to_body, to_frame
+from rpcx_broadcast.runtime.wire import (
+    MembershipFrame,
+    from_body,
+    from_frame,
+    to_body,
+    to_frame,
+)
 from rpcx_broadcast.testing.sim import SCENARIOS, make_scenario, simulate
+from tests.broadcast.test_membership_agreement import Net as AgreementNet
 
 CODEC = rpcx.CborCodec()
 PARAMS = idl._m_Broadcast_push.params
@@ -117,3 +137,35 @@ def test_everything_the_layers_send_in_a_simulation_round_trips(scenario: str,
     for msg in SENT:
         assert isinstance(msg, Wire)
         assert through_the_wire(msg) == msg
+
+
+_VIEW = View(3, ("a", "b", "j"))
+_PROPOSAL = Proposal((4, "a"), _VIEW, {"a": "tcp://a", "j": "tcp://j"})
+MEMBERSHIP_BODIES: list[object] = [
+    JoinRequest("j", "tcp://j"), LeaveRequest("b"), InstallView(_VIEW, {"a": "A"}),
+    Prepare(2, (4, "a")), Promise(2, (4, "a")), Promise(2, (5, "b"), _PROPOSAL),
+    Accept(2, _PROPOSAL), Accepted(2, (5, "b")), Reject(2, (4, "a"), (5, "b")),
+    Reject(-1, (4, "a"), NO_BALLOT),
+]
+
+
+@pytest.mark.parametrize("body", MEMBERSHIP_BODIES, ids=repr)
+def test_every_membership_message_round_trips(body: object) -> None:
+    for msg in (LinkData(7, body), LinkAck(7, 3)):
+        assert through_the_wire(MembershipFrame(msg)) == MembershipFrame(msg)
+
+
+def test_what_agreeing_views_sends_round_trips() -> None:
+    # every membership message of a run with suspicions, a join and a leave
+    net = AgreementNet(("a", "b", "c", "d"))
+    net.add("j")
+    net.act("b", net.nodes["b"].suspect("a", 0.0))
+    net.act("c", net.nodes["c"].suspect("a", 0.0))
+    net.act("j", net.nodes["j"].request_join("c", 0.0, "tcp://j"))
+    net.act("d", net.nodes["d"].request_leave(0.0))
+    net.settle(5_000, quiet=False)
+    kinds = {type(m.body).__name__ for m in net.sent if isinstance(m, LinkData)}
+    assert {"Prepare", "Promise", "Accept", "Accepted", "InstallView"} <= kinds, kinds
+    for msg in net.sent:
+        assert isinstance(msg, LinkData | LinkAck)
+        assert through_the_wire(MembershipFrame(msg)) == MembershipFrame(msg)
