@@ -21,13 +21,15 @@ A :class:`Node` owns, inside one nursery:
     the earliest one (``trio.move_on_at``).
 
 **Views are agreed** (``DynamicMembership``): the failure detector's suspicions, leave
-requests and joins go to the coordinator (the oldest member not suspected), which alone
-installs ``View(id + 1, members)`` and sends it to everyone over reliable links; every
-member applies views in that sequence (``Stack.on_view``, peers added and removed,
-failure detector told). A **joiner** calls ``join`` on any member's address; a member
-that is not the coordinator redirects it; the coordinator installs the view admitting it
-and, in the same loop step, takes the stack's starting point (``Stack.start_points``),
-which the joiner's fresh stack starts from (``Stack.start_from``).
+requests and joins go to the coordinator (the oldest member not suspected), which has the
+members of the current view decide the next one (single-decree Paxos per view: no two
+views with one id, whatever the suspicions and timing) and sends it to everyone over
+reliable links; every member applies views in that sequence (``Stack.on_view``, peers
+added and removed, failure detector told). A **joiner** calls ``join`` on any member's
+address; a member that is not the coordinator redirects it; the coordinator answers once
+the view admitting it is installed, with the stack's starting point taken in that same
+loop step (``Stack.start_points``), which the joiner's fresh stack starts from
+(``Stack.start_from``).
 
 Errors are handled where they happen: a frame that does not decode or that a layer
 rejects (``ProtocolViolation``) is logged and dropped; a failed ``push`` (peer down:
