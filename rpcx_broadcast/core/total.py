@@ -23,14 +23,26 @@ broadcast carries a Lamport timestamp; messages are held back in a priority queu
 (latest timestamp from q, q)``. A member that receives a message ordered after its own
 latest broadcast answers with an empty *heartbeat* (clock) message after
 ``heartbeat_delay``, so a silent member does not block the others. It is FIFO-total.
-It tolerates no crash. While a crashed member is in the view, delivery blocks and the
-order stays safe. Once a view change removes it (``on_view``), total order is *not*
-guaranteed: a member that installs the view before the crashed member's last messages
-reach it stops waiting for them and delivers later messages first, while a member that
-had them delivers them first (``tests/broadcast/test_lamport_crash.py``). Integrity, no
-duplication and FIFO still hold. Fixing it needs the survivors to agree on the crashed
-member's last message before dropping it (a flush round); use ``raft`` when members can
-crash. Safety without crashes needs no timing.
+Safety without crashes needs no timing; while a crashed member is in the view, delivery
+blocks and the order stays safe.
+
+**A view that drops a member (crashed, or removed) is flushed** before the member stops
+counting. A survivor would otherwise stop waiting for the departed member's last
+messages, deliver later messages, then deliver the departed member's ones that a relay
+brings late, while another survivor that had them delivered them first. So on a view
+without ``c``, every member broadcasts a ``LamportFlush(c, count)``: how many of ``c``'s
+messages (counted by the FIFO layer's sequence, heartbeats included) it has received;
+``c`` keeps counting in the threshold meanwhile. The *cut* is the highest count reported
+by the members of that view; once a member has every report (from the members still in
+its view; a reporter that departed too counts only once its own flush is done, and its
+report only if it lies within its cut) and has received ``c``'s messages up to the cut
+(the reliable layer relays them), ``c`` leaves the threshold, and ``c``'s messages past
+the cut are dropped at every member alike; until then nothing is delivered past ``c``'s
+first held message. Every survivor so delivers the same prefix of ``c``'s messages at the
+same place (``tests/broadcast/test_lamport_crash.py``: seeded
+crash schedules that broke total order before). A member whose view runs ahead of the
+others (it was removed while alive) is no longer a member; reports from non-members are
+ignored.
 """
 
 from __future__ import annotations
@@ -45,8 +57,8 @@ from .holdback import HoldBack
 from .layer import ProtocolViolation
 from .links import SeqTracker
 
-__all__ = ["LamportMsg", "LamportTotal", "SeqData", "SeqHandover", "SeqOrder",
-           "SequencerTotal"]
+__all__ = ["LamportFlush", "LamportMsg", "LamportTotal", "SeqData", "SeqHandover",
+           "SeqOrder", "SequencerTotal"]
 
 
 @attrs.frozen
@@ -256,6 +268,15 @@ class LamportMsg:
     body: object
 
 
+@attrs.frozen
+class LamportFlush:
+    """Sent when a view drops ``member``: the sender had received ``count`` of its
+    messages (by the FIFO layer's sequence)."""
+
+    member: str
+    count: int
+
+
 @attrs.define(eq=False)
 class LamportTotal:
     """Leaderless FIFO-total order from Lamport timestamps, over a FIFO layer."""
@@ -272,13 +293,22 @@ class LamportTotal:
     _last_sent: tuple[int, str] = attrs.field(default=(0, ""), init=False)
     _owe: bool = attrs.field(default=False, init=False)
     _armed: bool = attrs.field(default=False, init=False)
+    # the view-change flush: FIFO positions received per origin, the held messages'
+    # positions, members dropped but still counting (-> the view that dropped them),
+    # reports (departed member -> reporter -> (reporter's position, count)), and the cut
+    # of each flushed member
+    _received: dict[str, int] = attrs.field(factory=dict, init=False)
+    _position: dict[tuple[int, str], int] = attrs.field(factory=dict, init=False)
+    _departed: dict[str, tuple[str, ...]] = attrs.field(factory=dict, init=False)
+    _reports: dict[str, dict[str, tuple[int, int]]] = attrs.field(factory=dict, init=False)
+    _cut: dict[str, int] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.holdback = HoldBack(self.holdback_cap)
         self._last_sent = (0, self.me)
 
     def buffer_sizes(self) -> dict[str, int]:
-        return {"holdback": len(self.holdback)}
+        return {"holdback": len(self.holdback), "flushing": len(self._departed)}
 
     def on_broadcast(self, body: object, now: float) -> list[Action]:
         if body is None:
@@ -291,17 +321,26 @@ class LamportTotal:
             raise ProtocolViolation(f"lamport layer got {msg!r} from below")
         origin = delivery.origin
         self.clock.observe(msg.ts)
-        self.latest[origin] = max(self.latest.get(origin, 0), msg.ts)
         out: list[Action] = []
-        if msg.body is not None:
+        if origin in self._cut or (origin not in self.members
+                                   and origin not in self._departed):
+            return out  # past a flushed member's cut, or never a member here
+        self._received[origin] = max(self._received.get(origin, 0), delivery.seq + 1)
+        self.latest[origin] = max(self.latest.get(origin, 0), msg.ts)
+        if isinstance(msg.body, LamportFlush):
+            reports = self._reports.setdefault(msg.body.member, {})
+            reports.setdefault(origin, (delivery.seq, msg.body.count))
+        elif msg.body is not None:
             key = (msg.ts, origin)
             if self.holdback.add(key, msg):
                 heapq.heappush(self._heap, key)
+                self._position[key] = delivery.seq
             if key > self._last_sent:
                 self._owe = True
                 if not self._armed:
                     self._armed = True
                     out.append(SetTimer("heartbeat", now + self.heartbeat_delay))
+        self._flush(out)
         self._try_deliver(out)
         return out
 
@@ -315,23 +354,72 @@ class LamportTotal:
         return [self._send(None)]
 
     def on_view(self, members: tuple[str, ...], now: float) -> list[Action]:
-        self.members = _members(members)
+        old, self.members = self.members, _members(members)
         out: list[Action] = []
+        if self.me in self.members:
+            for gone in old:
+                if gone not in self.members and gone not in self._cut:
+                    self._departed.setdefault(gone, self.members)
+                    count = self._received.get(gone, 0)
+                    out.append(self._send(LamportFlush(gone, count)))
+        self._flush(out)
         self._try_deliver(out)
         return out
+
+    def _flush(self, out: list[Action]) -> None:
+        """Finish the flush of every departed member whose cut is known and reached."""
+        progress = True
+        while progress:
+            progress = False
+            for gone, view in list(self._departed.items()):
+                cut = self._cut_of(gone, view)
+                if cut is None or self._received.get(gone, 0) < cut:
+                    continue
+                del self._departed[gone]
+                self._cut[gone] = cut
+                self._reports.pop(gone, None)
+                for key in [k for k in self._heap if k[1] == gone
+                            and self._position.get(k, 0) >= cut]:
+                    self.holdback.pop(key)
+                    self._position.pop(key, None)
+                self._heap = [k for k in self._heap if k in self.holdback]
+                heapq.heapify(self._heap)
+                progress = True
+
+    def _cut_of(self, gone: str, view: tuple[str, ...]) -> int | None:
+        """The flush cut of ``gone`` (dropped by ``view``), once every report that can
+        count is known; ``None`` while one is missing."""
+        reports = self._reports.get(gone, {})
+        counts: list[int] = []
+        for reporter in view:
+            if reporter in self._departed:
+                return None  # its own flush decides whether its report counts
+            found = reports.get(reporter)
+            if reporter in self._cut:
+                if found is not None and found[0] < self._cut[reporter]:
+                    counts.append(found[1])
+            elif reporter in self.members:
+                if found is None:
+                    return None
+                counts.append(found[1])
+        return max(counts, default=0)
 
     def _send(self, body: object) -> Down:
         ts = self.clock.tick()
         self._last_sent = (ts, self.me)
         self._owe = False
         msg = LamportMsg(ts, self._seq, body)
-        if body is not None:
+        if body is not None and not isinstance(body, LamportFlush):
             self._seq += 1
         return Down(msg)
 
     def _try_deliver(self, out: list[Action]) -> None:
-        threshold = min((self.latest.get(q, 0), q) for q in self.members)
+        counting = (*self.members, *self._departed)
+        threshold = min((self.latest.get(q, 0), q) for q in counting)
         while self._heap and self._heap[0] <= threshold:
+            if self._heap[0][1] in self._departed:
+                break  # its cut decides whether it is delivered at all: wait for it
             key = heapq.heappop(self._heap)
             msg = self.holdback.pop(key)
+            self._position.pop(key, None)
             out.append(Deliver(key[1], msg.seq, msg.body))

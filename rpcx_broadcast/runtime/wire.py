@@ -44,7 +44,7 @@ from rpcx_broadcast.core.membership import (
     View,
 )
 from rpcx_broadcast.core.reliable import EagerMsg
-from rpcx_broadcast.core.total import LamportMsg, SeqData, SeqHandover, SeqOrder
+from rpcx_broadcast.core.total import LamportFlush, LamportMsg, SeqData, SeqHandover, SeqOrder
 
 __all__ = ["MembershipFrame", "from_body", "from_frame", "from_start", "from_view",
            "to_body", "to_frame", "to_start", "to_view"]
@@ -84,6 +84,8 @@ def to_body(value: object) -> idl.Body:
     if isinstance(value, LamportMsg):
         body = None if value.body is None else to_body(value.body)
         return idl.Body(lamport=idl.LamportMsg(ts=value.ts, seq=value.seq, body=body))
+    if isinstance(value, LamportFlush):
+        return idl.Body(lamport_flush=idl.LamportFlush(member=value.member, count=value.count))
     raise TypeError(f"no wire mapping for body {value!r}")
 
 
@@ -118,6 +120,12 @@ def from_body(body: idl.Body) -> object:
         h = body.seq_handover
         assert h is not None
         return SeqHandover(h.next, h.leader)
+    if which == "lamport_flush":
+        f = body.lamport_flush
+        assert f is not None
+        if f.count < 0:
+            raise ProtocolViolation(f"bad flush count {f.count}")
+        return LamportFlush(f.member, f.count)
     lam = body.lamport
     assert lam is not None
     return LamportMsg(lam.ts, lam.seq, None if lam.body is None else from_body(lam.body))

@@ -30,7 +30,7 @@ from rpcx_broadcast.core import (
 from rpcx_broadcast.core.actions import Action
 from rpcx_broadcast.core.causal import CausalMsg
 from rpcx_broadcast.core.fifo import FifoMsg, FifoNak
-from rpcx_broadcast.core.total import LamportMsg, SeqData, SeqOrder
+from rpcx_broadcast.core.total import LamportFlush, LamportMsg, SeqData, SeqOrder
 from rpcx_broadcast.testing.properties import check
 from rpcx_broadcast.testing.sim import FaultPlan, SimConfig, simulate
 
@@ -254,14 +254,14 @@ def test_lamport_rejects_unknown_messages() -> None:
 
 def test_lamport_reports_its_hold_back_size() -> None:
     a = LamportTotal("a", ("a", "b"))
-    assert a.buffer_sizes() == {"holdback": 0}
+    assert a.buffer_sizes() == {"holdback": 0, "flushing": 0}
     a.on_deliver(Deliver("b", 0, LamportMsg(2, 0, b"x")), 0.0)
     a.on_deliver(Deliver("b", 1, LamportMsg(3, 1, b"y")), 0.0)
-    assert a.buffer_sizes() == {"holdback": 2}  # a has not spoken: both wait
+    assert a.buffer_sizes() == {"holdback": 2, "flushing": 0}  # a has not spoken: both wait
     (beat,) = a.on_timer("heartbeat", 0.01)
     assert isinstance(beat, Down) and isinstance(beat.body, LamportMsg)
     a.on_deliver(Deliver("a", 0, beat.body), 0.01)
-    assert a.buffer_sizes() == {"holdback": 0}
+    assert a.buffer_sizes() == {"holdback": 0, "flushing": 0}
 
 
 def test_lamport_holds_a_duplicate_once_and_delivers_it_once() -> None:
@@ -298,9 +298,40 @@ def test_lamport_view_without_a_silent_member_releases_what_it_blocked() -> None
     (beat,) = a.on_timer("heartbeat", 0.01)
     assert isinstance(beat, Down) and isinstance(beat.body, LamportMsg)
     assert a.on_deliver(Deliver("a", 0, beat.body), 0.01) == []  # c has said nothing
-    assert delivers(a.on_view(("a", "b"), 0.5)) == [("b", 0, b"x")]
+    # the view drops c: a reports what it has of c (nothing) and waits for b's report
+    (report,) = a.on_view(("a", "b"), 0.5)
+    assert isinstance(report, Down) and isinstance(report.body, LamportMsg)
+    assert report.body.body == LamportFlush("c", 0)
+    assert a.buffer_sizes()["flushing"] == 1
+    assert a.on_deliver(Deliver("a", 1, report.body), 0.5) == []
+    got = a.on_deliver(Deliver("b", 1, LamportMsg(3, 1, LamportFlush("c", 0))), 0.6)
+    assert delivers(got) == [("b", 0, b"x")]
     assert a.members == ("a", "b") and len(a.holdback) == 0
+    assert a.buffer_sizes()["flushing"] == 0
     assert a.on_view(("b", "a"), 0.6) == []  # nothing left to release
+
+
+def test_lamport_flush_waits_for_the_relayed_messages_up_to_the_cut() -> None:
+    # b reports 2 of c's messages, a had only 1: a waits for c's second (relayed), then
+    # delivers c's and b's in timestamp order; c's third, past the cut, is dropped
+    a = LamportTotal("a", ("a", "b", "c"))
+    a.on_deliver(Deliver("c", 0, LamportMsg(1, 0, b"c0")), 0.0)
+    (report,) = [x for x in a.on_view(("a", "b"), 0.1) if isinstance(x, Down)]
+    assert isinstance(report.body, LamportMsg)
+    assert report.body.body == LamportFlush("c", 1)
+    a.on_deliver(Deliver("a", 0, report.body), 0.1)
+    a.on_deliver(Deliver("b", 0, LamportMsg(3, 0, LamportFlush("c", 2))), 0.2)
+    assert a.buffer_sizes()["flushing"] == 1  # the cut is 2, a has 1
+    assert delivers(a.on_deliver(Deliver("b", 1, LamportMsg(6, 0, b"b0")), 0.3)) == []
+    got = a.on_deliver(Deliver("c", 1, LamportMsg(4, 1, b"c1")), 0.4)
+    assert delivers(got) == [("c", 0, b"c0")]  # c1 (ts 4) waits for a's clock to pass it
+    assert a.buffer_sizes()["flushing"] == 0
+    assert a.on_deliver(Deliver("c", 2, LamportMsg(5, 2, b"c2")), 0.5) == []  # past the cut
+    (beat,) = [x for x in a.on_timer("heartbeat", 0.6) if isinstance(x, Down)]
+    assert isinstance(beat.body, LamportMsg)
+    got = a.on_deliver(Deliver("a", 1, beat.body), 0.6)
+    assert delivers(got) == [("c", 1, b"c1"), ("b", 0, b"b0")]
+    assert len(a.holdback) == 0  # c2 was never held
 
 
 # -- FIFO-total constructors -------------------------------------------------------------
@@ -343,3 +374,49 @@ def _run(make_upper: str, seed: int) -> None:
 def test_the_fifo_total_stacks_deliver_everything_in_one_fifo_order(kind: str,
                                                                      seed: int) -> None:
     _run(kind, seed)
+
+
+def test_lamport_flush_drops_held_messages_past_the_cut() -> None:
+    # a and b each had one of c's messages when the view dropped c (cut 1); c's second
+    # reaches a late, before the flush ends: it is held, then dropped, as b never has it
+    a = LamportTotal("a", ("a", "b", "c"))
+    a.on_deliver(Deliver("c", 0, LamportMsg(1, 0, b"c0")), 0.0)
+    (report,) = [x for x in a.on_view(("a", "b"), 0.1) if isinstance(x, Down)]
+    assert isinstance(report.body, LamportMsg)
+    assert report.body.body == LamportFlush("c", 1)
+    a.on_deliver(Deliver("a", 0, report.body), 0.1)
+    a.on_deliver(Deliver("c", 1, LamportMsg(2, 1, b"c1")), 0.15)
+    assert len(a.holdback) == 2
+    got = a.on_deliver(Deliver("b", 0, LamportMsg(9, 0, LamportFlush("c", 1))), 0.2)
+    assert delivers(got) == [("c", 0, b"c0")]
+    assert len(a.holdback) == 0 and a.buffer_sizes()["flushing"] == 0
+
+
+def test_lamport_a_reporter_that_departs_counts_only_within_its_own_cut() -> None:
+    # view (a, b, c, d) drops d; a and c report 0 of d's messages, b reports 1 and then
+    # departs too. d's cut waits for b's flush: b's report counts only if b's cut covers
+    # it (then a waits for d's message, relayed); otherwise the cut is 0.
+    for b_cut in (1, 0):
+        a = LamportTotal("a", ("a", "b", "c", "d"))
+        (report,) = [x for x in a.on_view(("a", "b", "c"), 0.1) if isinstance(x, Down)]
+        assert isinstance(report.body, LamportMsg)
+        a.on_deliver(Deliver("a", 0, report.body), 0.1)
+        a.on_deliver(Deliver("c", 0, LamportMsg(2, 0, LamportFlush("d", 0))), 0.1)
+        if b_cut:
+            a.on_deliver(Deliver("b", 0, LamportMsg(3, 0, LamportFlush("d", 1))), 0.1)
+        (b_report,) = [x for x in a.on_view(("a", "c"), 0.2) if isinstance(x, Down)]
+        assert isinstance(b_report.body, LamportMsg)
+        assert a.buffer_sizes()["flushing"] == 2  # d waits for b's flush
+        a.on_deliver(Deliver("a", 1, b_report.body), 0.2)
+        a.on_deliver(Deliver("c", 1, LamportMsg(4, 1, LamportFlush("b", b_cut))), 0.3)
+        assert a._cut["b"] == b_cut
+        if b_cut:
+            assert "d" not in a._cut and a.buffer_sizes()["flushing"] == 1
+            a.on_deliver(Deliver("d", 0, LamportMsg(1, 0, b"d0")), 0.4)  # relayed
+        assert a._cut["d"] == b_cut and a.buffer_sizes()["flushing"] == 0
+
+
+def test_lamport_a_member_dropped_itself_sends_no_flush_reports() -> None:
+    a = LamportTotal("a", ("a", "b", "c"))
+    assert a.on_view(("b", "c"), 0.1) == []  # removed (alive): no longer a member
+    assert a.buffer_sizes()["flushing"] == 0

@@ -30,7 +30,13 @@ from rpcx_broadcast.core.membership import (
     View,
 )
 from rpcx_broadcast.core.reliable import EagerMsg
-from rpcx_broadcast.core.total import LamportMsg, SeqData, SeqHandover, SeqOrder
+from rpcx_broadcast.core.total import (
+    LamportFlush,
+    LamportMsg,
+    SeqData,
+    SeqHandover,
+    SeqOrder,
+)
 from rpcx_broadcast.runtime.wire import (
     MembershipFrame,
     from_body,
@@ -64,6 +70,7 @@ BODIES: list[object] = [
     SeqHandover(42, "b"),
     LamportMsg(5, 2, b"v"),
     LamportMsg(6, 2, None),
+    LamportMsg(7, 2, LamportFlush("c", 12)),
     # nesting as stacks produce it: gossip < fifo < lamport < bytes
     GossipMsg("a", 4, FifoMsg("a", 4, LamportMsg(9, 3, b"deep"))),
     EagerMsg("b", 1, SeqData("b", 1, b"s")),
