@@ -19,6 +19,7 @@ from .failure_detector import HeartbeatFailureDetector as HeartbeatFailureDetect
 from .fifo import FifoBroadcast as FifoBroadcast
 from .fifo_total import fifo_total_sequencer as fifo_total_sequencer
 from .fifo_total import lamport_fifo_total as lamport_fifo_total
+from .gossip import BySize as BySize
 from .gossip import GossipBroadcast as GossipBroadcast
 from .gossip import Hub as Hub
 from .gossip import RandomPeers as RandomPeers
@@ -59,7 +60,7 @@ from .total import LamportTotal as LamportTotal
 from .total import SequencerTotal as SequencerTotal
 
 __all__ = [
-    "Action", "BestEffortBroadcast", "BufferFull", "CancelTimer", "CausalBroadcast",
+    "Action", "BestEffortBroadcast", "BufferFull", "BySize", "CancelTimer", "CausalBroadcast",
     "Config", "ConfigChange", "ConfigChangeRefused", "ConfigOp", "Deliver", "Down",
     "DynamicMembership", "EagerReliableBroadcast", "Entry", "EntryKind", "FifoBroadcast",
     "GossipBroadcast", "HardState", "HeartbeatFailureDetector", "HoldBack",

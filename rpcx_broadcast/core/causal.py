@@ -49,6 +49,8 @@ class CausalBroadcast:
     holdback: HoldBack[tuple[str, int], CausalMsg] = attrs.field(init=False)
     delivered: dict[str, int] = attrs.field(factory=dict, init=False)
     _seq: int = attrs.field(default=0, init=False)
+    _origins: dict[str, None] = attrs.field(factory=dict, init=False)
+    """Origins of the messages ever held back, in first-seen order."""
 
     def __attrs_post_init__(self) -> None:
         self.holdback = HoldBack(self.holdback_cap)
@@ -71,6 +73,7 @@ class CausalBroadcast:
             return []
         if not self.holdback.add((msg.origin, msg.seq), msg):
             return []
+        self._origins.setdefault(msg.origin)
         return self._drain()
 
     def start_point(self) -> StartPoint:
@@ -89,19 +92,28 @@ class CausalBroadcast:
                 raise ProtocolViolation(f"causal layer cannot start from {msg!r}")
             if msg.seq >= self.delivered.get(msg.origin, 0):
                 self.holdback.add((msg.origin, msg.seq), msg)
+                self._origins.setdefault(msg.origin)
         return self._drain()
 
     def _drain(self) -> list[Action]:
+        """Deliver what the held messages' dependencies allow. Only an origin's next
+        message can be deliverable (its ``deps`` name its own seq), so each pass looks at
+        one message per origin, not at the whole hold-back queue (which made a member
+        that fell behind spend time quadratic in its backlog, and fall further behind)."""
         out: list[Action] = []
         progress = True
         while progress:
             progress = False
-            for key, item in self.holdback.contents():
-                if vector_leq(item.deps, self.delivered):
+            for origin in self._origins:
+                key = (origin, self.delivered.get(origin, 0))
+                item = self.holdback.get(key)
+                while item is not None and vector_leq(item.deps, self.delivered):
                     self.holdback.pop(key)
-                    out.append(Deliver(item.origin, item.seq, item.body))
-                    self.delivered[item.origin] = item.seq + 1
+                    out.append(Deliver(origin, item.seq, item.body))
+                    self.delivered[origin] = item.seq + 1
                     progress = True
+                    key = (origin, item.seq + 1)
+                    item = self.holdback.get(key)
         return out
 
     def on_receive(self, src: str, msg: object, now: float) -> list[Action]:

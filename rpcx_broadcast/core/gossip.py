@@ -49,8 +49,8 @@ from .actions import Action, Deliver, Send, SetTimer, StartPoint
 from .clocks import SplitMix64
 from .layer import ProtocolViolation
 
-__all__ = ["GossipBatch", "GossipBroadcast", "GossipMsg", "Hub", "RandomPeers", "RelayAll",
-           "Topology"]
+__all__ = ["BySize", "GossipBatch", "GossipBroadcast", "GossipMsg", "Hub", "RandomPeers",
+           "RelayAll", "Topology"]
 
 
 @attrs.frozen
@@ -112,6 +112,27 @@ class Hub:
         if me in hubs and src not in hubs:
             return [p for p in members if p not in (me, src, origin)]
         return []
+
+
+@attrs.frozen
+class BySize:
+    """The default: ``RelayAll`` while the group has at most ``relay_all_up_to`` members
+    (every member hears every message first hand: the lowest latency, and n(n-1) copies
+    are few), a ``Hub`` beyond (n-1 copies, two hops), so that a large group meets the
+    message targets (25 members: under 20 messages per broadcast, docs/broadcast.md).
+    Decided per message from the current view, so a group that grows by joins switches."""
+
+    relay_all_up_to: int = 8
+    hub: Hub = Hub()
+
+    def relays_to_all(self, members: tuple[str, ...]) -> bool:
+        return len(members) <= self.relay_all_up_to
+
+    def targets(self, me: str, origin: str, src: str,
+                members: tuple[str, ...]) -> Sequence[str]:
+        if self.relays_to_all(members):
+            return [p for p in members if p not in (me, src, origin)]
+        return self.hub.targets(me, origin, src, members)
 
 
 @attrs.define
@@ -223,7 +244,9 @@ class GossipBroadcast:
             # anti-entropy, which always carries the whole matrix.
             # With all-to-all pushes every row arrives first hand, so the own row is enough.
             self._dirty.add(self.me)
-            if getattr(self.topology, "all_to_all", False):
+            relays_to_all = getattr(self.topology, "relays_to_all", None)
+            if getattr(self.topology, "all_to_all", False) or (
+                    relays_to_all is not None and relays_to_all(self.members)):
                 rows = {self.me: dict(self._have)}
             else:
                 rows = {m: dict(self._known[m]) for m in self._dirty if m in self._known}

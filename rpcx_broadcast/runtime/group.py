@@ -27,7 +27,7 @@ import trio
 import rpcx
 from rpcx_broadcast.core.causal import CausalBroadcast
 from rpcx_broadcast.core.fifo import FifoBroadcast
-from rpcx_broadcast.core.gossip import GossipBroadcast, RelayAll
+from rpcx_broadcast.core.gossip import BySize, GossipBroadcast
 from rpcx_broadcast.core.layer import Layer, Stack
 from rpcx_broadcast.core.membership import View
 from rpcx_broadcast.core.raft_ready import RaftOptions
@@ -56,15 +56,18 @@ JOINABLE_ORDERS = (RELIABLE, FIFO, CAUSAL, TOTAL, FIFO_TOTAL)
 
 
 def make_stack(order: str, me: str, members: tuple[str, ...], *, batch_delay: float = 0.002,
-               sync_interval: float = 0.05, window: int = 1024,
+               sync_interval: float = 0.05, window: int = 128,
                leader: str | None = None) -> Stack:
-    """The default stack for ``order``: batched gossip (relay to all) as the reliable
-    layer, and the order's layer on top. Sequencer orders use ``leader`` as the fixed
-    sequencer (default: the first member in sorted order; ``open_group`` passes the
-    oldest member of the view, ``view.members[0]``, so a joiner never becomes it)."""
+    """The default stack for ``order``: batched gossip as the reliable layer (relay to
+    all up to 8 members, through a hub beyond: ``BySize``), and the order's layer on top.
+    ``window`` bounds each member's broadcasts not yet known to be held by every member
+    (``broadcast()`` waits beyond it), which bounds the backlog of a member that falls
+    behind and so the delivery latency at saturation. Sequencer orders use ``leader`` as
+    the fixed sequencer (default: the first member in sorted order; ``open_group`` passes
+    the oldest member of the view, ``view.members[0]``, so a joiner never becomes it)."""
     leader = leader or min(members)
     members = tuple(sorted(members))
-    bottom = GossipBroadcast(me, members, topology=RelayAll(), batch_delay=batch_delay,
+    bottom = GossipBroadcast(me, members, topology=BySize(), batch_delay=batch_delay,
                              sync_interval=sync_interval, window=window)
     upper: list[Layer]
     if order == RELIABLE:
