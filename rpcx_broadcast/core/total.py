@@ -100,6 +100,8 @@ class SequencerTotal:
     fifo: bool = False
     order_delay: float = 0.01
     holdback_cap: int = 65536
+    window: int = 1024
+    """At most this many of this member's broadcasts wait for their order (``writable``)."""
     holdback: HoldBack[tuple[str, int], SeqData] = attrs.field(init=False)
     _seq: int = attrs.field(default=0, init=False)
     _orders: dict[int, tuple[str, int]] = attrs.field(factory=dict, init=False)
@@ -119,6 +121,15 @@ class SequencerTotal:
     def buffer_sizes(self) -> dict[str, int]:
         return {"holdback": len(self.holdback), "orders": len(self._orders),
                 "leader_waiting": len(self._waiting)}
+
+    @property
+    def writable(self) -> bool:
+        """Fewer than ``window`` of this member's broadcasts are undelivered here. With a
+        crashed sequencer nothing is ordered any more: ``broadcast()`` then waits, rather
+        than piling messages up until the hold-back cap ends the group."""
+        done = self._done.get(self.me)
+        delivered = done.next + len(done.extra) if done is not None else 0
+        return self._seq - delivered < self.window
 
     def on_broadcast(self, body: object, now: float) -> list[Action]:
         msg = SeqData(self.me, self._seq, body)
@@ -285,6 +296,8 @@ class LamportTotal:
     members: tuple[str, ...] = attrs.field(converter=_members)
     heartbeat_delay: float = 0.01
     holdback_cap: int = 65536
+    window: int = 1024
+    """At most this many of this member's broadcasts wait for delivery (``writable``)."""
     holdback: HoldBack[tuple[int, str], LamportMsg] = attrs.field(init=False)
     clock: LamportClock = attrs.field(factory=LamportClock, init=False)
     latest: dict[str, int] = attrs.field(factory=dict, init=False)
@@ -302,6 +315,7 @@ class LamportTotal:
     _departed: dict[str, tuple[str, ...]] = attrs.field(factory=dict, init=False)
     _reports: dict[str, dict[str, tuple[int, int]]] = attrs.field(factory=dict, init=False)
     _cut: dict[str, int] = attrs.field(factory=dict, init=False)
+    _own_delivered: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.holdback = HoldBack(self.holdback_cap)
@@ -309,6 +323,12 @@ class LamportTotal:
 
     def buffer_sizes(self) -> dict[str, int]:
         return {"holdback": len(self.holdback), "flushing": len(self._departed)}
+
+    @property
+    def writable(self) -> bool:
+        """Fewer than ``window`` of this member's broadcasts are undelivered here (a
+        crashed member still in the view blocks delivery: ``broadcast()`` then waits)."""
+        return self._seq - self._own_delivered < self.window
 
     def on_broadcast(self, body: object, now: float) -> list[Action]:
         if body is None:
@@ -422,4 +442,6 @@ class LamportTotal:
             key = heapq.heappop(self._heap)
             msg = self.holdback.pop(key)
             self._position.pop(key, None)
+            if key[1] == self.me:
+                self._own_delivered += 1
             out.append(Deliver(key[1], msg.seq, msg.body))

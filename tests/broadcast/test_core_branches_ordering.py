@@ -420,3 +420,30 @@ def test_lamport_a_member_dropped_itself_sends_no_flush_reports() -> None:
     a = LamportTotal("a", ("a", "b", "c"))
     assert a.on_view(("b", "c"), 0.1) == []  # removed (alive): no longer a member
     assert a.buffer_sizes()["flushing"] == 0
+
+
+def test_a_sequencer_member_stops_taking_broadcasts_when_nothing_is_ordered() -> None:
+    # the sequencer a crashed: b's broadcasts are never ordered. Before, they piled up
+    # (32,768 each) until HoldBackOverflow ended the group; now broadcast() waits
+    b = SequencerTotal("b", ("a", "b", "c"), leader="a", window=8)
+    for k in range(8):
+        assert b.writable
+        (down,) = b.on_broadcast(b"m%d" % k, 0.0)
+        assert isinstance(down, Down)
+        b.on_deliver(Deliver("b", k, down.body), 0.0)  # its own data, held back
+    assert not b.writable
+    # the order arrives (a sequencer that was only slow): room again
+    b.on_deliver(Deliver("a", 0, SeqOrder(0, (("b", 0),))), 0.1)
+    assert b.writable
+
+
+def test_a_lamport_member_stops_taking_broadcasts_while_delivery_is_blocked() -> None:
+    a = LamportTotal("a", ("a", "b"), window=4)
+    for k in range(4):
+        assert a.writable
+        (down,) = a.on_broadcast(b"m%d" % k, 0.0)
+        assert isinstance(down, Down) and isinstance(down.body, LamportMsg)
+        a.on_deliver(Deliver("a", k, down.body), 0.0)  # b is silent: nothing delivered
+    assert not a.writable
+    got = a.on_deliver(Deliver("b", 0, LamportMsg(100, 0, None)), 0.1)  # b's clock
+    assert len(delivers(got)) == 4 and a.writable

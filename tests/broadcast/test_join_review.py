@@ -278,3 +278,36 @@ async def test_the_split_brain_schedule_over_a_network_installs_one_view_per_id(
     for m in ("b", "c"):
         with pytest.raises(rpcx_broadcast.NotAMember):
             await groups[m].broadcast(b"x")
+
+
+async def test_after_a_sequencer_crash_broadcast_waits_instead_of_ending_the_group(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Issue 10, item 4: survivors of a crashed sequencer that kept broadcasting ended the
+    group with HoldBackOverflow after 32,768 broadcasts each. Now ``broadcast()`` waits
+    once a window of them is unordered, and the group stays up."""
+    members = mem_members(3)
+    crash = trio.CancelScope()
+    taken: dict[str, int] = {}
+
+    async def member(me: str, task_status: trio.TaskStatus[None]) -> None:
+        with crash if me == "n0" else trio.CancelScope():
+            async with rpcx_broadcast.open_group(me, members, "fifo_total") as group:
+                task_status.started()
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_drain, group)
+                    if me != "n0":
+                        await group.wait_view(1)  # n0 (the sequencer) is gone
+                        with trio.move_on_after(30):
+                            for k in range(40_000):
+                                await group.broadcast(b"%d" % k)
+                                taken[me] = k + 1
+                        assert group.statistics().members == ("n1", "n2")
+                        nursery.cancel_scope.cancel()
+
+    with trio.fail_after(120):
+        async with trio.open_nursery() as nursery:
+            for me in sorted(members):
+                await nursery.start(member, me)
+            crash.cancel()
+    assert set(taken) == {"n1", "n2"}
+    assert all(1_000 <= count <= 1_100 for count in taken.values()), taken
