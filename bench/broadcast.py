@@ -15,6 +15,9 @@ messages per member; *metadata bytes/msg* = (encoded ``push`` bytes sent by all 
 payload bytes inside them) / broadcasts. It includes every copy, ack, knowledge matrix,
 heartbeat and order message, so it is the whole protocol overhead per broadcast.
 
+A run whose members have not all finished after ``--time-limit`` seconds (default 180)
+is killed and reported as timed out, so the benchmark always ends.
+
 ``--write`` replaces the ``## Broadcast`` section of bench/RESULTS.md (other sections
 are left as they are).
 """
@@ -22,6 +25,7 @@ are left as they are).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -30,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -54,7 +59,10 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def run_processes(order: str, n: int, count: int, rate: float) -> dict[str, object]:
+def run_processes(order: str, n: int, count: int, rate: float,
+                  time_limit: float = 180.0) -> dict[str, object]:
+    """One run; members still running after ``time_limit`` seconds are killed and the
+    row says so (``timed out``) instead of the benchmark hanging."""
     names = [f"p{i}" for i in range(n)]
     members = {m: f"tcp://127.0.0.1:{p}" for m, p in zip(names, free_ports(n), strict=True)}
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,6 +73,15 @@ def run_processes(order: str, n: int, count: int, rate: float) -> dict[str, obje
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)}) for m in names}
         stats: dict[str, dict[str, object]] = {}
+        timed_out = threading.Event()
+
+        def watchdog() -> None:
+            timed_out.set()
+            for proc in procs.values():
+                proc.kill()
+
+        timer = threading.Timer(time_limit, watchdog)
+        timer.start()
         try:
             for m, proc in procs.items():
                 assert proc.stdout is not None
@@ -75,11 +92,21 @@ def run_processes(order: str, n: int, count: int, rate: float) -> dict[str, obje
         finally:
             for proc in procs.values():
                 assert proc.stdin is not None
-                proc.stdin.close()
+                with contextlib.suppress(BrokenPipeError):
+                    proc.stdin.close()
             for proc in procs.values():
-                proc.wait(20)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
                 assert proc.stdout is not None
                 proc.stdout.close()
+            timer.cancel()
+        if timed_out.is_set() or len(stats) < n:
+            return {"order": order, "n": n, "rate": 0.0, "p50": 0.0, "p99": 0.0,
+                    "check": f"timed out after {time_limit:.0f} s ({len(stats)} of {n} "
+                             "members finished)"}
         violation = rpcx_broadcast.check(read_history(logs), ORDERS[order])
     rates = [float(s["deliveries"]) / float(s["finished"]) for s in stats.values()]  # type: ignore[arg-type]
     p50 = [float(s["latency_p50"]) for s in stats.values()]  # type: ignore[arg-type]
@@ -204,12 +231,14 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--write", action="store_true")
+    parser.add_argument("--time-limit", type=float, default=180.0,
+                        help="seconds per run before its members are killed (default 180)")
     args = parser.parse_args()
     began = time.monotonic()
     results = []
     for n in (3, 5):
         for order in ORDER_LIST:
-            result = run_processes(order, n, args.count, args.rate)
+            result = run_processes(order, n, args.count, args.rate, args.time_limit)
             print(result, flush=True)
             results.append(result)
     sizes = [3, 5, 9, 17]
