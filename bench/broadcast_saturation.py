@@ -104,7 +104,9 @@ async def member(me: str, order: str, members: dict[str, str], seconds: float, s
                                   "rss_first": rss[0] if rss else 0,
                                   "rss_last": rss[-1] if rss else 0,
                                   "dropped": stats.frames_dropped,
-                                  "buffers": dict(stats.buffer_sizes)}), flush=True)
+                                  "buffers": dict(stats.buffer_sizes),
+                                  "view": stats.view, "members": list(stats.members)}),
+              flush=True)
 
 
 def free_ports(n: int) -> list[int]:
@@ -149,7 +151,8 @@ def run(order: str, n: int, seconds: float, size: int, memory: bool) -> dict[str
             results.append(json.loads(found[0][len("result "):]))
     latencies = sorted(x for r in results for x in r["latencies"])
     for r in results:
-        print(f"  {r['me']}: dropped {r['dropped']} {r['buffers']}", file=sys.stderr)
+        print(f"  {r['me']}: dropped {r['dropped']} view {r.get('view')} {r.get('members')} "
+              f"{r['buffers']}", file=sys.stderr)
 
     def pct(q: float) -> float:
         return latencies[min(len(latencies) - 1, int(len(latencies) * q))] * 1000

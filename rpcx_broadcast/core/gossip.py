@@ -15,7 +15,12 @@ How it works:
   sender's knowledge matrix ``known[member][origin]`` (how many of origin's messages that
   member is known to have); push batches carry only the rows that changed since the
   sender's last push. The peer
-  merges it and answers with the messages the sender lacks plus its own matrix.
+  merges it and answers with the messages the sender lacks plus its own matrix. A
+  repair (either way) carries only messages held here since the sync tick before the
+  last one, at least one ``sync_interval``: younger ones are still travelling by push,
+  and resending them flooded a member that fell behind with copies (up to ``max_reply``
+  per sync), so it fell further behind. Repair is thus paced by the sync timer and
+  bounded by ``max_reply``, and it only carries what was really lost.
   Knowledge spreads transitively, which is safe because "m has k messages of o" only
   ever grows.
 - **Stability and GC.** ``stable[o]`` = min over members of ``known[m][o]``: every member
@@ -181,6 +186,11 @@ class GossipBroadcast:
     _flush_armed: bool = attrs.field(default=False, init=False)
     _sync_armed: bool = attrs.field(default=False, init=False)
     _rr: int = attrs.field(default=0, init=False)
+    # what this member had at the last two sync ticks: only messages held here since
+    # the older one (at least one sync_interval) are repaired, so a repair never resends
+    # what the push is still carrying
+    _had: dict[str, int] = attrs.field(factory=dict, init=False)
+    _had_before: dict[str, int] = attrs.field(factory=dict, init=False)
     stats: dict[str, int] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -257,6 +267,7 @@ class GossipBroadcast:
             self._outbox.clear()
         elif key == "sync":
             self._sync_armed = False
+            self._had_before, self._had = self._had, dict(self._have)
             self._collect()
             peer = self._sync_peer()
             if peer is not None:
@@ -332,18 +343,23 @@ class GossipBroadcast:
         return {member: dict(row) for member, row in self._known.items()}
 
     def _missing_at(self, peer: str) -> tuple[GossipMsg, ...]:
+        """What ``peer`` is not known to have, among the messages held here for at least
+        a sync interval (newer ones are still on their way by push: repairing them too
+        flooded a member that fell behind with copies, and it fell further behind)."""
         theirs = self._known[peer]
         found: list[GossipMsg] = []
-        for origin, have in self._have.items():
+        for origin in self._have:
+            have = self._had_before.get(origin, 0)
             store = self._store.get(origin, {})
             # below stable nothing is stored (a new member's row starts empty)
             first = max(theirs.get(origin, 0), self._stable.get(origin, 0))
-            for seq in range(first, have):
+            for seq in range(first, min(have, first + self.max_reply - len(found))):
                 item = store.get(seq)
                 if item is not None:
                     found.append(item)
-                    if len(found) >= self.max_reply:
-                        return tuple(found)
+            if len(found) >= self.max_reply:
+                break
+        self.stats["repaired"] = self.stats.get("repaired", 0) + len(found)
         return tuple(found)
 
     def _collect(self) -> None:

@@ -233,6 +233,9 @@ class _Handler(idl.BroadcastService):
         self._node = node
 
     async def push(self, sender: str, frames: list[idl.Frame]) -> None:
+        # Life is noted on arrival, not when the loop gets to the frames: a loop that is
+        # behind (saturation) must not suspect the members that keep it busy.
+        self._node._heard[sender] = trio.current_time()
         # Backpressure: while the loop is behind, this waits, the connection stops being
         # read, and the sender's queue (bounded) drops what it cannot hold.
         await self._node._inbox_send.send((sender, frames))
@@ -315,6 +318,8 @@ class Node:
         self._join_wait = 0.8 * max(1.0, join_timeout / 4)  # (before the joiner gives up)
         self._stack = stack
         self._fd: HeartbeatFailureDetector | None = None
+        self._heard: dict[str, float] = {}
+        """When each peer's last push arrived (set by the push handler)."""
         self._timers: dict[str, float] = {}
         self._pending: collections.deque[BroadcastRequest] = collections.deque()
         self._inbox_send, self._inbox_recv = trio.open_memory_channel[_Input](64)
@@ -554,6 +559,10 @@ class Node:
                     del self._timers[key]
                     if key.startswith("fd/"):
                         assert self._fd is not None
+                        heard, self._heard = self._heard, {}
+                        for sender, at in heard.items():
+                            if sender in self.members and sender != self.me:
+                                self._fd.on_receive(sender, Heartbeat(), at)
                         await self._perform(self._fd.on_timer(key[3:], now), fd=True)
                     elif key.startswith("gm/"):
                         await self._membership(self.membership.on_timer(key[3:], now), now)

@@ -172,9 +172,16 @@ def test_gossip_joiner_counts_the_point_as_delivered_and_stable() -> None:
     assert delivers(joiner.on_receive("b", old, 1.1)) == []  # counted as delivered
     new = GossipBatch((GossipMsg("b", 3, b"new"),), {})
     assert delivers(joiner.on_receive("b", new, 1.2)) == [("b", 3, b"new")]
-    # a repair request from a member that lacks everything gets only what is stored
+    # a repair request from a member that lacks everything gets only what is stored,
+    # and only once it has been held here for a sync interval (before, the push that
+    # brought it is still on its way to the others)
     ask = GossipBatch((), {"a": {}}, want_reply=True)
     reply = [x for x in joiner.on_receive("a", ask, 1.3) if isinstance(x, Send)]
+    assert reply and isinstance(reply[-1].msg, GossipBatch)
+    assert reply[-1].msg.msgs == ()
+    joiner.on_timer("sync", 1.7)
+    joiner.on_timer("sync", 2.2)
+    reply = [x for x in joiner.on_receive("a", ask, 2.3) if isinstance(x, Send)]
     assert reply and isinstance(reply[-1].msg, GossipBatch)
     assert [(m.origin, m.seq) for m in reply[-1].msg.msgs] == [("b", 3)]
 

@@ -273,10 +273,34 @@ def test_gossip_drops_a_message_too_far_ahead_and_accepts_it_when_brought_again(
     assert delivers(got) == [("c", 4, b"c4")]
 
 
+def _held_a_sync_interval(layer: GossipBroadcast) -> None:
+    """Two sync ticks: what the layer holds now is old enough to be repaired."""
+    layer.on_timer("sync", 0.01)
+    layer.on_timer("sync", 0.02)
+
+
+def test_gossip_does_not_repair_what_it_just_received() -> None:
+    # a message held for less than a sync interval is still travelling by push: a repair
+    # of it too is a copy the peer does not need (the flood that kept a slow member slow)
+    a = GossipBroadcast("a", ("a", "b"))
+    a.on_broadcast(b"m0", 0.0)
+    ask = GossipBatch((), {"b": {}}, want_reply=True)
+    (reply,) = sends(a.on_receive("b", ask, 0.01))
+    assert isinstance(reply.msg, GossipBatch) and reply.msg.msgs == ()
+    a.on_timer("sync", 0.05)
+    (reply,) = sends(a.on_receive("b", ask, 0.06))
+    assert isinstance(reply.msg, GossipBatch) and reply.msg.msgs == ()  # one tick: no
+    a.on_timer("sync", 0.10)
+    (reply,) = sends(a.on_receive("b", ask, 0.11))
+    assert isinstance(reply.msg, GossipBatch) and [m.seq for m in reply.msg.msgs] == [0]
+    assert a.stats["repaired"] == 2  # (the second tick's own sync to b carried it too)
+
+
 def test_gossip_repair_reply_is_bounded_by_max_reply() -> None:
     a = GossipBroadcast("a", ("a", "b"), max_reply=2)
     for i in range(3):
         a.on_broadcast(f"m{i}".encode(), 0.0)
+    _held_a_sync_interval(a)
     ask = GossipBatch((), {"b": {}}, want_reply=True)
     (reply,) = sends(a.on_receive("b", ask, 0.1))
     assert isinstance(reply.msg, GossipBatch)
@@ -302,6 +326,7 @@ def test_gossip_repair_to_a_joiner_skips_messages_already_collected() -> None:
     assert a.stable() == {"a": 2} and a.buffer_sizes()["store"] == 1
     a.on_view(("a", "b", "c"), 0.6)
     assert a.stable() == {"a": 2}  # stability does not go back for the joiner
+    _held_a_sync_interval(a)
     ask = GossipBatch((), {"c": {}}, want_reply=True)
     (reply,) = sends(a.on_receive("c", ask, 0.7))
     assert isinstance(reply.msg, GossipBatch)
