@@ -34,7 +34,9 @@ import trio
 import rpcx_broadcast
 
 ROOT = Path(__file__).resolve().parents[1]
-logging.basicConfig(level=logging.DEBUG if os.environ.get("SAT_DEBUG") else logging.WARNING)
+logging.basicConfig(level=logging.DEBUG if os.environ.get("SAT_DEBUG") else logging.INFO
+                    if os.environ.get("SAT_INFO") else logging.WARNING,
+                    format="%(relativeCreated)8.0f %(name)s %(message)s")
 
 
 def _rss_kib() -> int:

@@ -364,7 +364,8 @@ class Channel:
             self._stats["connect_failures"] += 1
             self._failed_connects += 1
             first, most = self._reconnect_backoff
-            pause = min(most, first * 2 ** (self._failed_connects - 1))
+            # (the exponent is capped: after ~1,000 failures 2.0 ** n overflows a float)
+            pause = min(most, first * 2.0 ** min(self._failed_connects - 1, 64))
             self._next_connect_at = trio.current_time() + pause * (0.5 + self._random.random() / 2)
             if isinstance(exc, Unavailable):
                 raise

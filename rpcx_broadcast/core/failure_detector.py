@@ -49,6 +49,7 @@ class HeartbeatFailureDetector:
     _last: dict[str, float] = attrs.field(factory=dict, init=False)
     _timeouts: dict[str, float] = attrs.field(factory=dict, init=False)
     _changes: list[Suspected | Restored] = attrs.field(factory=list, init=False)
+    _due: float | None = attrs.field(default=None, init=False)
 
     def on_start(self, now: float) -> list[Action]:
         """Start heartbeating; every member counts as heard from at ``now``."""
@@ -67,6 +68,13 @@ class HeartbeatFailureDetector:
         return []
 
     def on_timer(self, key: str, now: float) -> list[Action]:
+        late = now - self._due if self._due is not None else 0.0
+        if late > self.interval:
+            # this member was held up itself (its timer fired late: a starved process or
+            # a loop far behind): it cannot tell the others' silence from its own, so
+            # the time it lost does not count against them
+            for member in self._last:
+                self._last[member] = min(now, self._last[member] + late)
         for member in self.members:
             if member == self.me or member in self.suspected:
                 continue
@@ -90,5 +98,6 @@ class HeartbeatFailureDetector:
 
     def _beat(self, now: float) -> list[Action]:
         out: list[Action] = [Send(m, Heartbeat()) for m in self.members if m != self.me]
-        out.append(SetTimer("heartbeat", now + self.interval))
+        self._due = now + self.interval
+        out.append(SetTimer("heartbeat", self._due))
         return out

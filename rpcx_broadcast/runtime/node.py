@@ -232,13 +232,24 @@ class _Handler(idl.BroadcastService):
     def __init__(self, node: Node) -> None:
         self._node = node
 
+    async def deliver(self, sender: str, frames: list[idl.Frame]) -> None:
+        await self.push(sender, frames)
+
     async def push(self, sender: str, frames: list[idl.Frame]) -> None:
-        # Life is noted on arrival, not when the loop gets to the frames: a loop that is
-        # behind (saturation) must not suspect the members that keep it busy.
-        self._node._heard[sender] = trio.current_time()
-        # Backpressure: while the loop is behind, this waits, the connection stops being
-        # read, and the sender's queue (bounded) drops what it cannot hold.
-        await self._node._inbox_send.send((sender, frames))
+        # Life is noted on arrival, not when the loop gets to the frames, and a push that
+        # waits for room in the inbox counts as life all the while: a member whose loop
+        # is behind (saturation) must not suspect the members that keep it busy; its
+        # backpressure slows them instead.
+        node = self._node
+        node._heard[sender] = trio.current_time()
+        node._pushing[sender] = node._pushing.get(sender, 0) + 1
+        try:
+            # Backpressure: while the loop is behind, this waits, the connection stops
+            # being read, and the sender's queue (bounded) drops what it cannot hold.
+            await node._inbox_send.send((sender, frames))
+        finally:
+            node._pushing[sender] -= 1
+            node._heard[sender] = trio.current_time()
 
     async def join(self, member: str, address: str, order: str) -> idl.JoinReply:
         call = _JoinCall(member, address, order)
@@ -320,6 +331,11 @@ class Node:
         self._fd: HeartbeatFailureDetector | None = None
         self._heard: dict[str, float] = {}
         """When each peer's last push arrived (set by the push handler)."""
+        # a lost request or reply (a lossy network) stalls the link this long, well
+        # under the failure timeout; a receiver that takes longer drops the batch
+        self._deliver_timeout = max(0.25, 2 * heartbeat_interval)
+        self._pushing: dict[str, int] = {}
+        """Pushes per peer waiting for room in the inbox (alive, and we are behind)."""
         self._timers: dict[str, float] = {}
         self._pending: collections.deque[BroadcastRequest] = collections.deque()
         self._inbox_send, self._inbox_recv = trio.open_memory_channel[_Input](64)
@@ -514,7 +530,9 @@ class Node:
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
             try:
-                await client.push(self.me, frames)
+                # answered once queued at the peer: one call in flight per peer, so a
+                # peer whose loop is behind slows this sender (its queue then drops)
+                await client.deliver(self.me, frames, timeout=self._deliver_timeout)
             except rpcx.RpcError as error:
                 # The peer is down or unreachable: the batch is lost, as on a fair-loss
                 # link. The layers retransmit; the failure detector notices a crash.
@@ -560,6 +578,9 @@ class Node:
                     if key.startswith("fd/"):
                         assert self._fd is not None
                         heard, self._heard = self._heard, {}
+                        for sender, waiting in self._pushing.items():
+                            if waiting:
+                                heard[sender] = now
                         for sender, at in heard.items():
                             if sender in self.members and sender != self.me:
                                 self._fd.on_receive(sender, Heartbeat(), at)

@@ -167,6 +167,9 @@ class _LosesTheFirstJoin(idl.BroadcastService):
     async def push(self, sender: str, frames: list[idl.Frame]) -> None:
         pass
 
+    async def deliver(self, sender: str, frames: list[idl.Frame]) -> None:
+        pass
+
     async def join(self, member: str, address: str, order: str) -> idl.JoinReply:
         self.calls += 1
         if self.calls == 1:

@@ -66,3 +66,15 @@ def test_minority_cannot_install_a_view() -> None:
     net.act("a", net.nodes["a"].suspect("c", net.now))
     net.settle(2_000, quiet=False)  # a keeps trying
     assert net.nodes["a"].view == View(1, ("a", "c"))  # {a} is not a majority of {a, c}
+
+
+def test_a_detector_held_up_itself_does_not_blame_the_others() -> None:
+    # its own timer fires 3 s late (a starved process): the others' silence over that
+    # time is its own, so nobody is suspected; real silence afterwards still is
+    fd = HeartbeatFailureDetector("a", ("a", "b"), interval=0.5, timeout=1.0)
+    fd.on_start(0.0)
+    fd.on_timer("heartbeat", 3.5)
+    assert fd.changes() == [] and not fd.suspected
+    fd.on_timer("heartbeat", 4.0)
+    fd.on_timer("heartbeat", 4.5)
+    assert fd.changes() == [Suspected("b")]

@@ -327,3 +327,17 @@ async def test_a_peer_that_stops_reading_cannot_hold_a_call_past_its_deadline_or
             await EchoClient(channel).echo("anyone?", timeout=2.0)
         assert trio.current_time() - start == pytest.approx(2.0, abs=1e-6)
     assert trio.current_time() - start <= 2.0 + 1.0 + 1e-6, "closing did not hang"
+
+
+async def test_the_reconnect_backoff_survives_thousands_of_failed_connects(
+        autojump_clock: trio.testing.MockClock) -> None:
+    # found by the broadcast layer over a lossy simulated network: after ~1,000 failed
+    # connects first * 2 ** n overflowed a float and the call raised OverflowError
+    address = mem_address()
+    async with rpcx.open_channel(address, retry=rpcx.NO_RETRY,
+                                 reconnect_backoff=(0.02, 0.5)) as channel:
+        client = EchoClient(channel)
+        channel._failed_connects = 5_000
+        with pytest.raises(rpcx.Unavailable):
+            await client.echo("nobody listens")
+        assert channel._failed_connects == 5_001
