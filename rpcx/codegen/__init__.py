@@ -53,32 +53,36 @@ _ALIASES = {
 }
 
 
+def _modules_of(t: model.ModelType | None, used: set[str]) -> None:
+    """Add to ``used`` the modules declaring the types ``t`` names."""
+    # A module-level function, not a recursive closure: a closure that calls itself is a
+    # reference cycle, which would keep the whole model alive until the cycle collector ran.
+    while t is not None:
+        if t.module is not None:
+            used.add(t.module)
+        if t.key is not None:
+            _modules_of(t.key, used)
+        t = t.item
+
+
 def _imported_modules(file: model.File) -> list[str]:
     """Sibling generated modules this one refers to (only those actually used)."""
     used: set[str] = set()
-
-    def visit(t: model.ModelType | None) -> None:
-        if t is None:
-            return
-        if t.module is not None and t.module != file.module:
-            used.add(t.module)
-        visit(t.item)
-        visit(t.key)
-
     for decl in file.decls:
         if isinstance(decl, model.StructDecl):
             for f in decl.fields:
-                visit(f.type)
+                _modules_of(f.type, used)
         elif isinstance(decl, model.UnionDecl):
             for f in decl.variants:
-                visit(f.type)
+                _modules_of(f.type, used)
         elif isinstance(decl, model.ServiceDecl):
             for m in decl.methods:
                 for f in m.params:
-                    visit(f.type)
-                visit(m.result)
+                    _modules_of(f.type, used)
+                _modules_of(m.result, used)
                 for t in m.throws:
-                    visit(t)
+                    _modules_of(t, used)
+    used.discard(file.module)
     return sorted(used)
 
 

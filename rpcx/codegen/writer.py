@@ -5,27 +5,11 @@ from __future__ import annotations
 __all__ = ["Writer"]
 
 
-class _Indent:
-    """``with writer.indented():`` without the cost of a generator-based context manager."""
-
-    __slots__ = ("_writer",)
-
-    def __init__(self, writer: Writer) -> None:
-        self._writer = writer
-
-    def __enter__(self) -> None:
-        self._writer._level += 1
-
-    def __exit__(self, *exc: object) -> None:
-        self._writer._level -= 1
-
-
 class Writer:
     def __init__(self, indent: str = "    ") -> None:
         self._lines: list[str] = []
         self._indent = indent
         self._level = 0
-        self._indenter = _Indent(self)
 
     def line(self, text: str = "") -> None:
         line = f"{self._indent * self._level}{text}" if text else ""
@@ -56,8 +40,18 @@ class Writer:
         for _ in range(count - have):
             self._lines.append("")
 
-    def indented(self) -> _Indent:
-        return self._indenter
+    def indented(self) -> Writer:
+        """``with writer.indented():`` indents what is written inside the block by one level.
+        The writer is its own context manager: no generator per block, and no helper
+        object pointing back at the writer (a reference cycle would keep every line
+        alive until the cycle collector ran)."""
+        return self
+
+    def __enter__(self) -> None:
+        self._level += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._level -= 1
 
     @property
     def width(self) -> int:
