@@ -146,46 +146,51 @@ class _Lexer:
         lines, report = self.lines, self.diagnostics.append
         new = _new_token
         count_nl, rfind = text.count, text.rfind
-        line, line_start = 1, 0
+        line, base = 1, -1
+        """``base`` is the index of the newline before the current line (-1 on the first
+        line): the column of a token at ``start`` is ``start - base``."""
         for m in _MASTER.finditer(text):
             group = m.lastindex
-            if group in (punct_g, ident_g):
-                start = m.start()
+            # The commonest kinds first, each with its own branch (a match subscript is
+            # cheaper than m.group()).
+            if group == ident_g:
                 if docs:
-                    append(new(Token, (punct if group == punct_g else ident, m.group(group),
-                                       path, line, start - line_start + 1, None,
+                    append(new(Token, (ident, m[ident_g], path, line, m.start() - base, None,
                                        "\n".join(docs))))
                     docs = []
                 else:
-                    append(new(Token, (punct if group == punct_g else ident, m.group(group),
-                                       path, line, start - line_start + 1, None, "")))
+                    append(new(Token, (ident, m[ident_g], path, line, m.start() - base, None,
+                                       "")))
                 continue
-            if group == ustr_g:
-                # Unterminated at the end of its line: what the string branch below and
-                # then the whitespace branch would do for the string and the newline.
-                start = m.start()
-                source = lines[line - 1]
-                report(new(Diagnostic, (
-                    new(Span, (path, line, start - line_start + 1)), "unterminated string",
-                    source.rstrip("\r") if source and source[-1] == "\r" else source)))
-                text_ = m.group(ustr_g)
-                append(new(Token, (string_kind, text_, path, line, start - line_start + 1,
-                                   m.group(ubody_g), "\n".join(docs) if docs else "")))
-                docs = []
-                line += 1
-                line_start = start + len(text_) + 1
+            if group == punct_g:
+                if docs:
+                    append(new(Token, (punct, m[punct_g], path, line, m.start() - base, None,
+                                       "\n".join(docs))))
+                    docs = []
+                else:
+                    append(new(Token, (punct, m[punct_g], path, line, m.start() - base, None,
+                                       "")))
+                continue
+            if group == ws_g:
+                start, end = m.span()
+                count = count_nl("\n", start, end)
+                if count:
+                    line += count
+                    base = rfind("\n", start, end)
                 continue
             if group == int_g:
-                start = m.start()
-                digits = m.group(int_g)
-                append(new(Token, (int_kind, digits, path, line, start - line_start + 1,
-                                   int(digits), "\n".join(docs) if docs else "")))
-                docs = []
+                digits = m[int_g]
+                if docs:
+                    append(new(Token, (int_kind, digits, path, line, m.start() - base,
+                                       int(digits), "\n".join(docs))))
+                    docs = []
+                else:
+                    append(new(Token, (int_kind, digits, path, line, m.start() - base,
+                                       int(digits), "")))
                 continue
             if group == run_g:
-                start = m.start()
-                col = start - line_start + 1
-                run = m.group(run_g)
+                col = m.start() - base
+                run = m[run_g]
                 first = 0
                 if docs:
                     append(new(Token, (punct, run[0], path, line, col, None, "\n".join(docs))))
@@ -199,30 +204,45 @@ class _Lexer:
                 tokens.extend([new(Token, (punct, ch, path, line, col + k, None, ""))
                                for k, ch in enumerate(run[first:], first)])
                 continue
+            if group == ustr_g:
+                # Unterminated at the end of its line: what the string branch below and
+                # then the whitespace branch would do for the string and the newline.
+                start = m.start()
+                source = lines[line - 1]
+                report(new(Diagnostic, (
+                    new(Span, (path, line, start - base)), "unterminated string",
+                    source.rstrip("\r") if source and source[-1] == "\r" else source)))
+                text_ = m[ustr_g]
+                if docs:
+                    append(new(Token, (string_kind, text_, path, line, start - base,
+                                       m[ubody_g], "\n".join(docs))))
+                    docs = []
+                else:
+                    append(new(Token, (string_kind, text_, path, line, start - base,
+                                       m[ubody_g], "")))
+                line += 1
+                base = start + len(text_)
+                continue
             if group == string_g:
                 # Inline for a string without escapes; an unterminated one (which every
                 # line of a hostile file can be) is reported here too, cheaply.
                 start = m.start()
-                body = m.group(body_g)
+                body = m[body_g]
                 if "\\" in body:
-                    self.line, self.line_start = line, line_start
+                    self.line, self.line_start = line, base + 1
                     body = self.string(m)
-                elif m.group(close_g) != '"':
+                elif m[close_g] != '"':
                     source = lines[line - 1]
                     report(new(Diagnostic, (
-                        new(Span, (path, line, start - line_start + 1)), "unterminated string",
+                        new(Span, (path, line, start - base)), "unterminated string",
                         source.rstrip("\r") if source and source[-1] == "\r" else source)))
-                append(new(Token, (string_kind, m.group(string_g), path, line,
-                                   start - line_start + 1, body,
-                                   "\n".join(docs) if docs else "")))
-                docs = []
-                continue
-            if group == ws_g:
-                start, end = m.span()
-                count = count_nl("\n", start, end)
-                if count:
-                    line += count
-                    line_start = rfind("\n", start, end) + 1
+                if docs:
+                    append(new(Token, (string_kind, m[string_g], path, line, start - base,
+                                       body, "\n".join(docs))))
+                    docs = []
+                else:
+                    append(new(Token, (string_kind, m[string_g], path, line, start - base,
+                                       body, "")))
                 continue
             if group == line_g:
                 if text.startswith("///", m.start()) and not text.startswith("////", m.start()):
@@ -230,7 +250,7 @@ class _Lexer:
                     docs.append(body[1:] if body.startswith(" ") else body)
                 continue
             start = m.start()
-            self.line, self.line_start = line, line_start
+            self.line, self.line_start = line, base + 1
             if group == _BLOCK_G:
                 if m.group("closed") is None:
                     self.error(start, "unterminated block comment")
@@ -238,7 +258,7 @@ class _Lexer:
                 count = count_nl("\n", start, end)
                 if count:
                     line += count
-                    line_start = rfind("\n", start, end) + 1
+                    base = rfind("\n", start, end)
                 continue
             if group == _NUMBER_G:
                 kind, value = self.number(m)
@@ -251,11 +271,10 @@ class _Lexer:
             if docs:
                 doc = "\n".join(docs)
                 docs = []
-            append(new(Token, (kind, m.group(group), path, line, start - line_start + 1,
-                               value, doc)))
+            append(new(Token, (kind, m.group(group), path, line, start - base, value, doc)))
         doc = "\n".join(docs)
-        self.line, self.line_start = line, line_start
-        append(Token(Tok.EOF, "", path, line, len(text) - line_start + 1, None, doc))
+        self.line, self.line_start = line, base + 1
+        append(Token(Tok.EOF, "", path, line, len(text) - base, None, doc))
 
     def number(self, m: re.Match[str]) -> tuple[Tok, object]:
         start, end = m.span(_NUMBER_G)
