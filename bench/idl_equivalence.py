@@ -4,9 +4,10 @@
     python bench/idl_equivalence.py --base HEAD~1 --mutants 500 --seed 7
 
 For each input, both versions (each in its own process, the old one extracted with ``git
-archive`` into a temporary directory) record the tokens and lexer diagnostics, every
-diagnostic of the compiler (span, message, source line), the rendered report and, when
-there is no diagnostic, every generated module. The records must be equal. Inputs: the
+archive`` into a temporary directory) record the tokens and lexer diagnostics, the syntax
+tree and parser diagnostics, every diagnostic of the compiler (span, message, source line),
+the rendered report, the model (its ``repr``) and, when there is no diagnostic, every
+generated module. The records must be equal. Inputs: the
 ``.rpcx`` files of the repository (compiled from disk, so that their imports resolve),
 every shape of ``bench/idl_scaling.py`` at a few sizes, and randomly mutated copies of the
 corpus (deleted, repeated, swapped and inserted pieces). Prints the first differences and
@@ -99,12 +100,16 @@ from rpcx.codegen import generate
 from rpcx.compiler import compile_files, compile_source
 from rpcx.compiler.diagnostics import report
 from rpcx.compiler.lexer import tokenize
+from rpcx.compiler.parser import parse
 
 def record(label, text, path):
     out = []
     tokens, lex_diags = tokenize(text, "m.rpcx")
     out.append(repr([tuple(t) for t in tokens]))
     out.append(repr([tuple(d) for d in lex_diags]))
+    tree, parse_diags = parse(text, "m.rpcx")
+    out.append(repr(tree))
+    out.append(repr([tuple(d) for d in parse_diags]))
     if path is None:
         result = compile_source(text, "m.rpcx")
     else:
@@ -114,6 +119,7 @@ def record(label, text, path):
         result = compile_files([path], read)
     out.append(repr([tuple(d) for d in result.diagnostics]))
     out.append("\n".join(report(result.diagnostics)))
+    out.append(repr(result.files))
     for file in result.files:
         out.append("\n".join(generate(file)))
     return out
