@@ -234,12 +234,12 @@ class _Parser:
         imports: list[syn.Import] = []
         decls: list[syn.Decl] = []
         seen_other = False
-        while not self.at_eof():
+        toks = self.toks
+        while self.i < self.eof:  # not at_eof()
             start = self.i
-            tok = self.toks[start]
-            if tok.text not in _TOP_KEYWORDS and not (
-                tok.text == "@" and self.toks[start + 1].kind is _IDENT
-            ):
+            tok = toks[start]
+            text = tok[1]
+            if text not in _TOP_KEYWORDS and not (text == "@" and toks[start + 1][0] is _IDENT):
                 # Not the start of anything: one error for the whole run of such tokens.
                 seen_other = True
                 self.expected("a declaration (enum, struct, union, error or service)")
@@ -248,18 +248,25 @@ class _Parser:
                 self.recovered()
                 continue
             try:
-                found = self.annotations_or_none()
+                found = self.annotations_or_none() if text == "@" else ()
                 if found is None:
                     i = self.i
-                    if not (i >= self.quiet_until and self.toks[i].text == "@"
-                            and self.toks[i + 1].kind is _IDENT):
+                    if not (i >= self.quiet_until and toks[i][1] == "@"
+                            and toks[i + 1][0] is _IDENT):
                         self.sync_top()  # (which would stop at once at such an '@')
                     self.quiet_until = self.i + _QUIET_TOKENS  # recovered()
                     if self.i == start:
                         self.next()
                     continue
                 annotations = found
-                tok = self.peek()
+                tok = toks[self.i]
+                text = tok[1]  # (only an identifier can have a keyword as its text)
+                if text in _DECL_KEYWORDS:
+                    seen_other = True
+                    decls.append(self.decl(start, annotations))
+                    if self.i == start:
+                        self.next()  # (cannot happen: the keyword was consumed)
+                    continue
                 if tok.is_word("package") or tok.is_word("import"):
                     for ann in annotations:
                         self.error(ann.span, f"annotations cannot be applied to {tok.text!r}")
@@ -358,17 +365,22 @@ class _Parser:
 
     def decl(self, start: int, annotations: tuple[syn.Annotation, ...]) -> syn.Decl:
         toks = self.toks
-        kw = toks[self.i]
-        self.i += 1  # a keyword, not the EOF token
-        tok = toks[self.i]
-        if tok.kind is not _IDENT:
+        i = self.i
+        kw = toks[i]
+        tok = toks[i + 1]
+        if tok[0] is not _IDENT:
+            self.i = i + 1  # past the keyword, not the EOF token
             raise self.fail(f"a name after {kw.text!r}")
-        self.i += 1
-        name = _new(syn.Name, (tok.text, _new_span(Span, (tok.path, tok.line, tok.col))))
-        doc = self.docs_since(start)
+        i += 2
+        self.i = i
+        name = _new(syn.Name, (tok[1], _new_span(Span, (tok[2], tok[3], tok[4]))))
+        if i - start == 2 and not (kw[6] or tok[6] or toks[i][6]):
+            doc = ""  # what docs_since(start) finds in these three tokens
+        else:
+            doc = self.docs_since(start)
         first = toks[start]
-        span = _new_span(Span, (first.path, first.line, first.col))
-        if toks[self.i].text != "{":
+        span = _new_span(Span, (first[2], first[3], first[4]))
+        if toks[i][1] != "{":
             raise self.fail(f"'{{' to open {kw.text} {name.text!r}")
         self.i += 1
         if kw.text == "enum":
@@ -422,16 +434,42 @@ class _Parser:
         return tuple(items), tuple(reserved)
 
     def struct_body(self) -> tuple[tuple[syn.Field, ...], tuple[syn.ReservedRange, ...]]:
+        """:meth:`body_items` with fields as the items, the loop written out (a struct body
+        is the commonest body, and a field the commonest item)."""
         toks = self.toks
-
-        def one(start: int, annotations: tuple[syn.Annotation, ...]) -> syn.Field:
-            field = self.field(start, annotations, "field")
-            if toks[self.i].text != ";":
-                raise self.fail("';' after field")
-            self.i += 1
-            return field
-
-        return self.body_items(one)
+        items: list[syn.Field] = []
+        reserved: list[syn.ReservedRange] = []
+        field = self.field
+        while True:
+            start = self.i
+            tok = toks[start]
+            text = tok[1]
+            if start >= self.eof or text == "}" or (  # body_done()
+                text in _DECL_KEYWORDS and toks[start + 1][0] is _IDENT
+                and toks[start + 2][1] == "{"
+            ):
+                break
+            if start < self.quiet_until and text == ";":
+                self.i += 1  # a stray ';' just after an error
+                self.recovered()
+                continue
+            try:
+                annotations = self.annotations() if text == "@" else ()
+                if toks[self.i][1] == "reserved":
+                    reserved.extend(self.reserved(annotations))
+                else:
+                    item = field(start, annotations, "field")
+                    if toks[self.i][1] != ";":
+                        raise self.fail("';' after field")
+                    self.i += 1
+                    items.append(item)
+            except _Sync:
+                self.sync_member()
+                self.recovered()
+            if self.i == start:
+                self.next()
+        self.close_body()
+        return tuple(items), tuple(reserved)
 
     def reserved(self, annotations: tuple[syn.Annotation, ...]) -> list[syn.ReservedRange]:
         for ann in annotations:
@@ -471,33 +509,67 @@ class _Parser:
     def field(
         self, start: int, annotations: tuple[syn.Annotation, ...], what: str
     ) -> syn.Field:
+        # The commonest shapes (a plain integer tag, a one-word type, no docs) are parsed
+        # inline with a local index; anything else goes through the general methods, with
+        # self.i brought up to date first (errors are reported at self.i).
         toks = self.toks
-        tok = toks[self.i]
-        if tok.kind is _INT and tok.value is not None:  # the common case, inline
-            self.i += 1
-            tag, tag_span = tok.value, _new_span(Span, (tok.path, tok.line, tok.col))
+        i = self.i
+        tok = toks[i]
+        if tok[0] is _INT and tok[5] is not None:
+            tag = tok[5]
+            tag_span = _new_span(Span, (tok[2], tok[3], tok[4]))
+            span = tag_span if i == start else None  # the field's span is its first token's
+            i += 1
             assert isinstance(tag, int)
         else:
+            span = None
             tag, tag_span = self.integer(f"a {what} tag (an integer)")
-        if toks[self.i].text != ":":
+            i = self.i
+        if toks[i][1] != ":":
+            self.i = i
             raise self.fail(f"':' after {what} tag")
-        self.i += 1
-        tok = toks[self.i]
-        if tok.kind is not _IDENT:
+        tok = toks[i + 1]
+        if tok[0] is not _IDENT:
+            self.i = i + 1
             raise self.fail(f"a {what} name")
-        self.i += 1
-        name = _new(syn.Name, (tok.text, _new_span(Span, (tok.path, tok.line, tok.col))))
-        doc = self.docs_since(start)
-        if toks[self.i].text != ":":
+        i += 2
+        name = _new(syn.Name, (tok[1], _new_span(Span, (tok[2], tok[3], tok[4]))))
+        if i - start == 3 and not (toks[start][6] or toks[start + 1][6] or tok[6]
+                                   or toks[i][6]):
+            doc = ""  # what docs_since(start) finds in these four tokens
+        else:
+            self.i = i
+            doc = self.docs_since(start)
+        if toks[i][1] != ":":
+            self.i = i
             raise self.fail(f"':' after {what} name")
-        self.i += 1
-        type_ = self.type_(0)
+        i += 1
+        tok = toks[i]
+        after = toks[i + 1][1]
+        if tok[0] is _IDENT and after != "<" and after != ".":
+            # type_(0) for a one-word type: no arguments, not qualified.
+            span = _new_span(Span, (tok[2], tok[3], tok[4]))
+            if after == "?":
+                i += 2
+                type_ = _new(syn.TypeNode, ((_new(syn.Name, (tok[1], span)),), (), True, span))
+            else:
+                i += 1
+                type_ = _new(syn.TypeNode, ((_new(syn.Name, (tok[1], span)),), (), False,
+                                            span))
+        else:
+            self.i = i
+            type_ = self.type_(0)
+            i = self.i
         default = None
-        if toks[self.i].text == "=":
-            self.i += 1
+        if toks[i][1] == "=":
+            self.i = i + 1
             default = self.value(0)
-        first = toks[start]
-        span = _new_span(Span, (first.path, first.line, first.col))
+            i = self.i
+        else:
+            self.i = i
+        if span is None:
+            first = toks[start]
+            span = _new_span(Span, (first[2], first[3], first[4]))
         return _new(syn.Field, (tag, tag_span, name, type_, default, annotations, doc, span))
 
     def enum_body(self) -> tuple[tuple[syn.EnumMember, ...], tuple[syn.ReservedRange, ...]]:
@@ -513,15 +585,23 @@ class _Parser:
         return self.body_items(one)
 
     def service_body(self) -> tuple[syn.Method, ...]:
+        toks = self.toks
         methods: list[syn.Method] = []
-        while not self.body_done():
+        method = self.method
+        while True:
             start = self.i
-            if self.quiet and self.peek().is_punct(";"):
-                self.next()  # a stray ';' just after an error
+            text = toks[start][1]
+            if start >= self.eof or text == "}" or (  # body_done()
+                text in _DECL_KEYWORDS and toks[start + 1][0] is _IDENT
+                and toks[start + 2][1] == "{"
+            ):
+                break
+            if start < self.quiet_until and text == ";":
+                self.i += 1  # a stray ';' just after an error
                 self.recovered()
                 continue
             try:
-                methods.append(self.method(start))
+                methods.append(method(start))
             except _Sync:
                 self.sync_member()
                 self.recovered()
@@ -531,30 +611,57 @@ class _Parser:
         return tuple(methods)
 
     def method(self, start: int) -> syn.Method:
-        annotations = self.annotations()
+        # Punctuation and keyword texts belong to one token kind each, so comparing a
+        # token's text says what is_punct()/is_word() would.
+        toks = self.toks
+        annotations = self.annotations() if toks[self.i][1] == "@" else ()
         oneway_span = None
-        if self.peek().is_word("oneway") and self.peek(1).kind is Tok.IDENT:
-            oneway_span = self.next().span
-        name = self.expect_name("a method name")
-        doc = self.docs_since(start)
-        self.expect_punct("(", "after method name")
+        i = self.i
+        tok = toks[i]
+        if tok[1] == "oneway" and toks[i + 1][0] is _IDENT:
+            oneway_span = _new_span(Span, (tok[2], tok[3], tok[4]))
+            i += 1
+            tok = toks[i]
+        if tok[0] is not _IDENT:
+            self.i = i
+            raise self.fail("a method name")
+        i += 1
+        self.i = i
+        name = _new(syn.Name, (tok[1], _new_span(Span, (tok[2], tok[3], tok[4]))))
+        # Without annotations, docs_since(start) looks at just these two tokens.
+        doc = "" if i - start == 1 and not (tok[6] or toks[i][6]) else self.docs_since(start)
+        if toks[i][1] != "(":
+            raise self.fail("'(' after method name")
+        self.i = i + 1
         params: list[syn.Field] = []
-        while not self.peek().is_punct(")"):
-            params.append(self.field(self.i, self.annotations(), "parameter"))
-            if not self.accept_punct(","):
+        field = self.field
+        while toks[self.i][1] != ")":
+            params.append(field(self.i, self.annotations() if toks[self.i][1] == "@" else (),
+                                "parameter"))
+            if toks[self.i][1] != ",":
                 break
-        self.expect_punct(")", "after parameters")
+            self.i += 1
+        if toks[self.i][1] != ")":
+            raise self.fail("')' after parameters")
+        self.i += 1
         result = None
-        if self.accept_punct("->"):
+        if toks[self.i][1] == "->":
+            self.i += 1
             result = self.type_(0)
         throws: list[syn.TypeNode] = []
         throws_span = None
-        if self.peek().is_word("throws"):
-            throws_span = self.next().span
+        tok = toks[self.i]
+        if tok[1] == "throws":
+            self.i += 1
+            throws_span = _new_span(Span, (tok[2], tok[3], tok[4]))
             throws.append(self.type_(0))
-            while self.accept_punct(","):
+            while toks[self.i][1] == ",":
+                self.i += 1
                 throws.append(self.type_(0))
-        self.expect_punct(";", "after method")
+        if toks[self.i][1] != ";":
+            raise self.fail("';' after method")
+        self.i += 1
+        first = toks[start]
         return _new(syn.Method, (
             name,
             tuple(params),
@@ -565,7 +672,7 @@ class _Parser:
             throws_span,
             annotations,
             doc,
-            self.toks[start].span,
+            _new_span(Span, (first[2], first[3], first[4])),
         ))
 
     # -- types and values ------------------------------------------------------------------
