@@ -86,6 +86,21 @@ def _call_lines(head: str, params: list[str], width: int, suffix: str) -> list[s
     return [f"{head}(", *[f"    {p}," for p in params], f"){suffix}"]
 
 
+def _invoke_lines(func: str, spec: str, values: list[str], width: int, prefix: str) -> list[str]:
+    """``format_expr(Call(f"await {func}", (spec, Tuple(tuple(values)), "timeout=timeout",
+    "metadata=metadata")), width, prefix=prefix)``, without building the expression."""
+    args = f"({values[0]},)" if len(values) == 1 else f"({', '.join(values)})"
+    one = f"{prefix}await {func}({spec}, {args}, timeout=timeout, metadata=metadata)"
+    if len(one) <= width:
+        return [one]
+    if len(args) < width - 4:
+        middle = [f"    {args},"]
+    else:
+        middle = ["    (", *[f"        {v}," for v in values], "    ),"]
+    return [f"{prefix}await {func}(", f"    {spec},", *middle, "    timeout=timeout,",
+            "    metadata=metadata,", ")"]
+
+
 def _result_type(method: model.Method, here: str) -> str:
     return "None" if method.result is None else names.py_type(method.result, here)
 
@@ -109,16 +124,15 @@ def render_client(w: Writer, service: model.ServiceDecl, here: str) -> None:
             w.lines(_call_lines(f"async def {method.name}", _client_params(method, here),
                                 w.width, f" -> {result}:"))
             with w.indented():
-                _doc(w, method.doc, method.deprecated)
+                if method.doc or method.deprecated is not None:
+                    _doc(w, method.doc, method.deprecated)
                 values = _arg_values(method, here)
-                args: Expr = Tuple(tuple(values))
                 func = "self._channel.call_oneway" if method.oneway else "self._channel.call"
-                call = Call(f"await {func}", (method_spec_name(service, method), args,
-                                              "timeout=timeout", "metadata=metadata"))
+                spec = method_spec_name(service, method)
                 if method.result is None:
-                    w.lines(format_expr(call, w.width))
+                    w.lines(_invoke_lines(func, spec, values, w.width, ""))
                 else:
-                    w.lines(format_expr(call, w.width, prefix="result = "))
+                    w.lines(_invoke_lines(func, spec, values, w.width, "result = "))
                     w.line(f"return _typing.cast(\"{result}\", result)")
     w.blank(2)
 

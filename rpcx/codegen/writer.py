@@ -20,6 +20,11 @@ class Writer:
 
     def lines(self, texts: list[str]) -> None:
         prefix = self._indent * self._level
+        # The common case at C speed: no line too long, so no line needs the comment.
+        indented = [prefix + text if text else "" for text in texts] if prefix else texts
+        if max(map(len, indented), default=0) <= 99:
+            self._lines.extend(indented)
+            return
         append = self._lines.append
         for text in texts:
             if not text:

@@ -47,8 +47,8 @@ _MASTER = re.compile(
     r"|(?P<run>[;:,.=(){}<>\[\]?@]{2,}+)"
     r'|(?P<ustr>"(?P<ubody>[^"\\\n]*+)(?=\n))\n[ \t]*+'
     r"|(?:(?P<punct>->|[;:,.=(){}<>\[\]?@-])"
-    r"|(?P<ident>[A-Za-z_][A-Za-z0-9_]*+)"
-    r"|(?P<int>[0-9]{1,18}+(?![0-9A-Za-z_.]))"
+    r"|(?P<ident>[A-Za-z_][A-Za-z0-9_]*+)(?P<ipunct>->|[;:,.=(){}<>\[\]?@-])?+"
+    r"|(?P<int>[0-9]{1,18}+(?![0-9A-Za-z_.]))(?P<npunct>->|[;:,.=(){}<>\[\]?@-])?+"
     r"|(?P<number>(?P<digits>[0-9]++(?P<frac>\.[0-9]++)?+(?P<exp>[eE][+-]?+[0-9]++)?+)"
     r"(?P<suffix>[A-Za-z0-9_]*+))"
     r'|(?P<string>"(?P<body>(?:[^"\\\n]++|\\[^\n])*+)(?P<close>"|\\?+)))[ \t]*+'
@@ -64,7 +64,9 @@ number of matches on ordinary text. A run of one-character punctuation (``;;;;``
 is left unterminated at the end of its line (``ustr``) takes that newline and the next
 line's indentation along (one match instead of two, for text made of such lines). A plain
 integer of at most 18 digits (what ``number`` would match with no fraction, exponent or
-suffix) is converted on the spot."""
+suffix) is converted on the spot. An identifier or such an integer directly followed by
+punctuation (``a:``, ``m(``, ``int;``, ``1:``) is matched with it, as two tokens
+(``ipunct``, ``npunct``): one match instead of two for the commonest pairs."""
 
 _G = {name: index for name, index in _MASTER.groupindex.items()}
 _WS_G, _PUNCT_G, _IDENT_G, _NUMBER_G = _G["ws"], _G["punct"], _G["ident"], _G["number"]
@@ -72,6 +74,7 @@ _RUN_G, _INT_G = _G["run"], _G["int"]
 _STRING_G, _LINE_G, _BLOCK_G = _G["string"], _G["line"], _G["block"]
 _BODY_G, _CLOSE_G = _G["body"], _G["close"]
 _USTR_G, _UBODY_G = _G["ustr"], _G["ubody"]
+_IPUNCT_G, _NPUNCT_G = _G["ipunct"], _G["npunct"]
 _HEX_DIGITS = re.compile(r"[0-9a-fA-F]*")
 
 
@@ -149,10 +152,22 @@ class _Lexer:
         line, base = 1, -1
         """``base`` is the index of the newline before the current line (-1 on the first
         line): the column of a token at ``start`` is ``start - base``."""
+        ipunct_g, npunct_g = _IPUNCT_G, _NPUNCT_G
         for m in _MASTER.finditer(text):
-            group = m.lastindex
+            group = m.lastindex  # (ipunct or npunct when the pair matched)
             # The commonest kinds first, each with its own branch (a match subscript is
             # cheaper than m.group()).
+            if group == ipunct_g:
+                start = m.start()
+                word = m[ident_g]
+                col = start - base
+                if docs:
+                    append(new(Token, (ident, word, path, line, col, None, "\n".join(docs))))
+                    docs = []
+                else:
+                    append(new(Token, (ident, word, path, line, col, None, "")))
+                append(new(Token, (punct, m[ipunct_g], path, line, col + len(word), None, "")))
+                continue
             if group == ident_g:
                 if docs:
                     append(new(Token, (ident, m[ident_g], path, line, m.start() - base, None,
@@ -177,6 +192,19 @@ class _Lexer:
                 if count:
                     line += count
                     base = rfind("\n", start, end)
+                continue
+            if group == npunct_g:
+                start = m.start()
+                digits = m[int_g]
+                col = start - base
+                if docs:
+                    append(new(Token, (int_kind, digits, path, line, col, int(digits),
+                                       "\n".join(docs))))
+                    docs = []
+                else:
+                    append(new(Token, (int_kind, digits, path, line, col, int(digits), "")))
+                append(new(Token, (punct, m[npunct_g], path, line, col + len(digits), None,
+                                   "")))
                 continue
             if group == int_g:
                 digits = m[int_g]
