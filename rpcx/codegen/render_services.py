@@ -38,43 +38,43 @@ def _needs_none_default(f: model.Field) -> bool:
             and not isinstance(f.default, model._NoDefault) and f.default is not None)
 
 
-def _client_params(method: model.Method, here: str) -> list[str]:
+def _client_signature(method: model.Method, here: str) -> tuple[list[str], list[str]]:
+    """The client method's parameters, and the values it passes on for them (a list or
+    map default is mutable: the signature takes None to mean it, see
+    :func:`_needs_none_default`)."""
     params: list[str] = ["self"]
+    values: list[str] = []
     seen_default = keyword_only = False
+    no_default, optional_kind = model.NO_DEFAULT, Kind.OPTIONAL
+    list_kind, map_kind = Kind.LIST, Kind.MAP
     for f in method.params:
-        annotation = names.py_type(f.type, here)
-        if _needs_none_default(f):
-            text = f"{f.name}: {annotation} | None = None"
-        elif not isinstance(f.default, model._NoDefault):
-            text = f"{f.name}: {annotation} = {names.literal(f.default, f.type, here)}"
-        elif f.type.kind is Kind.OPTIONAL:
-            text = f"{f.name}: {annotation} = None"
-        else:
-            if seen_default and not keyword_only:
-                # A required parameter after a defaulted one can only be keyword-only.
-                params.append("*")
-                keyword_only = True
-            text = f"{f.name}: {annotation}"
-        if "=" in text:
+        t, name, default = f.type, f.name, f.default
+        kind = t.kind
+        annotation = names.py_type(t, here)
+        if default is no_default or isinstance(default, model._NoDefault):
+            if kind is optional_kind:
+                params.append(f"{name}: {annotation} = None")
+                seen_default = True
+            else:
+                if seen_default and not keyword_only:
+                    # A required parameter after a defaulted one can only be keyword-only.
+                    params.append("*")
+                    keyword_only = True
+                params.append(f"{name}: {annotation}")
+            values.append(name)
+        elif (kind is list_kind or kind is map_kind) and default is not None:
+            params.append(f"{name}: {annotation} | None = None")  # _needs_none_default(f)
+            values.append(f"{names.literal(default, t, here)} if {name} is None else {name}")
             seen_default = True
-        params.append(text)
+        else:
+            params.append(f"{name}: {annotation} = {names.literal(default, t, here)}")
+            values.append(name)
+            seen_default = True
     if not keyword_only:
         params.append("*")
     params.append("timeout: float | None = None")
     params.append("metadata: _cabc.Mapping[str, str] | None = None")
-    return params
-
-
-def _arg_values(method: model.Method, here: str) -> list[str]:
-    values = []
-    for f in method.params:
-        if _needs_none_default(f):
-            assert not isinstance(f.default, model._NoDefault)
-            values.append(f"{names.literal(f.default, f.type, here)} if {f.name} is None "
-                          f"else {f.name}")
-        else:
-            values.append(f.name)
-    return values
+    return params, values
 
 
 def _call_lines(head: str, params: list[str], width: int, suffix: str) -> list[str]:
@@ -121,12 +121,11 @@ def render_client(w: Writer, service: model.ServiceDecl, here: str) -> None:
         for method in service.methods:
             w.blank()
             result = _result_type(method, here)
-            w.lines(_call_lines(f"async def {method.name}", _client_params(method, here),
-                                w.width, f" -> {result}:"))
+            params, values = _client_signature(method, here)
+            w.lines(_call_lines(f"async def {method.name}", params, w.width, f" -> {result}:"))
             with w.indented():
                 if method.doc or method.deprecated is not None:
                     _doc(w, method.doc, method.deprecated)
-                values = _arg_values(method, here)
                 func = "self._channel.call_oneway" if method.oneway else "self._channel.call"
                 spec = method_spec_name(service, method)
                 if method.result is None:
@@ -148,8 +147,8 @@ def render_server_base(w: Writer, service: model.ServiceDecl, here: str) -> None
         _doc(w, doc, service.deprecated)
         for method in service.methods:
             w.blank()
-            params = ["self", *(f"{f.name}: {names.py_type(f.type, here)}"
-                                for f in method.params)]
+            params = ["self"]
+            params += [f"{f.name}: {names.py_type(f.type, here)}" for f in method.params]
             w.line("@_abc.abstractmethod")
             w.lines(_call_lines(f"async def {method.name}", params, w.width,
                                 f" -> {_result_type(method, here)}:"))

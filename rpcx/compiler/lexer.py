@@ -47,6 +47,7 @@ _MASTER = re.compile(
     r"|(?P<run>[;:,.=(){}<>\[\]?@]{2,}+)"
     r'|(?P<ustr>"(?P<ubody>[^"\\\n]*+)(?=\n))\n[ \t]*+'
     r"|(?:(?P<punct>->|[;:,.=(){}<>\[\]?@-])"
+    r"(?:(?P<pword>[A-Za-z_][A-Za-z0-9_]*+)(?P<pwpunct>->|[;:,.=(){}<>\[\]?@-])?+)?+"
     r"|(?P<ident>[A-Za-z_][A-Za-z0-9_]*+)(?P<ipunct>->|[;:,.=(){}<>\[\]?@-])?+"
     r"|(?P<int>[0-9]{1,18}+(?![0-9A-Za-z_.]))(?P<npunct>->|[;:,.=(){}<>\[\]?@-])?+"
     r"|(?P<number>(?P<digits>[0-9]++(?P<frac>\.[0-9]++)?+(?P<exp>[eE][+-]?+[0-9]++)?+)"
@@ -66,7 +67,9 @@ line's indentation along (one match instead of two, for text made of such lines)
 integer of at most 18 digits (what ``number`` would match with no fraction, exponent or
 suffix) is converted on the spot. An identifier or such an integer directly followed by
 punctuation (``a:``, ``m(``, ``int;``, ``1:``) is matched with it, as two tokens
-(``ipunct``, ``npunct``): one match instead of two for the commonest pairs."""
+(``ipunct``, ``npunct``), and so is punctuation directly followed by an identifier and
+maybe more punctuation (``<int>``, ``(a,``, ``@a(``: ``pword``, ``pwpunct``): one match
+instead of two or three."""
 
 _G = {name: index for name, index in _MASTER.groupindex.items()}
 _WS_G, _PUNCT_G, _IDENT_G, _NUMBER_G = _G["ws"], _G["punct"], _G["ident"], _G["number"]
@@ -75,6 +78,7 @@ _STRING_G, _LINE_G, _BLOCK_G = _G["string"], _G["line"], _G["block"]
 _BODY_G, _CLOSE_G = _G["body"], _G["close"]
 _USTR_G, _UBODY_G = _G["ustr"], _G["ubody"]
 _IPUNCT_G, _NPUNCT_G = _G["ipunct"], _G["npunct"]
+_PWORD_G, _PWPUNCT_G = _G["pword"], _G["pwpunct"]
 _HEX_DIGITS = re.compile(r"[0-9a-fA-F]*")
 
 
@@ -152,7 +156,7 @@ class _Lexer:
         line, base = 1, -1
         """``base`` is the index of the newline before the current line (-1 on the first
         line): the column of a token at ``start`` is ``start - base``."""
-        ipunct_g, npunct_g = _IPUNCT_G, _NPUNCT_G
+        ipunct_g, npunct_g, pword_g, pwpunct_g = _IPUNCT_G, _NPUNCT_G, _PWORD_G, _PWPUNCT_G
         for m in _MASTER.finditer(text):
             group = m.lastindex  # (ipunct or npunct when the pair matched)
             # The commonest kinds first, each with its own branch (a match subscript is
@@ -167,6 +171,22 @@ class _Lexer:
                 else:
                     append(new(Token, (ident, word, path, line, col, None, "")))
                 append(new(Token, (punct, m[ipunct_g], path, line, col + len(word), None, "")))
+                continue
+            if group in (pwpunct_g, pword_g):
+                start = m.start()
+                first = m[punct_g]
+                word = m[pword_g]
+                col = start - base
+                if docs:
+                    append(new(Token, (punct, first, path, line, col, None, "\n".join(docs))))
+                    docs = []
+                else:
+                    append(new(Token, (punct, first, path, line, col, None, "")))
+                col += len(first)
+                append(new(Token, (ident, word, path, line, col, None, "")))
+                if group == pwpunct_g:
+                    append(new(Token, (punct, m[pwpunct_g], path, line, col + len(word), None,
+                                       "")))
                 continue
             if group == ident_g:
                 if docs:

@@ -16,6 +16,7 @@ from rpcx.compiler.diagnostics import Diagnostic, Span
 from rpcx.compiler.lexer import Tok, Token, tokenize
 
 _IDENT, _PUNCT, _INT, _FLOAT, _STRING = Tok.IDENT, Tok.PUNCT, Tok.INT, Tok.FLOAT, Tok.STRING
+_EOF = Tok.EOF
 _new_span = _new = tuple.__new__
 
 _T = TypeVar("_T")
@@ -47,6 +48,8 @@ class _Parser:
         self.lines = lines
         self.i = 0
         self.diagnostics: list[Diagnostic] = []
+        self.messages: dict[tuple[str, str], str] = {}
+        """``expected ..., found ...`` messages for punctuation, made once each."""
         self.quiet_until = -1
         """Syntax errors at tokens before this index are not reported: they follow another
         error too closely to say anything new (the parser is still resynchronising)."""
@@ -83,10 +86,20 @@ class _Parser:
             # its repr, as Token.describe() would say.
             lines, line = self.lines, tok[3]
             source = lines[line - 1] if 0 < line <= len(lines) else ""
-            found = repr(tok[1]) if tok[0] is _PUNCT else tok.describe()
+            message = self.messages.get((expected, tok[1])) if tok[0] is _PUNCT else None
+            if message is None:
+                message = self.expected_message(expected, tok)
             self.diagnostics.append(_new(Diagnostic, (
-                _new(Span, (tok[2], line, tok[4])), f"expected {expected}, found {found}",
-                source.rstrip("\r"))))
+                _new(Span, (tok[2], line, tok[4])), message,
+                source.rstrip("\r") if source and source[-1] == "\r" else source)))
+
+    def expected_message(self, expected: str, tok: Token) -> str:
+        """``expected EXPECTED, found TOKEN``; remembered for punctuation (punctuation, at
+        most two characters, describes itself as its repr, as Token.describe() says)."""
+        if tok[0] is _PUNCT:
+            message = self.messages[(expected, tok[1])] = f"expected {expected}, found {tok[1]!r}"
+            return message
+        return f"expected {expected}, found {tok.describe()}"
 
     @property
     def quiet(self) -> bool:
@@ -327,38 +340,59 @@ class _Parser:
         list opens with a token that cannot start a value (the error is recorded, and the
         parser stays at that token, as when :meth:`value` raises there): a run of junk such
         as ``@a(@a(@a(`` then costs no exception per item."""
+        # A local token index and tuple indexing; self.i is brought up to date before any
+        # call that reads it (errors are reported at self.i).
         toks = self.toks
-        if toks[self.i].text != "@":
+        i = self.i
+        if toks[i][1] != "@":
             return ()
         out: list[syn.Annotation] = []
-        while toks[self.i].text == "@":
-            at = toks[self.i]
-            self.i += 1
-            tok = toks[self.i]  # expect_name, inline
+        while toks[i][1] == "@":
+            at = toks[i]
+            tok = toks[i + 1]  # expect_name, inline
             if tok[0] is not _IDENT:
+                self.i = i + 1
                 raise self.fail("an annotation name after '@'")
-            self.i += 1
+            i += 2
             name_tok = tok  # its syn.Name is made below, once the annotation is complete
             args: list[syn.Value] = []
             has_parens = False
-            if toks[self.i].text == "(":
-                self.i += 1
+            if toks[i][1] == "(":
+                i += 1
                 has_parens = True
-                tok = toks[self.i]
-                if tok.text != ")":
-                    if (tok.kind is _PUNCT and tok.text not in _VALUE_PUNCT) or (
-                        tok.kind is Tok.EOF
-                    ):
-                        self.expected("a value")  # what value(0) would report and raise
+                tok = toks[i]
+                if tok[1] != ")":
+                    kind = tok[0]
+                    self.i = i
+                    if (kind is _PUNCT and tok[1] not in _VALUE_PUNCT) or kind is _EOF:
+                        # What value(0) would report and raise. This is the path of a run
+                        # of junk such as @a(@a(: expected("a value") inline.
+                        if i >= self.quiet_until:
+                            line, lines = tok[3], self.lines
+                            source = lines[line - 1] if 0 < line <= len(lines) else ""
+                            message = (self.messages.get(("a value", tok[1]))
+                                       if kind is _PUNCT else None)
+                            if message is None:
+                                message = self.expected_message("a value", tok)
+                            self.diagnostics.append(_new(Diagnostic, (
+                                _new(Span, (tok[2], line, tok[4])), message,
+                                source.rstrip("\r") if source and source[-1] == "\r"
+                                else source)))
                         return None
                     args.append(self.value(0))
-                    while toks[self.i].text == ",":
+                    while toks[self.i][1] == ",":
                         self.i += 1
                         args.append(self.value(0))
-                self.expect_punct(")", "to close annotation arguments")
+                    i = self.i
+                if toks[i][1] != ")":
+                    self.i = i
+                    raise self.fail("')' to close annotation arguments")
+                i += 1
             name = _new(syn.Name, (name_tok[1], _new(Span, (name_tok[2], name_tok[3],
                                                             name_tok[4]))))
-            out.append(_new(syn.Annotation, (name, tuple(args), has_parens, at.span)))
+            out.append(_new(syn.Annotation, (name, tuple(args), has_parens,
+                                             _new(Span, (at[2], at[3], at[4])))))
+        self.i = i
         return tuple(out)
 
     # -- declarations ----------------------------------------------------------------------
