@@ -41,6 +41,25 @@ PIECES = [
 ]
 
 
+EDGES = [
+    # Declarations named like the words the checker's fast paths look for.
+    "package p;\nstruct list { 1: a: int; }\nstruct map {}\nservice int {}\nerror string {}\n"
+    "struct S { 1: a: list; 2: b: map; 3: c: int; 4: d: list?; 5: e: S2; 6: f: int?;"
+    " 7: g: string; 8: h: p.S2; 9: i: p.list; }\nstruct S2 { 1: x: S2?; }\n",
+    "package p;\nservice Svc { m(1: a: Svc) -> Svc throws Svc, E, E?, E; }\nerror E {}\n",
+    "package p.q;\nenum E { A = 1; B = 2; }\nstruct S { 1: a: E = A; 2: b: E = E.A;"
+    " 3: c: E = p.q.E.B; 4: d: E = C; 5: e: E? = A; 6: f: list<E> = [A, B];"
+    " 7: g: map<E, E> = {A: B}; 8: h: E = \"A\"; }\n",
+    "package p;\nunion U { 1: a: U; 2: b: V; }\nunion V { 1: u: U; }\nunion W { 1: w: W;"
+    " 2: n: int; }\nstruct A { 1: b: B; }\nstruct B { 1: a: A = null; 2: c: C; }\n"
+    "struct C { 1: b: B; }\nstruct D { 1: d: D; }\n",
+    "package p;\n/// doc\n@deprecated(\"x\")\nstruct S {\n  /// f\n  @deprecated 1: a: int;"
+    "\n  /// g\n  2: b: int;\n  -3: c: int;\n  4 : d : int ;\n}\nservice X {\n  /// m\n"
+    "  @idempotent @deadline(2s) m(/// p\n 1: a: int = 1, @deprecated 2: b: int) -> int;\n"
+    "  oneway o(1: a: list<int> = [1]);\n  oneway(1: a: int);\n}\n",
+]
+
+
 def corpus() -> list[Path]:
     return sorted(p for d in ("idl", "tests", "examples") for p in (ROOT / d).rglob("*.rpcx"))
 
@@ -80,11 +99,13 @@ def inputs(mutants: int, seed: int) -> list[tuple[str, str, str | None]]:
     for p in files:
         out.append((str(p.relative_to(ROOT)), p.read_text(encoding="utf-8"),
                     str(p.relative_to(ROOT))))
+    for k, text in enumerate(EDGES):
+        out.append((f"edge case {k}", text, None))
     for name, make in idl_scaling.SHAPES.items():
         for size in (300, 3_000, 40_000):
             out.append((f"{name} @ {size}", make(size), None))
     rng = random.Random(seed)
-    texts = [p.read_text(encoding="utf-8") for p in files]
+    texts = [p.read_text(encoding="utf-8") for p in files] + EDGES
     for k in range(mutants):
         base = rng.choice(texts)
         if rng.random() < 0.2:  # mutate a mutant: more junk per file
@@ -124,6 +145,8 @@ def record(label, text, path):
         out.append("\n".join(generate(file)))
     return out
 
+import rpcx
+print(json.dumps(["rpcx from", [rpcx.__file__], []]))
 items = json.load(sys.stdin)
 for label, text, path in items:
     try:
@@ -139,7 +162,9 @@ def run(tree: Path, items: list[tuple[str, str, str | None]], full: bool) -> lis
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONHASHSEED="0")
     if full:
         env["EQ_FULL"] = "1"
-    proc = subprocess.run([sys.executable, "-c", WORKER], input=json.dumps(items),
+    # -P: the working directory (the repository, for the corpus paths) must not come
+    # before PYTHONPATH on sys.path, or both runs would import the working tree's rpcx.
+    proc = subprocess.run([sys.executable, "-P", "-c", WORKER], input=json.dumps(items),
                           capture_output=True, text=True, env=env, cwd=ROOT, check=False)
     if proc.returncode != 0:
         sys.exit(f"worker failed in {tree}:\n{proc.stderr[-3000:]}")
@@ -160,6 +185,8 @@ def main() -> int:
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
         old = run(Path(tmp), items, full=False)
     new = run(ROOT, items, full=False)
+    print(f"old: {old[0][1][0]}\nnew: {new[0][1][0]}")
+    old, new = old[1:], new[1:]
     bad = [k for k, (a, b) in enumerate(zip(old, new, strict=True)) if a[1] != b[1]]
     print(f"{len(items)} inputs ({len(corpus())} corpus files, {args.mutants} mutants,"
           f" seed {args.seed}) against {args.base}: {len(bad)} different")

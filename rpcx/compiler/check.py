@@ -485,7 +485,7 @@ class _Checker:
         error, check_name, resolve_type = self.error, self.check_name, self.resolve_type
         no_ranges = reserved_tags is _NO_RANGES
         clean = self.clean_names.get(role)
-        primitive, named_word = _PRIMITIVE_TYPES.get, self.named_word.get
+        primitive, named_word, own_get = _PRIMITIVE_TYPES.get, self.named_word, self.scope.own.get
         new_field = model.Field
         for f in fields:
             tag, tag_span, name, type_node, value, annotations, doc, _ = f
@@ -510,7 +510,17 @@ class _Checker:
             if not type_args and len(type_name) == 1:
                 # resolve_type() for a one-word name already resolved: two lookups.
                 word = type_name[0][0]
-                mtype = primitive(word) or named_word(word) or self.resolve_base(type_node)
+                mtype = primitive(word) or named_word.get(word)
+                if mtype is None:
+                    info = own_get(word)
+                    if (info is not None and info.kind != "service" and word != "list"
+                            and word != "map"):
+                        # resolve_base() for a declaration of this file, the first time
+                        mtype = self.type_of(info, type_node)
+                        if mtype is not None:
+                            named_word[word] = mtype
+                    else:
+                        mtype = self.resolve_base(type_node)
                 if optional and mtype is not None:
                     mtype = self.wrap(Kind.OPTIONAL, mtype)
             else:
@@ -529,7 +539,7 @@ class _Checker:
                         default = model.NO_DEFAULT
             if mtype is not None:
                 out.append(new_field(tag, text, mtype, default, doc, deprecated, name.span))
-        return tuple(out), reserved_tags.merged()
+        return tuple(out), (() if no_ranges else reserved_tags.merged())
 
     def reserved(
         self, ranges: Sequence[syn.ReservedRange], low: int, high: int, what: str
@@ -673,9 +683,11 @@ class _Checker:
     def file_rules(self, decls: list[tuple[syn.Decl, model.Decl]]) -> None:
         seen: dict[str, syn.Decl] = {}
         for node, _ in decls:
-            if node.name.text in seen:
-                self.error(node.name.span, f"duplicate declaration {node.name.text!r}")
-            seen.setdefault(node.name.text, node)
+            name = node.name.text
+            if name in seen:
+                self.error(node.name.span, f"duplicate declaration {name!r}")
+            else:
+                seen[name] = node
         services = [n for n, _ in decls if isinstance(n, syn.ServiceDecl)]
         for svc in services:
             for suffix in ("Client", "Service"):

@@ -582,14 +582,14 @@ class _Parser:
         after = toks[i + 1][1]
         if tok[0] is _IDENT and after != "<" and after != ".":
             # type_(0) for a one-word type: no arguments, not qualified.
-            span = _new_span(Span, (tok[2], tok[3], tok[4]))
+            type_span = _new_span(Span, (tok[2], tok[3], tok[4]))
+            type_name = (_new(syn.Name, (tok[1], type_span)),)
             if after == "?":
                 i += 2
-                type_ = _new(syn.TypeNode, ((_new(syn.Name, (tok[1], span)),), (), True, span))
+                type_ = _new(syn.TypeNode, (type_name, (), True, type_span))
             else:
                 i += 1
-                type_ = _new(syn.TypeNode, ((_new(syn.Name, (tok[1], span)),), (), False,
-                                            span))
+                type_ = _new(syn.TypeNode, (type_name, (), False, type_span))
         else:
             self.i = i
             type_ = self.type_(0)
