@@ -10,16 +10,18 @@ class Writer:
         self._lines: list[str] = []
         self._indent = indent
         self._level = 0
+        self._prefix = ""
+        """``indent * level``, kept up to date by ``__enter__``/``__exit__``."""
 
     def line(self, text: str = "") -> None:
-        line = f"{self._indent * self._level}{text}" if text else ""
+        line = self._prefix + text if text else ""
         if len(line) > 99 and not line.lstrip().startswith("#"):
             # Only a very long default value can get here; everything else is wrapped.
             line += "  # noqa: E501"
         self._lines.append(line)
 
     def lines(self, texts: list[str]) -> None:
-        prefix = self._indent * self._level
+        prefix = self._prefix
         # The common case at C speed: no line too long, so no line needs the comment.
         indented = [prefix + text if text else "" for text in texts] if prefix else texts
         if max(map(len, indented), default=0) <= 99:
@@ -37,6 +39,10 @@ class Writer:
 
     def blank(self, count: int = 1) -> None:
         """Ensure ``count`` blank lines end the buffer (never more)."""
+        lines = self._lines
+        if count == 1 and lines and lines[-1]:
+            lines.append("")  # the common case
+            return
         have = 0
         for text in reversed(self._lines):
             if text:
@@ -54,14 +60,16 @@ class Writer:
 
     def __enter__(self) -> None:
         self._level += 1
+        self._prefix = self._indent * self._level
 
     def __exit__(self, *exc: object) -> None:
         self._level -= 1
+        self._prefix = self._indent * self._level
 
     @property
     def width(self) -> int:
         """Columns left on the current line before the 99-column limit."""
-        return 99 - len(self._indent) * self._level
+        return 99 - len(self._prefix)
 
     def text(self) -> str:
         while self._lines and not self._lines[-1]:
