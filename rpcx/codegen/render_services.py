@@ -159,14 +159,21 @@ def render_server_base(w: Writer, service: model.ServiceDecl, here: str) -> None
 
 
 def _method_spec_fast(service: model.ServiceDecl, method: model.Method, here: str,
-                      width: int) -> list[str] | None:
+                      width: int, service_name: str | None = None) -> list[str] | None:
     """The lines of :func:`method_spec_lines` built from strings, or None when some part
-    would have to be split further than the parameter tuple's own line."""
+    would have to be split further than the parameter tuple's own line. ``service_name``
+    is ``pystr(service.qualified)`` when the caller has it."""
     qualified = service.qualified
     fields_text = fields_flat(method.params, here, width)
     if fields_text is None:
         return None  # longer than the line: no case below can use it
-    params_name = pystr(f"{qualified}.{method.name}")
+    if service_name is None:
+        service_name = pystr(qualified)
+    name = pystr(method.name)
+    if name == f'"{method.name}"' and service_name == f'"{qualified}"':
+        params_name = f'"{qualified}.{method.name}"'  # both plain: so is the joined name
+    else:
+        params_name = pystr(f"{qualified}.{method.name}")
     params = f"_rt.StructSpec({params_name}, None, {fields_text})"
     result_type = method.result
     result = "None" if result_type is None else spec_flat(result_type, here)
@@ -185,7 +192,6 @@ def _method_spec_fast(service: model.ServiceDecl, method: model.Method, here: st
         tail.append(f"deprecated={pystr(method.deprecated)}")
     doc = f"doc={pystr(method.doc)}" if method.doc else ""
     head = f"{method_spec_name(service, method)} = _rt.MethodSpec("
-    name, service_name = pystr(method.name), pystr(qualified)
     one = f"{head}{name}, {service_name}, {params}, {result}{''.join(', ' + t for t in tail)}"
     one += f", {doc})" if doc else ")"
     if len(one) <= width:
@@ -212,8 +218,8 @@ def _method_spec_fast(service: model.ServiceDecl, method: model.Method, here: st
 
 
 def method_spec_lines(service: model.ServiceDecl, method: model.Method, here: str,
-                      width: int) -> list[str]:
-    fast = _method_spec_fast(service, method, here, width)
+                      width: int, service_name: str | None = None) -> list[str]:
+    fast = _method_spec_fast(service, method, here, width, service_name)
     if fast is not None:
         return fast
     params = Call("_rt.StructSpec", (
@@ -240,8 +246,9 @@ def method_spec_lines(service: model.ServiceDecl, method: model.Method, here: st
 
 def service_spec_lines(service: model.ServiceDecl, here: str, width: int) -> list[str]:
     lines: list[str] = []
+    service_name = pystr(service.qualified)
     for method in service.methods:
-        lines.extend(method_spec_lines(service, method, here, width))
+        lines.extend(method_spec_lines(service, method, here, width, service_name))
     methods = Tuple(tuple(method_spec_name(service, m) for m in service.methods))
     doc: list[Expr] = [Lit(service.doc, "doc=")] if service.doc else []
     spec = Call("_rt.ServiceSpec", (names.pystr(service.qualified), methods, *doc))
