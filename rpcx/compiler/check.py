@@ -97,8 +97,8 @@ class _Checker:
         """:attr:`named` for the one-word names (``Card``), keyed by the word."""
         self.enum_values: dict[tuple[str, str], model.EnumValue] = {}
         """Defaults naming an enum member by its bare name: by (enum, member)."""
-        self.wrapped: dict[tuple[Kind, int], model.ModelType] = {}
-        """``T?`` and ``list<T>`` by kind and ``id`` of ``T`` (the entry keeps ``T``
+        self.wrapped: dict[tuple[str, int], model.ModelType] = {}
+        """``T?`` and ``list<T>`` by kind value and ``id`` of ``T`` (the entry keeps ``T``
         alive, so the ``id`` cannot be reused)."""
         """Member values of enum declarations by ``id`` of their node (built on use)."""
 
@@ -255,7 +255,7 @@ class _Checker:
         return self.wrap(Kind.OPTIONAL, inner)
 
     def wrap(self, kind: Kind, item: model.ModelType) -> model.ModelType:
-        key = (kind, id(item))
+        key = (kind._value_, id(item))  # (Kind's own hash is Python code; its value's is not)
         found = self.wrapped.get(key)
         if found is None:
             found = self.wrapped[key] = model.ModelType(kind, item=item)

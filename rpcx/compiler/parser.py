@@ -594,11 +594,26 @@ class _Parser:
             self.i = i
             type_ = self.type_(0)
             i = self.i
-        default = None
+        default: syn.Value | None = None
         if toks[i][1] == "=":
-            self.i = i + 1
-            default = self.value(0)
-            i = self.i
+            tok = toks[i + 1]
+            kind = tok[0]
+            if kind is _IDENT and toks[i + 2][1] != "." and tok[1] not in _WORD_LITERALS:
+                # value(0) for a one-word name (an enum member), inline
+                value_span = _new_span(Span, (tok[2], tok[3], tok[4]))
+                default = _new(syn.NameValue, ((_new(syn.Name, (tok[1], value_span)),),
+                                               value_span))
+                self.i = i = i + 2
+            elif kind is _STRING or (kind is _INT and tok[5] is not None):
+                # value(0) for a string or a plain integer, inline
+                literal_kind = "string" if kind is _STRING else "int"
+                default = _new(syn.Literal, (literal_kind, tok[5], tok[1],
+                                             _new_span(Span, (tok[2], tok[3], tok[4]))))
+                self.i = i = i + 2
+            else:
+                self.i = i + 1
+                default = self.value(0)
+                i = self.i
         else:
             self.i = i
         if span is None:
@@ -800,7 +815,8 @@ class _Parser:
             if tok.value is None and kind is _INT:
                 raise _Sync()  # a number too long to convert: the lexer has reported it
             self.i += 1
-            return _new(syn.Literal, (_LITERAL_KINDS[kind], tok.value, tok.text, tok.span))
+            literal_kind = "int" if kind is _INT else "float" if kind is _FLOAT else "string"
+            return _new(syn.Literal, (literal_kind, tok.value, tok.text, tok.span))
         if kind is Tok.DURATION:
             self.i += 1
             assert isinstance(tok.value, float)
@@ -808,7 +824,8 @@ class _Parser:
         raise self.fail("a value")
 
 
-_LITERAL_KINDS = {Tok.INT: "int", Tok.FLOAT: "float", Tok.STRING: "string"}
+_WORD_LITERALS = frozenset({"true", "false", "null"})
+"""The identifiers value() reads as literals, not names."""
 
 
 def parse(text: str, path: str = "<string>") -> tuple[syn.FileNode, list[Diagnostic]]:
