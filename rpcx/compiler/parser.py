@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from rpcx.compiler import syntax as syn
 from rpcx.compiler.diagnostics import Diagnostic, Span
-from rpcx.compiler.lexer import Tok, Token, tokenize
+from rpcx.compiler.lexer import RawToken, Tok, describe, span_of, tokenize_raw
 
 _IDENT, _PUNCT, _INT, _FLOAT, _STRING = Tok.IDENT, Tok.PUNCT, Tok.INT, Tok.FLOAT, Tok.STRING
 _EOF = Tok.EOF
@@ -40,7 +40,7 @@ class _Sync(Exception):
 
 
 class _Parser:
-    def __init__(self, tokens: list[Token], path: str, lines: list[str]) -> None:
+    def __init__(self, tokens: list[RawToken], path: str, lines: list[str]) -> None:
         # Padded with copies of the EOF token so that peek(offset) needs no bounds check.
         self.toks = tokens + [tokens[-1]] * 4
         self.eof = len(tokens) - 1
@@ -56,10 +56,10 @@ class _Parser:
 
     # -- token helpers ---------------------------------------------------------------------
 
-    def peek(self, offset: int = 0) -> Token:
+    def peek(self, offset: int = 0) -> RawToken:
         return self.toks[self.i + offset]  # offset is at most 3: see the padding
 
-    def next(self) -> Token:
+    def next(self) -> RawToken:
         tok = self.toks[self.i]
         if self.i < self.eof:
             self.i += 1
@@ -73,11 +73,11 @@ class _Parser:
         source = lines[line - 1] if 0 < line <= len(lines) else ""
         self.diagnostics.append(_new_span(Diagnostic, (span, message, source.rstrip("\r"))))
 
-    def fail(self, expected: str, tok: Token | None = None) -> _Sync:
+    def fail(self, expected: str, tok: RawToken | None = None) -> _Sync:
         self.expected(expected, tok)
         return _Sync()
 
-    def expected(self, expected: str, tok: Token | None = None) -> None:
+    def expected(self, expected: str, tok: RawToken | None = None) -> None:
         """Record ``expected EXPECTED, found TOKEN`` (unless quiet), without raising."""
         if self.i >= self.quiet_until:
             if tok is None:
@@ -93,13 +93,13 @@ class _Parser:
                 _new(Span, (tok[2], line, tok[4])), message,
                 source.rstrip("\r") if source and source[-1] == "\r" else source)))
 
-    def expected_message(self, expected: str, tok: Token) -> str:
+    def expected_message(self, expected: str, tok: RawToken) -> str:
         """``expected EXPECTED, found TOKEN``; remembered for punctuation (punctuation, at
         most two characters, describes itself as its repr, as Token.describe() says)."""
         if tok[0] is _PUNCT:
             message = self.messages[(expected, tok[1])] = f"expected {expected}, found {tok[1]!r}"
             return message
-        return f"expected {expected}, found {tok.describe()}"
+        return f"expected {expected}, found {describe(tok)}"
 
     @property
     def quiet(self) -> bool:
@@ -109,37 +109,37 @@ class _Parser:
         """Called where parsing resumes after a syntax error."""
         self.quiet_until = self.i + _QUIET_TOKENS
 
-    def accept_punct(self, text: str) -> Token | None:
+    def accept_punct(self, text: str) -> RawToken | None:
         # Only a PUNCT token can have punctuation as its text (identifiers start with a
         # letter, numbers with a digit, strings with a quote, EOF is empty), so comparing
         # the text is enough.
         tok = self.toks[self.i]
-        if tok.text == text:
+        if tok[1] == text:
             self.i += 1
             return tok
         return None
 
-    def expect_punct(self, text: str, context: str = "") -> Token:
+    def expect_punct(self, text: str, context: str = "") -> RawToken:
         tok = self.toks[self.i]
-        if tok.text == text:  # see accept_punct
+        if tok[1] == text:  # see accept_punct
             self.i += 1
             return tok
         raise self.fail(f"{text!r}" + (f" {context}" if context else ""))
 
     def expect_name(self, what: str) -> syn.Name:
         tok = self.toks[self.i]
-        if tok.kind is not _IDENT:
+        if tok[0] is not _IDENT:
             raise self.fail(what)
         self.i += 1  # an IDENT is never the EOF token
-        return _new(syn.Name, (tok.text, _new_span(Span, (tok.path, tok.line, tok.col))))
+        return _new(syn.Name, (tok[1], _new_span(Span, (tok[2], tok[3], tok[4]))))
 
     def qualified_name(self, what: str) -> tuple[syn.Name, ...]:
         first = self.expect_name(what)
         toks = self.toks
-        if toks[self.i].text != ".":
+        if toks[self.i][1] != ".":
             return (first,)
         parts = [first]
-        while toks[self.i].text == "." and toks[self.i + 1].kind is _IDENT:
+        while toks[self.i][1] == "." and toks[self.i + 1][0] is _IDENT:
             self.i += 1
             parts.append(self.expect_name(what))
         return tuple(parts)
@@ -163,9 +163,9 @@ class _Parser:
         """A declaration keyword followed by a name and ``{``: a new top-level declaration."""
         toks, i = self.toks, self.i
         return (
-            toks[i].text in _DECL_KEYWORDS  # only an IDENT can have such a text
-            and toks[i + 1].kind is _IDENT
-            and toks[i + 2].text == "{"
+            toks[i][1] in _DECL_KEYWORDS  # only an IDENT can have such a text
+            and toks[i + 1][0] is _IDENT
+            and toks[i + 2][1] == "{"
         )
 
     # -- recovery --------------------------------------------------------------------------
@@ -177,9 +177,9 @@ class _Parser:
         toks, i, eof, keywords = self.toks, self.i, self.eof, _DECL_KEYWORDS
         depth = 0
         while i < eof:
-            text = toks[i].text
+            text = toks[i][1]
             if depth == 0:
-                if text in keywords and toks[i + 1].kind is _IDENT and toks[i + 2].text == "{":
+                if text in keywords and toks[i + 1][0] is _IDENT and toks[i + 2][1] == "{":
                     break  # at_decl_start
                 if text == "}":
                     break
@@ -200,9 +200,9 @@ class _Parser:
         toks, i, eof = self.toks, self.i, self.eof
         while i < eof:
             tok = toks[i]
-            if tok.kind is Tok.IDENT and tok.text in _TOP_KEYWORDS:
+            if tok[0] is Tok.IDENT and tok[1] in _TOP_KEYWORDS:
                 break
-            if tok.text == "@" and tok.kind is Tok.PUNCT and toks[i + 1].kind is Tok.IDENT:
+            if tok[1] == "@" and tok[0] is Tok.PUNCT and toks[i + 1][0] is Tok.IDENT:
                 break
             i += 1
         self.i = i
@@ -213,10 +213,10 @@ class _Parser:
             # Resynchronising again right after an error: skip to something that is
             # certainly a new top-level item.
             while i < eof:
-                text = toks[i].text
+                text = toks[i][1]
                 if text == "package" or text == "import" or (
-                    text in _DECL_KEYWORDS and toks[i + 1].kind is _IDENT
-                    and toks[i + 2].text == "{"
+                    text in _DECL_KEYWORDS and toks[i + 1][0] is _IDENT
+                    and toks[i + 2][1] == "{"
                 ):
                     break
                 i += 1
@@ -224,9 +224,9 @@ class _Parser:
             return
         depth = 0
         while i < eof:
-            text = toks[i].text  # keywords and punctuation: the text decides the kind
+            text = toks[i][1]  # keywords and punctuation: the text decides the kind
             if depth == 0 and (text in _TOP_KEYWORDS or (
-                text == "@" and toks[i + 1].kind is _IDENT
+                text == "@" and toks[i + 1][0] is _IDENT
             )):
                 break
             i += 1
@@ -280,10 +280,10 @@ class _Parser:
                     if self.i == start:
                         self.next()  # (cannot happen: the keyword was consumed)
                     continue
-                if tok.is_word("package") or tok.is_word("import"):
+                if tok[0] is _IDENT and (tok[1] == "package" or tok[1] == "import"):
                     for ann in annotations:
-                        self.error(ann.span, f"annotations cannot be applied to {tok.text!r}")
-                if tok.is_word("package"):
+                        self.error(ann.span, f"annotations cannot be applied to {tok[1]!r}")
+                if tok[0] is _IDENT and tok[1] == "package":
                     pkg = self.package()
                     if package is not None:
                         self.error(pkg.span, "duplicate 'package' declaration")
@@ -291,10 +291,10 @@ class _Parser:
                         if seen_other:
                             self.error(pkg.span, "'package' must be the first declaration")
                         package = pkg
-                elif tok.is_word("import"):
+                elif tok[0] is _IDENT and tok[1] == "import":
                     seen_other = True
                     imports.append(self.import_())
-                elif tok.kind is Tok.IDENT and tok.text in _DECL_KEYWORDS:
+                elif tok[0] is Tok.IDENT and tok[1] in _DECL_KEYWORDS:
                     seen_other = True
                     decls.append(self.decl(start, annotations))
                 else:
@@ -313,22 +313,22 @@ class _Parser:
         kw = self.next()
         name = self.qualified_name("a package name")
         self.expect_punct(";", "after package name")
-        return _new(syn.Package, (name, kw.span))
+        return _new(syn.Package, (name, span_of(kw)))
 
     def import_(self) -> syn.Import:
         kw = self.next()
         tok = self.peek()
-        if tok.kind is not Tok.STRING:
+        if tok[0] is not Tok.STRING:
             raise self.fail("a file name string after 'import'")
         self.next()
         self.expect_punct(";", "after import")
-        assert isinstance(tok.value, str)
-        return _new(syn.Import, (tok.value, tok.span, kw.span))
+        assert isinstance(tok[5], str)
+        return _new(syn.Import, (tok[5], span_of(tok), span_of(kw)))
 
     # -- annotations -----------------------------------------------------------------------
 
     def annotations(self) -> tuple[syn.Annotation, ...]:
-        if self.toks[self.i].text != "@":
+        if self.toks[self.i][1] != "@":
             return ()
         found = self.annotations_or_none()
         if found is None:
@@ -404,7 +404,7 @@ class _Parser:
         tok = toks[i + 1]
         if tok[0] is not _IDENT:
             self.i = i + 1  # past the keyword, not the EOF token
-            raise self.fail(f"a name after {kw.text!r}")
+            raise self.fail(f"a name after {kw[1]!r}")
         i += 2
         self.i = i
         name = _new(syn.Name, (tok[1], _new_span(Span, (tok[2], tok[3], tok[4]))))
@@ -415,30 +415,30 @@ class _Parser:
         first = toks[start]
         span = _new_span(Span, (first[2], first[3], first[4]))
         if toks[i][1] != "{":
-            raise self.fail(f"'{{' to open {kw.text} {name.text!r}")
+            raise self.fail(f"'{{' to open {kw[1]} {name.text!r}")
         self.i += 1
-        if kw.text == "enum":
+        if kw[1] == "enum":
             members, reserved = self.enum_body()
             return _new(syn.EnumDecl, (name, members, reserved, annotations, doc, span))
-        if kw.text == "service":
+        if kw[1] == "service":
             methods = self.service_body()
             return _new(syn.ServiceDecl, (name, methods, annotations, doc, span))
         fields, reserved = self.struct_body()
-        return _new(syn.StructDecl, (kw.text, name, fields, reserved, annotations, doc, span))
+        return _new(syn.StructDecl, (kw[1], name, fields, reserved, annotations, doc, span))
 
     def close_body(self) -> None:
         tok = self.toks[self.i]
-        if tok.text == "}":  # only a PUNCT token has this text; never the EOF token
+        if tok[1] == "}":  # only a PUNCT token has this text; never the EOF token
             self.i += 1
         else:
-            self.error(tok.span, f"expected '}}', found {tok.describe()}")
+            self.error(span_of(tok), f"expected '}}', found {describe(tok)}")
 
     def body_done(self) -> bool:
         toks, i = self.toks, self.i
         tok = toks[i]
-        return (i >= self.eof or tok.text == "}" or (
-            tok.text in _DECL_KEYWORDS and toks[i + 1].kind is _IDENT
-            and toks[i + 2].text == "{"))
+        return (i >= self.eof or tok[1] == "}" or (
+            tok[1] in _DECL_KEYWORDS and toks[i + 1][0] is _IDENT
+            and toks[i + 2][1] == "{"))
 
     def body_items(
         self, item: Callable[[int, tuple[syn.Annotation, ...]], _T],
@@ -449,13 +449,13 @@ class _Parser:
         reserved: list[syn.ReservedRange] = []
         while not self.body_done():
             start = self.i
-            if start < self.quiet_until and self.toks[start].text == ";":
+            if start < self.quiet_until and self.toks[start][1] == ";":
                 self.i += 1  # a stray ';' just after an error
                 self.recovered()
                 continue
             try:
-                annotations = self.annotations() if self.toks[start].text == "@" else ()
-                if self.toks[self.i].text == "reserved":
+                annotations = self.annotations() if self.toks[start][1] == "@" else ()
+                if self.toks[self.i][1] == "reserved":
                     reserved.extend(self.reserved(annotations))
                 else:
                     items.append(item(start, annotations))
@@ -518,7 +518,7 @@ class _Parser:
     def reserved_range(self) -> syn.ReservedRange:
         low, span = self.integer("an integer after 'reserved'")
         high = low
-        if self.peek().is_word("to"):
+        if self.peek()[0] is _IDENT and self.peek()[1] == "to":
             self.next()
             high, _ = self.integer("an integer after 'to'")
         return _new(syn.ReservedRange, (low, high, span))
@@ -527,18 +527,18 @@ class _Parser:
         """An integer with an optional leading ``-``."""
         tok = num = self.toks[self.i]
         sign = 1
-        if tok.text == "-":
+        if tok[1] == "-":
             self.i += 1
             sign = -1
             num = self.toks[self.i]
-        if num.kind is not _INT:
+        if num[0] is not _INT:
             raise self.fail(what, num)
-        value = num.value
+        value = num[5]
         if value is None:
             raise _Sync()  # too long: the lexer has reported it
         self.i += 1
         assert isinstance(value, int)
-        return (value if sign == 1 else -value), _new_span(Span, (tok.path, tok.line, tok.col))
+        return (value if sign == 1 else -value), _new_span(Span, (tok[2], tok[3], tok[4]))
 
     def field(
         self, start: int, annotations: tuple[syn.Annotation, ...], what: str
@@ -629,7 +629,7 @@ class _Parser:
             value, value_span = self.integer("an integer value for the enum member")
             self.expect_punct(";", "after enum member")
             return _new(syn.EnumMember, (name, value, value_span, annotations, doc,
-                                  self.toks[start].span))
+                                  span_of(self.toks[start])))
 
         return self.body_items(one)
 
@@ -729,14 +729,14 @@ class _Parser:
     def type_(self, depth: int) -> syn.TypeNode:
         toks = self.toks
         tok = toks[self.i]
-        if tok.kind is not _IDENT:
+        if tok[0] is not _IDENT:
             raise self.fail("a type")
-        span = _new_span(Span, (tok.path, tok.line, tok.col))
+        span = _new_span(Span, (tok[2], tok[3], tok[4]))
         if depth > _MAX_DEPTH:
             self.error(span, "type nested too deeply")
             raise _Sync()
-        text = tok.text
-        if (text == "list" or text == "map") and toks[self.i + 1].text == "<":
+        text = tok[1]
+        if (text == "list" or text == "map") and toks[self.i + 1][1] == "<":
             name: tuple[syn.Name, ...] = (_new(syn.Name, (text, span)),)
             self.i += 2
             first = self.type_(depth + 1)
@@ -745,17 +745,17 @@ class _Parser:
                 args: tuple[syn.TypeNode, ...] = (first, self.type_(depth + 1))
             else:
                 args = (first,)
-            if toks[self.i].text != ">":
+            if toks[self.i][1] != ">":
                 raise self.fail(f"'>' to close {text!r} type")
             self.i += 1
         else:
             args = ()
-            if toks[self.i + 1].text == ".":
+            if toks[self.i + 1][1] == ".":
                 name = self.qualified_name("a type")
             else:
                 self.i += 1
                 name = (_new(syn.Name, (text, span)),)
-        if toks[self.i].text == "?":
+        if toks[self.i][1] == "?":
             self.i += 1
             return _new(syn.TypeNode, (name, args, True, span))
         return _new(syn.TypeNode, (name, args, False, span))
@@ -763,64 +763,64 @@ class _Parser:
     def value(self, depth: int) -> syn.Value:
         toks = self.toks
         tok = toks[self.i]
-        kind = tok.kind
+        kind = tok[0]
         if depth > _MAX_DEPTH:
-            self.error(tok.span, "value nested too deeply")
+            self.error(span_of(tok), "value nested too deeply")
             raise _Sync()
         if kind is _PUNCT:
-            text = tok.text
+            text = tok[1]
             if text == "-":
                 num = toks[self.i + 1]
-                if num.kind is _INT or num.kind is _FLOAT:
-                    if num.value is None:
+                if num[0] is _INT or num[0] is _FLOAT:
+                    if num[5] is None:
                         raise _Sync()  # a number too long to convert: the lexer reported it
                     self.i += 2
-                    assert isinstance(num.value, int | float)
-                    return _new(syn.Literal, ("int" if num.kind is _INT else "float", -num.value,
-                                       "-" + num.text, tok.span))
+                    assert isinstance(num[5], int | float)
+                    return _new(syn.Literal, ("int" if num[0] is _INT else "float", -num[5],
+                                       "-" + num[1], span_of(tok)))
                 raise self.fail("a number after '-'", num)
             if text == "[":
                 self.i += 1
                 items: list[syn.Value] = []
-                while toks[self.i].text != "]":
+                while toks[self.i][1] != "]":
                     items.append(self.value(depth + 1))
-                    if toks[self.i].text != ",":
+                    if toks[self.i][1] != ",":
                         break
                     self.i += 1
                 self.expect_punct("]", "to close list")
-                return _new(syn.ListValue, (tuple(items), tok.span))
+                return _new(syn.ListValue, (tuple(items), span_of(tok)))
             if text == "{":
                 self.i += 1
                 entries: list[tuple[syn.Value, syn.Value]] = []
-                while toks[self.i].text != "}":
+                while toks[self.i][1] != "}":
                     key = self.value(depth + 1)
                     self.expect_punct(":", "after map key")
                     entries.append((key, self.value(depth + 1)))
-                    if toks[self.i].text != ",":
+                    if toks[self.i][1] != ",":
                         break
                     self.i += 1
                 self.expect_punct("}", "to close map")
-                return _new(syn.MapValue, (tuple(entries), tok.span))
+                return _new(syn.MapValue, (tuple(entries), span_of(tok)))
             raise self.fail("a value")
         if kind is _IDENT:
-            text = tok.text
+            text = tok[1]
             if text == "true" or text == "false":
                 self.i += 1
-                return _new(syn.Literal, ("bool", text == "true", text, tok.span))
+                return _new(syn.Literal, ("bool", text == "true", text, span_of(tok)))
             if text == "null":
                 self.i += 1
-                return _new(syn.Literal, ("null", None, text, tok.span))
-            return _new(syn.NameValue, (self.qualified_name("a value"), tok.span))
+                return _new(syn.Literal, ("null", None, text, span_of(tok)))
+            return _new(syn.NameValue, (self.qualified_name("a value"), span_of(tok)))
         if kind is _INT or kind is _FLOAT or kind is _STRING:
-            if tok.value is None and kind is _INT:
+            if tok[5] is None and kind is _INT:
                 raise _Sync()  # a number too long to convert: the lexer has reported it
             self.i += 1
             literal_kind = "int" if kind is _INT else "float" if kind is _FLOAT else "string"
-            return _new(syn.Literal, (literal_kind, tok.value, tok.text, tok.span))
+            return _new(syn.Literal, (literal_kind, tok[5], tok[1], span_of(tok)))
         if kind is Tok.DURATION:
             self.i += 1
-            assert isinstance(tok.value, float)
-            return _new(syn.DurationValue, (tok.value, tok.text, tok.span))
+            assert isinstance(tok[5], float)
+            return _new(syn.DurationValue, (tok[5], tok[1], span_of(tok)))
         raise self.fail("a value")
 
 
@@ -840,7 +840,7 @@ def parse_with_lines(
     """:func:`parse`, and also ``text.split("\\n")`` (split once for the lexer, the parser
     and the checker: a hostile file can have a million lines)."""
     lines = text.split("\n")
-    tokens, diagnostics = tokenize(text, path, lines)
+    tokens, diagnostics = tokenize_raw(text, path, lines)
     parser = _Parser(tokens, path, lines)
     tree = parser.parse_file()
     diagnostics += parser.diagnostics
