@@ -78,11 +78,11 @@ def render_record(w: Writer, decl: model.StructDecl | model.UnionDecl, here: str
         w.line(f"class {decl.name}(_rt.DeclaredError):")
     else:
         fields, union = decl.fields, False
-        w.line("@_rt.frozen(kw_only=True)")
-        w.line(f"class {decl.name}:")
+        w.lines(["@_rt.frozen(kw_only=True)", f"class {decl.name}:"])
     status = decl.status if isinstance(decl, model.StructDecl) else None
     with w.indented():
-        _doc(w, decl.doc, decl.deprecated)
+        if decl.doc or decl.deprecated is not None:
+            _doc(w, decl.doc, decl.deprecated)
         if (decl.doc or decl.deprecated) and (fields or status):
             w.blank()
         if status is not None:

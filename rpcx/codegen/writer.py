@@ -40,8 +40,8 @@ class Writer:
     def blank(self, count: int = 1) -> None:
         """Ensure ``count`` blank lines end the buffer (never more)."""
         lines = self._lines
-        if count == 1 and lines and lines[-1]:
-            lines.append("")  # the common case
+        if lines and lines[-1]:  # the common case: no blank line yet
+            lines.extend([""] * count)
             return
         have = 0
         for text in reversed(self._lines):
