@@ -634,12 +634,17 @@ class _Checker:
     def methods(self, node: syn.ServiceDecl) -> tuple[model.Method, ...]:
         names: set[str] = set()
         out: list[model.Method] = []
+        clean = self.clean_names.get("method")
         for m in node.methods:
-            self.check_name(m.name, "method")
-            if m.name.text in names:
-                self.error(m.name.span, f"duplicate method {m.name.text!r}")
-            names.add(m.name.text)
-            idempotent, deadline, deprecated, _ = self.annotations(m.annotations, "method")
+            text = m.name.text
+            if clean is None or text not in clean:  # check_name's own shortcut, inline
+                self.check_name(m.name, "method")
+                clean = self.clean_names["method"]
+            if text in names:
+                self.error(m.name.span, f"duplicate method {text!r}")
+            names.add(text)
+            idempotent, deadline, deprecated, _ = (
+                self.annotations(m.annotations, "method") if m.annotations else _NOT_ANNOTATED)
             if m.oneway:
                 for ann in m.annotations:
                     if ann.name.text in ("idempotent", "deadline"):
@@ -652,10 +657,15 @@ class _Checker:
                 if m.throws_span is not None:
                     self.error(m.throws_span, f"oneway method {m.name.text!r} cannot declare"
                                " 'throws'")
-            params, _ = self.fields(m.params, (), "parameter")
-            result = self.resolve_type(m.result) if m.result is not None else None
-            throws = self.throws(m)
-            out.append(model.Method(m.name.text, params, None if m.oneway else result,
+            params, _ = self.fields(m.params, (), "parameter") if m.params else ((), ())
+            result = None
+            if m.result is not None:
+                result_name = m.result.name
+                result = (_PRIMITIVE_TYPES.get(result_name[0].text)  # resolve_type(), shortcut
+                          if len(result_name) == 1 and not m.result.args
+                          and not m.result.optional else None) or self.resolve_type(m.result)
+            throws = self.throws(m) if m.throws else ()
+            out.append(model.Method(text, params, None if m.oneway else result,
                                     throws, m.oneway, idempotent, deadline, deprecated, m.doc,
                                     m.name.span))
         return tuple(out)

@@ -695,8 +695,19 @@ class _Parser:
         self.i += 1
         result = None
         if toks[self.i][1] == "->":
-            self.i += 1
-            result = self.type_(0)
+            i = self.i + 1
+            tok = toks[i]
+            after = toks[i + 1][1]
+            if tok[0] is _IDENT and after != "<" and after != ".":
+                # type_(0) for a one-word type, inline (as in field())
+                type_span = _new_span(Span, (tok[2], tok[3], tok[4]))
+                type_name = (_new(syn.Name, (tok[1], type_span)),)
+                optional = after == "?"
+                result = _new(syn.TypeNode, (type_name, (), optional, type_span))
+                self.i = i + 2 if optional else i + 1
+            else:
+                self.i = i
+                result = self.type_(0)
         throws: list[syn.TypeNode] = []
         throws_span = None
         tok = toks[self.i]
