@@ -743,6 +743,8 @@ class _Checker:
             if (plain or not fields) if is_union else not refs:
                 buildable.add(q)
                 queue.append(q)
+        if len(buildable) == len(own):
+            return  # (every declaration needs none of the others: nothing to propagate)
         needed_by: dict[str, list[str]] = {}
         for q, refs in edges.items():
             for r in refs:
