@@ -89,7 +89,8 @@ def mutate(text: str, rng: random.Random) -> str:
     return text
 
 
-def inputs(mutants: int, seed: int) -> list[tuple[str, str, str | None]]:
+def inputs(mutants: int, seed: int, sizes: tuple[int, ...] = (300, 3_000, 40_000)
+           ) -> list[tuple[str, str, str | None]]:
     """(label, text, path on disk or None) for every input."""
     sys.path.insert(0, str(ROOT / "bench"))
     import idl_scaling  # a sibling script, not a package
@@ -102,7 +103,7 @@ def inputs(mutants: int, seed: int) -> list[tuple[str, str, str | None]]:
     for k, text in enumerate(EDGES):
         out.append((f"edge case {k}", text, None))
     for name, make in idl_scaling.SHAPES.items():
-        for size in (300, 3_000, 40_000):
+        for size in sizes:
             out.append((f"{name} @ {size}", make(size), None))
     rng = random.Random(seed)
     texts = [p.read_text(encoding="utf-8") for p in files] + EDGES
@@ -124,13 +125,23 @@ from rpcx.compiler.lexer import tokenize
 from rpcx.compiler.parser import parse
 
 def record(label, text, path):
+    digests = {}
+    def diag(d):
+        # The source line by digest, once per line object: a hostile one-line file has
+        # thousands of diagnostics sharing one huge line (their repr would not fit in memory).
+        line = d[2]
+        key = digests.get(id(line))
+        if key is None:
+            key = digests[id(line)] = (len(line), hashlib.sha256(
+                line.encode("utf-8", "surrogatepass")).hexdigest())
+        return (tuple(d[0]), d[1], key)
     out = []
     tokens, lex_diags = tokenize(text, "m.rpcx")
     out.append(repr([tuple(t) for t in tokens]))
-    out.append(repr([tuple(d) for d in lex_diags]))
+    out.append(repr([diag(d) for d in lex_diags]))
     tree, parse_diags = parse(text, "m.rpcx")
     out.append(repr(tree))
-    out.append(repr([tuple(d) for d in parse_diags]))
+    out.append(repr([diag(d) for d in parse_diags]))
     if path is None:
         result = compile_source(text, "m.rpcx")
     else:
@@ -138,7 +149,7 @@ def record(label, text, path):
             with open(p, encoding="utf-8") as f:
                 return f.read()
         result = compile_files([path], read)
-    out.append(repr([tuple(d) for d in result.diagnostics]))
+    out.append(repr([diag(d) for d in result.diagnostics]))
     out.append("\n".join(report(result.diagnostics)))
     out.append(repr(result.files))
     for file in result.files:
@@ -177,8 +188,10 @@ def main() -> int:
     ap.add_argument("--base", default="1c4dc8f", help="git commit to compare with")
     ap.add_argument("--mutants", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--shape-sizes", type=int, nargs="+", default=[300, 3_000, 40_000],
+                    metavar="CHARS", help="sizes of the bench shapes (default 300 3000 40000)")
     args = ap.parse_args()
-    items = inputs(args.mutants, args.seed)
+    items = inputs(args.mutants, args.seed, tuple(args.shape_sizes))
     with tempfile.TemporaryDirectory() as tmp:
         archive = subprocess.run(["git", "archive", args.base, "rpcx"], cwd=ROOT,
                                  capture_output=True, check=True).stdout
