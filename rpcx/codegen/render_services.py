@@ -32,16 +32,10 @@ def _doc(w: Writer, doc: str, deprecated: str | None) -> bool:
     return bool(text)
 
 
-def _needs_none_default(f: model.Field) -> bool:
-    """List and map defaults are mutable: the client signature takes None to mean them."""
-    return (f.type.kind in (Kind.LIST, Kind.MAP)
-            and not isinstance(f.default, model._NoDefault) and f.default is not None)
-
-
 def _client_signature(method: model.Method, here: str) -> tuple[list[str], list[str]]:
-    """The client method's parameters, and the values it passes on for them (a list or
-    map default is mutable: the signature takes None to mean it, see
-    :func:`_needs_none_default`)."""
+    """The client method's parameters, and the values it passes on for them. List and map
+    defaults (other than null) are mutable: the signature takes None to mean them, and the
+    call passes the default when it gets None."""
     params: list[str] = ["self"]
     values: list[str] = []
     seen_default = keyword_only = False
@@ -63,7 +57,7 @@ def _client_signature(method: model.Method, here: str) -> tuple[list[str], list[
                 params.append(f"{name}: {annotation}")
             values.append(name)
         elif (kind is list_kind or kind is map_kind) and default is not None:
-            params.append(f"{name}: {annotation} | None = None")  # _needs_none_default(f)
+            params.append(f"{name}: {annotation} | None = None")  # a mutable default
             values.append(f"{names.literal(default, t, here)} if {name} is None else {name}")
             seen_default = True
         else:
