@@ -26,6 +26,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+# The rpcx of this checkout, not whichever one is installed (``python bench/idl_scaling.py``
+# puts bench/ first on sys.path, and an editable install may point at another worktree).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from rpcx.cli import main as rpcx_main
 
 HEAD = "package p;\n"
@@ -143,6 +147,7 @@ def main() -> int:
     ap.add_argument("--give-up", type=float, default=20.0, metavar="SECONDS")
     args = ap.parse_args()
     sys.setrecursionlimit(1000)  # the default: deep input must not need more
+    print(f"rpcx from {Path(sys.modules['rpcx'].__file__ or '?').parent}")
     print(f"{'shape (CPU s/MB)':40s} " + " ".join(f"{s:>8.3g}MB" for s in args.sizes)
           + "   wall s/MB  exit  stderr")
     worst = 0.0

@@ -18,30 +18,49 @@ from rpcx.compiler import model
 __all__ = ["generate"]
 
 
-def _types_used(file: model.File) -> set[str]:
-    """Standard-library modules the module needs, beyond what every module imports."""
+def _imports(file: model.File) -> tuple[set[str], list[str]]:
+    """Standard-library modules the module needs beyond what every module imports, and the
+    sibling generated modules it refers to (only those actually used), in one pass over
+    the distinct type objects (the checker shares one object between the fields of a type)."""
     found: set[str] = set()
-
-    def visit(f: model.Field) -> None:
-        found.update(names.uses(f.type))
-
+    types: dict[int, model.ModelType] = {}
+    """By ``id``: the file holds every one of them, so no ``id`` is reused meanwhile."""
     for decl in file.decls:
         if isinstance(decl, model.StructDecl):
             for f in decl.fields:
-                visit(f)
+                types[id(f.type)] = f.type
         elif isinstance(decl, model.UnionDecl):
             found.add("typing")
             for f in decl.variants:
-                visit(f)
+                types[id(f.type)] = f.type
         elif isinstance(decl, model.ServiceDecl):
             found.update(("abc", "collections.abc"))
             for m in decl.methods:
                 for f in m.params:
-                    visit(f)
+                    types[id(f.type)] = f.type
                 if m.result is not None:
                     found.add("typing")
-                    found.update(names.uses(m.result))
-    return found
+                    types[id(m.result)] = m.result
+                for t in m.throws:  # (named types: no standard-library module)
+                    types[id(t)] = t
+    used: set[str] = set()
+    for t in types.values():
+        found.update(names.uses(t))
+        _modules_of(t, used)
+    used.discard(file.module)
+    return found, sorted(used)
+
+
+def _modules_of(t: model.ModelType | None, used: set[str]) -> None:
+    """Add to ``used`` the modules declaring the types ``t`` names."""
+    # A module-level function, not a recursive closure: a closure that calls itself is a
+    # reference cycle, which would keep the whole model alive until the cycle collector ran.
+    while t is not None:
+        if t.module is not None:
+            used.add(t.module)
+        if t.key is not None:
+            _modules_of(t.key, used)
+        t = t.item
 
 
 _ALIASES = {
@@ -51,35 +70,6 @@ _ALIASES = {
     "decimal": "_decimal",
     "typing": "_typing",
 }
-
-
-def _imported_modules(file: model.File) -> list[str]:
-    """Sibling generated modules this one refers to (only those actually used)."""
-    used: set[str] = set()
-
-    def visit(t: model.ModelType | None) -> None:
-        if t is None:
-            return
-        if t.module is not None and t.module != file.module:
-            used.add(t.module)
-        visit(t.item)
-        visit(t.key)
-
-    for decl in file.decls:
-        if isinstance(decl, model.StructDecl):
-            for f in decl.fields:
-                visit(f.type)
-        elif isinstance(decl, model.UnionDecl):
-            for f in decl.variants:
-                visit(f.type)
-        elif isinstance(decl, model.ServiceDecl):
-            for m in decl.methods:
-                for f in m.params:
-                    visit(f.type)
-                visit(m.result)
-                for t in m.throws:
-                    visit(t)
-    return sorted(used)
 
 
 def _public_names(file: model.File) -> list[str]:
@@ -101,13 +91,12 @@ def generate(file: model.File) -> tuple[str, str]:
     w.blank()
     w.line("from __future__ import annotations")
     w.blank()
-    stdlib = _types_used(file)
+    stdlib, siblings = _imports(file)
     for module in sorted(stdlib):
         w.line(f"import {module} as {_ALIASES[module]}")
     if stdlib:
         w.blank()
     w.line("import rpcx.stubs as _rt")
-    siblings = _imported_modules(file)
     if siblings:
         w.blank()
         for module in siblings:

@@ -89,6 +89,12 @@ def uses(t: model.ModelType) -> set[str]:
 
 def literal(value: model.Value, t: model.ModelType, here: str) -> str:
     """A Python expression for a default value of type ``t``."""
+    kind = t.kind
+    # The commonest defaults first: what the general cases below give for them.
+    if kind is Kind.STRING and type(value) is str:
+        return pystr(value)
+    if kind is Kind.INT and type(value) is int:
+        return repr(value)
     if t.kind is Kind.OPTIONAL:
         assert t.item is not None
         return "None" if value is None else literal(value, t.item, here)

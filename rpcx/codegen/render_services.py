@@ -32,49 +32,43 @@ def _doc(w: Writer, doc: str, deprecated: str | None) -> bool:
     return bool(text)
 
 
-def _needs_none_default(f: model.Field) -> bool:
-    """List and map defaults are mutable: the client signature takes None to mean them."""
-    return (f.type.kind in (Kind.LIST, Kind.MAP)
-            and not isinstance(f.default, model._NoDefault) and f.default is not None)
-
-
-def _client_params(method: model.Method, here: str) -> list[str]:
+def _client_signature(method: model.Method, here: str) -> tuple[list[str], list[str]]:
+    """The client method's parameters, and the values it passes on for them. List and map
+    defaults (other than null) are mutable: the signature takes None to mean them, and the
+    call passes the default when it gets None."""
     params: list[str] = ["self"]
+    values: list[str] = []
     seen_default = keyword_only = False
+    no_default, optional_kind = model.NO_DEFAULT, Kind.OPTIONAL
+    list_kind, map_kind = Kind.LIST, Kind.MAP
     for f in method.params:
-        annotation = names.py_type(f.type, here)
-        if _needs_none_default(f):
-            text = f"{f.name}: {annotation} | None = None"
-        elif not isinstance(f.default, model._NoDefault):
-            text = f"{f.name}: {annotation} = {names.literal(f.default, f.type, here)}"
-        elif f.type.kind is Kind.OPTIONAL:
-            text = f"{f.name}: {annotation} = None"
-        else:
-            if seen_default and not keyword_only:
-                # A required parameter after a defaulted one can only be keyword-only.
-                params.append("*")
-                keyword_only = True
-            text = f"{f.name}: {annotation}"
-        if "=" in text:
+        t, name, default = f.type, f.name, f.default
+        kind = t.kind
+        annotation = names.py_type(t, here)
+        if default is no_default or isinstance(default, model._NoDefault):
+            if kind is optional_kind:
+                params.append(f"{name}: {annotation} = None")
+                seen_default = True
+            else:
+                if seen_default and not keyword_only:
+                    # A required parameter after a defaulted one can only be keyword-only.
+                    params.append("*")
+                    keyword_only = True
+                params.append(f"{name}: {annotation}")
+            values.append(name)
+        elif (kind is list_kind or kind is map_kind) and default is not None:
+            params.append(f"{name}: {annotation} | None = None")  # a mutable default
+            values.append(f"{names.literal(default, t, here)} if {name} is None else {name}")
             seen_default = True
-        params.append(text)
+        else:
+            params.append(f"{name}: {annotation} = {names.literal(default, t, here)}")
+            values.append(name)
+            seen_default = True
     if not keyword_only:
         params.append("*")
     params.append("timeout: float | None = None")
     params.append("metadata: _cabc.Mapping[str, str] | None = None")
-    return params
-
-
-def _arg_values(method: model.Method, here: str) -> list[str]:
-    values = []
-    for f in method.params:
-        if _needs_none_default(f):
-            assert not isinstance(f.default, model._NoDefault)
-            values.append(f"{names.literal(f.default, f.type, here)} if {f.name} is None "
-                          f"else {f.name}")
-        else:
-            values.append(f.name)
-    return values
+    return params, values
 
 
 def _call_lines(head: str, params: list[str], width: int, suffix: str) -> list[str]:
@@ -84,6 +78,21 @@ def _call_lines(head: str, params: list[str], width: int, suffix: str) -> list[s
     if len(one) <= width:
         return [one]
     return [f"{head}(", *[f"    {p}," for p in params], f"){suffix}"]
+
+
+def _invoke_lines(func: str, spec: str, values: list[str], width: int, prefix: str) -> list[str]:
+    """``format_expr(Call(f"await {func}", (spec, Tuple(tuple(values)), "timeout=timeout",
+    "metadata=metadata")), width, prefix=prefix)``, without building the expression."""
+    args = f"({values[0]},)" if len(values) == 1 else f"({', '.join(values)})"
+    one = f"{prefix}await {func}({spec}, {args}, timeout=timeout, metadata=metadata)"
+    if len(one) <= width:
+        return [one]
+    if len(args) < width - 4:
+        middle = [f"    {args},"]
+    else:
+        middle = ["    (", *[f"        {v}," for v in values], "    ),"]
+    return [f"{prefix}await {func}(", f"    {spec},", *middle, "    timeout=timeout,",
+            "    metadata=metadata,", ")"]
 
 
 def _result_type(method: model.Method, here: str) -> str:
@@ -106,19 +115,17 @@ def render_client(w: Writer, service: model.ServiceDecl, here: str) -> None:
         for method in service.methods:
             w.blank()
             result = _result_type(method, here)
-            w.lines(_call_lines(f"async def {method.name}", _client_params(method, here),
-                                w.width, f" -> {result}:"))
+            params, values = _client_signature(method, here)
+            w.lines(_call_lines(f"async def {method.name}", params, w.width, f" -> {result}:"))
             with w.indented():
-                _doc(w, method.doc, method.deprecated)
-                values = _arg_values(method, here)
-                args: Expr = Tuple(tuple(values))
+                if method.doc or method.deprecated is not None:
+                    _doc(w, method.doc, method.deprecated)
                 func = "self._channel.call_oneway" if method.oneway else "self._channel.call"
-                call = Call(f"await {func}", (method_spec_name(service, method), args,
-                                              "timeout=timeout", "metadata=metadata"))
+                spec = method_spec_name(service, method)
                 if method.result is None:
-                    w.lines(format_expr(call, w.width))
+                    w.lines(_invoke_lines(func, spec, values, w.width, ""))
                 else:
-                    w.lines(format_expr(call, w.width, prefix="result = "))
+                    w.lines(_invoke_lines(func, spec, values, w.width, "result = "))
                     w.line(f"return _typing.cast(\"{result}\", result)")
     w.blank(2)
 
@@ -134,8 +141,8 @@ def render_server_base(w: Writer, service: model.ServiceDecl, here: str) -> None
         _doc(w, doc, service.deprecated)
         for method in service.methods:
             w.blank()
-            params = ["self", *(f"{f.name}: {names.py_type(f.type, here)}"
-                                for f in method.params)]
+            params = ["self"]
+            params += [f"{f.name}: {names.py_type(f.type, here)}" for f in method.params]
             w.line("@_abc.abstractmethod")
             w.lines(_call_lines(f"async def {method.name}", params, w.width,
                                 f" -> {_result_type(method, here)}:"))
@@ -146,14 +153,21 @@ def render_server_base(w: Writer, service: model.ServiceDecl, here: str) -> None
 
 
 def _method_spec_fast(service: model.ServiceDecl, method: model.Method, here: str,
-                      width: int) -> list[str] | None:
+                      width: int, service_name: str | None = None) -> list[str] | None:
     """The lines of :func:`method_spec_lines` built from strings, or None when some part
-    would have to be split further than the parameter tuple's own line."""
+    would have to be split further than the parameter tuple's own line. ``service_name``
+    is ``pystr(service.qualified)`` when the caller has it."""
     qualified = service.qualified
     fields_text = fields_flat(method.params, here, width)
     if fields_text is None:
         return None  # longer than the line: no case below can use it
-    params_name = pystr(f"{qualified}.{method.name}")
+    if service_name is None:
+        service_name = pystr(qualified)
+    name = pystr(method.name)
+    if name == f'"{method.name}"' and service_name == f'"{qualified}"':
+        params_name = f'"{qualified}.{method.name}"'  # both plain: so is the joined name
+    else:
+        params_name = pystr(f"{qualified}.{method.name}")
     params = f"_rt.StructSpec({params_name}, None, {fields_text})"
     result_type = method.result
     result = "None" if result_type is None else spec_flat(result_type, here)
@@ -172,7 +186,6 @@ def _method_spec_fast(service: model.ServiceDecl, method: model.Method, here: st
         tail.append(f"deprecated={pystr(method.deprecated)}")
     doc = f"doc={pystr(method.doc)}" if method.doc else ""
     head = f"{method_spec_name(service, method)} = _rt.MethodSpec("
-    name, service_name = pystr(method.name), pystr(qualified)
     one = f"{head}{name}, {service_name}, {params}, {result}{''.join(', ' + t for t in tail)}"
     one += f", {doc})" if doc else ")"
     if len(one) <= width:
@@ -199,8 +212,8 @@ def _method_spec_fast(service: model.ServiceDecl, method: model.Method, here: st
 
 
 def method_spec_lines(service: model.ServiceDecl, method: model.Method, here: str,
-                      width: int) -> list[str]:
-    fast = _method_spec_fast(service, method, here, width)
+                      width: int, service_name: str | None = None) -> list[str]:
+    fast = _method_spec_fast(service, method, here, width, service_name)
     if fast is not None:
         return fast
     params = Call("_rt.StructSpec", (
@@ -227,8 +240,9 @@ def method_spec_lines(service: model.ServiceDecl, method: model.Method, here: st
 
 def service_spec_lines(service: model.ServiceDecl, here: str, width: int) -> list[str]:
     lines: list[str] = []
+    service_name = pystr(service.qualified)
     for method in service.methods:
-        lines.extend(method_spec_lines(service, method, here, width))
+        lines.extend(method_spec_lines(service, method, here, width, service_name))
     methods = Tuple(tuple(method_spec_name(service, m) for m in service.methods))
     doc: list[Expr] = [Lit(service.doc, "doc=")] if service.doc else []
     spec = Call("_rt.ServiceSpec", (names.pystr(service.qualified), methods, *doc))

@@ -78,11 +78,11 @@ def render_record(w: Writer, decl: model.StructDecl | model.UnionDecl, here: str
         w.line(f"class {decl.name}(_rt.DeclaredError):")
     else:
         fields, union = decl.fields, False
-        w.line("@_rt.frozen(kw_only=True)")
-        w.line(f"class {decl.name}:")
+        w.lines(["@_rt.frozen(kw_only=True)", f"class {decl.name}:"])
     status = decl.status if isinstance(decl, model.StructDecl) else None
     with w.indented():
-        _doc(w, decl.doc, decl.deprecated)
+        if decl.doc or decl.deprecated is not None:
+            _doc(w, decl.doc, decl.deprecated)
         if (decl.doc or decl.deprecated) and (fields or status):
             w.blank()
         if status is not None:
@@ -152,6 +152,8 @@ def spec_of_type(t: model.ModelType, here: str) -> Expr:
 
 
 _REFS = {Kind.ENUM: "_rt.enum_ref", Kind.STRUCT: "_rt.struct_ref", Kind.UNION: "_rt.union_ref"}
+_REFS_BY_VALUE = {kind._value_: text for kind, text in _REFS.items()}
+"""As :data:`_SPECS_BY_VALUE`."""
 
 
 def spec_flat(t: model.ModelType, here: str) -> str:
@@ -169,7 +171,7 @@ def spec_flat(t: model.ModelType, here: str) -> str:
     if kind is Kind.OPTIONAL:
         assert t.item is not None
         return f"_rt.optional({spec_flat(t.item, here)})"
-    return f"{_REFS[kind]}({names.type_name(t, here)})"
+    return f"{_REFS_BY_VALUE[kind._value_]}({names.type_name(t, here)})"
 
 
 def field_flat(f: model.Field, here: str) -> str:

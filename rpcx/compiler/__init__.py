@@ -94,7 +94,8 @@ def _cross_file_rules(units: Sequence[Unit]) -> None:
             if first != unit.path:
                 unit.diag(Span(unit.path, 1, 1), f"module name {unit.module!r} of"
                           f" {unit.path!r} clashes with {first!r} (rename one of the files)")
-        if not unit.package:
+        package, path = unit.package, unit.path  # (package is a property: once per file)
+        if not package:
             continue
         names = set()
         for node in unit.tree.decls:
@@ -102,7 +103,7 @@ def _cross_file_rules(units: Sequence[Unit]) -> None:
             if name in names:
                 continue  # a duplicate within the file is reported by the checker
             names.add(name)
-            first = declared.setdefault((unit.package, name), unit.path)
-            if first != unit.path:
+            first = declared.setdefault((package, name), path)
+            if first != path:
                 unit.diag(node.name.span, f"{name!r} is already declared in package"
-                          f" {unit.package!r} by {first!r}")
+                          f" {package!r} by {first!r}")

@@ -93,8 +93,12 @@ class _Checker:
         self.named: dict[tuple[str, ...], model.ModelType] = {}
         """Types named by a declaration, by the names as written, once resolved without
         error (model types are immutable, so one object serves every field)."""
-        self.wrapped: dict[tuple[Kind, int], model.ModelType] = {}
-        """``T?`` and ``list<T>`` by kind and ``id`` of ``T`` (the entry keeps ``T``
+        self.named_word: dict[str, model.ModelType] = {}
+        """:attr:`named` for the one-word names (``Card``), keyed by the word."""
+        self.enum_values: dict[tuple[str, str], model.EnumValue] = {}
+        """Defaults naming an enum member by its bare name: by (enum, member)."""
+        self.wrapped: dict[tuple[str, int], model.ModelType] = {}
+        """``T?`` and ``list<T>`` by kind value and ``id`` of ``T`` (the entry keeps ``T``
         alive, so the ``id`` cannot be reused)."""
         """Member values of enum declarations by ``id`` of their node (built on use)."""
 
@@ -251,7 +255,7 @@ class _Checker:
         return self.wrap(Kind.OPTIONAL, inner)
 
     def wrap(self, kind: Kind, item: model.ModelType) -> model.ModelType:
-        key = (kind, id(item))
+        key = (kind._value_, id(item))  # (Kind's own hash is Python code; its value's is not)
         found = self.wrapped.get(key)
         if found is None:
             found = self.wrapped[key] = model.ModelType(kind, item=item)
@@ -261,20 +265,21 @@ class _Checker:
         name = node.name
         head = name[0].text
         if len(name) == 1 and not node.args:
-            parts: tuple[str, ...] = (head,)
-            known = _PRIMITIVE_TYPES.get(head) or self.named.get(parts)
+            known = _PRIMITIVE_TYPES.get(head) or self.named_word.get(head)
             if known is not None:
                 return known
             if head not in PRIMITIVES and head != "list" and head != "map":
                 # What the end of this method does for such a name, without the checks
                 # that cannot apply to it.
-                found = self.scope.lookup(parts)
-                if isinstance(found, str):
-                    self.error(node.span, found)
+                info = self.scope.own.get(head)  # what lookup() finds first
+                if info is None:
+                    message = self.scope.lookup((head,))
+                    assert isinstance(message, str)
+                    self.error(node.span, message)
                     return None
-                mtype = self.type_of(found, node)
+                mtype = self.type_of(info, node)
                 if mtype is not None:
-                    self.named[parts] = mtype
+                    self.named_word[head] = mtype
                 return mtype
         if len(name) == 1 and node.args:
             item = self.resolve_type(node.args[-1])
@@ -294,7 +299,7 @@ class _Checker:
             shape = "list<T>" if head == "list" else "map<K, V>"
             self.error(node.span, f"{head!r} needs type arguments: {shape}")
             return None
-        parts = tuple([n.text for n in name])
+        parts: tuple[str, ...] = tuple([n.text for n in name])
         cached = self.named.get(parts)
         if cached is not None:
             return cached
@@ -312,8 +317,8 @@ class _Checker:
             self.error(node.span, f"{info.qualified!r} is a service, not a type")
             return None
         kind = _REF_KINDS.get(info.kind, Kind.STRUCT)
-        return model.ModelType(kind, ref=info.qualified, module=info.module,
-                               is_error=info.kind == "error")
+        return model.ModelType(kind, None, None, info.qualified, info.module,
+                               info.kind == "error")
 
     def info_of(self, mtype: model.ModelType) -> DeclInfo | None:
         """The declaration a named type refers to (only own or directly imported ones)."""
@@ -339,6 +344,8 @@ class _Checker:
             raise self.bad(v, f"'null' default requires an optional type ({tnode.text}?),"
                            f" not {tnode.text!r}")
         kind = t.kind
+        if kind is Kind.ENUM and type(v) is syn.NameValue:  # (the branch below, first)
+            return self.enum_value(v, t)
         if kind is Kind.BOOL and isinstance(v, syn.Literal) and v.kind == "bool":
             return bool(v.value)
         if kind is Kind.INT and isinstance(v, syn.Literal) and v.kind == "int":
@@ -433,6 +440,16 @@ class _Checker:
 
     def enum_value(self, v: syn.NameValue, t: model.ModelType) -> model.EnumValue:
         assert t.ref is not None
+        if len(v.parts) == 1:
+            key = (t.ref, v.parts[0].text)
+            found = self.enum_values.get(key)
+            if found is None:
+                found = self.enum_values[key] = self.enum_value_of(v, t)
+            return found  # (EnumValue is immutable: one object serves every default)
+        return self.enum_value_of(v, t)
+
+    def enum_value_of(self, v: syn.NameValue, t: model.ModelType) -> model.EnumValue:
+        assert t.ref is not None
         info = self.info_of(t)
         parts = [p.text for p in v.parts]
         if info is None or not isinstance(info.node, syn.EnumDecl):
@@ -467,42 +484,62 @@ class _Checker:
                                                      else "field")
         error, check_name, resolve_type = self.error, self.check_name, self.resolve_type
         no_ranges = reserved_tags is _NO_RANGES
+        clean = self.clean_names.get(role)
+        primitive, named_word, own_get = _PRIMITIVE_TYPES.get, self.named_word, self.scope.own.get
+        new_field = model.Field
         for f in fields:
-            name = f.name
-            text = name.text
-            check_name(name, role)
+            tag, tag_span, name, type_node, value, annotations, doc, _ = f
+            text = name[0]
+            if clean is None or text not in clean:  # check_name's own shortcut, inline
+                check_name(name, role)
+                clean = self.clean_names[role]
             if text in names:
                 error(name.span, f"duplicate {what} name {text!r}")
             names.add(text)
-            tag = f.tag
             if not MIN_TAG <= tag <= MAX_TAG:
-                error(f.tag_span, f"tag {tag} is out of range ({MIN_TAG} to {MAX_TAG})")
+                error(tag_span, f"tag {tag} is out of range ({MIN_TAG} to {MAX_TAG})")
             elif tag in tags:
-                error(f.tag_span, f"duplicate tag {tag} (already used by {tags[tag]!r})")
+                error(tag_span, f"duplicate tag {tag} (already used by {tags[tag]!r})")
             elif not no_ranges and tag in reserved_tags:
-                error(f.tag_span, f"tag {tag} is reserved")
+                error(tag_span, f"tag {tag} is reserved")
             if tag not in tags:
                 tags[tag] = text
-            deprecated = self.annotations(f.annotations, what).deprecated if f.annotations \
+            deprecated = self.annotations(annotations, what).deprecated if annotations \
                 else None
-            mtype = resolve_type(f.type)
-            if role == "variant" and f.type.optional:
-                self.error(f.type.span, f"union variant {f.name.text!r} cannot be optional:"
+            type_name, type_args, optional, _ = type_node
+            if not type_args and len(type_name) == 1:
+                # resolve_type() for a one-word name already resolved: two lookups.
+                word = type_name[0][0]
+                mtype = primitive(word) or named_word.get(word)
+                if mtype is None:
+                    info = own_get(word)
+                    if (info is not None and info.kind != "service" and word != "list"
+                            and word != "map"):
+                        # resolve_base() for a declaration of this file, the first time
+                        mtype = self.type_of(info, type_node)
+                        if mtype is not None:
+                            named_word[word] = mtype
+                    else:
+                        mtype = self.resolve_base(type_node)
+                if optional and mtype is not None:
+                    mtype = self.wrap(Kind.OPTIONAL, mtype)
+            else:
+                mtype = resolve_type(type_node)
+            if role == "variant" and optional:
+                self.error(type_node.span, f"union variant {text!r} cannot be optional:"
                            " exactly one variant is set")
             default: model.Value | model._NoDefault = model.NO_DEFAULT
-            if f.default is not None:
+            if value is not None:
                 if role == "variant":
-                    self.error(f.default.span, f"union variant {f.name.text!r} cannot have a"
-                               " default")
+                    self.error(value.span, f"union variant {text!r} cannot have a default")
                 elif mtype is not None:
                     try:  # (contextlib.suppress costs an object and two calls per default)
-                        default = self.value(f.default, mtype, f.type)
+                        default = self.value(value, mtype, type_node)
                     except _Bad:
                         default = model.NO_DEFAULT
             if mtype is not None:
-                out.append(model.Field(f.tag, f.name.text, mtype, default, f.doc, deprecated,
-                                       f.name.span))
-        return tuple(out), reserved_tags.merged()
+                out.append(new_field(tag, text, mtype, default, doc, deprecated, name.span))
+        return tuple(out), (() if no_ranges else reserved_tags.merged())
 
     def reserved(
         self, ranges: Sequence[syn.ReservedRange], low: int, high: int, what: str
@@ -529,32 +566,43 @@ class _Checker:
         return f"{self.package}.{name}" if self.package else name
 
     def decl(self, node: syn.Decl) -> model.Decl:
-        role = "service" if isinstance(node, syn.ServiceDecl) else "type"
-        self.check_name(node.name, role)
-        kind = ("enum" if isinstance(node, syn.EnumDecl) else "service"
-                if isinstance(node, syn.ServiceDecl) else node.keyword)
-        annotated = self.annotations(node.annotations, kind) if node.annotations \
-            else _NOT_ANNOTATED
+        # type() instead of isinstance chains: syntax nodes are never subclassed.
+        node_type = type(node)
+        name_node = node.name
+        name = name_node.text
+        role = "service" if node_type is syn.ServiceDecl else "type"
+        clean = self.clean_names.get(role)
+        if clean is None or name not in clean:  # check_name's own shortcut, inline
+            self.check_name(name_node, role)
+        if node.annotations:
+            kind = ("enum" if node_type is syn.EnumDecl else "service"
+                    if node_type is syn.ServiceDecl else node.keyword)  # type: ignore[union-attr]
+            annotated = self.annotations(node.annotations, kind)
+        else:
+            annotated = _NOT_ANNOTATED
         deprecated = annotated.deprecated
-        name = node.name.text
         qualified = f"{self.package}.{name}" if self.package else name  # self.qualified()
         if isinstance(node, syn.EnumDecl):
             return self.enum(node, deprecated)
         if isinstance(node, syn.ServiceDecl):
             methods = self.methods(node)
             return model.ServiceDecl(name, qualified, methods, node.doc, deprecated,
-                                     node.name.span)
-        if node.keyword == "union":
+                                     name_node.span)
+        keyword = node.keyword
+        if keyword == "union":
             variants, reserved = self.fields(node.fields, node.reserved, "variant")
             if not node.fields:
-                self.error(node.name.span, f"union {name!r} has no variants")
+                self.error(name_node.span, f"union {name!r} has no variants")
             return model.UnionDecl(name, qualified, variants, reserved, node.doc, deprecated,
-                                   node.name.span)
-        is_error = node.keyword == "error"
-        fields, reserved = self.fields(node.fields, node.reserved,
-                                       "error field" if is_error else "field")
+                                   name_node.span)
+        is_error = keyword == "error"
+        if node.fields or node.reserved:
+            fields, reserved = self.fields(node.fields, node.reserved,
+                                           "error field" if is_error else "field")
+        else:
+            fields, reserved = (), ()  # what fields() gives for an empty body
         return model.StructDecl(name, qualified, fields, reserved, is_error, node.doc,
-                                deprecated, node.name.span, status=annotated.status)
+                                deprecated, name_node.span, annotated.status)
 
     def enum(self, node: syn.EnumDecl, deprecated: str | None) -> model.EnumDecl:
         reserved = self.reserved(node.reserved, ENUM_MIN, ENUM_MAX, "value")
@@ -586,12 +634,17 @@ class _Checker:
     def methods(self, node: syn.ServiceDecl) -> tuple[model.Method, ...]:
         names: set[str] = set()
         out: list[model.Method] = []
+        clean = self.clean_names.get("method")
         for m in node.methods:
-            self.check_name(m.name, "method")
-            if m.name.text in names:
-                self.error(m.name.span, f"duplicate method {m.name.text!r}")
-            names.add(m.name.text)
-            idempotent, deadline, deprecated, _ = self.annotations(m.annotations, "method")
+            text = m.name.text
+            if clean is None or text not in clean:  # check_name's own shortcut, inline
+                self.check_name(m.name, "method")
+                clean = self.clean_names["method"]
+            if text in names:
+                self.error(m.name.span, f"duplicate method {text!r}")
+            names.add(text)
+            idempotent, deadline, deprecated, _ = (
+                self.annotations(m.annotations, "method") if m.annotations else _NOT_ANNOTATED)
             if m.oneway:
                 for ann in m.annotations:
                     if ann.name.text in ("idempotent", "deadline"):
@@ -604,10 +657,15 @@ class _Checker:
                 if m.throws_span is not None:
                     self.error(m.throws_span, f"oneway method {m.name.text!r} cannot declare"
                                " 'throws'")
-            params, _ = self.fields(m.params, (), "parameter")
-            result = self.resolve_type(m.result) if m.result is not None else None
-            throws = self.throws(m)
-            out.append(model.Method(m.name.text, params, None if m.oneway else result,
+            params, _ = self.fields(m.params, (), "parameter") if m.params else ((), ())
+            result = None
+            if m.result is not None:
+                result_name = m.result.name
+                result = (_PRIMITIVE_TYPES.get(result_name[0].text)  # resolve_type(), shortcut
+                          if len(result_name) == 1 and not m.result.args
+                          and not m.result.optional else None) or self.resolve_type(m.result)
+            throws = self.throws(m) if m.throws else ()
+            out.append(model.Method(text, params, None if m.oneway else result,
                                     throws, m.oneway, idempotent, deadline, deprecated, m.doc,
                                     m.name.span))
         return tuple(out)
@@ -635,9 +693,11 @@ class _Checker:
     def file_rules(self, decls: list[tuple[syn.Decl, model.Decl]]) -> None:
         seen: dict[str, syn.Decl] = {}
         for node, _ in decls:
-            if node.name.text in seen:
-                self.error(node.name.span, f"duplicate declaration {node.name.text!r}")
-            seen.setdefault(node.name.text, node)
+            name = node.name.text
+            if name in seen:
+                self.error(node.name.span, f"duplicate declaration {name!r}")
+            else:
+                seen[name] = node
         services = [n for n, _ in decls if isinstance(n, syn.ServiceDecl)]
         for svc in services:
             for suffix in ("Client", "Service"):
@@ -656,24 +716,26 @@ class _Checker:
         Linear in the number of fields, with no recursion: a worklist finds what can be
         built, and strongly connected components find what lies on a loop."""
         own = {d.qualified: d for d in decls
-               if isinstance(d, model.StructDecl | model.UnionDecl)}
+               if isinstance(d, (model.StructDecl, model.UnionDecl))}
         edges: dict[str, list[str]] = {}
         """Declaration -> the declarations it needs (every variant of a union; required
         fields without a default of a struct), with repeats."""
         buildable: set[str] = set()
         queue: list[str] = []
         missing: dict[str, int] = {}
+        struct_kind, union_kind, no_default = Kind.STRUCT, Kind.UNION, model.NO_DEFAULT
         for q, d in own.items():
             is_union = isinstance(d, model.UnionDecl)
             fields = d.variants if isinstance(d, model.UnionDecl) else d.fields
             refs: list[str] = []
             plain = False
             for f in fields:
-                if not is_union and f.default is not model.NO_DEFAULT:
+                if not is_union and f.default is not no_default:
                     continue
-                ref = f.type.ref if f.type.kind in (Kind.STRUCT, Kind.UNION) else None
-                if ref is not None and ref in own:
-                    refs.append(ref)
+                t = f.type
+                ref_kind = t.kind
+                if (ref_kind is struct_kind or ref_kind is union_kind) and t.ref in own:
+                    refs.append(t.ref)
                 else:
                     plain = True
             edges[q] = refs
@@ -681,13 +743,20 @@ class _Checker:
             if (plain or not fields) if is_union else not refs:
                 buildable.add(q)
                 queue.append(q)
-        needed_by: dict[str, list[str]] = {q: [] for q in own}
+        if len(buildable) == len(own):
+            return  # (every declaration needs none of the others: nothing to propagate)
+        needed_by: dict[str, list[str]] = {}
         for q, refs in edges.items():
             for r in refs:
-                needed_by[r].append(q)
+                users = needed_by.get(r)
+                if users is None:
+                    needed_by[r] = [q]
+                else:
+                    users.append(q)
+        no_users: list[str] = []
         while queue:
             r = queue.pop()
-            for q in needed_by[r]:
+            for q in needed_by.get(r, no_users):
                 if q in buildable:
                     continue
                 missing[q] -= 1

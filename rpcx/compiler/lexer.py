@@ -21,7 +21,8 @@ from typing import NamedTuple
 
 from rpcx.compiler.diagnostics import Diagnostic, Span
 
-__all__ = ["MAX_NUMBER_LENGTH", "Tok", "Token", "tokenize"]
+__all__ = ["MAX_NUMBER_LENGTH", "RawToken", "Tok", "Token", "describe", "span_of", "tokenize",
+           "tokenize_raw"]
 
 MAX_NUMBER_LENGTH = 1000
 """Longest number literal (digits, point, exponent and unit) the lexer converts."""
@@ -47,8 +48,9 @@ _MASTER = re.compile(
     r"|(?P<run>[;:,.=(){}<>\[\]?@]{2,}+)"
     r'|(?P<ustr>"(?P<ubody>[^"\\\n]*+)(?=\n))\n[ \t]*+'
     r"|(?:(?P<punct>->|[;:,.=(){}<>\[\]?@-])"
-    r"|(?P<ident>[A-Za-z_][A-Za-z0-9_]*+)"
-    r"|(?P<int>[0-9]{1,18}+(?![0-9A-Za-z_.]))"
+    r"(?:(?P<pword>[A-Za-z_][A-Za-z0-9_]*+)(?P<pwpunct>->|[;:,.=(){}<>\[\]?@-])?+)?+"
+    r"|(?P<ident>[A-Za-z_][A-Za-z0-9_]*+)(?P<ipunct>->|[;:,.=(){}<>\[\]?@-])?+"
+    r"|(?P<int>[0-9]{1,18}+(?![0-9A-Za-z_.]))(?P<npunct>->|[;:,.=(){}<>\[\]?@-])?+"
     r"|(?P<number>(?P<digits>[0-9]++(?P<frac>\.[0-9]++)?+(?P<exp>[eE][+-]?+[0-9]++)?+)"
     r"(?P<suffix>[A-Za-z0-9_]*+))"
     r'|(?P<string>"(?P<body>(?:[^"\\\n]++|\\[^\n])*+)(?P<close>"|\\?+)))[ \t]*+'
@@ -64,7 +66,11 @@ number of matches on ordinary text. A run of one-character punctuation (``;;;;``
 is left unterminated at the end of its line (``ustr``) takes that newline and the next
 line's indentation along (one match instead of two, for text made of such lines). A plain
 integer of at most 18 digits (what ``number`` would match with no fraction, exponent or
-suffix) is converted on the spot."""
+suffix) is converted on the spot. An identifier or such an integer directly followed by
+punctuation (``a:``, ``m(``, ``int;``, ``1:``) is matched with it, as two tokens
+(``ipunct``, ``npunct``), and so is punctuation directly followed by an identifier and
+maybe more punctuation (``<int>``, ``(a,``, ``@a(``: ``pword``, ``pwpunct``): one match
+instead of two or three."""
 
 _G = {name: index for name, index in _MASTER.groupindex.items()}
 _WS_G, _PUNCT_G, _IDENT_G, _NUMBER_G = _G["ws"], _G["punct"], _G["ident"], _G["number"]
@@ -72,6 +78,8 @@ _RUN_G, _INT_G = _G["run"], _G["int"]
 _STRING_G, _LINE_G, _BLOCK_G = _G["string"], _G["line"], _G["block"]
 _BODY_G, _CLOSE_G = _G["body"], _G["close"]
 _USTR_G, _UBODY_G = _G["ustr"], _G["ubody"]
+_IPUNCT_G, _NPUNCT_G = _G["ipunct"], _G["npunct"]
+_PWORD_G, _PWPUNCT_G = _G["pword"], _G["pwpunct"]
 _HEX_DIGITS = re.compile(r"[0-9a-fA-F]*")
 
 
@@ -111,6 +119,9 @@ class Token(NamedTuple):
 
 _new_token = _new_span = tuple.__new__
 
+RawToken = tuple[Tok, str, str, int, int, object, str]
+"""The fields of a :class:`Token` in a plain tuple."""
+
 
 def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -124,7 +135,7 @@ class _Lexer:
         self.line = 1
         self.line_start = 0
         """Index of the first character of the current line."""
-        self.tokens: list[Token] = []
+        self.tokens: list[RawToken] = []
         self.diagnostics: list[Diagnostic] = []
 
     def error(self, pos: int, message: str) -> None:
@@ -146,19 +157,65 @@ class _Lexer:
         lines, report = self.lines, self.diagnostics.append
         new = _new_token
         count_nl, rfind = text.count, text.rfind
-        line, line_start = 1, 0
+        line, base = 1, -1
+        """``base`` is the index of the newline before the current line (-1 on the first
+        line): the column of a token at ``start`` is ``start - base``."""
+        ipunct_g, npunct_g, pword_g, pwpunct_g = _IPUNCT_G, _NPUNCT_G, _PWORD_G, _PWPUNCT_G
         for m in _MASTER.finditer(text):
-            group = m.lastindex
-            if group in (punct_g, ident_g):
+            group = m.lastindex  # (ipunct or npunct when the pair matched)
+            # The commonest kinds first, each with its own branch (a match subscript is
+            # cheaper than m.group()).
+            if group == ipunct_g:
                 start = m.start()
+                word = m[ident_g]
+                col = start - base
                 if docs:
-                    append(new(Token, (punct if group == punct_g else ident, m.group(group),
-                                       path, line, start - line_start + 1, None,
-                                       "\n".join(docs))))
+                    append((ident, word, path, line, col, None, "\n".join(docs)))
                     docs = []
                 else:
-                    append(new(Token, (punct if group == punct_g else ident, m.group(group),
-                                       path, line, start - line_start + 1, None, "")))
+                    append((ident, word, path, line, col, None, ""))
+                append((punct, m[ipunct_g], path, line, col + len(word), None, ""))
+                continue
+            if group in (pwpunct_g, pword_g):
+                start = m.start()
+                first = m[punct_g]
+                word = m[pword_g]
+                col = start - base
+                if docs:
+                    append((punct, first, path, line, col, None, "\n".join(docs)))
+                    docs = []
+                else:
+                    append((punct, first, path, line, col, None, ""))
+                col += len(first)
+                append((ident, word, path, line, col, None, ""))
+                if group == pwpunct_g:
+                    append((punct, m[pwpunct_g], path, line, col + len(word), None,
+                                       ""))
+                continue
+            if group == ident_g:
+                if docs:
+                    append((ident, m[ident_g], path, line, m.start() - base, None,
+                                       "\n".join(docs)))
+                    docs = []
+                else:
+                    append((ident, m[ident_g], path, line, m.start() - base, None,
+                                       ""))
+                continue
+            if group == punct_g:
+                if docs:
+                    append((punct, m[punct_g], path, line, m.start() - base, None,
+                                       "\n".join(docs)))
+                    docs = []
+                else:
+                    append((punct, m[punct_g], path, line, m.start() - base, None,
+                                       ""))
+                continue
+            if group == ws_g:
+                start, end = m.span()
+                count = count_nl("\n", start, end)
+                if count:
+                    line += count
+                    base = rfind("\n", start, end)
                 continue
             if group == ustr_g:
                 # Unterminated at the end of its line: what the string branch below and
@@ -166,63 +223,78 @@ class _Lexer:
                 start = m.start()
                 source = lines[line - 1]
                 report(new(Diagnostic, (
-                    new(Span, (path, line, start - line_start + 1)), "unterminated string",
+                    new(Span, (path, line, start - base)), "unterminated string",
                     source.rstrip("\r") if source and source[-1] == "\r" else source)))
-                text_ = m.group(ustr_g)
-                append(new(Token, (string_kind, text_, path, line, start - line_start + 1,
-                                   m.group(ubody_g), "\n".join(docs) if docs else "")))
-                docs = []
+                text_ = m[ustr_g]
+                if docs:
+                    append((string_kind, text_, path, line, start - base,
+                                       m[ubody_g], "\n".join(docs)))
+                    docs = []
+                else:
+                    append((string_kind, text_, path, line, start - base,
+                                       m[ubody_g], ""))
                 line += 1
-                line_start = start + len(text_) + 1
+                base = start + len(text_)
+                continue
+            if group == npunct_g:
+                start = m.start()
+                digits = m[int_g]
+                col = start - base
+                if docs:
+                    append((int_kind, digits, path, line, col, int(digits),
+                                       "\n".join(docs)))
+                    docs = []
+                else:
+                    append((int_kind, digits, path, line, col, int(digits), ""))
+                append((punct, m[npunct_g], path, line, col + len(digits), None,
+                                   ""))
                 continue
             if group == int_g:
-                start = m.start()
-                digits = m.group(int_g)
-                append(new(Token, (int_kind, digits, path, line, start - line_start + 1,
-                                   int(digits), "\n".join(docs) if docs else "")))
-                docs = []
+                digits = m[int_g]
+                if docs:
+                    append((int_kind, digits, path, line, m.start() - base,
+                                       int(digits), "\n".join(docs)))
+                    docs = []
+                else:
+                    append((int_kind, digits, path, line, m.start() - base,
+                                       int(digits), ""))
                 continue
             if group == run_g:
-                start = m.start()
-                col = start - line_start + 1
-                run = m.group(run_g)
+                col = m.start() - base
+                run = m[run_g]
                 first = 0
                 if docs:
-                    append(new(Token, (punct, run[0], path, line, col, None, "\n".join(docs))))
+                    append((punct, run[0], path, line, col, None, "\n".join(docs)))
                     docs = []
                     first = 1
                 if len(run) == 2:  # the commonest run: no comprehension
                     if not first:
-                        append(new(Token, (punct, run[0], path, line, col, None, "")))
-                    append(new(Token, (punct, run[1], path, line, col + 1, None, "")))
+                        append((punct, run[0], path, line, col, None, ""))
+                    append((punct, run[1], path, line, col + 1, None, ""))
                     continue
-                tokens.extend([new(Token, (punct, ch, path, line, col + k, None, ""))
+                tokens.extend([(punct, ch, path, line, col + k, None, "")
                                for k, ch in enumerate(run[first:], first)])
                 continue
             if group == string_g:
                 # Inline for a string without escapes; an unterminated one (which every
                 # line of a hostile file can be) is reported here too, cheaply.
                 start = m.start()
-                body = m.group(body_g)
+                body = m[body_g]
                 if "\\" in body:
-                    self.line, self.line_start = line, line_start
+                    self.line, self.line_start = line, base + 1
                     body = self.string(m)
-                elif m.group(close_g) != '"':
+                elif m[close_g] != '"':
                     source = lines[line - 1]
                     report(new(Diagnostic, (
-                        new(Span, (path, line, start - line_start + 1)), "unterminated string",
+                        new(Span, (path, line, start - base)), "unterminated string",
                         source.rstrip("\r") if source and source[-1] == "\r" else source)))
-                append(new(Token, (string_kind, m.group(string_g), path, line,
-                                   start - line_start + 1, body,
-                                   "\n".join(docs) if docs else "")))
-                docs = []
-                continue
-            if group == ws_g:
-                start, end = m.span()
-                count = count_nl("\n", start, end)
-                if count:
-                    line += count
-                    line_start = rfind("\n", start, end) + 1
+                if docs:
+                    append((string_kind, m[string_g], path, line, start - base,
+                                       body, "\n".join(docs)))
+                    docs = []
+                else:
+                    append((string_kind, m[string_g], path, line, start - base,
+                                       body, ""))
                 continue
             if group == line_g:
                 if text.startswith("///", m.start()) and not text.startswith("////", m.start()):
@@ -230,7 +302,7 @@ class _Lexer:
                     docs.append(body[1:] if body.startswith(" ") else body)
                 continue
             start = m.start()
-            self.line, self.line_start = line, line_start
+            self.line, self.line_start = line, base + 1
             if group == _BLOCK_G:
                 if m.group("closed") is None:
                     self.error(start, "unterminated block comment")
@@ -238,7 +310,7 @@ class _Lexer:
                 count = count_nl("\n", start, end)
                 if count:
                     line += count
-                    line_start = rfind("\n", start, end) + 1
+                    base = rfind("\n", start, end)
                 continue
             if group == _NUMBER_G:
                 kind, value = self.number(m)
@@ -251,11 +323,10 @@ class _Lexer:
             if docs:
                 doc = "\n".join(docs)
                 docs = []
-            append(new(Token, (kind, m.group(group), path, line, start - line_start + 1,
-                               value, doc)))
+            append((kind, m.group(group), path, line, start - base, value, doc))
         doc = "\n".join(docs)
-        self.line, self.line_start = line, line_start
-        append(Token(Tok.EOF, "", path, line, len(text) - line_start + 1, None, doc))
+        self.line, self.line_start = line, base + 1
+        append((Tok.EOF, "", path, line, len(text) - base, None, doc))
 
     def number(self, m: re.Match[str]) -> tuple[Tok, object]:
         start, end = m.span(_NUMBER_G)
@@ -327,6 +398,25 @@ def tokenize(
 ) -> tuple[list[Token], list[Diagnostic]]:
     """Split ``text`` into tokens (always ending with an EOF token) and diagnostics.
     ``lines`` is ``text.split("\\n")`` when the caller already has it."""
+    tokens, diagnostics = tokenize_raw(text, path, lines)
+    return [_new_token(Token, t) for t in tokens], diagnostics
+
+
+def tokenize_raw(
+    text: str, path: str = "<string>", lines: list[str] | None = None
+) -> tuple[list[RawToken], list[Diagnostic]]:
+    """:func:`tokenize` with each token as a plain tuple of the :class:`Token` fields (what
+    the parser reads: a plain tuple is built in half the time of a named one)."""
     lexer = _Lexer(text, path, lines)
     lexer.run()
     return lexer.tokens, lexer.diagnostics
+
+
+def describe(tok: RawToken) -> str:
+    """:meth:`Token.describe` of a raw token."""
+    return _new_token(Token, tok).describe()
+
+
+def span_of(tok: RawToken) -> Span:
+    """:attr:`Token.span` of a raw token."""
+    return _new_span(Span, (tok[2], tok[3], tok[4]))

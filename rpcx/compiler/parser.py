@@ -13,9 +13,10 @@ from typing import TypeVar
 
 from rpcx.compiler import syntax as syn
 from rpcx.compiler.diagnostics import Diagnostic, Span
-from rpcx.compiler.lexer import Tok, Token, tokenize
+from rpcx.compiler.lexer import RawToken, Tok, describe, span_of, tokenize_raw
 
 _IDENT, _PUNCT, _INT, _FLOAT, _STRING = Tok.IDENT, Tok.PUNCT, Tok.INT, Tok.FLOAT, Tok.STRING
+_EOF = Tok.EOF
 _new_span = _new = tuple.__new__
 
 _T = TypeVar("_T")
@@ -39,7 +40,7 @@ class _Sync(Exception):
 
 
 class _Parser:
-    def __init__(self, tokens: list[Token], path: str, lines: list[str]) -> None:
+    def __init__(self, tokens: list[RawToken], path: str, lines: list[str]) -> None:
         # Padded with copies of the EOF token so that peek(offset) needs no bounds check.
         self.toks = tokens + [tokens[-1]] * 4
         self.eof = len(tokens) - 1
@@ -47,16 +48,18 @@ class _Parser:
         self.lines = lines
         self.i = 0
         self.diagnostics: list[Diagnostic] = []
+        self.messages: dict[tuple[str, str], str] = {}
+        """``expected ..., found ...`` messages for punctuation, made once each."""
         self.quiet_until = -1
         """Syntax errors at tokens before this index are not reported: they follow another
         error too closely to say anything new (the parser is still resynchronising)."""
 
     # -- token helpers ---------------------------------------------------------------------
 
-    def peek(self, offset: int = 0) -> Token:
+    def peek(self, offset: int = 0) -> RawToken:
         return self.toks[self.i + offset]  # offset is at most 3: see the padding
 
-    def next(self) -> Token:
+    def next(self) -> RawToken:
         tok = self.toks[self.i]
         if self.i < self.eof:
             self.i += 1
@@ -70,11 +73,11 @@ class _Parser:
         source = lines[line - 1] if 0 < line <= len(lines) else ""
         self.diagnostics.append(_new_span(Diagnostic, (span, message, source.rstrip("\r"))))
 
-    def fail(self, expected: str, tok: Token | None = None) -> _Sync:
+    def fail(self, expected: str, tok: RawToken | None = None) -> _Sync:
         self.expected(expected, tok)
         return _Sync()
 
-    def expected(self, expected: str, tok: Token | None = None) -> None:
+    def expected(self, expected: str, tok: RawToken | None = None) -> None:
         """Record ``expected EXPECTED, found TOKEN`` (unless quiet), without raising."""
         if self.i >= self.quiet_until:
             if tok is None:
@@ -83,10 +86,20 @@ class _Parser:
             # its repr, as Token.describe() would say.
             lines, line = self.lines, tok[3]
             source = lines[line - 1] if 0 < line <= len(lines) else ""
-            found = repr(tok[1]) if tok[0] is _PUNCT else tok.describe()
+            message = self.messages.get((expected, tok[1])) if tok[0] is _PUNCT else None
+            if message is None:
+                message = self.expected_message(expected, tok)
             self.diagnostics.append(_new(Diagnostic, (
-                _new(Span, (tok[2], line, tok[4])), f"expected {expected}, found {found}",
-                source.rstrip("\r"))))
+                _new(Span, (tok[2], line, tok[4])), message,
+                source.rstrip("\r") if source and source[-1] == "\r" else source)))
+
+    def expected_message(self, expected: str, tok: RawToken) -> str:
+        """``expected EXPECTED, found TOKEN``; remembered for punctuation (punctuation, at
+        most two characters, describes itself as its repr, as Token.describe() says)."""
+        if tok[0] is _PUNCT:
+            message = self.messages[(expected, tok[1])] = f"expected {expected}, found {tok[1]!r}"
+            return message
+        return f"expected {expected}, found {describe(tok)}"
 
     @property
     def quiet(self) -> bool:
@@ -96,37 +109,37 @@ class _Parser:
         """Called where parsing resumes after a syntax error."""
         self.quiet_until = self.i + _QUIET_TOKENS
 
-    def accept_punct(self, text: str) -> Token | None:
+    def accept_punct(self, text: str) -> RawToken | None:
         # Only a PUNCT token can have punctuation as its text (identifiers start with a
         # letter, numbers with a digit, strings with a quote, EOF is empty), so comparing
         # the text is enough.
         tok = self.toks[self.i]
-        if tok.text == text:
+        if tok[1] == text:
             self.i += 1
             return tok
         return None
 
-    def expect_punct(self, text: str, context: str = "") -> Token:
+    def expect_punct(self, text: str, context: str = "") -> RawToken:
         tok = self.toks[self.i]
-        if tok.text == text:  # see accept_punct
+        if tok[1] == text:  # see accept_punct
             self.i += 1
             return tok
         raise self.fail(f"{text!r}" + (f" {context}" if context else ""))
 
     def expect_name(self, what: str) -> syn.Name:
         tok = self.toks[self.i]
-        if tok.kind is not _IDENT:
+        if tok[0] is not _IDENT:
             raise self.fail(what)
         self.i += 1  # an IDENT is never the EOF token
-        return _new(syn.Name, (tok.text, _new_span(Span, (tok.path, tok.line, tok.col))))
+        return _new(syn.Name, (tok[1], _new_span(Span, (tok[2], tok[3], tok[4]))))
 
     def qualified_name(self, what: str) -> tuple[syn.Name, ...]:
         first = self.expect_name(what)
         toks = self.toks
-        if toks[self.i].text != ".":
+        if toks[self.i][1] != ".":
             return (first,)
         parts = [first]
-        while toks[self.i].text == "." and toks[self.i + 1].kind is _IDENT:
+        while toks[self.i][1] == "." and toks[self.i + 1][0] is _IDENT:
             self.i += 1
             parts.append(self.expect_name(what))
         return tuple(parts)
@@ -150,9 +163,9 @@ class _Parser:
         """A declaration keyword followed by a name and ``{``: a new top-level declaration."""
         toks, i = self.toks, self.i
         return (
-            toks[i].text in _DECL_KEYWORDS  # only an IDENT can have such a text
-            and toks[i + 1].kind is _IDENT
-            and toks[i + 2].text == "{"
+            toks[i][1] in _DECL_KEYWORDS  # only an IDENT can have such a text
+            and toks[i + 1][0] is _IDENT
+            and toks[i + 2][1] == "{"
         )
 
     # -- recovery --------------------------------------------------------------------------
@@ -164,9 +177,9 @@ class _Parser:
         toks, i, eof, keywords = self.toks, self.i, self.eof, _DECL_KEYWORDS
         depth = 0
         while i < eof:
-            text = toks[i].text
+            text = toks[i][1]
             if depth == 0:
-                if text in keywords and toks[i + 1].kind is _IDENT and toks[i + 2].text == "{":
+                if text in keywords and toks[i + 1][0] is _IDENT and toks[i + 2][1] == "{":
                     break  # at_decl_start
                 if text == "}":
                     break
@@ -187,9 +200,9 @@ class _Parser:
         toks, i, eof = self.toks, self.i, self.eof
         while i < eof:
             tok = toks[i]
-            if tok.kind is Tok.IDENT and tok.text in _TOP_KEYWORDS:
+            if tok[0] is Tok.IDENT and tok[1] in _TOP_KEYWORDS:
                 break
-            if tok.text == "@" and tok.kind is Tok.PUNCT and toks[i + 1].kind is Tok.IDENT:
+            if tok[1] == "@" and tok[0] is Tok.PUNCT and toks[i + 1][0] is Tok.IDENT:
                 break
             i += 1
         self.i = i
@@ -200,10 +213,10 @@ class _Parser:
             # Resynchronising again right after an error: skip to something that is
             # certainly a new top-level item.
             while i < eof:
-                text = toks[i].text
+                text = toks[i][1]
                 if text == "package" or text == "import" or (
-                    text in _DECL_KEYWORDS and toks[i + 1].kind is _IDENT
-                    and toks[i + 2].text == "{"
+                    text in _DECL_KEYWORDS and toks[i + 1][0] is _IDENT
+                    and toks[i + 2][1] == "{"
                 ):
                     break
                 i += 1
@@ -211,9 +224,9 @@ class _Parser:
             return
         depth = 0
         while i < eof:
-            text = toks[i].text  # keywords and punctuation: the text decides the kind
+            text = toks[i][1]  # keywords and punctuation: the text decides the kind
             if depth == 0 and (text in _TOP_KEYWORDS or (
-                text == "@" and toks[i + 1].kind is _IDENT
+                text == "@" and toks[i + 1][0] is _IDENT
             )):
                 break
             i += 1
@@ -234,12 +247,12 @@ class _Parser:
         imports: list[syn.Import] = []
         decls: list[syn.Decl] = []
         seen_other = False
-        while not self.at_eof():
+        toks = self.toks
+        while self.i < self.eof:  # not at_eof()
             start = self.i
-            tok = self.toks[start]
-            if tok.text not in _TOP_KEYWORDS and not (
-                tok.text == "@" and self.toks[start + 1].kind is _IDENT
-            ):
+            tok = toks[start]
+            text = tok[1]
+            if text not in _TOP_KEYWORDS and not (text == "@" and toks[start + 1][0] is _IDENT):
                 # Not the start of anything: one error for the whole run of such tokens.
                 seen_other = True
                 self.expected("a declaration (enum, struct, union, error or service)")
@@ -248,22 +261,29 @@ class _Parser:
                 self.recovered()
                 continue
             try:
-                found = self.annotations_or_none()
+                found = self.annotations_or_none() if text == "@" else ()
                 if found is None:
                     i = self.i
-                    if not (i >= self.quiet_until and self.toks[i].text == "@"
-                            and self.toks[i + 1].kind is _IDENT):
+                    if not (i >= self.quiet_until and toks[i][1] == "@"
+                            and toks[i + 1][0] is _IDENT):
                         self.sync_top()  # (which would stop at once at such an '@')
                     self.quiet_until = self.i + _QUIET_TOKENS  # recovered()
                     if self.i == start:
                         self.next()
                     continue
                 annotations = found
-                tok = self.peek()
-                if tok.is_word("package") or tok.is_word("import"):
+                tok = toks[self.i]
+                text = tok[1]  # (only an identifier can have a keyword as its text)
+                if text in _DECL_KEYWORDS:
+                    seen_other = True
+                    decls.append(self.decl(start, annotations))
+                    if self.i == start:
+                        self.next()  # (cannot happen: the keyword was consumed)
+                    continue
+                if tok[0] is _IDENT and (tok[1] == "package" or tok[1] == "import"):
                     for ann in annotations:
-                        self.error(ann.span, f"annotations cannot be applied to {tok.text!r}")
-                if tok.is_word("package"):
+                        self.error(ann.span, f"annotations cannot be applied to {tok[1]!r}")
+                if tok[0] is _IDENT and tok[1] == "package":
                     pkg = self.package()
                     if package is not None:
                         self.error(pkg.span, "duplicate 'package' declaration")
@@ -271,10 +291,10 @@ class _Parser:
                         if seen_other:
                             self.error(pkg.span, "'package' must be the first declaration")
                         package = pkg
-                elif tok.is_word("import"):
+                elif tok[0] is _IDENT and tok[1] == "import":
                     seen_other = True
                     imports.append(self.import_())
-                elif tok.kind is Tok.IDENT and tok.text in _DECL_KEYWORDS:
+                elif tok[0] is Tok.IDENT and tok[1] in _DECL_KEYWORDS:
                     seen_other = True
                     decls.append(self.decl(start, annotations))
                 else:
@@ -293,22 +313,22 @@ class _Parser:
         kw = self.next()
         name = self.qualified_name("a package name")
         self.expect_punct(";", "after package name")
-        return _new(syn.Package, (name, kw.span))
+        return _new(syn.Package, (name, span_of(kw)))
 
     def import_(self) -> syn.Import:
         kw = self.next()
         tok = self.peek()
-        if tok.kind is not Tok.STRING:
+        if tok[0] is not Tok.STRING:
             raise self.fail("a file name string after 'import'")
         self.next()
         self.expect_punct(";", "after import")
-        assert isinstance(tok.value, str)
-        return _new(syn.Import, (tok.value, tok.span, kw.span))
+        assert isinstance(tok[5], str)
+        return _new(syn.Import, (tok[5], span_of(tok), span_of(kw)))
 
     # -- annotations -----------------------------------------------------------------------
 
     def annotations(self) -> tuple[syn.Annotation, ...]:
-        if self.toks[self.i].text != "@":
+        if self.toks[self.i][1] != "@":
             return ()
         found = self.annotations_or_none()
         if found is None:
@@ -320,79 +340,105 @@ class _Parser:
         list opens with a token that cannot start a value (the error is recorded, and the
         parser stays at that token, as when :meth:`value` raises there): a run of junk such
         as ``@a(@a(@a(`` then costs no exception per item."""
+        # A local token index and tuple indexing; self.i is brought up to date before any
+        # call that reads it (errors are reported at self.i).
         toks = self.toks
-        if toks[self.i].text != "@":
+        i = self.i
+        if toks[i][1] != "@":
             return ()
         out: list[syn.Annotation] = []
-        while toks[self.i].text == "@":
-            at = toks[self.i]
-            self.i += 1
-            tok = toks[self.i]  # expect_name, inline
+        while toks[i][1] == "@":
+            at = toks[i]
+            tok = toks[i + 1]  # expect_name, inline
             if tok[0] is not _IDENT:
+                self.i = i + 1
                 raise self.fail("an annotation name after '@'")
-            self.i += 1
+            i += 2
             name_tok = tok  # its syn.Name is made below, once the annotation is complete
             args: list[syn.Value] = []
             has_parens = False
-            if toks[self.i].text == "(":
-                self.i += 1
+            if toks[i][1] == "(":
+                i += 1
                 has_parens = True
-                tok = toks[self.i]
-                if tok.text != ")":
-                    if (tok.kind is _PUNCT and tok.text not in _VALUE_PUNCT) or (
-                        tok.kind is Tok.EOF
-                    ):
-                        self.expected("a value")  # what value(0) would report and raise
+                tok = toks[i]
+                if tok[1] != ")":
+                    kind = tok[0]
+                    self.i = i
+                    if (kind is _PUNCT and tok[1] not in _VALUE_PUNCT) or kind is _EOF:
+                        # What value(0) would report and raise. This is the path of a run
+                        # of junk such as @a(@a(: expected("a value") inline.
+                        if i >= self.quiet_until:
+                            line, lines = tok[3], self.lines
+                            source = lines[line - 1] if 0 < line <= len(lines) else ""
+                            message = (self.messages.get(("a value", tok[1]))
+                                       if kind is _PUNCT else None)
+                            if message is None:
+                                message = self.expected_message("a value", tok)
+                            self.diagnostics.append(_new(Diagnostic, (
+                                _new(Span, (tok[2], line, tok[4])), message,
+                                source.rstrip("\r") if source and source[-1] == "\r"
+                                else source)))
                         return None
                     args.append(self.value(0))
-                    while toks[self.i].text == ",":
+                    while toks[self.i][1] == ",":
                         self.i += 1
                         args.append(self.value(0))
-                self.expect_punct(")", "to close annotation arguments")
+                    i = self.i
+                if toks[i][1] != ")":
+                    self.i = i
+                    raise self.fail("')' to close annotation arguments")
+                i += 1
             name = _new(syn.Name, (name_tok[1], _new(Span, (name_tok[2], name_tok[3],
                                                             name_tok[4]))))
-            out.append(_new(syn.Annotation, (name, tuple(args), has_parens, at.span)))
+            out.append(_new(syn.Annotation, (name, tuple(args), has_parens,
+                                             _new(Span, (at[2], at[3], at[4])))))
+        self.i = i
         return tuple(out)
 
     # -- declarations ----------------------------------------------------------------------
 
     def decl(self, start: int, annotations: tuple[syn.Annotation, ...]) -> syn.Decl:
         toks = self.toks
-        kw = toks[self.i]
-        self.i += 1  # a keyword, not the EOF token
-        tok = toks[self.i]
-        if tok.kind is not _IDENT:
-            raise self.fail(f"a name after {kw.text!r}")
-        self.i += 1
-        name = _new(syn.Name, (tok.text, _new_span(Span, (tok.path, tok.line, tok.col))))
-        doc = self.docs_since(start)
+        i = self.i
+        kw = toks[i]
+        tok = toks[i + 1]
+        if tok[0] is not _IDENT:
+            self.i = i + 1  # past the keyword, not the EOF token
+            raise self.fail(f"a name after {kw[1]!r}")
+        i += 2
+        self.i = i
+        name = _new(syn.Name, (tok[1], _new_span(Span, (tok[2], tok[3], tok[4]))))
+        if i - start == 2 and not (kw[6] or tok[6] or toks[i][6]):
+            doc = ""  # what docs_since(start) finds in these three tokens
+        else:
+            doc = self.docs_since(start)
         first = toks[start]
-        span = _new_span(Span, (first.path, first.line, first.col))
-        if toks[self.i].text != "{":
-            raise self.fail(f"'{{' to open {kw.text} {name.text!r}")
+        span = _new_span(Span, (first[2], first[3], first[4]))
+        if toks[i][1] != "{":
+            raise self.fail(f"'{{' to open {kw[1]} {name.text!r}")
         self.i += 1
-        if kw.text == "enum":
+        if kw[1] == "enum":
             members, reserved = self.enum_body()
             return _new(syn.EnumDecl, (name, members, reserved, annotations, doc, span))
-        if kw.text == "service":
+        if kw[1] == "service":
             methods = self.service_body()
             return _new(syn.ServiceDecl, (name, methods, annotations, doc, span))
         fields, reserved = self.struct_body()
-        return _new(syn.StructDecl, (kw.text, name, fields, reserved, annotations, doc, span))
+        return _new(syn.StructDecl, (kw[1], name, fields, reserved, annotations, doc, span))
 
     def close_body(self) -> None:
         tok = self.toks[self.i]
-        if tok.text == "}":  # only a PUNCT token has this text; never the EOF token
+        if tok[1] == "}":  # only a PUNCT token has this text; never the EOF token
             self.i += 1
         else:
-            self.error(tok.span, f"expected '}}', found {tok.describe()}")
+            self.error(span_of(tok), f"expected '}}', found {describe(tok)}")
 
     def body_done(self) -> bool:
         toks, i = self.toks, self.i
         tok = toks[i]
-        return (i >= self.eof or tok.text == "}" or (
-            tok.text in _DECL_KEYWORDS and toks[i + 1].kind is _IDENT
-            and toks[i + 2].text == "{"))
+        return (i >= self.eof or tok[1] == "}" or (
+            tok[1] in _DECL_KEYWORDS and toks[i + 1][0] is _IDENT
+            and toks[i + 2][1] == "{"))
 
     def body_items(
         self, item: Callable[[int, tuple[syn.Annotation, ...]], _T],
@@ -403,13 +449,13 @@ class _Parser:
         reserved: list[syn.ReservedRange] = []
         while not self.body_done():
             start = self.i
-            if start < self.quiet_until and self.toks[start].text == ";":
+            if start < self.quiet_until and self.toks[start][1] == ";":
                 self.i += 1  # a stray ';' just after an error
                 self.recovered()
                 continue
             try:
-                annotations = self.annotations() if self.toks[start].text == "@" else ()
-                if self.toks[self.i].text == "reserved":
+                annotations = self.annotations() if self.toks[start][1] == "@" else ()
+                if self.toks[self.i][1] == "reserved":
                     reserved.extend(self.reserved(annotations))
                 else:
                     items.append(item(start, annotations))
@@ -422,16 +468,42 @@ class _Parser:
         return tuple(items), tuple(reserved)
 
     def struct_body(self) -> tuple[tuple[syn.Field, ...], tuple[syn.ReservedRange, ...]]:
+        """:meth:`body_items` with fields as the items, the loop written out (a struct body
+        is the commonest body, and a field the commonest item)."""
         toks = self.toks
-
-        def one(start: int, annotations: tuple[syn.Annotation, ...]) -> syn.Field:
-            field = self.field(start, annotations, "field")
-            if toks[self.i].text != ";":
-                raise self.fail("';' after field")
-            self.i += 1
-            return field
-
-        return self.body_items(one)
+        items: list[syn.Field] = []
+        reserved: list[syn.ReservedRange] = []
+        field = self.field
+        while True:
+            start = self.i
+            tok = toks[start]
+            text = tok[1]
+            if start >= self.eof or text == "}" or (  # body_done()
+                text in _DECL_KEYWORDS and toks[start + 1][0] is _IDENT
+                and toks[start + 2][1] == "{"
+            ):
+                break
+            if start < self.quiet_until and text == ";":
+                self.i += 1  # a stray ';' just after an error
+                self.recovered()
+                continue
+            try:
+                annotations = self.annotations() if text == "@" else ()
+                if toks[self.i][1] == "reserved":
+                    reserved.extend(self.reserved(annotations))
+                else:
+                    item = field(start, annotations, "field")
+                    if toks[self.i][1] != ";":
+                        raise self.fail("';' after field")
+                    self.i += 1
+                    items.append(item)
+            except _Sync:
+                self.sync_member()
+                self.recovered()
+            if self.i == start:
+                self.next()
+        self.close_body()
+        return tuple(items), tuple(reserved)
 
     def reserved(self, annotations: tuple[syn.Annotation, ...]) -> list[syn.ReservedRange]:
         for ann in annotations:
@@ -446,7 +518,7 @@ class _Parser:
     def reserved_range(self) -> syn.ReservedRange:
         low, span = self.integer("an integer after 'reserved'")
         high = low
-        if self.peek().is_word("to"):
+        if self.peek()[0] is _IDENT and self.peek()[1] == "to":
             self.next()
             high, _ = self.integer("an integer after 'to'")
         return _new(syn.ReservedRange, (low, high, span))
@@ -455,49 +527,98 @@ class _Parser:
         """An integer with an optional leading ``-``."""
         tok = num = self.toks[self.i]
         sign = 1
-        if tok.text == "-":
+        if tok[1] == "-":
             self.i += 1
             sign = -1
             num = self.toks[self.i]
-        if num.kind is not _INT:
+        if num[0] is not _INT:
             raise self.fail(what, num)
-        value = num.value
+        value = num[5]
         if value is None:
             raise _Sync()  # too long: the lexer has reported it
         self.i += 1
         assert isinstance(value, int)
-        return (value if sign == 1 else -value), _new_span(Span, (tok.path, tok.line, tok.col))
+        return (value if sign == 1 else -value), _new_span(Span, (tok[2], tok[3], tok[4]))
 
     def field(
         self, start: int, annotations: tuple[syn.Annotation, ...], what: str
     ) -> syn.Field:
+        # The commonest shapes (a plain integer tag, a one-word type, no docs) are parsed
+        # inline with a local index; anything else goes through the general methods, with
+        # self.i brought up to date first (errors are reported at self.i).
         toks = self.toks
-        tok = toks[self.i]
-        if tok.kind is _INT and tok.value is not None:  # the common case, inline
-            self.i += 1
-            tag, tag_span = tok.value, _new_span(Span, (tok.path, tok.line, tok.col))
+        i = self.i
+        tok = toks[i]
+        if tok[0] is _INT and tok[5] is not None:
+            tag = tok[5]
+            tag_span = _new_span(Span, (tok[2], tok[3], tok[4]))
+            span = tag_span if i == start else None  # the field's span is its first token's
+            i += 1
             assert isinstance(tag, int)
         else:
+            span = None
             tag, tag_span = self.integer(f"a {what} tag (an integer)")
-        if toks[self.i].text != ":":
+            i = self.i
+        if toks[i][1] != ":":
+            self.i = i
             raise self.fail(f"':' after {what} tag")
-        self.i += 1
-        tok = toks[self.i]
-        if tok.kind is not _IDENT:
+        tok = toks[i + 1]
+        if tok[0] is not _IDENT:
+            self.i = i + 1
             raise self.fail(f"a {what} name")
-        self.i += 1
-        name = _new(syn.Name, (tok.text, _new_span(Span, (tok.path, tok.line, tok.col))))
-        doc = self.docs_since(start)
-        if toks[self.i].text != ":":
+        i += 2
+        name = _new(syn.Name, (tok[1], _new_span(Span, (tok[2], tok[3], tok[4]))))
+        if i - start == 3 and not (toks[start][6] or toks[start + 1][6] or tok[6]
+                                   or toks[i][6]):
+            doc = ""  # what docs_since(start) finds in these four tokens
+        else:
+            self.i = i
+            doc = self.docs_since(start)
+        if toks[i][1] != ":":
+            self.i = i
             raise self.fail(f"':' after {what} name")
-        self.i += 1
-        type_ = self.type_(0)
-        default = None
-        if toks[self.i].text == "=":
-            self.i += 1
-            default = self.value(0)
-        first = toks[start]
-        span = _new_span(Span, (first.path, first.line, first.col))
+        i += 1
+        tok = toks[i]
+        after = toks[i + 1][1]
+        if tok[0] is _IDENT and after != "<" and after != ".":
+            # type_(0) for a one-word type: no arguments, not qualified.
+            type_span = _new_span(Span, (tok[2], tok[3], tok[4]))
+            type_name = (_new(syn.Name, (tok[1], type_span)),)
+            if after == "?":
+                i += 2
+                type_ = _new(syn.TypeNode, (type_name, (), True, type_span))
+            else:
+                i += 1
+                type_ = _new(syn.TypeNode, (type_name, (), False, type_span))
+        else:
+            self.i = i
+            type_ = self.type_(0)
+            i = self.i
+        default: syn.Value | None = None
+        if toks[i][1] == "=":
+            tok = toks[i + 1]
+            kind = tok[0]
+            if kind is _IDENT and toks[i + 2][1] != "." and tok[1] not in _WORD_LITERALS:
+                # value(0) for a one-word name (an enum member), inline
+                value_span = _new_span(Span, (tok[2], tok[3], tok[4]))
+                default = _new(syn.NameValue, ((_new(syn.Name, (tok[1], value_span)),),
+                                               value_span))
+                self.i = i = i + 2
+            elif kind is _STRING or (kind is _INT and tok[5] is not None):
+                # value(0) for a string or a plain integer, inline
+                literal_kind = "string" if kind is _STRING else "int"
+                default = _new(syn.Literal, (literal_kind, tok[5], tok[1],
+                                             _new_span(Span, (tok[2], tok[3], tok[4]))))
+                self.i = i = i + 2
+            else:
+                self.i = i + 1
+                default = self.value(0)
+                i = self.i
+        else:
+            self.i = i
+        if span is None:
+            first = toks[start]
+            span = _new_span(Span, (first[2], first[3], first[4]))
         return _new(syn.Field, (tag, tag_span, name, type_, default, annotations, doc, span))
 
     def enum_body(self) -> tuple[tuple[syn.EnumMember, ...], tuple[syn.ReservedRange, ...]]:
@@ -508,20 +629,28 @@ class _Parser:
             value, value_span = self.integer("an integer value for the enum member")
             self.expect_punct(";", "after enum member")
             return _new(syn.EnumMember, (name, value, value_span, annotations, doc,
-                                  self.toks[start].span))
+                                  span_of(self.toks[start])))
 
         return self.body_items(one)
 
     def service_body(self) -> tuple[syn.Method, ...]:
+        toks = self.toks
         methods: list[syn.Method] = []
-        while not self.body_done():
+        method = self.method
+        while True:
             start = self.i
-            if self.quiet and self.peek().is_punct(";"):
-                self.next()  # a stray ';' just after an error
+            text = toks[start][1]
+            if start >= self.eof or text == "}" or (  # body_done()
+                text in _DECL_KEYWORDS and toks[start + 1][0] is _IDENT
+                and toks[start + 2][1] == "{"
+            ):
+                break
+            if start < self.quiet_until and text == ";":
+                self.i += 1  # a stray ';' just after an error
                 self.recovered()
                 continue
             try:
-                methods.append(self.method(start))
+                methods.append(method(start))
             except _Sync:
                 self.sync_member()
                 self.recovered()
@@ -531,30 +660,68 @@ class _Parser:
         return tuple(methods)
 
     def method(self, start: int) -> syn.Method:
-        annotations = self.annotations()
+        # Punctuation and keyword texts belong to one token kind each, so comparing a
+        # token's text says what is_punct()/is_word() would.
+        toks = self.toks
+        annotations = self.annotations() if toks[self.i][1] == "@" else ()
         oneway_span = None
-        if self.peek().is_word("oneway") and self.peek(1).kind is Tok.IDENT:
-            oneway_span = self.next().span
-        name = self.expect_name("a method name")
-        doc = self.docs_since(start)
-        self.expect_punct("(", "after method name")
+        i = self.i
+        tok = toks[i]
+        if tok[1] == "oneway" and toks[i + 1][0] is _IDENT:
+            oneway_span = _new_span(Span, (tok[2], tok[3], tok[4]))
+            i += 1
+            tok = toks[i]
+        if tok[0] is not _IDENT:
+            self.i = i
+            raise self.fail("a method name")
+        i += 1
+        self.i = i
+        name = _new(syn.Name, (tok[1], _new_span(Span, (tok[2], tok[3], tok[4]))))
+        # Without annotations, docs_since(start) looks at just these two tokens.
+        doc = "" if i - start == 1 and not (tok[6] or toks[i][6]) else self.docs_since(start)
+        if toks[i][1] != "(":
+            raise self.fail("'(' after method name")
+        self.i = i + 1
         params: list[syn.Field] = []
-        while not self.peek().is_punct(")"):
-            params.append(self.field(self.i, self.annotations(), "parameter"))
-            if not self.accept_punct(","):
+        field = self.field
+        while toks[self.i][1] != ")":
+            params.append(field(self.i, self.annotations() if toks[self.i][1] == "@" else (),
+                                "parameter"))
+            if toks[self.i][1] != ",":
                 break
-        self.expect_punct(")", "after parameters")
+            self.i += 1
+        if toks[self.i][1] != ")":
+            raise self.fail("')' after parameters")
+        self.i += 1
         result = None
-        if self.accept_punct("->"):
-            result = self.type_(0)
+        if toks[self.i][1] == "->":
+            i = self.i + 1
+            tok = toks[i]
+            after = toks[i + 1][1]
+            if tok[0] is _IDENT and after != "<" and after != ".":
+                # type_(0) for a one-word type, inline (as in field())
+                type_span = _new_span(Span, (tok[2], tok[3], tok[4]))
+                type_name = (_new(syn.Name, (tok[1], type_span)),)
+                optional = after == "?"
+                result = _new(syn.TypeNode, (type_name, (), optional, type_span))
+                self.i = i + 2 if optional else i + 1
+            else:
+                self.i = i
+                result = self.type_(0)
         throws: list[syn.TypeNode] = []
         throws_span = None
-        if self.peek().is_word("throws"):
-            throws_span = self.next().span
+        tok = toks[self.i]
+        if tok[1] == "throws":
+            self.i += 1
+            throws_span = _new_span(Span, (tok[2], tok[3], tok[4]))
             throws.append(self.type_(0))
-            while self.accept_punct(","):
+            while toks[self.i][1] == ",":
+                self.i += 1
                 throws.append(self.type_(0))
-        self.expect_punct(";", "after method")
+        if toks[self.i][1] != ";":
+            raise self.fail("';' after method")
+        self.i += 1
+        first = toks[start]
         return _new(syn.Method, (
             name,
             tuple(params),
@@ -565,7 +732,7 @@ class _Parser:
             throws_span,
             annotations,
             doc,
-            self.toks[start].span,
+            _new_span(Span, (first[2], first[3], first[4])),
         ))
 
     # -- types and values ------------------------------------------------------------------
@@ -573,14 +740,14 @@ class _Parser:
     def type_(self, depth: int) -> syn.TypeNode:
         toks = self.toks
         tok = toks[self.i]
-        if tok.kind is not _IDENT:
+        if tok[0] is not _IDENT:
             raise self.fail("a type")
-        span = _new_span(Span, (tok.path, tok.line, tok.col))
+        span = _new_span(Span, (tok[2], tok[3], tok[4]))
         if depth > _MAX_DEPTH:
             self.error(span, "type nested too deeply")
             raise _Sync()
-        text = tok.text
-        if (text == "list" or text == "map") and toks[self.i + 1].text == "<":
+        text = tok[1]
+        if (text == "list" or text == "map") and toks[self.i + 1][1] == "<":
             name: tuple[syn.Name, ...] = (_new(syn.Name, (text, span)),)
             self.i += 2
             first = self.type_(depth + 1)
@@ -589,17 +756,17 @@ class _Parser:
                 args: tuple[syn.TypeNode, ...] = (first, self.type_(depth + 1))
             else:
                 args = (first,)
-            if toks[self.i].text != ">":
+            if toks[self.i][1] != ">":
                 raise self.fail(f"'>' to close {text!r} type")
             self.i += 1
         else:
             args = ()
-            if toks[self.i + 1].text == ".":
+            if toks[self.i + 1][1] == ".":
                 name = self.qualified_name("a type")
             else:
                 self.i += 1
                 name = (_new(syn.Name, (text, span)),)
-        if toks[self.i].text == "?":
+        if toks[self.i][1] == "?":
             self.i += 1
             return _new(syn.TypeNode, (name, args, True, span))
         return _new(syn.TypeNode, (name, args, False, span))
@@ -607,67 +774,69 @@ class _Parser:
     def value(self, depth: int) -> syn.Value:
         toks = self.toks
         tok = toks[self.i]
-        kind = tok.kind
+        kind = tok[0]
         if depth > _MAX_DEPTH:
-            self.error(tok.span, "value nested too deeply")
+            self.error(span_of(tok), "value nested too deeply")
             raise _Sync()
         if kind is _PUNCT:
-            text = tok.text
+            text = tok[1]
             if text == "-":
                 num = toks[self.i + 1]
-                if num.kind is _INT or num.kind is _FLOAT:
-                    if num.value is None:
+                if num[0] is _INT or num[0] is _FLOAT:
+                    if num[5] is None:
                         raise _Sync()  # a number too long to convert: the lexer reported it
                     self.i += 2
-                    assert isinstance(num.value, int | float)
-                    return _new(syn.Literal, ("int" if num.kind is _INT else "float", -num.value,
-                                       "-" + num.text, tok.span))
+                    assert isinstance(num[5], int | float)
+                    return _new(syn.Literal, ("int" if num[0] is _INT else "float", -num[5],
+                                       "-" + num[1], span_of(tok)))
                 raise self.fail("a number after '-'", num)
             if text == "[":
                 self.i += 1
                 items: list[syn.Value] = []
-                while toks[self.i].text != "]":
+                while toks[self.i][1] != "]":
                     items.append(self.value(depth + 1))
-                    if toks[self.i].text != ",":
+                    if toks[self.i][1] != ",":
                         break
                     self.i += 1
                 self.expect_punct("]", "to close list")
-                return _new(syn.ListValue, (tuple(items), tok.span))
+                return _new(syn.ListValue, (tuple(items), span_of(tok)))
             if text == "{":
                 self.i += 1
                 entries: list[tuple[syn.Value, syn.Value]] = []
-                while toks[self.i].text != "}":
+                while toks[self.i][1] != "}":
                     key = self.value(depth + 1)
                     self.expect_punct(":", "after map key")
                     entries.append((key, self.value(depth + 1)))
-                    if toks[self.i].text != ",":
+                    if toks[self.i][1] != ",":
                         break
                     self.i += 1
                 self.expect_punct("}", "to close map")
-                return _new(syn.MapValue, (tuple(entries), tok.span))
+                return _new(syn.MapValue, (tuple(entries), span_of(tok)))
             raise self.fail("a value")
         if kind is _IDENT:
-            text = tok.text
+            text = tok[1]
             if text == "true" or text == "false":
                 self.i += 1
-                return _new(syn.Literal, ("bool", text == "true", text, tok.span))
+                return _new(syn.Literal, ("bool", text == "true", text, span_of(tok)))
             if text == "null":
                 self.i += 1
-                return _new(syn.Literal, ("null", None, text, tok.span))
-            return _new(syn.NameValue, (self.qualified_name("a value"), tok.span))
+                return _new(syn.Literal, ("null", None, text, span_of(tok)))
+            return _new(syn.NameValue, (self.qualified_name("a value"), span_of(tok)))
         if kind is _INT or kind is _FLOAT or kind is _STRING:
-            if tok.value is None and kind is _INT:
+            if tok[5] is None and kind is _INT:
                 raise _Sync()  # a number too long to convert: the lexer has reported it
             self.i += 1
-            return _new(syn.Literal, (_LITERAL_KINDS[kind], tok.value, tok.text, tok.span))
+            literal_kind = "int" if kind is _INT else "float" if kind is _FLOAT else "string"
+            return _new(syn.Literal, (literal_kind, tok[5], tok[1], span_of(tok)))
         if kind is Tok.DURATION:
             self.i += 1
-            assert isinstance(tok.value, float)
-            return _new(syn.DurationValue, (tok.value, tok.text, tok.span))
+            assert isinstance(tok[5], float)
+            return _new(syn.DurationValue, (tok[5], tok[1], span_of(tok)))
         raise self.fail("a value")
 
 
-_LITERAL_KINDS = {Tok.INT: "int", Tok.FLOAT: "float", Tok.STRING: "string"}
+_WORD_LITERALS = frozenset({"true", "false", "null"})
+"""The identifiers value() reads as literals, not names."""
 
 
 def parse(text: str, path: str = "<string>") -> tuple[syn.FileNode, list[Diagnostic]]:
@@ -682,7 +851,7 @@ def parse_with_lines(
     """:func:`parse`, and also ``text.split("\\n")`` (split once for the lexer, the parser
     and the checker: a hostile file can have a million lines)."""
     lines = text.split("\n")
-    tokens, diagnostics = tokenize(text, path, lines)
+    tokens, diagnostics = tokenize_raw(text, path, lines)
     parser = _Parser(tokens, path, lines)
     tree = parser.parse_file()
     diagnostics += parser.diagnostics

@@ -17,6 +17,7 @@ import keyword
 import posixpath
 import re
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import attrs
 
@@ -50,9 +51,9 @@ def module_name(path: str) -> str | None:
     return stem + "_rpcx"
 
 
-@attrs.frozen
-class DeclInfo:
-    """A declaration as other code sees it before checking."""
+class DeclInfo(NamedTuple):
+    """A declaration as other code sees it before checking (a tuple: one per declaration,
+    built with ``tuple.__new__``)."""
 
     name: str
     qualified: str
@@ -105,7 +106,8 @@ class Unit:
             name = node.name.text
             if name not in out:
                 qualified = f"{package}.{name}" if package else name
-                out[name] = DeclInfo(name, qualified, decl_kind(node), module, node, path)
+                out[name] = _new(DeclInfo, (name, qualified, decl_kind(node), module, node,
+                                            path))
         return out
 
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from rpcx.compiler import compile_source, model
 from rpcx.compiler import syntax as syn
+from rpcx.compiler.diagnostics import Span
 from rpcx.compiler.parser import parse
 from rpcx.schema import Kind
 
@@ -43,6 +44,27 @@ def test_method_shape() -> None:
     assert m.result is not None and m.result.text == "int?"
     assert [t.text for t in m.throws] == ["p.E", "F"]
     assert not m.oneway and o.oneway and o.result is None
+
+
+def test_spans_of_fields_methods_and_their_parts() -> None:
+    # Every node's span is where its first token starts (the parser's fast paths for
+    # one-word types, plain tags and methods must not mix them up).
+    tree, diags = parse("package p;\nstruct S {\n  1: a: int;\n  @deprecated 2: bb: p.T? = 1;\n"
+                        "  -3: c: list<int>;\n}\nservice V {\n  /// d\n  m(4: x: S?) -> S;\n"
+                        "  @idempotent oneway n() throws E;\n}\n")
+    assert [d.message for d in diags] == []
+    s, v = tree.decls
+    assert isinstance(s, syn.StructDecl) and isinstance(v, syn.ServiceDecl)
+    at = [(f.span.line, f.span.col, f.tag_span.col, f.name.span.col, f.type.span.col)
+          for f in s.fields]
+    assert at == [(3, 3, 3, 6, 9), (4, 3, 15, 18, 22), (5, 3, 3, 7, 10)]
+    m, n = v.methods
+    assert (m.span.line, m.span.col, m.name.span.col, m.doc) == (9, 3, 3, "d")
+    (x,) = m.params
+    assert (x.span.col, x.tag_span.col, x.name.span.col, x.type.span.col) == (5, 5, 8, 11)
+    assert x.type.optional and x.type.text == "S?"
+    assert (n.span.col, n.name.span.col, n.oneway_span, n.throws_span) == (
+        3, 22, Span("<string>", 10, 15), Span("<string>", 10, 26))
 
 
 def messages(text: str) -> list[tuple[int, int, str]]:
