@@ -1,0 +1,586 @@
+"""A linearizability checker for client histories (Wing & Gong's search with Lowe's memo).
+
+A *history* is what concurrent clients saw: one ``Operation`` per call, with the time it was
+invoked, the time it completed and what it returned. ``check_linearizable(history, model)``
+decides whether some total order of the operations (1) respects real time: an operation that
+completed before another was invoked comes first, and (2) is a legal sequential run of the
+``model``: each operation, applied in that order, returns what it returned. Its answer is a
+``Verdict``: ``ok``, ``violation`` (with an explanation in plain words and the few operations
+involved), or ``unknown`` when the time limit ran out first.
+
+An operation whose outcome is unknown (invoked and never completed, or completed with a
+timeout or "outcome unknown" error: ``output=UNKNOWN``) may have taken effect at any time
+after its invocation, or never (it is treated as completing at +infinity, as Porcupine and
+Jepsen's Knossos do).
+
+The search is the Wing-Gong-Lowe algorithm as Porcupine runs it: the invocations and
+completions sorted by time in a linked list; a depth-first search that linearizes an invoked
+operation, lifts it out of the list and starts over from the head, and backtracks (undoing
+the lift and the state) when it meets the completion of an operation not yet linearized; a
+memo of the (set of linearized operations, model state) pairs already explored. A model may
+partition a history (a key-value store by key): each part is checked on its own.
+
+Shipped models: ``Register`` (``Read``, ``Write``, ``Cas`` on one value) and ``KeyValue``
+(the same per key, partitioned by key). Other models implement the ``Model`` protocol.
+``Recorder`` records a test workload's calls with trio's clock.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import time
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final, Generic, Protocol, TypeVar
+
+import attrs
+
+__all__ = ["UNKNOWN", "Cas", "KeyValue", "Model", "Operation", "Outcome", "Read",
+           "Recorder", "Register", "Unknown", "Verdict", "Write", "assert_linearizable",
+           "check_linearizable"]
+
+
+class Unknown(enum.Enum):
+    """The type of ``UNKNOWN``: the output of an operation whose outcome is unknown."""
+
+    UNKNOWN = "unknown"
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN: Final = Unknown.UNKNOWN
+"""The output of a call that never completed or failed with "outcome unknown"."""
+
+I = TypeVar("I")  # the input type  # noqa: E741
+O = TypeVar("O")  # the output type  # noqa: E741
+S = TypeVar("S")
+I_contra = TypeVar("I_contra", contravariant=True)
+O_contra = TypeVar("O_contra", contravariant=True)
+
+
+def _known(operation: Operation[Any, Any], attribute: object, complete: float | None) -> None:
+    if complete is None and operation.output is not UNKNOWN:
+        raise ValueError("an operation that never completed has output UNKNOWN")
+    if complete is not None and complete < operation.invoke:
+        raise ValueError(f"completed at {complete} before it was invoked at "
+                         f"{operation.invoke}")
+
+
+@attrs.frozen
+class Operation(Generic[I, O]):
+    """One call as a client saw it: ``client`` invoked ``input`` at time ``invoke`` and it
+    returned ``output`` at time ``complete``.
+
+    ``output=UNKNOWN`` says the outcome is unknown (a timeout after sending, a connection
+    lost mid-call): the operation may have taken effect at any time after ``invoke``, or
+    never. ``complete`` is then when the client gave up, or ``None`` if it never heard back.
+    A call that *definitely* did not take effect (refused, not sent) belongs in no history.
+    """
+
+    client: Hashable
+    input: I
+    output: O | Unknown = UNKNOWN
+    invoke: float = 0.0
+    complete: float | None = attrs.field(default=None, validator=_known)
+
+    @property
+    def known(self) -> bool:
+        """Whether the outcome is known (the call completed with a result)."""
+        return self.output is not UNKNOWN
+
+
+class Model(Protocol[S, I_contra, O_contra]):
+    """A sequential specification. States must be hashable and compared by value.
+
+    Subclass it to inherit the defaults of ``partition`` (no partitioning) and the
+    ``describe_*`` methods; or implement all five methods in any class.
+    """
+
+    def init(self) -> S:
+        """The state before any operation."""
+        ...
+
+    def step(self, state: S, input: I_contra, output: O_contra | Unknown) -> tuple[bool, S]:
+        """Apply ``input`` in ``state``: whether it may return ``output`` there, and the
+        state after it. ``output`` is ``UNKNOWN`` for an operation whose outcome is unknown:
+        accept it (whatever it would have returned) and return the state after it."""
+        ...
+
+    def partition(self, input: I_contra) -> Hashable:
+        """Which independent part of the state ``input`` touches (a key-value store: the
+        key). Parts are checked separately, which is much faster; ``None``: one part."""
+        return None
+
+    def describe_operation(self, input: I_contra, output: O_contra | Unknown) -> str:
+        """An operation in words, e.g. ``"read of x returned 1"``."""
+        return f"{input!r} -> {output!r}"
+
+    def describe_state(self, state: S, part: Hashable) -> str:
+        """A state in words, e.g. ``"x was 2"``."""
+        return f"the state was {state!r}"
+
+
+# -- the register and key-value models ------------------------------------------------------
+
+@attrs.frozen
+class Read:
+    """Read the value (of ``key``, for ``KeyValue``). Output: the value read."""
+
+    key: Hashable = None
+
+
+@attrs.frozen
+class Write:
+    """Write ``value`` (to ``key``, for ``KeyValue``). Output: ``None``."""
+
+    value: Hashable
+    key: Hashable = attrs.field(default=None, kw_only=True)
+
+
+@attrs.frozen
+class Cas:
+    """Compare-and-set: if the value is ``expected``, make it ``new``. Output: ``True`` if it
+    did, ``False`` if the value was something else (a definite failure, Maelstrom's
+    "precondition failed")."""
+
+    expected: Hashable
+    new: Hashable
+    key: Hashable = attrs.field(default=None, kw_only=True)
+
+
+RegisterInput = Read | Write | Cas
+
+
+def _register_step(state: Hashable, input: RegisterInput,
+                   output: object) -> tuple[bool, Hashable]:
+    if isinstance(input, Read):
+        return output is UNKNOWN or output == state, state
+    if isinstance(input, Write):
+        return True, input.value
+    if output is UNKNOWN:
+        # It may have succeeded or not; either way it leaves this state.
+        return True, input.new if state == input.expected else state
+    if output:
+        return state == input.expected, input.new
+    return state != input.expected, state
+
+
+def _describe(input: RegisterInput, output: object, name: str) -> str:
+    if isinstance(input, Read):
+        if output is UNKNOWN:
+            return f"read of {name} (outcome unknown)"
+        return f"read of {name} returned {output!r}"
+    if isinstance(input, Write):
+        suffix = " (outcome unknown)" if output is UNKNOWN else ""
+        return f"write of {input.value!r} to {name}{suffix}"
+    result = {True: "succeeded", False: "failed", UNKNOWN: "outcome unknown"}.get(
+        output, repr(output))
+    return f"compare-and-set of {name} from {input.expected!r} to {input.new!r} ({result})"
+
+
+@attrs.frozen
+class Register:
+    """One read/write/compare-and-set register holding ``initial`` at first. Inputs ``Read``,
+    ``Write``, ``Cas`` (their ``key`` is ignored); outputs: the value read, ``None``, and
+    whether the compare-and-set swapped."""
+
+    initial: Hashable = None
+
+    def init(self) -> Hashable:
+        return self.initial
+
+    def step(self, state: Hashable, input: RegisterInput,
+             output: object) -> tuple[bool, Hashable]:
+        return _register_step(state, input, output)
+
+    def partition(self, input: RegisterInput) -> Hashable:
+        return None
+
+    def describe_operation(self, input: RegisterInput, output: object) -> str:
+        return _describe(input, output, "the register")
+
+    def describe_state(self, state: Hashable, part: Hashable) -> str:
+        return f"the register held {state!r}"
+
+
+@attrs.frozen
+class KeyValue:
+    """A map of registers by key, each holding ``initial`` (``None``: absent) at first.
+    Inputs ``Read(key)``, ``Write(value, key=k)``, ``Cas(expected, new, key=k)``; the history
+    is checked key by key."""
+
+    initial: Hashable = None
+
+    def init(self) -> Hashable:
+        return self.initial
+
+    def step(self, state: Hashable, input: RegisterInput,
+             output: object) -> tuple[bool, Hashable]:
+        return _register_step(state, input, output)
+
+    def partition(self, input: RegisterInput) -> Hashable:
+        return input.key
+
+    def describe_operation(self, input: RegisterInput, output: object) -> str:
+        return _describe(input, output, repr(input.key))
+
+    def describe_state(self, state: Hashable, part: Hashable) -> str:
+        return f"{part!r} held {state!r}"
+
+
+# -- the verdict ----------------------------------------------------------------------------
+
+class Outcome(enum.Enum):
+    OK = "ok"
+    VIOLATION = "violation"
+    UNKNOWN = "unknown"
+
+
+@attrs.frozen
+class Verdict(Generic[I, O]):
+    """What ``check_linearizable`` found. ``str(verdict)`` is the explanation.
+
+    On a violation: ``part`` is the partition (key) where it was found, ``operation`` the
+    operation that could not take effect anywhere in its interval, ``states`` the states
+    (in words) the object could be in while it was in progress, and ``witness`` the few
+    operations involved, by invocation time.
+    """
+
+    outcome: Outcome
+    explanation: str
+    part: Hashable = None
+    operation: Operation[I, O] | None = None
+    states: tuple[str, ...] = ()
+    witness: tuple[Operation[I, O], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.OK
+
+    @property
+    def violation(self) -> bool:
+        return self.outcome is Outcome.VIOLATION
+
+    @property
+    def unknown(self) -> bool:
+        return self.outcome is Outcome.UNKNOWN
+
+    def __str__(self) -> str:
+        return self.explanation
+
+
+# -- the search ------------------------------------------------------------------------------
+
+class _Timeout(Exception):
+    pass
+
+
+@attrs.define
+class _Search:
+    """One depth-first search over one part's operations (Porcupine's ``checkSingle``)."""
+
+    ops: Sequence[Operation[Any, Any]]
+    model: Model[Any, Any, Any]
+    deadline: float
+    watch: int | None = None
+    """An operation whose attempts to record: the state before each, and the operation
+    linearized just before it."""
+    attempts: dict[Hashable, int | None] = attrs.field(factory=dict)
+
+    def _attempt(self, state: Hashable, stack: list[tuple[int, Hashable]],
+                 op_of: list[int]) -> None:
+        """Note the state the watched operation meets, and the last operation that changed
+        the state to it."""
+        last = None
+        for entry, before in reversed(stack):
+            if before != state:
+                last = op_of[entry]
+                break
+        self.attempts[state] = last
+
+    def run(self) -> bool:
+        ops = self.ops
+        n = len(ops)
+        # Entries 1..2n: call of op k is the entry of (time, 0, k), its return (time, 1, k);
+        # a call sorts before a return at the same time (so touching intervals overlap).
+        keyed: list[tuple[float, int, int]] = []
+        for k, op in enumerate(ops):
+            keyed.append((op.invoke, 0, k))
+            end = op.complete if op.known and op.complete is not None else math.inf
+            keyed.append((end, 1, k))
+        keyed.sort()
+        head, tail = 0, 2 * n + 1
+        nxt = [*range(1, 2 * n + 2), tail]
+        prv = [0, *range(2 * n + 1)]
+        op_of = [0] * (2 * n + 2)
+        is_call = [False] * (2 * n + 2)
+        match = [0] * (2 * n + 2)
+        call_entry = [0] * n
+        for entry, (_, kind, k) in enumerate(keyed, start=1):
+            op_of[entry] = k
+            if kind == 0:
+                is_call[entry] = True
+                call_entry[k] = entry
+            else:
+                match[call_entry[k]] = entry
+        inputs = [op.input for op in ops]
+        outputs = [op.output for op in ops]
+        known = [op.known for op in ops]
+        remaining = sum(known)
+        step = self.model.step
+        watch = self.watch
+        cache: set[tuple[int, Hashable]] = set()
+        stack: list[tuple[int, Hashable]] = []
+        state: Hashable = self.model.init()
+        bits = 0
+        entry = nxt[head]
+        countdown = 1024
+        while True:
+            if remaining == 0:
+                # Every operation with a known outcome is linearized; the rest may never
+                # have taken effect.
+                return True
+            countdown -= 1
+            if countdown == 0:
+                countdown = 1024
+                if time.monotonic() > self.deadline:
+                    raise _Timeout
+            if is_call[entry]:
+                k = op_of[entry]
+                if k == watch and state not in self.attempts:
+                    self._attempt(state, stack, op_of)
+                ok, after = step(state, inputs[k], outputs[k])
+                if ok:
+                    linearized = bits | (1 << k)
+                    if (linearized, after) not in cache:
+                        cache.add((linearized, after))
+                        stack.append((entry, state))
+                        state, bits = after, linearized
+                        remaining -= known[k]
+                        ret = match[entry]
+                        nxt[prv[entry]] = nxt[entry]
+                        prv[nxt[entry]] = prv[entry]
+                        nxt[prv[ret]] = nxt[ret]
+                        prv[nxt[ret]] = prv[ret]
+                        entry = nxt[head]
+                        continue
+                entry = nxt[entry]
+            else:
+                # The completion of an operation not linearized yet: undo the last choice.
+                if not stack:
+                    return False
+                entry, state = stack.pop()
+                k = op_of[entry]
+                bits ^= 1 << k
+                remaining += known[k]
+                ret = match[entry]
+                nxt[prv[ret]] = ret
+                prv[nxt[ret]] = ret
+                nxt[prv[entry]] = entry
+                prv[nxt[entry]] = entry
+                entry = nxt[entry]
+
+
+def _weaken(op: Operation[I, O]) -> Operation[I, O]:
+    return attrs.evolve(op, output=UNKNOWN)
+
+
+def _cut(ops: Sequence[Operation[I, O]], at: float) -> list[Operation[I, O]]:
+    """The history as known at time ``at``: the operations invoked by then, those not
+    completed by then with their outcome unknown. If ``ops`` is linearizable, so is this
+    (the same order works), so a violation here is a violation of ``ops``."""
+    return [op if op.known and op.complete is not None and op.complete <= at else _weaken(op)
+            for op in ops if op.invoke <= at]
+
+
+def _when(op: Operation[Any, Any]) -> str:
+    end = "?" if op.complete is None else f"{op.complete:g}"
+    return f"[{op.invoke:g}, {end}]"
+
+
+def _line(op: Operation[I, O], model: Model[Any, I, O]) -> str:
+    return (f"  {_when(op)} client {op.client}: "
+            f"{model.describe_operation(op.input, op.output)}")
+
+
+def _explain(ops: Sequence[Operation[I, O]], model: Model[Any, I, O], part: Hashable,
+             deadline: float) -> Verdict[I, O]:
+    """Explain why ``ops`` (one part, known not linearizable) is not: the earliest time at
+    which what clients had seen was already not linearizable, the operation completing then,
+    and the states it could have met."""
+    ops = sorted(ops, key=lambda op: op.invoke)
+    times = sorted({op.complete for op in ops if op.known and op.complete is not None})
+    low, high = 0, len(times) - 1
+    try:
+        while low < high:
+            middle = (low + high) // 2
+            if _Search(_cut(ops, times[middle]), model, deadline).run():
+                low = middle + 1
+            else:
+                high = middle
+        at = times[low]
+        history = _cut(ops, at)
+        culprits = [k for k, op in enumerate(history) if op.known and op.complete == at]
+        search: _Search | None = None
+        for k in culprits:
+            others = [_weaken(op) if j in culprits and j != k else op
+                      for j, op in enumerate(history)]
+            attempt = _Search(others, model, deadline, watch=k)
+            if not attempt.run():
+                history, search = others, attempt
+                break
+    except _Timeout:
+        search = None
+    where = "" if part is None else f" (operations on {part!r})"
+    if search is None or search.watch is None:
+        lines = "\n".join(_line(op, model) for op in ops[:20])
+        return Verdict(Outcome.VIOLATION, f"not linearizable{where}; its operations:\n{lines}",
+                       part=part, witness=tuple(ops))
+    culprit = history[search.watch]
+    states = tuple(model.describe_state(state, part) for state in search.attempts)
+    involved = {search.watch}
+    involved.update(k for k in search.attempts.values() if k is not None)
+    # The operations concurrent with it.
+    involved.update(k for k, op in enumerate(history)
+                    if not op.known or op.complete is None or op.complete >= culprit.invoke)
+    witness = tuple(sorted((history[k] for k in involved), key=lambda op: op.invoke))
+    what = model.describe_operation(culprit.input, culprit.output)
+    if search.attempts:
+        befores = []
+        for state, last in search.attempts.items():
+            text = model.describe_state(state, part)
+            if last is None:
+                text += " (from the start)"
+            else:
+                before = history[last]
+                text += (f" (set by the {model.describe_operation(before.input, before.output)},"
+                         f" client {before.client}, {_when(before)})")
+            befores.append(text)
+        why = ("in every order of the operations that real time allows, while it was in "
+               "progress " + " or ".join(befores))
+    else:
+        why = "no order of the operations before it lets it take effect"
+    text = (f"not linearizable{where}: the {what} (client {culprit.client}, "
+            f"{_when(culprit)}) can take effect nowhere: {why}. The operations involved:\n"
+            + "\n".join(_line(op, model) for op in witness))
+    return Verdict(Outcome.VIOLATION, text, part=part, operation=culprit, states=states,
+                   witness=witness)
+
+
+def check_linearizable(history: Iterable[Operation[I, O]], model: Model[Any, I, O], *,
+                       timeout: float | None = None) -> Verdict[I, O]:
+    """Whether ``history`` is linearizable against ``model``.
+
+    Returns a ``Verdict``: ``ok``; ``violation`` with an explanation naming the operation
+    that could not take effect, the states it could have met and the operations involved;
+    or ``unknown`` if ``timeout`` seconds (of wall-clock time) passed first. The search is
+    exponential in the worst case (many concurrent operations), usually fast in practice.
+    """
+    deadline = math.inf if timeout is None else time.monotonic() + timeout
+    parts: dict[Hashable, list[Operation[I, O]]] = {}
+    for op in history:
+        parts.setdefault(model.partition(op.input), []).append(op)
+    try:
+        for part, ops in parts.items():
+            if not _Search(ops, model, deadline).run():
+                return _explain(ops, model, part, deadline)
+    except _Timeout:
+        return Verdict(Outcome.UNKNOWN, f"no verdict within the time limit of {timeout} s")
+    count = sum(len(ops) for ops in parts.values())
+    plural = "" if len(parts) == 1 else "s"
+    return Verdict(Outcome.OK, f"linearizable ({count} operations, {len(parts)} part{plural})")
+
+
+def assert_linearizable(history: Iterable[Operation[I, O]], model: Model[Any, I, O], *,
+                        timeout: float | None = None) -> None:
+    """Raise ``AssertionError`` with the explanation unless ``history`` is linearizable
+    (a verdict of ``unknown`` fails too)."""
+    verdict = check_linearizable(history, model, timeout=timeout)
+    if not verdict.ok:
+        raise AssertionError(str(verdict))
+
+
+# -- recording a workload -------------------------------------------------------------------
+
+def _trio_clock() -> float:
+    import trio
+
+    return trio.current_time()
+
+
+@attrs.define
+class _Call(Generic[I, O]):
+    recorder: Recorder[I, O]
+    client: Hashable
+    input: I
+    invoke: float
+    done: bool = False
+
+    def ok(self, output: O) -> None:
+        """The call returned ``output``."""
+        self._finish(attrs.evolve(self._op(), output=output, complete=self.recorder.now()))
+
+    def unknown(self) -> None:
+        """The call's outcome is unknown (timed out after sending, connection lost)."""
+        self._finish(attrs.evolve(self._op(), complete=self.recorder.now()))
+
+    def failed(self) -> None:
+        """The call definitely did not take effect (refused, never sent): not recorded."""
+        self.done = True
+
+    def _op(self) -> Operation[I, O]:
+        return Operation(self.client, self.input, UNKNOWN, self.invoke, None)
+
+    def _finish(self, op: Operation[I, O]) -> None:
+        if self.done:
+            raise RuntimeError("this call already has its outcome")
+        self.done = True
+        self.recorder.operations.append(op)
+
+
+@attrs.define
+class Recorder(Generic[I, O]):
+    """Records a workload's calls for ``check_linearizable``, with trio's clock by default::
+
+        recorder: Recorder[RegisterInput, object] = Recorder()
+        with recorder.call("client-1", Write(3, key="x")) as call:
+            await kv.put("x", 3)
+            call.ok(None)
+        ...
+        verdict = check_linearizable(recorder.history(), KeyValue())
+
+    A call left without ``ok``/``failed`` (an exception, a cancellation) is recorded with
+    its outcome unknown, as is one still in progress when ``history()`` is taken.
+    """
+
+    clock: Callable[[], float] = _trio_clock
+    operations: list[Operation[I, O]] = attrs.field(factory=list)
+    pending: list[_Call[I, O]] = attrs.field(factory=list)
+
+    def now(self) -> float:
+        return self.clock()
+
+    def invoke(self, client: Hashable, input: I) -> _Call[I, O]:
+        """Note that ``client`` invokes ``input`` now; settle it with ``ok``, ``unknown``
+        or ``failed`` on the returned handle."""
+        call = _Call(self, client, input, self.now())
+        self.pending.append(call)
+        return call
+
+    @contextmanager
+    def call(self, client: Hashable, input: I) -> Iterator[_Call[I, O]]:
+        """``invoke`` as a context manager: leaving it unsettled records an unknown
+        outcome (the exception, if any, propagates)."""
+        call = self.invoke(client, input)
+        try:
+            yield call
+        finally:
+            if not call.done:
+                call.unknown()
+
+    def history(self) -> list[Operation[I, O]]:
+        """The operations so far, the pending ones with their outcome unknown."""
+        self.pending = [call for call in self.pending if not call.done]
+        return self.operations + [call._op() for call in self.pending]
