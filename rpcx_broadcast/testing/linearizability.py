@@ -405,6 +405,9 @@ def _line(op: Operation[I, O], model: Model[Any, I, O]) -> str:
             f"{model.describe_operation(op.input, op.output)}")
 
 
+_SHOWN_STATES = 6
+
+
 def _explain(ops: Sequence[Operation[I, O]], model: Model[Any, I, O], part: Hashable,
              deadline: float) -> Verdict[I, O]:
     """Explain why ``ops`` (one part, known not linearizable) is not: the earliest time at
@@ -438,26 +441,30 @@ def _explain(ops: Sequence[Operation[I, O]], model: Model[Any, I, O], part: Hash
         lines = "\n".join(_line(op, model) for op in ops[:20])
         return Verdict(Outcome.VIOLATION, f"not linearizable{where}; its operations:\n{lines}",
                        part=part, witness=tuple(ops))
-    culprit = history[search.watch]
+    # Shown as clients saw them (the search took those completing after the cut as unknown).
+    shown = [op for op in ops if op.invoke <= at]
+    culprit = shown[search.watch]
     states = tuple(model.describe_state(state, part) for state in search.attempts)
     involved = {search.watch}
     involved.update(k for k in search.attempts.values() if k is not None)
     # The operations concurrent with it.
     involved.update(k for k, op in enumerate(history)
                     if not op.known or op.complete is None or op.complete >= culprit.invoke)
-    witness = tuple(sorted((history[k] for k in involved), key=lambda op: op.invoke))
+    witness = tuple(sorted((shown[k] for k in involved), key=lambda op: op.invoke))
     what = model.describe_operation(culprit.input, culprit.output)
     if search.attempts:
         befores = []
-        for state, last in search.attempts.items():
+        for state, last in list(search.attempts.items())[:_SHOWN_STATES]:
             text = model.describe_state(state, part)
             if last is None:
                 text += " (from the start)"
             else:
-                before = history[last]
+                before = shown[last]
                 text += (f" (set by the {model.describe_operation(before.input, before.output)},"
                          f" client {before.client}, {_when(before)})")
             befores.append(text)
+        if len(search.attempts) > _SHOWN_STATES:
+            befores.append(f"{len(search.attempts) - _SHOWN_STATES} other states")
         why = ("in every order of the operations that real time allows, while it was in "
                "progress " + " or ".join(befores))
     else:

@@ -401,3 +401,24 @@ def test_the_recorder_takes_any_clock() -> None:
     verdict = check_linearizable(recorder.history(), Register())
     assert verdict.violation
     assert "the read of the register returned None (client b, [2, 3])" in str(verdict)
+
+
+def test_operations_completing_after_the_violation_are_shown_as_seen() -> None:
+    # The write of 3 was still in progress when the read completed: the search takes its
+    # outcome as unknown at that point, the explanation shows it as the client saw it.
+    history = [w("a", "x", 1, 0, 1), w("a", "x", 2, 2, 3), w("c", "x", 3, 3.5, 9),
+               r("b", "x", 1, 4, 5), r("b", "x", 3, 10, 11)]
+    verdict = check_linearizable(history, KeyValue())
+    assert verdict.violation and verdict.operation == history[3]
+    assert history[2] in verdict.witness
+    assert "  [3.5, 9] client c: write of 3 to 'x'\n" in str(verdict)
+    assert sorted(verdict.states) == ["'x' held 2", "'x' held 3"]
+    assert "'x' held 3 (set by the write of 3 to 'x', client c, [3.5, 9])" in str(verdict)
+
+
+def test_many_possible_states_are_summed_up() -> None:
+    history = [w(f"c{k}", "x", k, 0, 10) for k in range(9)] + [r("z", "x", 99, 1, 2)]
+    verdict = check_linearizable(history, KeyValue())
+    assert verdict.violation and len(verdict.states) == 10  # 0..8 and the initial None
+    assert str(verdict).count(" or ") == 6
+    assert "or 4 other states." in str(verdict)
