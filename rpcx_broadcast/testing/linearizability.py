@@ -277,6 +277,10 @@ class _Timeout(Exception):
     pass
 
 
+class _OverBudget(Exception):
+    pass
+
+
 @attrs.define
 class _Search:
     """One depth-first search over one part's operations (Porcupine's ``checkSingle``)."""
@@ -288,6 +292,11 @@ class _Search:
     """An operation whose attempts to record: the state before each, and the operation
     linearized just before it."""
     attempts: dict[Hashable, int | None] = attrs.field(factory=dict)
+    known_first: bool = True
+    """Try the operations of known outcome first at each step: slower to find an order
+    that needs unknown ones, but the memo then prunes much more of a failing search."""
+    budget: float = math.inf
+    """How many steps of the search to take before giving up with ``_OverBudget``."""
 
     def _attempt(self, state: Hashable, stack: list[tuple[int, Hashable]],
                  op_of: list[int]) -> None:
@@ -331,11 +340,18 @@ class _Search:
         remaining = sum(known)
         step = self.model.step
         watch = self.watch
-        cache: set[tuple[int, Hashable]] = set()
+        # The memo: per (linearized operations of known outcome, state), the sets of
+        # linearized operations of unknown outcome already explored with them.
+        cache: dict[tuple[int, Hashable], list[int]] = {}
         stack: list[tuple[int, Hashable]] = []
         state: Hashable = self.model.init()
-        bits = 0
+        bits = 0  # the linearized operations of known outcome
+        maybe = 0  # ... and of unknown outcome
         entry = nxt[head]
+        # Each configuration tries the operations of known outcome first (phase 0), then
+        # those of unknown outcome (phase 1): the configurations that take fewer unknown
+        # ones come first, and dominate those that take more.
+        phase = 0 if self.known_first else 1
         countdown = 1024
         while True:
             if remaining == 0:
@@ -345,42 +361,97 @@ class _Search:
             countdown -= 1
             if countdown == 0:
                 countdown = 1024
+                self.budget -= 1024
+                if self.budget < 0:
+                    raise _OverBudget
                 if time.monotonic() > self.deadline:
                     raise _Timeout
             if is_call[entry]:
                 k = op_of[entry]
+                if self.known_first and known[k] == phase:  # (a known one in phase 1, ...)
+                    entry = nxt[entry]
+                    continue
                 if k == watch and state not in self.attempts:
                     self._attempt(state, stack, op_of)
                 ok, after = step(state, inputs[k], outputs[k])
-                if ok:
-                    linearized = bits | (1 << k)
-                    if (linearized, after) not in cache:
-                        cache.add((linearized, after))
-                        stack.append((entry, state))
-                        state, bits = after, linearized
-                        remaining -= known[k]
-                        ret = match[entry]
-                        nxt[prv[entry]] = nxt[entry]
-                        prv[nxt[entry]] = prv[entry]
-                        nxt[prv[ret]] = nxt[ret]
-                        prv[nxt[ret]] = prv[ret]
-                        entry = nxt[head]
+                # An operation of unknown outcome that changes nothing here may as well
+                # never take effect (it still may later).
+                if ok and not known[k] and after != state and stack \
+                        and not known[op_of[stack[-1][0]]]:
+                    # Right after another of unknown outcome: if it leaves the same state
+                    # without that one, this configuration (with one more unknown taken) is
+                    # dominated by the sibling that takes this one alone.
+                    alone, instead = step(stack[-1][1], inputs[k], outputs[k])
+                    if alone and instead == after:
+                        ok = False
+                if ok and (known[k] or after != state):
+                    if known[k]:
+                        key, others = (bits | (1 << k), after), maybe
+                    else:
+                        key, others = (bits, after), maybe | (1 << k)
+                    explored = cache.get(key)
+                    if explored is None:
+                        cache[key] = [others]
+                    elif all(seen & ~others for seen in explored):
+                        # Not dominated: no configuration explored with the same state and
+                        # known operations had fewer unknown ones taken (which leaves more
+                        # choices, as unknown operations never have to take effect).
+                        explored[:] = [seen for seen in explored if others & ~seen]
+                        explored.append(others)
+                    else:
+                        entry = nxt[entry]
                         continue
+                    stack.append((entry, state))
+                    state = after
+                    bits, maybe = key[0], others
+                    remaining -= known[k]
+                    phase = 0 if self.known_first else 1
+                    ret = match[entry]
+                    nxt[prv[entry]] = nxt[entry]
+                    prv[nxt[entry]] = prv[entry]
+                    nxt[prv[ret]] = nxt[ret]
+                    prv[nxt[ret]] = prv[ret]
+                    entry = nxt[head]
+                    continue
                 entry = nxt[entry]
+            elif phase == 0:
+                # The end of the operations that may take effect now: try the unknown ones.
+                phase = 1
+                entry = nxt[head]
             else:
                 # The completion of an operation not linearized yet: undo the last choice.
                 if not stack:
                     return False
                 entry, state = stack.pop()
                 k = op_of[entry]
-                bits ^= 1 << k
-                remaining += known[k]
+                phase = 0 if known[k] and self.known_first else 1
+                if known[k]:
+                    bits ^= 1 << k
+                    remaining += 1
+                else:
+                    maybe ^= 1 << k
                 ret = match[entry]
                 nxt[prv[ret]] = ret
                 prv[nxt[ret]] = ret
                 nxt[prv[entry]] = entry
                 prv[nxt[entry]] = entry
                 entry = nxt[entry]
+
+
+def _decide(ops: Sequence[Operation[Any, Any]], model: Model[Any, Any, Any], deadline: float,
+            watch: int | None = None) -> tuple[bool, _Search]:
+    """Search ``ops`` in both orders by turns, with a budget growing fourfold, so the
+    time taken is within a small factor of the better order's."""
+    budget = 20_000.0
+    while True:
+        for known_first in (False, True):
+            search = _Search(ops, model, deadline, watch, known_first=known_first,
+                             budget=budget)
+            try:
+                return search.run(), search
+            except _OverBudget:
+                pass
+        budget *= 4
 
 
 def _weaken(op: Operation[I, O]) -> Operation[I, O]:
@@ -408,6 +479,10 @@ def _line(op: Operation[I, O], model: Model[Any, I, O]) -> str:
 _SHOWN_STATES = 6
 
 
+def _where(part: Hashable) -> str:
+    return "" if part is None else f" (operations on {part!r})"
+
+
 def _explain(ops: Sequence[Operation[I, O]], model: Model[Any, I, O], part: Hashable,
              deadline: float) -> Verdict[I, O]:
     """Explain why ``ops`` (one part, known not linearizable) is not: the earliest time at
@@ -419,7 +494,7 @@ def _explain(ops: Sequence[Operation[I, O]], model: Model[Any, I, O], part: Hash
     try:
         while low < high:
             middle = (low + high) // 2
-            if _Search(_cut(ops, times[middle]), model, deadline).run():
+            if _decide(_cut(ops, times[middle]), model, deadline)[0]:
                 low = middle + 1
             else:
                 high = middle
@@ -430,26 +505,38 @@ def _explain(ops: Sequence[Operation[I, O]], model: Model[Any, I, O], part: Hash
         for k in culprits:
             others = [_weaken(op) if j in culprits and j != k else op
                       for j, op in enumerate(history)]
-            attempt = _Search(others, model, deadline, watch=k)
-            if not attempt.run():
+            linearizable, attempt = _decide(others, model, deadline, watch=k)
+            if not linearizable:
                 history, search = others, attempt
                 break
     except _Timeout:
-        search = None
-    where = "" if part is None else f" (operations on {part!r})"
-    if search is None or search.watch is None:
         lines = "\n".join(_line(op, model) for op in ops[:20])
-        return Verdict(Outcome.VIOLATION, f"not linearizable{where}; its operations:\n{lines}",
-                       part=part, witness=tuple(ops))
+        more = f"\n  ... and {len(ops) - 20} more" if len(ops) > 20 else ""
+        return Verdict(Outcome.VIOLATION,
+                       f"not linearizable{_where(part)} (no time left to explain it); its "
+                       f"operations:\n{lines}{more}", part=part, witness=tuple(ops))
     # Shown as clients saw them (the search took those completing after the cut as unknown).
     shown = [op for op in ops if op.invoke <= at]
+    if search is None or search.watch is None:
+        # Several completed at that time, and each alone could take effect.
+        start = min(shown[k].invoke for k in culprits)
+        witness = tuple(op for op in shown if (op.complete is not None and op.complete >= start)
+                        or (op.complete is None and op.invoke >= start))
+        return Verdict(
+            Outcome.VIOLATION,
+            f"not linearizable{_where(part)}: the operations that completed at {at:g} cannot "
+            f"all take effect, in any order of the others that real time allows. The "
+            f"operations involved:\n" + "\n".join(_line(op, model) for op in witness),
+            part=part, operation=shown[culprits[0]], witness=witness)
     culprit = shown[search.watch]
     states = tuple(model.describe_state(state, part) for state in search.attempts)
     involved = {search.watch}
     involved.update(k for k in search.attempts.values() if k is not None)
-    # The operations concurrent with it.
-    involved.update(k for k, op in enumerate(history)
-                    if not op.known or op.complete is None or op.complete >= culprit.invoke)
+    # The operations concurrent with it (of those never heard from, the ones invoked while
+    # it was in progress; the earlier ones appear if they could have set a state it met).
+    involved.update(k for k, op in enumerate(shown)
+                    if (op.complete is not None and op.complete >= culprit.invoke)
+                    or (op.complete is None and op.invoke >= culprit.invoke))
     witness = tuple(sorted((shown[k] for k in involved), key=lambda op: op.invoke))
     what = model.describe_operation(culprit.input, culprit.output)
     if search.attempts:
@@ -469,7 +556,7 @@ def _explain(ops: Sequence[Operation[I, O]], model: Model[Any, I, O], part: Hash
                "progress " + " or ".join(befores))
     else:
         why = "no order of the operations before it lets it take effect"
-    text = (f"not linearizable{where}: the {what} (client {culprit.client}, "
+    text = (f"not linearizable{_where(part)}: the {what} (client {culprit.client}, "
             f"{_when(culprit)}) can take effect nowhere: {why}. The operations involved:\n"
             + "\n".join(_line(op, model) for op in witness))
     return Verdict(Outcome.VIOLATION, text, part=part, operation=culprit, states=states,
@@ -491,7 +578,7 @@ def check_linearizable(history: Iterable[Operation[I, O]], model: Model[Any, I, 
         parts.setdefault(model.partition(op.input), []).append(op)
     try:
         for part, ops in parts.items():
-            if not _Search(ops, model, deadline).run():
+            if not _decide(ops, model, deadline)[0]:
                 return _explain(ops, model, part, deadline)
     except _Timeout:
         return Verdict(Outcome.UNKNOWN, f"no verdict within the time limit of {timeout} s")

@@ -309,11 +309,13 @@ def corrupt_a_read(rng: random.Random, history: list[Op]) -> tuple[list[Op], Op]
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32), count=st.integers(1, 60), keys=st.integers(1, 3),
-       clients=st.integers(1, 6), overlap=st.sampled_from([0.1, 1.0, 3.0]))
+       clients=st.integers(1, 6), overlap=st.sampled_from([0.1, 1.0, 3.0]),
+       unknown=st.sampled_from([0.0, 0.05, 0.3]))
 def test_generated_histories_are_linearizable_and_a_corrupted_read_is_not(
-        seed: int, count: int, keys: int, clients: int, overlap: float) -> None:
+        seed: int, count: int, keys: int, clients: int, overlap: float,
+        unknown: float) -> None:
     rng = random.Random(seed)
-    history = generate(rng, count, keys, clients, overlap=overlap)
+    history = generate(rng, count, keys, clients, unknown=unknown, overlap=overlap)
     verdict = check_linearizable(history, KeyValue(), timeout=30)
     assert verdict.ok, str(verdict)
     corrupted = corrupt_a_read(rng, history)
@@ -324,6 +326,64 @@ def test_generated_histories_are_linearizable_and_a_corrupted_read_is_not(
         assert verdict.operation == bad
         assert bad in verdict.witness
         assert "returned 'never written'" in str(verdict)
+
+
+def linearizable_by_brute_force(history: list[Op], model: KeyValue) -> bool:
+    """Every order real time allows, each operation of unknown outcome taking effect at some
+    point or never: the definition, for a few operations."""
+
+    def search(state: Hashable, left: list[Op]) -> bool:
+        if all(not o.known for o in left):
+            return True
+        deadline = min(o.complete for o in left if o.known and o.complete is not None)
+        for k, o in enumerate(left):
+            if o.invoke > deadline:
+                continue
+            rest = left[:k] + left[k + 1:]
+            ok, after = model.step(state, o.input, o.output)
+            if ok and search(after, rest):
+                return True
+            if not o.known and search(state, rest):  # it never takes effect
+                return True
+        return False
+
+    return search(model.init(), history)
+
+
+values = st.sampled_from([None, 1, 2])
+
+
+@st.composite
+def small_histories(draw: st.DrawFn) -> list[Op]:
+    """Any few operations on one key, at random times, with random results."""
+    history = []
+    for client in range(draw(st.integers(1, 7))):
+        invoke = draw(st.integers(0, 6))
+        length = draw(st.integers(0, 4))
+        kind = draw(st.sampled_from(["read", "write", "cas"]))
+        input: RegisterInput
+        if kind == "read":
+            input, output = Read("x"), draw(values)
+        elif kind == "write":
+            input, output = Write(draw(values), key="x"), None
+        else:
+            input, output = Cas(draw(values), draw(values), key="x"), draw(st.booleans())
+        if draw(st.integers(0, 3)) == 0:
+            complete = draw(st.sampled_from([None, invoke + length]))
+            history.append(op(f"c{client}", input, UNKNOWN, invoke, complete))
+        else:
+            history.append(op(f"c{client}", input, output, invoke, invoke + length))
+    return history
+
+
+@settings(max_examples=400, deadline=None)
+@given(history=small_histories())
+def test_the_verdict_agrees_with_brute_force_on_small_histories(history: list[Op]) -> None:
+    verdict = check_linearizable(history, KeyValue())
+    assert verdict.ok == linearizable_by_brute_force(history, KeyValue()), str(verdict)
+    if verdict.violation:
+        assert verdict.operation in history
+        assert verdict.operation in verdict.witness
 
 
 def test_thousands_of_operations(capsys: pytest.CaptureFixture[str]) -> None:
@@ -422,3 +482,14 @@ def test_many_possible_states_are_summed_up() -> None:
     assert verdict.violation and len(verdict.states) == 10  # 0..8 and the initial None
     assert str(verdict).count(" or ") == 6
     assert "or 4 other states." in str(verdict)
+
+
+def test_two_operations_completing_together_that_cannot_both_take_effect() -> None:
+    history = [op("a", Cas(None, 1, key="x"), True, 1, 2),
+               op("b", Cas(None, 2, key="x"), True, 1, 2), r("c", "x", None, 0, 0.5)]
+    verdict = check_linearizable(history, KeyValue())
+    assert verdict.violation
+    assert verdict.operation == history[0]
+    assert set(verdict.witness) == set(history[:2])
+    assert "the operations that completed at 2 cannot all take effect" in str(verdict)
+    assert check_linearizable([history[0], history[2]], KeyValue()).ok
