@@ -27,6 +27,7 @@ Shipped models: ``Register`` (``Read``, ``Write``, ``Cas`` on one value) and ``K
 
 from __future__ import annotations
 
+import bisect
 import enum
 import math
 import time
@@ -296,6 +297,9 @@ class _Search:
     """Try the operations of known outcome first at each step: slower to find an order
     that needs unknown ones, but the memo then prunes much more of a failing search."""
     budget: float = math.inf
+    reached: int = 0
+    """The most operations of known outcome, in the order they completed, linearized in one
+    configuration."""
     """How many steps of the search to take before giving up with ``_OverBudget``."""
 
     def _attempt(self, state: Hashable, stack: list[tuple[int, Hashable]],
@@ -334,6 +338,13 @@ class _Search:
                 call_entry[k] = entry
             else:
                 match[call_entry[k]] = entry
+        # How far the search got: the most operations of known outcome, taken in the order
+        # they completed, that one configuration had all linearized.
+        by_completion = sorted((k for k in range(n) if ops[k].known),
+                               key=lambda k: ops[k].complete or 0.0)
+        prefix = [0]
+        for k in by_completion:
+            prefix.append(prefix[-1] | (1 << k))
         inputs = [op.input for op in ops]
         outputs = [op.output for op in ops]
         known = [op.known for op in ops]
@@ -405,6 +416,9 @@ class _Search:
                     state = after
                     bits, maybe = key[0], others
                     remaining -= known[k]
+                    while self.reached < len(by_completion) \
+                            and bits & prefix[self.reached + 1] == prefix[self.reached + 1]:
+                        self.reached += 1
                     phase = 0 if self.known_first else 1
                     ret = match[entry]
                     nxt[prv[entry]] = nxt[entry]
@@ -484,14 +498,27 @@ def _where(part: Hashable) -> str:
 
 
 def _explain(ops: Sequence[Operation[I, O]], model: Model[Any, I, O], part: Hashable,
-             deadline: float) -> Verdict[I, O]:
+             deadline: float, reached: int) -> Verdict[I, O]:
     """Explain why ``ops`` (one part, known not linearizable) is not: the earliest time at
     which what clients had seen was already not linearizable, the operation completing then,
-    and the states it could have met."""
+    and the states it could have met. ``reached``: the search of ``ops`` linearized the first
+    ``reached`` operations of known outcome to complete (so the cuts up to the last of them
+    are linearizable)."""
     ops = sorted(ops, key=lambda op: op.invoke)
-    times = sorted({op.complete for op in ops if op.known and op.complete is not None})
-    low, high = 0, len(times) - 1
+    ends = sorted(op.complete for op in ops if op.known and op.complete is not None)
+    times = sorted(set(ends))
+    # The first cut not known to be linearizable, then cuts further and further away until
+    # one is not, then halving.
+    low = bisect.bisect_left(times, ends[reached]) if reached < len(ends) else len(times) - 1
+    high = len(times) - 1
     try:
+        gap = 1
+        while low + gap - 1 < high:
+            if not _decide(_cut(ops, times[low + gap - 1]), model, deadline)[0]:
+                high = low + gap - 1
+                break
+            low += gap
+            gap *= 2
         while low < high:
             middle = (low + high) // 2
             if _decide(_cut(ops, times[middle]), model, deadline)[0]:
@@ -578,8 +605,9 @@ def check_linearizable(history: Iterable[Operation[I, O]], model: Model[Any, I, 
         parts.setdefault(model.partition(op.input), []).append(op)
     try:
         for part, ops in parts.items():
-            if not _decide(ops, model, deadline)[0]:
-                return _explain(ops, model, part, deadline)
+            linearizable, search = _decide(ops, model, deadline)
+            if not linearizable:
+                return _explain(ops, model, part, deadline, search.reached)
     except _Timeout:
         return Verdict(Outcome.UNKNOWN, f"no verdict within the time limit of {timeout} s")
     count = sum(len(ops) for ops in parts.values())
