@@ -20,6 +20,17 @@ the lift and the state) when it meets the completion of an operation not yet lin
 memo of the (set of linearized operations, model state) pairs already explored. A model may
 partition a history (a key-value store by key): each part is checked on its own.
 
+Operations of unknown outcome would make that search exponential (any of them may be taken
+at any point), so three sound prunings apply to them: one that changes nothing where it is
+tried is not taken there (it may still be later); a configuration is dominated by an explored
+one with the same state and known operations that took a subset of the unknown ones (it has
+every choice the other has); and one taken right after another, which would leave the same
+state taken alone, is not taken there (its sibling takes it alone). The search tries both
+orders of candidates (list order, and known outcomes first) by turns with a growing budget.
+A violation is explained by cutting the history at the earliest completion time where it is
+already not linearizable (calls in progress then taken as of unknown outcome: a cut of a
+linearizable history is linearizable, so the cut's violation is one of the history).
+
 Shipped models: ``Register`` (``Read``, ``Write``, ``Cas`` on one value) and ``KeyValue``
 (the same per key, partitioned by key). Other models implement the ``Model`` protocol.
 ``Recorder`` records a test workload's calls with trio's clock.
