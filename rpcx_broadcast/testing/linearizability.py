@@ -104,7 +104,8 @@ class Operation(Generic[I, O]):
 
 
 class Model(Protocol[S, I_contra, O_contra]):
-    """A sequential specification. States must be hashable and compared by value.
+    """A sequential specification. States must be hashable and compared by value, and
+    ``step`` a pure function of its arguments (the search calls it many times, in any order).
 
     Subclass it to inherit the defaults of ``partition`` (no partitioning) and the
     ``describe_*`` methods; or implement all five methods in any class.
