@@ -3,7 +3,8 @@
 The public API: ``open_group`` and ``Group`` (the trio runtime over rpcx, see
 ``rpcx_broadcast.runtime``), ``open_replica`` (replicated state machines with their order
 declared, see ``rpcx_broadcast.replicated``), the sans-I/O layer classes and ``Stack`` (see
-``rpcx_broadcast.core``) and the history checkers (see ``rpcx_broadcast.testing``).
+``rpcx_broadcast.core``), the history checkers and the linearizability checker
+``check_linearizable`` (its models and operation types are in ``rpcx_broadcast.testing``).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ from .runtime import NotAMember as NotAMember
 from .runtime import open_group as open_group
 from .storage import CorruptStorage as CorruptStorage
 from .storage import FileStorage as FileStorage
+from .testing.linearizability import assert_linearizable as assert_linearizable
+from .testing.linearizability import check_linearizable as check_linearizable
 from .testing.properties import Event as Event
 from .testing.properties import History as History
 from .testing.properties import Violation as Violation
@@ -77,8 +80,9 @@ __all__ = [
     "LamportTotal", "Layer", "MemoryStorage", "NotAMember", "NotLeader", "RAFT", "RELIABLE",
     "RaftNode", "RaftOptions", "Replica", "ReplicationWarning", "Send", "SequencerTotal",
     "SetTimer", "Stack", "StateMachine", "StaticMembership", "Storage", "TOTAL",
-    "View", "Violation", "check", "check_agreement", "check_causal", "check_fifo",
-    "check_fifo_total", "check_integrity", "check_no_duplication",
+    "View", "Violation", "assert_linearizable", "check", "check_agreement", "check_causal",
+    "check_fifo", "check_fifo_total", "check_integrity", "check_linearizable",
+    "check_no_duplication",
     "check_prefix_consistency", "check_restores", "check_total", "check_uniform_agreement",
     "check_validity", "commutative", "count_duplicates", "fill_restores", "open_group",
     "open_replica",
