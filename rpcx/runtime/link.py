@@ -31,6 +31,7 @@ from rpcx.errors import RemoteProtocolError
 from rpcx.protocol import Connection, ConnectionState, Event
 from rpcx.protocol.events import ConnectionTerminated
 from rpcx.status import Status
+from rpcx.transport.sockets import SocketStream
 
 __all__ = ["Link"]
 
@@ -95,6 +96,10 @@ class Link:
         self.name = name
         self._on_event = on_event
         self._sending = False
+        # Sockets take a write without waiting (see _write_nowait); what they did not
+        # take waits here, ahead of anything the connection queues later.
+        self._send_nowait = stream.send_nowait if isinstance(stream, SocketStream) else None
+        self._unsent = b""
         self._flushed = trio.Event()
         self._timer_scope: trio.CancelScope | None = None
         self.closed = trio.Event()
@@ -171,7 +176,7 @@ class Link:
             if job.suspended:
                 await self.flush()  # its answer: the new reader may be waiting for input
                 return False
-            if self.conn.bytes_to_send() > WRITE_HIGH_WATER:
+            if self._bytes_to_send() > WRITE_HIGH_WATER:
                 # Answers pile up faster than the peer reads them: write (and so stop
                 # reading) before running more, so memory stays bounded.
                 await self.flush()
@@ -205,7 +210,7 @@ class Link:
         (it takes these frames too). The timer must never be the sender: a write to a
         peer that stopped reading may never end, and then no later deadline (nor the
         keepalive timeout) would fire."""
-        if not self._sending and self.conn.has_data_to_send():
+        if not self._sending and self._has_output():
             assert self._nursery is not None
             self._nursery.start_soon(self.flush)
 
@@ -232,18 +237,44 @@ class Link:
             if isinstance(event, ConnectionTerminated):
                 self.rearm()
 
+    def _has_output(self) -> bool:
+        return bool(self._unsent) or self.conn.has_data_to_send()
+
+    def _bytes_to_send(self) -> int:
+        return len(self._unsent) + self.conn.bytes_to_send()
+
+    def _write_nowait(self) -> bool:
+        """With no sender at work: write what is queued without waiting (a socket stream
+        only). True if nothing is left to write (or the stream has failed: the reader
+        sees the same failure and ends the link); False if the socket took only part,
+        the rest kept in ``_unsent`` for the ordinary path. Nothing here can be
+        cancelled, so the stream never holds part of a frame because of a cancellation,
+        and nothing here waits, so it needs neither a cancel scope nor a checkpoint."""
+        assert self._send_nowait is not None and not self._sending
+        data = self._unsent + self.conn.data_to_send() if self._unsent else \
+            self.conn.data_to_send()
+        try:
+            sent = self._send_nowait(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._unsent = b""
+            return True
+        self._unsent = data[sent:] if sent < len(data) else b""
+        return not self._unsent
+
     async def flush(self, *, wait: bool = False, deadline: float = math.inf) -> bool:
         """Get what the connection has queued written; False if ``deadline`` (trio time)
         passed first (the peer is not reading). If it passed while this task was
         writing, the connection is ended, as a cancelled write leaves the stream in an
         unknown state; if it passed while waiting for another sender (past the
         high-water mark), the frames stay queued for that sender. Details in
-        :meth:`_flush`."""
+        :meth:`_flush`. On a socket, what the socket takes at once is written without a
+        cancel scope or a checkpoint (:meth:`_write_nowait`)."""
         if self._sending:
-            if not wait and self.conn.bytes_to_send() <= WRITE_HIGH_WATER:
+            if not wait and self._bytes_to_send() <= WRITE_HIGH_WATER:
                 return True  # the sender at work takes these frames too
-        elif not self.conn.has_data_to_send():
-            return True
+        elif not self._has_output() or (self._send_nowait is not None
+                                        and self._write_nowait()):
+            return True  # nothing to write, or the socket took it all at once
         if deadline == math.inf:
             await self._flush(wait)
             return True
@@ -265,19 +296,22 @@ class Link:
         slowly slows the tasks that write to it rather than growing the buffer).
         """
         while self._sending:
-            if not wait and self.conn.bytes_to_send() <= WRITE_HIGH_WATER:
+            if not wait and self._bytes_to_send() <= WRITE_HIGH_WATER:
                 return
             done = self._flushed
             await done.wait()
-            if not self.conn.has_data_to_send():
+            if not self._has_output():
                 return
             # The sender stopped early (cancelled) and left frames queued: take over.
-        if not self.conn.has_data_to_send():
+        if not self._has_output():
             return
         self._sending = True
         try:
             while True:
-                data = self.conn.data_to_send()
+                if self._unsent:
+                    data, self._unsent = self._unsent, b""
+                else:
+                    data = self.conn.data_to_send()
                 if not data:
                     return
                 try:
