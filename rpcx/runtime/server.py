@@ -229,7 +229,13 @@ class Server:
             # becomes its own and that task's scope is this call's (state.suspended).
             # A cancel (CANCEL, deadline, lost connection) raises Cancelled in the
             # handler, which ends the task; the protocol core has answered already.
-            reply = await self._execute(event, peer, owner)
+            if event.idempotency_key is None or event.oneway:
+                reply = await self.dispatcher.dispatch(
+                    event.method, event.payload, self.codec, metadata=event.metadata,
+                    deadline=math.inf if event.deadline is None else event.deadline,
+                    peer=peer)
+            else:
+                reply = await self._execute(event, peer, owner)
         finally:
             self._in_flight -= 1
             if calls.get(event.call_id) is state:
@@ -251,12 +257,10 @@ class Server:
         link.rearm()  # the link writes the answer (after the read, or after this job)
 
     async def _execute(self, event: RequestReceived, peer: str, owner: int) -> Reply:
+        """A call with an idempotency key: through the de-duplication cache."""
         deadline = math.inf if event.deadline is None else event.deadline
         key = event.idempotency_key
-        if key is None or event.oneway:
-            return await self.dispatcher.dispatch(event.method, event.payload, self.codec,
-                                                  metadata=event.metadata, deadline=deadline,
-                                                  peer=peer)
+        assert key is not None
         entry = (event.method, key)
         while True:
             decision = self._dedup.begin(event.method, key, trio.current_time(), owner)
