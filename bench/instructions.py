@@ -468,8 +468,9 @@ LEVELS: dict[str, list[Target]] = {
           "`link.py:Link._process` (events() + on_event; server: queues the job)"),
         T("flush", "rpcx.runtime.link:Link.flush", "client,server", "link",
           "`link.py:Link.flush` (incl. `send_all`)", is_async=True),
-        T("receive_some", "trio:SocketStream.receive_some", "client,server", "trio socket",
-          "`trio.SocketStream.receive_some`", is_async=True),
+        T("receive_some", "rpcx.transport.sockets:SocketStream.receive_some", "client,server",
+          "socket", "`sockets.py:SocketStream.receive_some` (waits, then recv)",
+          is_async=True),
     ],
     "connection": [
         T("receive_data", "rpcx.protocol.connection:Connection.receive_data", "client,server",
@@ -482,8 +483,9 @@ LEVELS: dict[str, list[Target]] = {
           "`dispatch.py:Dispatcher.dispatch` (incl. codec, handler)", is_async=True),
         T("unary", "rpcx.runtime.channel:Channel._unary", "client", "channel",
           "`channel.py:Channel._unary` (incl. encode, _attempt, decode)", is_async=True),
-        T("send_all", "trio:SocketStream.send_all", "client,server", "trio socket",
-          "`trio.SocketStream.send_all`", is_async=True),
+        T("send_all", "rpcx.transport.sockets:SocketStream.send_all", "client,server", "socket",
+          "`sockets.py:SocketStream.send_all` (only a write the socket did not take "
+          "at once)", is_async=True),
         T("dedup_begin", "rpcx.protocol.dedup:DedupCache.begin", "server", "dedup",
           "`dedup.py:DedupCache.begin`"),
         T("dedup_complete", "rpcx.protocol.dedup:DedupCache.complete", "server", "dedup",

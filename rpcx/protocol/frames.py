@@ -560,6 +560,50 @@ def _request_fields(header: FrameHeader, meta: dict[Any, Any]
     return method, timeout_ms, metadata, key
 
 
+_UINT_SIZES: Final = {24: 1, 25: 2, 26: 4, 27: 8}
+
+
+def _common_request_meta(meta: bytes) -> tuple[str, int | None] | None:
+    """(method, timeout_ms) if ``meta`` is the usual REQUEST meta map, ``{1: method}`` or
+    ``{1: method, 2: timeout_ms}`` with a method of 1 to 255 UTF-8 bytes, exactly as
+    :func:`encode_request` writes it; None for anything else (metadata, a key, another
+    layout, anything malformed), which then takes the general path through cbor2 and
+    its checks. Read by hand: the general path builds a decoder and a file object per
+    frame. A test checks that both paths agree on arbitrary input."""
+    size = len(meta)
+    if size < 4 or meta[1] != 1:
+        return None
+    head = meta[0]
+    if head != 0xA1 and head != 0xA2:
+        return None
+    text = meta[2]
+    if 0x61 <= text <= 0x77:
+        start = 3
+        end = 3 + text - 0x60
+    elif text == 0x78:
+        start = 4
+        end = 4 + meta[3]
+    else:
+        return None
+    if end > size or end == start:
+        return None
+    try:
+        method = meta[start:end].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if head == 0xA1:
+        return (method, None) if end == size else None
+    if end + 2 > size or meta[end] != 2:
+        return None
+    arg = meta[end + 1]
+    if arg < 24:
+        return (method, arg) if end + 2 == size else None
+    width = _UINT_SIZES.get(arg)
+    if width is None or end + 2 + width != size:
+        return None
+    return method, int.from_bytes(meta[end + 2:], "big")
+
+
 def parse_request(header: FrameHeader, body: bytes
                   ) -> tuple[str, bytes, int | None, dict[str, str], bytes | None]:
     """A REQUEST frame's (method, payload, timeout_ms, metadata, idempotency_key) without
@@ -569,6 +613,10 @@ def parse_request(header: FrameHeader, body: bytes
             f"body is {len(body)} bytes, header says {header.body_length}"
         )
     split = header.meta_length
+    if header.call_id:
+        common = _common_request_meta(body[:split])
+        if common is not None:
+            return common[0], body[split:], common[1], {}, None
     try:
         method, timeout_ms, metadata, key = _request_fields(header, _decode_meta(body[:split]))
     except ValueError as exc:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 import random
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -95,12 +95,11 @@ class _Pending:
             await trio.lowlevel.checkpoint()
             return
         self._task = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort)
 
-        def abort(_: object) -> trio.lowlevel.Abort:
-            self._task = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
+    def _abort(self, _: object) -> trio.lowlevel.Abort:
+        self._task = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
 
 class _ClientLink:
@@ -203,13 +202,16 @@ class Channel:
                    metadata: Mapping[str, str] | None = None) -> Any:
         """A unary call: encode, send, wait for the reply (retrying when safe), decode."""
         self._stats["calls"] += 1
-        info = CallInfo(method, {**self._metadata, **metadata} if metadata else
-                        dict(self._metadata),
-                        effective_deadline(method, timeout, self.default_timeout), args)
+        deadline = effective_deadline(method, timeout, self.default_timeout)
         try:
             if not self._interceptors:
-                return await self._unary(info)
-            return await run_chain(self._interceptors, info, self._unary)
+                # No CallInfo and no copy of the channel's metadata: nothing changes it.
+                return await self._unary(method, args, deadline,
+                                         {**self._metadata, **metadata} if metadata
+                                         else self._metadata)
+            info = CallInfo(method, {**self._metadata, **metadata} if metadata else
+                            dict(self._metadata), deadline, args)
+            return await run_chain(self._interceptors, info, self._unary_info)
         except RpcError:
             self._stats["failures"] += 1
             raise
@@ -226,16 +228,19 @@ class Channel:
 
     # -- calls ---------------------------------------------------------------------------
 
-    async def _unary(self, info: CallInfo) -> Any:
-        method = info.method
-        payload = self.codec.encode(method.params, info.args)  # bad arguments raise here
+    def _unary_info(self, info: CallInfo) -> Coroutine[Any, Any, Any]:
+        return self._unary(info.method, info.args, info.deadline, info.metadata)
+
+    async def _unary(self, method: MethodSpec, args: tuple[Any, ...], deadline: float,
+                     metadata: Mapping[str, str]) -> Any:
+        payload = self.codec.encode(method.params, args)  # bad arguments raise here
         key = None if method.idempotent else os.urandom(16)
         policy = self.retry
         attempt = 1
         while True:
             self._stats["attempts"] += 1
             try:
-                reply = await self._attempt(info, payload, key, policy)
+                reply = await self._attempt(method, deadline, metadata, payload, key, policy)
                 return unpack_reply(method, reply, self.codec)
             except DeclaredError:
                 raise
@@ -244,17 +249,17 @@ class Channel:
                         or exc.details == TOO_LARGE):  # the same message is too large again
                     raise
                 pause = policy.backoff(attempt, self._random)
-                if trio.current_time() + pause >= info.deadline:
+                if trio.current_time() + pause >= deadline:
                     raise
             self._stats["retries"] += 1
             attempt += 1
             await trio.sleep(pause)
 
-    async def _attempt(self, info: CallInfo, payload: bytes, key: bytes | None,
-                       policy: RetryPolicy) -> Reply:
-        deadline = info.deadline
-        if trio.current_time() >= deadline:
-            raise DeadlineExceeded(f"{info.method.path}: deadline passed before sending")
+    async def _attempt(self, method: MethodSpec, deadline: float, metadata: Mapping[str, str],
+                       payload: bytes, key: bytes | None, policy: RetryPolicy) -> Reply:
+        now = trio.current_time()
+        if now >= deadline:
+            raise DeadlineExceeded(f"{method.path}: deadline passed before sending")
         # Waiting for a connection or for room on it counts against the deadline too.
         # (The common case, a usable connection with room, takes no cancel scope.)
         current = self._link
@@ -270,15 +275,15 @@ class Channel:
                         break
                     # The connection stopped taking calls while we waited (GOAWAY, lost):
                     # the next round connects anew.
-        if trio.current_time() >= deadline:
-            raise DeadlineExceeded(f"{info.method.path}: deadline passed before sending")
-        if not link.usable:
-            raise Unavailable(f"{self.address}: connection closed while waiting to send")
-        now = trio.current_time()
+            now = trio.current_time()
+            if now >= deadline:
+                raise DeadlineExceeded(f"{method.path}: deadline passed before sending")
+            if not link.usable:
+                raise Unavailable(f"{self.address}: connection closed while waiting to send")
         call_id = link.link.conn.start_call(
-            info.method.path, payload, now=now,
+            method.path, payload, now=now,
             timeout=None if deadline == math.inf else deadline - now,
-            metadata=info.metadata, idempotency_key=key)
+            metadata=metadata, idempotency_key=key)
         pending = _Pending()
         link.pending[call_id] = pending
         link.link.rearm()
@@ -292,7 +297,7 @@ class Channel:
             # the deadline too: a peer that stops reading must not hold the caller.
             if not await link.link.flush(deadline=deadline):
                 link.pending.pop(call_id, None)
-                raise DeadlineExceeded(f"{info.method.path}: deadline passed while the "
+                raise DeadlineExceeded(f"{method.path}: deadline passed while the "
                                        "request was being written (is the peer reading?)")
             if attempt_deadline == math.inf:
                 await pending.wait()
@@ -315,7 +320,7 @@ class Channel:
             if link.link.conn.cancel_call(call_id, notify=key is None):
                 link.link.call_ended()
                 await link.link.flush()
-            raise DeadlineExceeded(f"{info.method.path}: attempt timed out")
+            raise DeadlineExceeded(f"{method.path}: attempt timed out")
         reply = pending.reply
         if isinstance(reply, Failure) and reply.error_name is None:
             raise error_for(reply.status, reply.message, reply.details)

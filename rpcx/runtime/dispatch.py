@@ -97,27 +97,34 @@ class Dispatcher:
         """Run the call through the server interceptors and the handler. The handler sees
         ``deadline`` and ``metadata`` as ambient (:func:`rpcx.current_deadline`), so its own
         outgoing calls inherit the deadline. Cancelling it at the deadline is the caller's
-        job (the server wraps this in a cancel scope)."""
+        job (the server cancels the task a waiting handler runs in)."""
         route = self._routes.get(path)
         if route is None:
             return Failure(Status.UNIMPLEMENTED, f"unknown method {quote(path, 200)}")
         method = route.method
-
-        async def invoke(call: CallInfo) -> Any:
-            try:
-                call.args = codec.decode(method.params, payload)
-            except CodecError as exc:
-                raise RpcError(Status.INVALID_ARGUMENT,
-                               f"invalid arguments to {path}: {exc}") from None
-            with deadline_scope(call.deadline, call.metadata):
-                return await route.handler(*call.args)
-
-        info = CallInfo(method, dict(metadata) if metadata else {}, deadline, peer=peer)
         try:
             if self._interceptors:
+                async def invoke(call: CallInfo) -> Any:
+                    try:
+                        call.args = codec.decode(method.params, payload)
+                    except CodecError as exc:
+                        raise RpcError(Status.INVALID_ARGUMENT,
+                                       f"invalid arguments to {path}: {exc}") from None
+                    with deadline_scope(call.deadline, call.metadata):
+                        return await route.handler(*call.args)
+
+                info = CallInfo(method, dict(metadata) if metadata else {}, deadline,
+                                peer=peer)
                 result = await run_chain(self._interceptors, info, invoke)
             else:
-                result = await invoke(info)
+                # The same steps without the chain: no CallInfo, no closure.
+                try:
+                    args = codec.decode(method.params, payload)
+                except CodecError as exc:
+                    raise RpcError(Status.INVALID_ARGUMENT,
+                                   f"invalid arguments to {path}: {exc}") from None
+                with deadline_scope(deadline, dict(metadata) if metadata else {}):
+                    result = await route.handler(*args)
         except DeclaredError as exc:
             return _declared_failure(method, exc, codec)
         except RpcError as exc:

@@ -8,10 +8,11 @@ so nothing outlives it.
 
 Each request runs first in its connection's reader; a handler that waits for anything
 keeps that task while a new one reads on (``rpcx.runtime.link``), so a slow handler never
-blocks others. Its cancel scope carries the call's deadline and is cancelled when the
-client cancels or the connection is lost. Non-idempotent calls carry an idempotency key:
-the server's de-duplication cache (shared by all connections, since a retry often arrives
-on a new one) makes a retried call execute at most once and replays the first result.
+blocks others. It is cancelled (once it waits: see ``rpcx.runtime.link``) at its
+deadline, when the client cancels or when the connection is lost. Non-idempotent calls
+carry an idempotency key: the server's de-duplication cache (shared by all connections,
+since a retry often arrives on a new one) makes a retried call execute at most once and
+replays the first result.
 """
 
 from __future__ import annotations
@@ -190,18 +191,16 @@ class Server:
         conn = Connection(Role.SERVER, now=trio.current_time(), budget=self.receive_budget,
                           **self._conn_options)
         owner = self._stats["connections_total"]  # owns the idempotency keys it sends
-        scopes: dict[int, trio.CancelScope] = {}
+        calls: dict[int, _CallState] = {}
         peer = describe_peer(stream)
 
         def on_event(event: Event) -> None:
             if isinstance(event, RequestReceived):
-                scope = trio.CancelScope(
-                    deadline=math.inf if event.deadline is None else event.deadline)
-                scopes[event.call_id] = scope
-                link.queue_work(functools.partial(self._run_call, link, event, scope,
-                                                  scopes, peer, owner))
+                state = calls[event.call_id] = _CallState()
+                link.queue_work(functools.partial(self._run_call, link, event, state, calls,
+                                                  peer, owner), state.suspended)
             elif isinstance(event, CancelReceived | DeadlineExpired | CallAborted):
-                running = scopes.pop(event.call_id, None)
+                running = calls.pop(event.call_id, None)
                 if running is not None:
                     running.cancel()
 
@@ -215,26 +214,32 @@ class Server:
         finally:
             self._links.discard(link)
 
-    async def _run_call(self, link: Link, event: RequestReceived, scope: trio.CancelScope,
-                        scopes: dict[int, trio.CancelScope], peer: str, owner: int) -> None:
+    async def _run_call(self, link: Link, event: RequestReceived, state: _CallState,
+                        calls: dict[int, _CallState], peer: str, owner: int) -> None:
         self._stats["calls"] += 1
-        if scope.cancel_called:
+        if state.cancelled or (event.deadline is not None
+                               and trio.current_time() >= event.deadline):
             # Cancelled before it started (CANCEL in the same read, connection lost) or
-            # arrived with no time left (timeout_ms 0; cancel_called also checks the
-            # deadline): not run at all, as the scope would only stop it at its first
-            # await. The connection answers it (its timer sends DEADLINE_EXCEEDED).
+            # arrived with no time left (timeout_ms 0): not run at all. The connection
+            # answers it (its timer sends DEADLINE_EXCEEDED).
             return
         self._in_flight += 1
-        reply: Reply | None = None
         try:
-            with scope:
+            # No cancel scope here: if the handler waits, the reader task it runs in
+            # becomes its own and that task's scope is this call's (state.suspended).
+            # A cancel (CANCEL, deadline, lost connection) raises Cancelled in the
+            # handler, which ends the task; the protocol core has answered already.
+            if event.idempotency_key is None or event.oneway:
+                reply = await self.dispatcher.dispatch(
+                    event.method, event.payload, self.codec, metadata=event.metadata,
+                    deadline=math.inf if event.deadline is None else event.deadline,
+                    peer=peer)
+            else:
                 reply = await self._execute(event, peer, owner)
         finally:
             self._in_flight -= 1
-            if scopes.get(event.call_id) is scope:
-                del scopes[event.call_id]
-        if reply is None:
-            return  # cancelled: the protocol core has already answered (or need not)
+            if calls.get(event.call_id) is state:
+                del calls[event.call_id]  # finished: no cancel may reach its task now
         if event.oneway:
             link.conn.finish_oneway(event.call_id)
         elif isinstance(reply, Success):
@@ -252,12 +257,10 @@ class Server:
         link.rearm()  # the link writes the answer (after the read, or after this job)
 
     async def _execute(self, event: RequestReceived, peer: str, owner: int) -> Reply:
+        """A call with an idempotency key: through the de-duplication cache."""
         deadline = math.inf if event.deadline is None else event.deadline
         key = event.idempotency_key
-        if key is None or event.oneway:
-            return await self.dispatcher.dispatch(event.method, event.payload, self.codec,
-                                                  metadata=event.metadata, deadline=deadline,
-                                                  peer=peer)
+        assert key is not None
         entry = (event.method, key)
         while True:
             decision = self._dedup.begin(event.method, key, trio.current_time(), owner)
@@ -293,6 +296,27 @@ class Server:
     def statistics(self) -> ServerStatistics:
         return ServerStatistics(connections=len(self._links), calls_in_flight=self._in_flight,
                                 idempotency_entries=len(self._dedup), **self._stats)
+
+
+class _CallState:
+    """One request on the server: cancelled yet, and the cancel scope that cancels its
+    handler once the handler has waited (before that, nothing can interrupt it)."""
+
+    __slots__ = ("cancelled", "scope")
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self.scope: trio.CancelScope | None = None
+
+    def suspended(self, scope: trio.CancelScope) -> None:
+        self.scope = scope
+        if self.cancelled:
+            scope.cancel()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.scope is not None:
+            self.scope.cancel()
 
 
 def _reply_size(reply: Reply) -> int:

@@ -23,6 +23,7 @@ from rpcx.transport import memory
 from rpcx.transport.base import Address, Transport, parse_address
 from rpcx.transport.memory import MemoryTransport
 from rpcx.transport.simnet import LinkFaults, SimNetwork, SimTransport
+from rpcx.transport.sockets import SocketListener, SocketStream
 from rpcx.transport.tcp import TcpTransport
 from rpcx.transport.tls import TlsTransport
 from rpcx.transport.unix import UnixTransport
@@ -33,6 +34,8 @@ __all__ = [
     "MemoryTransport",
     "SimNetwork",
     "SimTransport",
+    "SocketListener",
+    "SocketStream",
     "TcpTransport",
     "TlsTransport",
     "Transport",
@@ -79,7 +82,7 @@ def bound_url(listener: trio.abc.Listener[trio.abc.Stream], listen_url: str) -> 
     """The URL to connect to ``listener``: for TCP and TLS listeners bound to port 0, the
     port the system chose; otherwise ``listen_url``."""
     inner = listener.transport_listener if isinstance(listener, trio.SSLListener) else listener
-    if isinstance(inner, trio.SocketListener):
+    if isinstance(inner, trio.SocketListener | SocketListener):
         host, port = inner.socket.getsockname()[:2]
         scheme = parse_address(listen_url).scheme
         return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"

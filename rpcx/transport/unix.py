@@ -12,13 +12,14 @@ import stat
 import trio
 
 from rpcx.transport.base import Address
+from rpcx.transport.sockets import SocketListener, SocketStream
 
 __all__ = ["UnixTransport"]
 
 
 class _UnixListener(trio.abc.Listener[trio.abc.Stream]):
     def __init__(self, sock: trio.socket.SocketType, path: str) -> None:
-        self._inner = trio.SocketListener(sock)
+        self._inner = SocketListener(trio.SocketListener(sock))
         self._path = path
 
     async def accept(self) -> trio.abc.Stream:
@@ -37,7 +38,7 @@ class _UnixListener(trio.abc.Listener[trio.abc.Stream]):
 
 class UnixTransport:
     async def connect(self, address: Address) -> trio.abc.Stream:
-        return await trio.open_unix_socket(address.rest)
+        return SocketStream.adopt(await trio.open_unix_socket(address.rest))
 
     async def listen(self, address: Address) -> list[trio.abc.Listener[trio.abc.Stream]]:
         path = address.rest

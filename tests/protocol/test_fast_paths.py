@@ -80,3 +80,60 @@ def test_parse_request_refuses_what_parse_frame_refuses() -> None:
             call(bad, data[HEADER.size:])
         with pytest.raises(RemoteProtocolError, match="body is 3 bytes, header says"):
             call(header, b"abc")
+
+
+# -- the hand-read REQUEST meta agrees with cbor2 wherever it answers -------------------
+
+def _general_meta(meta: bytes) -> object:
+    from rpcx.protocol.frames import FrameHeader, _decode_meta, _request_fields
+
+    header = FrameHeader(len(meta), 1, 0, len(meta), 1)
+    try:
+        return _request_fields(header, _decode_meta(meta))
+    except (RemoteProtocolError, ValueError) as exc:
+        return exc
+
+
+def _usual_meta(method: str, timeout_ms: int | None) -> bytes:
+    frame = encode_request(1, method, b"", timeout_ms)
+    return frame[HEADER.size:]
+
+
+@st.composite
+def metas(draw: st.DrawFn) -> bytes:
+    """Usual REQUEST metas, some with bytes changed, cut or added, and arbitrary bytes."""
+    kind = draw(st.sampled_from(["usual", "mutated", "random"]))
+    if kind == "random":
+        return draw(st.binary(max_size=40))
+    meta = bytearray(_usual_meta(draw(st.text(min_size=1, max_size=300)),
+                                 draw(st.none() | st.integers(0, 2**64 - 1))))
+    if kind == "mutated":
+        for _ in range(draw(st.integers(1, 3))):
+            op = draw(st.sampled_from(["set", "cut", "add"]))
+            i = draw(st.integers(0, len(meta)))
+            if op == "set" and i < len(meta):
+                meta[i] = draw(st.integers(0, 255))
+            elif op == "cut":
+                del meta[i:]
+            else:
+                meta[i:i] = draw(st.binary(min_size=1, max_size=3))
+    return bytes(meta)
+
+
+@settings(max_examples=2000)
+@given(metas())
+def test_the_usual_request_meta_read_by_hand_is_what_cbor2_reads(meta: bytes) -> None:
+    from rpcx.protocol.frames import _common_request_meta
+
+    fast = _common_request_meta(meta)
+    if fast is not None:
+        assert _general_meta(meta) == (fast[0], fast[1], {}, None)
+
+
+@given(st.text(min_size=1, max_size=255).filter(lambda t: len(t.encode()) <= 255),
+       st.none() | st.integers(0, 2**64 - 1))
+def test_the_usual_request_meta_takes_the_hand_read_path(method: str,
+                                                         timeout_ms: int | None) -> None:
+    from rpcx.protocol.frames import _common_request_meta
+
+    assert _common_request_meta(_usual_meta(method, timeout_ms)) == (method, timeout_ms)
