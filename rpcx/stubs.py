@@ -7,7 +7,8 @@ stable interface for generated code; application code normally uses :mod:`rpcx` 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from attrs import define as define
@@ -68,11 +69,31 @@ def attach(cls: type[Any], spec: EnumSpec | StructSpec | UnionSpec | ServiceSpec
     type.__setattr__(cls, "__rpcx_spec__", spec)
 
 
+_VARIANT_GETTERS: dict[type, tuple[tuple[str, ...], Callable[[object], tuple[Any, ...]]]] = {}
+
+
 def check_one_variant(union: object) -> None:
-    """Called by a generated union's ``__attrs_post_init__``: exactly one variant is set."""
-    names = [a.name for a in getattr(type(union), "__attrs_attrs__", ())]
-    set_names = [n for n in names if getattr(union, n) is not None]
-    if len(set_names) != 1:
+    """Called by a generated union's ``__attrs_post_init__``: exactly one variant is set.
+
+    Runs for every union built, decoded ones included, so the variant names and one
+    C-level getter for all of them are worked out once per class."""
+    cls = type(union)
+    found = _VARIANT_GETTERS.get(cls)
+    if found is None:
+        names = tuple(a.name for a in getattr(cls, "__attrs_attrs__", ()))
+        getter: Callable[[object], tuple[Any, ...]]
+        if not names:
+            getter = lambda obj: ()  # noqa: E731
+        elif len(names) == 1:
+            single = operator.attrgetter(names[0])
+            getter = lambda obj: (single(obj),)  # noqa: E731
+        else:
+            getter = operator.attrgetter(*names)
+        found = _VARIANT_GETTERS[cls] = (names, getter)
+    names, getter = found
+    values = getter(union)
+    if len(values) - values.count(None) != 1:
+        set_names = [n for n, v in zip(names, values, strict=True) if v is not None]
         got = ", ".join(set_names) if set_names else "none"
         raise ValueError(
-            f"{type(union).__name__}: exactly one of {', '.join(names)} must be set, got {got}")
+            f"{cls.__name__}: exactly one of {', '.join(names)} must be set, got {got}")
