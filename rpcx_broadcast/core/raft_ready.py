@@ -68,6 +68,9 @@ class RaftOptions:
     max_entries_per_append: int = attrs.field(default=512, validator=_positive)
     max_bytes_per_append: int = attrs.field(default=1 << 20, validator=_positive)
     max_inflight: int = attrs.field(default=64, validator=_positive)
+    snapshot_chunk_bytes: int = attrs.field(default=512 << 10, validator=_positive)
+    """InstallSnapshot sends the snapshot's data in chunks of at most this many bytes, one
+    chunk in flight per follower."""
 
     def __attrs_post_init__(self) -> None:
         if self.heartbeat_ticks >= self.election_ticks:
@@ -90,6 +93,10 @@ class Progress:
     paused: bool = False
     inflight: deque[int] = attrs.Factory(deque)
     pending_snapshot: int = 0
+    snapshot_offset: int = 0
+    """In ``SNAPSHOT`` state: where the chunk in flight starts (what the follower holds)."""
+    snapshot_end: int = -1
+    """In ``SNAPSHOT`` state: where the chunk in flight ends (-1: none in flight)."""
     stalled: int = 0
     recent_active: bool = False
 
