@@ -37,6 +37,9 @@ __all__ = ["decode_command", "decode_group_snapshot", "encode_command",
            "encode_group_snapshot", "from_wire", "to_wire"]
 
 _codec = rpcx.CborCodec()
+# a group snapshot holds the application's whole state: it never travels as one rpcx
+# message (InstallSnapshot sends it in chunks), so the 4 MiB message limit is not its
+_snapshot_codec = rpcx.CborCodec(max_message_bytes=1 << 40)
 _command_ref = struct_ref(idl.Command)
 _snapshot_ref = struct_ref(idl.GroupSnapshot)
 
@@ -54,12 +57,12 @@ def decode_command(data: bytes) -> idl.Command:
 
 def encode_group_snapshot(state: idl.GroupSnapshot) -> bytes:
     """A raft group's snapshot data (``RaftSnapshot.data``): the order's state as CBOR."""
-    return _codec.encode(_snapshot_ref, state)
+    return _snapshot_codec.encode(_snapshot_ref, state)
 
 
 def decode_group_snapshot(data: bytes) -> idl.GroupSnapshot:
     """The order's state in a snapshot (``rpcx.CodecError`` if it is not one)."""
-    state: idl.GroupSnapshot = _codec.decode(_snapshot_ref, data)
+    state: idl.GroupSnapshot = _snapshot_codec.decode(_snapshot_ref, data)
     return state
 
 

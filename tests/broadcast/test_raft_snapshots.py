@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import trio.testing
 
 import rpcx_broadcast
 from rpcx_broadcast import RAFT, FileStorage, MemoryStorage
+from rpcx_broadcast.core.raft import RaftOptions
 from rpcx_broadcast.runtime.raft_node import RaftMember
 from tests.broadcast._groups import mem_members
 
@@ -183,6 +185,86 @@ async def test_a_replica_restarted_after_many_snapshots_is_restored_from_one(
     assert {(lg.total, lg.chain) for lg in ledgers.values()} == {
         (ledgers[others[0]].total, ledgers[others[0]].chain)}
     assert ledgers[victim].total == sum(range(5)) + 2 * sum(range(100))
+
+
+class BigLedger(Ledger):
+    """A Ledger whose snapshot is several MiB (more than one rpcx frame can carry): the
+    running total and chain, then ``size`` bytes drawn from a generator seeded with the
+    chain, which ``restore`` checks (a chunk lost, doubled or misplaced would show)."""
+
+    size = 6 << 20
+
+    def snapshot(self) -> bytes:
+        return super().snapshot() + b"|" + random.Random(self.chain).randbytes(self.size)
+
+    def restore(self, data: bytes) -> None:
+        head, _, bulk = data.partition(b"|")
+        super().restore(head)
+        assert bulk == random.Random(self.chain).randbytes(self.size), "damaged snapshot"
+
+
+async def test_a_replica_with_megabytes_of_state_catches_up_through_many_chunks(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """A 6 MiB application state (the rpcx frame limit is 4 MiB) reaches a member that
+    was down past several snapshots, in 512 KiB InstallSnapshot chunks."""
+    members = mem_members(3)
+    storages = {me: MemoryStorage() for me in members}
+    replicas: dict[str, rpcx_broadcast.Replica[bytes, int]] = {}
+    ledgers: dict[str, BigLedger] = {}
+    scopes: dict[str, trio.CancelScope] = {}
+    groups: dict[str, RaftMember] = {}
+
+    async def member(me: str) -> None:
+        ledgers[me] = BigLedger()
+        with scopes[me]:
+            async with rpcx_broadcast.open_replica(
+                    me, members, ledgers[me], bytes, RAFT, storage=storages[me],
+                    snapshot_every=20, raft_options=RaftOptions(
+                        snapshot_chunk_bytes=512 << 10)) as replica:
+                node = replica.group._node
+                assert isinstance(node, RaftMember)
+                replicas[me], groups[me] = replica, node
+                await trio.sleep_forever()
+
+    async def update(me: str, n: int) -> None:
+        for k in range(n):
+            await replicas[me].update(f"{me}/{k}".encode())
+
+    with trio.fail_after(600):
+        async with trio.open_nursery() as nursery:
+            for me in members:
+                scopes[me] = trio.CancelScope()
+                nursery.start_soon(member, me)
+            await _until(lambda: len(replicas) == 3)
+            victim = sorted(members)[2]
+            others = sorted(members)[:2]
+            await update(victim, 3)
+            await _until(lambda: all(r.applied == 3 for r in replicas.values()))
+            scopes[victim].cancel()
+            del replicas[victim], groups[victim]
+            for me in others:  # one at a time: one log entry per update
+                await update(me, 30)
+            await _until(lambda: all(replicas[m].applied == 63 for m in others))
+            leader = groups[others[0]].node.leader
+            sent_before = _stat(replicas[leader].group, "raft.snapshot_chunks_sent")
+            scopes[victim] = trio.CancelScope()
+            nursery.start_soon(member, victim)
+            await _until(lambda: victim in replicas)
+            await _until(lambda: replicas[victim].applied == 63)
+            await update(others[0], 1)
+            await _until(lambda: all(r.applied == 64 for r in replicas.values()))
+            chunks = _stat(replicas[leader].group, "raft.snapshot_chunks_sent") - sent_before
+            received = _stat(replicas[victim].group, "raft.snapshot_chunks_received")
+            installed = _stat(replicas[victim].group, "raft.snapshots_installed")
+            assert groups[victim].node.receiving is None
+            snapshot = groups[victim].node.snapshot
+            nursery.cancel_scope.cancel()
+    assert installed >= 1 and ledgers[victim].restored >= 1
+    assert snapshot is not None and len(snapshot.data) > BigLedger.size
+    assert chunks >= BigLedger.size // (512 << 10) and received >= chunks, (chunks, received)
+    assert {(lg.total, lg.chain) for lg in ledgers.values()} == {
+        (ledgers[others[0]].total, ledgers[others[0]].chain)}
+    assert ledgers[victim].total == sum(range(3)) + 2 * sum(range(30))
 
 
 async def test_a_replica_restarts_from_its_own_latest_snapshot(
