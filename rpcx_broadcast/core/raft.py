@@ -284,8 +284,8 @@ class RaftNode:
             else:
                 self._become_follower(msg.term, "")
         elif msg.term < self.term:
-            if isinstance(msg, Append | Heartbeat | InstallSnapshot) and (self.options.check_quorum
-                                                        or self.options.pre_vote):
+            if isinstance(msg, Append | Heartbeat | InstallSnapshot) and (
+                    self.options.check_quorum or self.options.pre_vote):
                 # a stale leader learns our term and steps down (it may be cut off and
                 # would otherwise never hear of the newer term)
                 self._send(src, AppendReply(self.term, False, 0))
@@ -641,8 +641,8 @@ class RaftNode:
                 while pr.inflight and pr.inflight[0] <= msg.index:
                     pr.inflight.popleft()
             elif pr.state == _PState.PROBE or pr.match >= pr.pending_snapshot:
-                pr.replicate()
-                pr.snapshot_offset = 0  # (a reply to an older Append leaves a snapshot in flight)
+                pr.replicate()  # (a reply to an older Append leaves a snapshot in flight)
+                pr.snapshot_offset = 0
             if src == self._transferee and pr.match == self.log.last_index:
                 self._send(src, TimeoutNow(self.term))
 
@@ -711,12 +711,14 @@ class RaftNode:
 
     def _on_snapshot(self, src: str, msg: InstallSnapshot) -> None:
         snap = msg.snapshot
-        if snap.index <= self.commit:
-            self._send(src, AppendReply(self.term, True, self.commit))
-            return
-        if self.log.matches(snap.index, snap.term):
-            self._advance_commit(snap.index)
-            self._send(src, AppendReply(self.term, True, snap.index))
+        if snap.index <= self.commit or self.log.matches(snap.index, snap.term):
+            if self._incoming is not None and self._incoming[0][1] <= snap.index:
+                self._incoming = None  # (a partial snapshot no newer than what we have)
+            if snap.index <= self.commit:
+                self._send(src, AppendReply(self.term, True, self.commit))
+            else:
+                self._advance_commit(snap.index)
+                self._send(src, AppendReply(self.term, True, snap.index))
             return
         if not (msg.offset == 0 and msg.done):
             # chunks of one snapshot from this leader are taken in order; a first chunk

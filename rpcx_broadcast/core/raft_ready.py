@@ -70,7 +70,8 @@ class RaftOptions:
     max_inflight: int = attrs.field(default=64, validator=_positive)
     snapshot_chunk_bytes: int = attrs.field(default=512 << 10, validator=_positive)
     """InstallSnapshot sends the snapshot's data in chunks of at most this many bytes, one
-    chunk in flight per follower."""
+    chunk in flight per follower (a resend may briefly put two in one transport batch:
+    keep it well under the transport's frame limit, 4 MiB for rpcx)."""
 
     def __attrs_post_init__(self) -> None:
         if self.heartbeat_ticks >= self.election_ticks:
