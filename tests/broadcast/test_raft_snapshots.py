@@ -11,7 +11,7 @@ import hashlib
 import itertools
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -265,6 +265,78 @@ async def test_a_replica_with_megabytes_of_state_catches_up_through_many_chunks(
     assert {(lg.total, lg.chain) for lg in ledgers.values()} == {
         (ledgers[others[0]].total, ledgers[others[0]].chain)}
     assert ledgers[victim].total == sum(range(3)) + 2 * sum(range(30))
+
+
+class BigState:
+    """A ``state=`` hook (Snapshottable) whose snapshot is 5 MiB: the delivery count, a
+    hash chain of the payloads, then bytes drawn from a generator seeded with the chain
+    (checked by ``restore``)."""
+
+    size = 5 << 20
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.chain = b""
+        self.restored = 0
+
+    def apply(self, payload: bytes) -> None:
+        self.count += 1
+        self.chain = hashlib.sha256(self.chain + payload).digest()
+
+    def applied(self) -> int:
+        return self.count
+
+    def snapshot(self) -> bytes:
+        return self.chain + random.Random(self.chain).randbytes(self.size)
+
+    def restore(self, data: bytes | None, delivered: int) -> None:
+        assert data is not None
+        self.chain, bulk = data[:32], data[32:]
+        assert bulk == random.Random(self.chain).randbytes(self.size), "damaged snapshot"
+        self.count = delivered
+        self.restored += 1
+
+
+async def test_a_joiner_gets_megabytes_of_state_through_many_chunks(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """A new member (join=) behind the compacted log receives a 5 MiB application state
+    in 256 KiB chunks, then holds the same state as the others."""
+    members = mem_members(3)
+    groups: dict[str, rpcx_broadcast.Group] = {}
+    states: dict[str, BigState] = {}
+    options = RaftOptions(snapshot_chunk_bytes=256 << 10)
+
+    async def run(me: str, group_members: Mapping[str, str] | None,
+                  **extra: str) -> None:
+        states[me] = BigState()
+        async with rpcx_broadcast.open_group(me, group_members, RAFT, snapshot_every=30,
+                                             state=states[me], raft_options=options,
+                                             **extra) as group:  # type: ignore[arg-type]
+            groups[me] = group
+            async for d in group.deliveries:
+                states[me].apply(d.payload)
+
+    with trio.fail_after(600):
+        async with trio.open_nursery() as nursery:
+            for me in members:
+                nursery.start_soon(run, me, members)
+            await _until(lambda: len(groups) == 3)
+            for k in range(80):  # one at a time: one log entry each
+                await groups["n0"].broadcast(b"%d" % k)
+                await _until(lambda: states["n0"].count == k + 1)  # noqa: B023
+            await _until(lambda: all(states[m].count == 80 for m in members))
+            assert _stat(groups["n0"], "raft.snapshots_taken") >= 1
+            nursery.start_soon(lambda: run("new", None, join=members["n1"],
+                                           listen=members["n1"] + "-new"))
+            await _until(lambda: "new" in groups)
+            await groups["new"].broadcast(b"hello")
+            await _until(lambda: all(s.count == 81 for s in states.values()))
+            received = _stat(groups["new"], "raft.snapshot_chunks_received")
+            installed = _stat(groups["new"], "raft.snapshots_installed")
+            nursery.cancel_scope.cancel()
+    assert installed == 1 and states["new"].restored == 1
+    assert received >= BigState.size // (256 << 10), received
+    assert len({(s.count, s.chain) for s in states.values()}) == 1
 
 
 async def test_a_replica_restarts_from_its_own_latest_snapshot(
