@@ -28,7 +28,8 @@ leader lease: a node that heard from a leader within the election timeout ignore
 requests), log replication committed by a majority of the current configuration, only
 for entries of the leader's own term (Raft figure 8), leadership transfer (TimeoutNow),
 single-server configuration changes that take effect when appended, with learners,
-snapshots and log compaction (InstallSnapshot for followers behind the compacted prefix),
+snapshots and log compaction (InstallSnapshot for followers behind the compacted prefix,
+in chunks of ``snapshot_chunk_bytes``, one in flight per follower),
 batching (every proposal between two Readies goes out in one Append per follower, up to
 ``max_entries_per_append`` / ``max_bytes_per_append``), pipelining (up to ``max_inflight``
 Appends in flight per follower), and ReadIndex.
@@ -55,6 +56,7 @@ from .raft_messages import (
     RaftMessage,
     ReadState,
     Snapshot,
+    SnapshotAck,
     TimeoutNow,
     VoteReply,
     VoteRequest,
@@ -78,6 +80,7 @@ __all__ = ["ConfigChangeRefused", "NotLeader", "Progress", "RaftError", "RaftNod
 
 
 _Read = tuple[int, int, set[str]]  # request, commit index at request, who confirmed
+_SnapKey = tuple[int, int, int]  # leader's term, snapshot index, snapshot term
 
 
 class RaftNode:
@@ -116,6 +119,8 @@ class RaftNode:
         self._msgs: list[Send] = []
         self._read_states: list[ReadState] = []
         self._pending_install: Snapshot | None = None
+        # follower: the one snapshot being received in chunks, and the bytes so far
+        self._incoming: tuple[_SnapKey, bytearray] | None = None
         self._pending_compaction: Snapshot | None = None
         self._outstanding: Ready | None = None
         self._votes: dict[str, bool] = {}
@@ -150,6 +155,14 @@ class RaftNode:
     def snapshot(self) -> Snapshot | None:
         """The latest snapshot (taken here or installed from the leader)."""
         return self._snapshot
+
+    @property
+    def receiving(self) -> tuple[int, int] | None:
+        """Follower: the snapshot being received in chunks, as (its index, bytes held so
+        far); ``None`` if none. At most one is held at a time."""
+        if self._incoming is None:
+            return None
+        return self._incoming[0][1], len(self._incoming[1])
 
     @property
     def hard_state(self) -> HardState:
@@ -271,8 +284,8 @@ class RaftNode:
             else:
                 self._become_follower(msg.term, "")
         elif msg.term < self.term:
-            if isinstance(msg, Append | Heartbeat) and (self.options.check_quorum
-                                                        or self.options.pre_vote):
+            if isinstance(msg, Append | Heartbeat | InstallSnapshot) and (
+                    self.options.check_quorum or self.options.pre_vote):
                 # a stale leader learns our term and steps down (it may be cut off and
                 # would otherwise never hear of the newer term)
                 self._send(src, AppendReply(self.term, False, 0))
@@ -304,6 +317,9 @@ class RaftNode:
         elif isinstance(msg, HeartbeatReply):
             if self.role == Role.LEADER:
                 self._on_heartbeat_reply(src, msg)
+        elif isinstance(msg, SnapshotAck):
+            if self.role == Role.LEADER:
+                self._on_snapshot_ack(src, msg)
         elif (isinstance(msg, TimeoutNow) and self.role != Role.LEADER
               and self._promotable()):
             self._campaign(pre=False, transfer=True)
@@ -368,6 +384,7 @@ class RaftNode:
     def _become_follower(self, term: int, leader: str) -> None:
         if term > self.term:
             self.term, self.vote = term, ""
+            self._incoming = None  # a new leader restarts any snapshot transfer
         self.role, self.leader = Role.FOLLOWER, leader
         self._reset_election_timer()
         self._progress.clear()
@@ -384,6 +401,7 @@ class RaftNode:
         else:
             self.role, self.leader = Role.CANDIDATE, ""
             self.term, self.vote = self.term + 1, self.id
+            self._incoming = None
             term = self.term
         self._votes = {self.id: True}
         if self._tally()[0] >= self.config.quorum:
@@ -541,10 +559,7 @@ class RaftNode:
         prev = pr.next - 1
         prev_term = self.log.term(prev)
         if prev_term is None:
-            snap = self._snapshot
-            assert snap is not None and prev < snap.index
-            pr.state, pr.pending_snapshot, pr.stalled = _PState.SNAPSHOT, snap.index, 0
-            self._send(to, InstallSnapshot(self.term, snap))
+            self._start_snapshot(to, pr)
             return False
         entries = self.log.slice(pr.next, pr.next + self.options.max_entries_per_append)
         size = 0
@@ -563,6 +578,46 @@ class RaftNode:
             pr.next = entries[-1].index + 1
             pr.inflight.append(pr.next - 1)
         return bool(entries)
+
+    def _start_snapshot(self, to: str, pr: Progress) -> None:
+        """Send ``to`` the current snapshot, from the start (or, if it is the one last sent
+        to it, from the offset it acknowledged: it tells us if it holds less)."""
+        snap = self._snapshot
+        assert snap is not None
+        offset = pr.snapshot_offset if pr.pending_snapshot == snap.index else 0
+        pr.state, pr.pending_snapshot, pr.stalled = _PState.SNAPSHOT, snap.index, 0
+        self._send_chunk(to, pr, offset)
+
+    def _send_chunk(self, to: str, pr: Progress, offset: int) -> None:
+        """Send ``to`` the chunk of the current snapshot at ``offset`` (the only one in
+        flight); if the leader compacted since the transfer began, start the new one."""
+        snap = self._snapshot
+        assert snap is not None
+        if snap.index != pr.pending_snapshot:
+            self._start_snapshot(to, pr)
+            return
+        size = len(snap.data)
+        if not 0 <= offset < size:
+            offset = 0
+        end = min(size, offset + self.options.snapshot_chunk_bytes)
+        pr.snapshot_offset, pr.snapshot_end, pr.stalled = offset, end, 0
+        if offset == 0 and end == size:
+            self._send(to, InstallSnapshot(self.term, snap))  # the whole of it at once
+            return
+        chunk = Snapshot(snap.index, snap.term, snap.config, snap.data[offset:end])
+        self._send(to, InstallSnapshot(self.term, chunk, offset, end == size))
+
+    def _on_snapshot_ack(self, src: str, msg: SnapshotAck) -> None:
+        pr = self._progress.get(src)
+        if pr is None:
+            return
+        pr.recent_active = True
+        if pr.state != _PState.SNAPSHOT or msg.index != pr.pending_snapshot:
+            return  # about a transfer that is over
+        if msg.offset == pr.snapshot_offset:
+            return  # an older answer (the chunk in flight starts there)
+        # the follower holds msg.offset bytes: the next chunk (or a lost one again)
+        self._send_chunk(src, pr, msg.offset)
 
     def _on_append_reply(self, src: str, msg: AppendReply) -> None:
         pr = self._progress.get(src)
@@ -587,6 +642,7 @@ class RaftNode:
                     pr.inflight.popleft()
             elif pr.state == _PState.PROBE or pr.match >= pr.pending_snapshot:
                 pr.replicate()  # (a reply to an older Append leaves a snapshot in flight)
+                pr.snapshot_offset = 0
             if src == self._transferee and pr.match == self.log.last_index:
                 self._send(src, TimeoutNow(self.term))
 
@@ -598,11 +654,14 @@ class RaftNode:
         if pr.state == _PState.PROBE:
             pr.paused = False
         elif pr.match < self.log.last_index:
-            # an Append or the snapshot may be lost: after a few heartbeats, probe again
+            # an Append or a snapshot chunk may be lost: after a few heartbeats, probe
+            # again or send the chunk in flight again
             pr.stalled += 1
-            limit = self.options.election_ticks if pr.state == _PState.SNAPSHOT else 2
-            if pr.stalled >= limit:
-                pr.probe(pr.match + 1)
+            if pr.stalled >= 2:
+                if pr.state == _PState.SNAPSHOT:
+                    self._send_chunk(src, pr, pr.snapshot_offset)
+                else:
+                    pr.probe(pr.match + 1)
         if self._reads and msg.context and src in self.config.voters:
             for request, _, acks in self._reads:
                 if request <= msg.context:
@@ -652,13 +711,34 @@ class RaftNode:
 
     def _on_snapshot(self, src: str, msg: InstallSnapshot) -> None:
         snap = msg.snapshot
-        if snap.index <= self.commit:
-            self._send(src, AppendReply(self.term, True, self.commit))
+        if snap.index <= self.commit or self.log.matches(snap.index, snap.term):
+            if self._incoming is not None and self._incoming[0][1] <= snap.index:
+                self._incoming = None  # (a partial snapshot no newer than what we have)
+            if snap.index <= self.commit:
+                self._send(src, AppendReply(self.term, True, self.commit))
+            else:
+                self._advance_commit(snap.index)
+                self._send(src, AppendReply(self.term, True, snap.index))
             return
-        if self.log.matches(snap.index, snap.term):
-            self._advance_commit(snap.index)
-            self._send(src, AppendReply(self.term, True, snap.index))
-            return
+        if not (msg.offset == 0 and msg.done):
+            # chunks of one snapshot from this leader are taken in order; a first chunk
+            # of another one replaces it (one snapshot is assembled at a time)
+            key = (msg.term, snap.index, snap.term)
+            incoming = self._incoming
+            if msg.offset == 0 and (incoming is None or incoming[0] != key):
+                incoming = self._incoming = (key, bytearray())
+            held = len(incoming[1]) if incoming is not None and incoming[0] == key else 0
+            if incoming is None or msg.offset != held or incoming[0] != key:
+                self._send(src, SnapshotAck(self.term, snap.index, held))
+                return
+            incoming[1].extend(snap.data)
+            if not msg.done:
+                self._send(src, SnapshotAck(self.term, snap.index, len(incoming[1])))
+                return
+            self._incoming = None
+            snap = Snapshot(snap.index, snap.term, snap.config, bytes(incoming[1]))
+        else:
+            self._incoming = None
         self.log.reset(snap.index, snap.term)
         self._configs = [(snap.index, snap.config)]
         self._snapshot = self._pending_install = snap

@@ -13,7 +13,7 @@ import attrs
 
 __all__ = ["Append", "AppendReply", "Config", "ConfigChange", "ConfigOp", "Entry", "EntryKind",
            "HardState", "Heartbeat", "HeartbeatReply", "InstallSnapshot", "RaftMessage",
-           "ReadState", "Snapshot", "TimeoutNow", "VoteReply", "VoteRequest"]
+           "ReadState", "Snapshot", "SnapshotAck", "TimeoutNow", "VoteReply", "VoteRequest"]
 
 
 class EntryKind(IntEnum):
@@ -203,10 +203,26 @@ class HeartbeatReply:
 
 @attrs.frozen
 class InstallSnapshot:
-    """Replace your log by ``snapshot`` (you are behind the leader's compacted prefix)."""
+    """Replace your log by ``snapshot`` (you are behind the leader's compacted prefix),
+    sent in chunks: ``snapshot.data`` holds the bytes ``offset .. offset + len(data)`` of
+    the snapshot's data (index, term and config are the whole snapshot's); ``done``: this
+    is the last chunk. A snapshot smaller than one chunk is one message (offset 0, done)."""
 
     term: int
     snapshot: Snapshot
+    offset: int = 0
+    done: bool = True
+
+
+@attrs.frozen
+class SnapshotAck:
+    """Answer to a chunk of ``InstallSnapshot`` that did not complete it: the follower holds
+    the first ``offset`` bytes of the snapshot at ``index`` sent in ``term`` (0: none; send
+    from the start). The last chunk is answered by an ``AppendReply`` once installed."""
+
+    term: int
+    index: int
+    offset: int
 
 
 @attrs.frozen
@@ -217,4 +233,4 @@ class TimeoutNow:
 
 
 RaftMessage = (VoteRequest | VoteReply | Append | AppendReply | Heartbeat | HeartbeatReply
-               | InstallSnapshot | TimeoutNow)
+               | InstallSnapshot | SnapshotAck | TimeoutNow)

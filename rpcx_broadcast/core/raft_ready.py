@@ -68,6 +68,10 @@ class RaftOptions:
     max_entries_per_append: int = attrs.field(default=512, validator=_positive)
     max_bytes_per_append: int = attrs.field(default=1 << 20, validator=_positive)
     max_inflight: int = attrs.field(default=64, validator=_positive)
+    snapshot_chunk_bytes: int = attrs.field(default=512 << 10, validator=_positive)
+    """InstallSnapshot sends the snapshot's data in chunks of at most this many bytes, one
+    chunk in flight per follower (a resend may briefly put two in one transport batch:
+    keep it well under the transport's frame limit, 4 MiB for rpcx)."""
 
     def __attrs_post_init__(self) -> None:
         if self.heartbeat_ticks >= self.election_ticks:
@@ -90,6 +94,10 @@ class Progress:
     paused: bool = False
     inflight: deque[int] = attrs.Factory(deque)
     pending_snapshot: int = 0
+    snapshot_offset: int = 0
+    """In ``SNAPSHOT`` state: where the chunk in flight starts (what the follower holds)."""
+    snapshot_end: int = -1
+    """In ``SNAPSHOT`` state: where the chunk in flight ends (-1: none in flight)."""
     stalled: int = 0
     recent_active: bool = False
 

@@ -76,6 +76,7 @@ from rpcx_broadcast.core.raft_messages import (
     Entry,
     EntryKind,
     HeartbeatReply,
+    InstallSnapshot,
     RaftMessage,
     Snapshot,
 )
@@ -358,6 +359,9 @@ class RaftMember:
                           "raft.snapshot_index": node.log.snapshot_index,
                           "raft.snapshots_taken": self.snapshots_taken,
                           "raft.snapshots_installed": self.snapshots_installed,
+                          "raft.snapshot_chunks_sent": stats["chunks_sent"],
+                          "raft.snapshot_chunks_received": stats["chunks_received"],
+                          "raft.snapshot_receiving": (node.receiving or (0, 0))[1],
                           "raft.skipped": stats["skipped"],
                           "raft.retries": stats["retries"],
                           "raft.refused": stats["refused"],
@@ -610,6 +614,8 @@ class RaftMember:
                         continue
                     self._leader_accept(sender, proposal)
             else:
+                if isinstance(msg, InstallSnapshot):
+                    self._stats["chunks_received"] += 1
                 if (isinstance(msg, HeartbeatReply) and msg.context >= self._confirm[1] > 0
                         and msg.term == self._confirm[2]):
                     self._confirmed.add(sender)
@@ -880,7 +886,10 @@ class RaftMember:
             else:
                 messages = ready.persist(self.storage)
             for send in messages:
-                self._send(send.dest, to_wire(cast(RaftMessage, send.msg)))
+                msg = cast(RaftMessage, send.msg)
+                if isinstance(msg, InstallSnapshot):
+                    self._stats["chunks_sent"] += 1
+                self._send(send.dest, to_wire(msg))
             if ready.snapshot is not None:
                 # from the leader: this member was behind its compacted log
                 await self._app_caught_up()

@@ -5,7 +5,8 @@ the IDL types of ``idl/raft.rpcx`` (generated into
 
 :func:`to_wire` turns a core message into an IDL ``RaftMsg``; :func:`from_wire` turns one
 back into exactly the value that was sent. A ``RaftMsg`` that breaks the core's rules
-(negative terms or indexes, an unknown entry kind, a configuration naming a member twice)
+(negative terms, indexes or snapshot offsets, an unknown entry kind, a configuration naming
+a member twice, an empty snapshot chunk that is not the last)
 raises ``ProtocolViolation``, never a half-built message.
 """
 
@@ -26,6 +27,7 @@ from rpcx_broadcast.core.raft_messages import (
     InstallSnapshot,
     RaftMessage,
     Snapshot,
+    SnapshotAck,
     TimeoutNow,
     VoteReply,
     VoteRequest,
@@ -35,6 +37,9 @@ __all__ = ["decode_command", "decode_group_snapshot", "encode_command",
            "encode_group_snapshot", "from_wire", "to_wire"]
 
 _codec = rpcx.CborCodec()
+# a group snapshot holds the application's whole state: it never travels as one rpcx
+# message (InstallSnapshot sends it in chunks), so the 4 MiB message limit is not its
+_snapshot_codec = rpcx.CborCodec(max_message_bytes=1 << 40)
 _command_ref = struct_ref(idl.Command)
 _snapshot_ref = struct_ref(idl.GroupSnapshot)
 
@@ -52,12 +57,12 @@ def decode_command(data: bytes) -> idl.Command:
 
 def encode_group_snapshot(state: idl.GroupSnapshot) -> bytes:
     """A raft group's snapshot data (``RaftSnapshot.data``): the order's state as CBOR."""
-    return _codec.encode(_snapshot_ref, state)
+    return _snapshot_codec.encode(_snapshot_ref, state)
 
 
 def decode_group_snapshot(data: bytes) -> idl.GroupSnapshot:
     """The order's state in a snapshot (``rpcx.CodecError`` if it is not one)."""
-    state: idl.GroupSnapshot = _codec.decode(_snapshot_ref, data)
+    state: idl.GroupSnapshot = _snapshot_codec.decode(_snapshot_ref, data)
     return state
 
 
@@ -128,7 +133,11 @@ def to_wire(msg: RaftMessage) -> idl.RaftMsg:
                                                               context=msg.context))
     if isinstance(msg, InstallSnapshot):
         return idl.RaftMsg(install_snapshot=idl.InstallSnapshot(
-            term=msg.term, snapshot=_snapshot(msg.snapshot)))
+            term=msg.term, snapshot=_snapshot(msg.snapshot), offset=msg.offset,
+            done=msg.done))
+    if isinstance(msg, SnapshotAck):
+        return idl.RaftMsg(snapshot_ack=idl.SnapshotAck(term=msg.term, index=msg.index,
+                                                        offset=msg.offset))
     if isinstance(msg, TimeoutNow):
         return idl.RaftMsg(timeout_now=idl.TimeoutNow(term=msg.term))
     raise TypeError(f"no wire mapping for Raft message {msg!r}")
@@ -181,9 +190,17 @@ def from_wire(msg: idl.RaftMsg) -> RaftMessage | list[idl.Proposal] | idl.Remove
         s = msg.install_snapshot
         assert s is not None
         snap = s.snapshot
-        _non_negative(s.term, snap.index, snap.term)
+        _non_negative(s.term, snap.index, snap.term, s.offset)
+        if not s.done and not snap.data:
+            raise ProtocolViolation("a snapshot chunk that is not the last carries no data")
         return InstallSnapshot(s.term, Snapshot(snap.index, snap.term,
-                                                _from_config(snap.config), snap.data))
+                                                _from_config(snap.config), snap.data),
+                               s.offset, s.done)
+    if which == "snapshot_ack":
+        sa = msg.snapshot_ack
+        assert sa is not None
+        _non_negative(sa.term, sa.index, sa.offset)
+        return SnapshotAck(sa.term, sa.index, sa.offset)
     t = msg.timeout_now
     assert t is not None
     _non_negative(t.term)

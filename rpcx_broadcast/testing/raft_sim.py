@@ -11,7 +11,9 @@ restart from storage (un-persisted state is lost; a *torn* crash dies in the mid
 ``Ready.persist``, keeping only a prefix of the writes and sending nothing), crashes of
 every node at once, and membership changes (a learner added, promoted, a voter removed,
 a leader removed after a leadership transfer). Each node snapshots and compacts its log
-every ``snapshot_every`` applied entries. After ``fault_end`` the network is healed and
+every ``snapshot_every`` applied entries (its data padded to 64 bytes, so that with a
+small ``RaftOptions.snapshot_chunk_bytes`` a transfer takes many chunks; the padding is
+checked at every install). After ``fault_end`` the network is healed and
 every crashed node restarted; the run must then become live within ``quiet`` ticks.
 
 Checkers (each returns the first ``Violation``):
@@ -60,6 +62,7 @@ from rpcx_broadcast.core.raft_messages import (
     ConfigOp,
     Entry,
     EntryKind,
+    InstallSnapshot,
     RaftMessage,
     ReadState,
     Snapshot,
@@ -143,6 +146,8 @@ class RaftSimResult:
     committed: int = 0
     acked: int = 0
     snapshots_installed: int = 0
+    snapshot_chunks: int = 0
+    """InstallSnapshot messages sent that carried part of a snapshot, not all of it."""
     compactions: int = 0
     crashes: int = 0
     torn_writes: int = 0
@@ -169,6 +174,12 @@ def _digest(prev: bytes, entry: Entry) -> bytes:
     if entry.config is not None:
         h.update(repr((entry.config.voters, entry.config.learners)).encode())
     return h.digest()
+
+
+def _filler(digest: bytes) -> bytes:
+    """48 bytes derived from a machine's digest: the padding of the simulator's snapshots
+    (a chunk lost, doubled or misplaced in the transfer shows as a wrong padding)."""
+    return hashlib.blake2b(digest, digest_size=48).digest()
 
 
 @attrs.define(eq=False)
@@ -372,7 +383,8 @@ class _Sim:
             node.advance(ready)
             every = self.c.snapshot_every
             if every and node.applied - node.log.snapshot_index >= every:
-                node.compact(node.applied, member.machine.data())
+                machine = member.machine
+                node.compact(node.applied, machine.data() + _filler(machine.digest))
                 self.result.compactions += 1
 
     def torn_write(self, name: str, ready: Ready, storage: Storage) -> None:
@@ -395,6 +407,9 @@ class _Sim:
 
     def send(self, src: str, send: Send) -> None:
         self.result.messages += 1
+        if isinstance(send.msg, InstallSnapshot) and not (send.msg.offset == 0
+                                                           and send.msg.done):
+            self.result.snapshot_chunks += 1
         dest, now, f = send.dest, self.now, self.c.faults
         if dest in self.stopped or dest not in self.storages:
             return
@@ -524,6 +539,9 @@ class _Sim:
                 self.probe_acked = True
 
     def check_snapshot(self, name: str, snap: Snapshot, machine: _Machine) -> None:
+        if len(snap.data) > 16 and snap.data[16:] != _filler(machine.digest):
+            self.fail("state machine safety", f"{name}: snapshot {snap.index} arrived "
+                      f"damaged ({len(snap.data)} bytes)")
         if machine.index != snap.index:
             self.fail("state machine safety", f"{name}: snapshot {snap.index} holds state "
                       f"of {machine.index}")
@@ -850,7 +868,9 @@ def make_schedule(seed: int, *, make_node: NodeFactory = _default_node,
                         cuts=tuple(cuts), crashes=tuple(crashes))
     options = RaftOptions(election_ticks=10, heartbeat_ticks=rng.choice((1, 2)),
                           max_entries_per_append=rng.choice((1, 4, 64)),
-                          max_inflight=rng.choice((1, 4, 64)))
+                          max_inflight=rng.choice((1, 4, 64)),
+                          # (from the seed, not rng: the other draws stay as they were)
+                          snapshot_chunk_bytes=(5, 13, 512 << 10)[seed % 3])
     return RaftSimConfig(voters, proposals, tuple(sorted(changes, key=lambda c: c[0])),
                          faults, options, seed=seed,
                          snapshot_every=rng.choice((0, 3, 10)), fault_end=fault_end,
@@ -875,13 +895,15 @@ def replay(seed: int) -> Violation | None:
     """Re-run one seed and print what happened."""
     config = make_schedule(seed)
     result = simulate(config)
-    print(f"raft seed {seed}: voters={config.voters} snapshot_every={config.snapshot_every}")
+    print(f"raft seed {seed}: voters={config.voters} snapshot_every={config.snapshot_every} "
+          f"snapshot_chunk_bytes={config.options.snapshot_chunk_bytes}")
     print(f"  faults={config.faults}")
     print(f"  changes={config.changes}")
     print(f"  ended t={result.end_time:.2f} live_at={result.live_at} messages="
           f"{result.messages} committed={result.committed} acked={result.acked} "
           f"crashes={result.crashes} torn={result.torn_writes} "
-          f"snapshots={result.snapshots_installed} terms={len(result.leaders)}")
+          f"snapshots={result.snapshots_installed} chunks={result.snapshot_chunks} "
+          f"terms={len(result.leaders)}")
     print(f"  result: {result.violation or 'ok'}")
     return result.violation
 

@@ -7,7 +7,9 @@ off (an option, or a subclass that breaks it) and shows the outcome differs.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
+import attrs
 import pytest
 
 from rpcx_broadcast.core.raft import (
@@ -30,7 +32,9 @@ from rpcx_broadcast.core.raft_messages import (
     EntryKind,
     HardState,
     InstallSnapshot,
+    RaftMessage,
     Snapshot,
+    SnapshotAck,
     TimeoutNow,
     VoteReply,
     VoteRequest,
@@ -501,6 +505,235 @@ def test_a_snapshot_at_an_index_the_follower_holds_keeps_its_log() -> None:
     assert ready.snapshot is None
     assert node.commit == 3 and node.log.last_index == 5
     assert [s.msg for s in ready.persist(MemoryStorage())] == [AppendReply(1, True, 3)]
+
+
+# -- snapshots in chunks ---------------------------------------------------------------------
+
+
+def behind_by_a_snapshot(chunk: int = 16, entries: int = 50) -> Cluster:
+    """a leads, c missed ``entries`` entries that a (and b) compacted away; healed, c's
+    transfer has not started yet. Snapshots go in ``chunk``-byte chunks."""
+    cluster = started(snapshot_chunk_bytes=chunk)
+    cluster.isolate("c")
+    for k in range(entries):
+        cluster.propose(b"%d" % k)
+    cluster.tick("a", "b", times=2)
+    cluster.snapshot("a")
+    cluster.snapshot("b")
+    cluster.heal()
+    return cluster
+
+
+def chunks_to(cluster: Cluster, dest: str) -> list[InstallSnapshot]:
+    return [m for _, d, m in cluster.sent if d == dest and isinstance(m, InstallSnapshot)]
+
+
+Lose = Callable[[str, str, RaftMessage], bool]
+
+
+def run(cluster: Cluster, *, rounds: int, lose: Lose = lambda s, d, m: False, times: int = 1,
+        until: Callable[[], bool] = lambda: False) -> None:
+    """``rounds`` times: tick every node, then deliver one message at a time until none is
+    left, dropping the first ``times`` messages for which ``lose(src, dest, msg)`` holds;
+    stop as soon as ``until()``. Checks all along that a node holds at most one snapshot
+    being assembled, never more than that snapshot's size."""
+    for _ in range(rounds):
+        for name in tuple(cluster.nodes):
+            cluster.nodes[name].tick()
+            cluster.process(name)
+        while cluster.inbox:
+            src, dest, msg = cluster.inbox[0]
+            if times and lose(src, dest, msg):
+                cluster.inbox.pop(0)
+                times -= 1
+                if until():
+                    return
+                continue
+            cluster.deliver(limit=1)
+            for node in cluster.nodes.values():
+                held = node.receiving
+                snap = cluster.nodes["a"].snapshot if "a" in cluster.nodes else None
+                assert held is None or snap is None or held[1] < len(snap.data)
+            if until():
+                return
+
+
+def test_a_snapshot_goes_in_chunks_in_order_one_in_flight() -> None:
+    cluster = behind_by_a_snapshot(chunk=16)
+    cluster.tick(times=4)
+    a = cluster.nodes["a"]
+    assert a.snapshot is not None and len(a.snapshot.data) > 5 * 16
+    assert cluster.installed.get("c") == 1
+    assert cluster.state["c"] == [b"%d" % k for k in range(50)]
+    chunks = chunks_to(cluster, "c")
+    assert [m.offset for m in chunks] == list(range(0, len(a.snapshot.data), 16))
+    assert [m.done for m in chunks] == [False] * (len(chunks) - 1) + [True]
+    assert b"".join(m.snapshot.data for m in chunks) == a.snapshot.data
+    assert all(len(m.snapshot.data) <= 16 for m in chunks)
+    # one chunk in flight: the next one leaves only after c acknowledged the previous
+    in_flight = 0
+    for src, dest, msg in cluster.sent:
+        if (src, dest) == ("a", "c") and isinstance(msg, InstallSnapshot):
+            in_flight += 1
+        elif (src, dest) == ("c", "a") and isinstance(msg, SnapshotAck | AppendReply):
+            in_flight = max(0, in_flight - 1)
+        assert in_flight <= 1
+    assert cluster.nodes["c"].receiving is None  # nothing kept once installed
+
+
+def test_a_snapshot_smaller_than_a_chunk_is_one_message_as_before() -> None:
+    cluster = behind_by_a_snapshot(chunk=1 << 20)
+    cluster.tick(times=4)
+    chunks = chunks_to(cluster, "c")
+    snap = cluster.nodes["a"].snapshot
+    assert snap is not None
+    assert chunks == [InstallSnapshot(chunks[0].term, snap)]  # offset 0, done
+    assert cluster.installed.get("c") == 1
+    assert not [m for _, _, m in cluster.sent if isinstance(m, SnapshotAck)]
+
+
+def test_a_lost_chunk_is_sent_again_after_a_few_heartbeats() -> None:
+    cluster = behind_by_a_snapshot(chunk=16)
+    run(cluster, rounds=3, lose=lambda s, d, m: isinstance(m, InstallSnapshot) and m.offset == 48,
+        until=lambda: [m.offset for m in chunks_to(cluster, "c")][-1:] == [48]
+        and not any(isinstance(m, InstallSnapshot) for _, _, m in cluster.inbox))
+    cluster.deliver()
+    assert cluster.nodes["c"].receiving == (cluster.nodes["a"].log.snapshot_index, 48)
+    assert cluster.installed.get("c") is None  # stalled: nothing more until heartbeats
+    run(cluster, rounds=4)
+    assert cluster.installed.get("c") == 1
+    assert cluster.state["c"] == cluster.state["a"]
+    offsets = [m.offset for m in chunks_to(cluster, "c")]
+    assert offsets.count(48) == 2 and offsets.count(32) == 1
+
+
+def test_a_lost_acknowledgement_and_a_lost_last_chunk_are_recovered() -> None:
+    cluster = behind_by_a_snapshot(chunk=16)
+    run(cluster, rounds=3, lose=lambda s, d, m: isinstance(m, SnapshotAck) and m.offset == 32)
+    run(cluster, rounds=6, lose=lambda s, d, m: isinstance(m, InstallSnapshot) and m.done)
+    assert cluster.installed.get("c") == 1
+    assert cluster.state["c"] == cluster.state["a"]
+
+
+def chunked(term: int, snap: Snapshot, size: int) -> list[InstallSnapshot]:
+    data = snap.data
+    return [InstallSnapshot(term, attrs.evolve(snap, data=data[k:k + size]), k,
+                            k + size >= len(data)) for k in range(0, len(data), size)]
+
+
+def follower_b() -> tuple[RaftNode, MemoryStorage]:
+    return RaftNode("b", random.Random(0), voters=ABC), MemoryStorage()
+
+
+def answers(node: RaftNode, storage: MemoryStorage) -> list[object]:
+    out: list[object] = []
+    while node.has_ready():
+        ready = node.ready()
+        out.extend(s.msg for s in ready.persist(storage))
+        if ready.snapshot is not None:
+            out.append(ready.snapshot)
+        node.advance(ready)
+    return out
+
+
+SNAP = Snapshot(20, 2, Config(ABC), bytes(range(40)))
+
+
+def test_duplicated_and_reordered_chunks_are_answered_with_what_the_follower_holds() -> None:
+    node, storage = follower_b()
+    c0, c1, c2, c3 = chunked(2, SNAP, 10)
+    for msg, expect in [(c0, [SnapshotAck(2, 20, 10)]),
+                        (c0, [SnapshotAck(2, 20, 10)]),   # a duplicate: ignored
+                        (c2, [SnapshotAck(2, 20, 10)]),   # ahead (c1 late): ignored
+                        (c1, [SnapshotAck(2, 20, 20)]),
+                        (c1, [SnapshotAck(2, 20, 20)]),
+                        (c2, [SnapshotAck(2, 20, 30)])]:
+        node.step("a", msg)
+        assert answers(node, storage) == expect
+        assert node.receiving is not None and node.receiving[0] == 20
+    node.step("a", c3)
+    assert answers(node, storage) == [AppendReply(2, True, 20), SNAP]
+    assert storage.snapshot == SNAP and node.receiving is None
+    node.step("a", c3)  # late duplicates after the install: the log is there already
+    node.step("a", c1)
+    assert answers(node, storage) == [AppendReply(2, True, 20)] * 2
+
+
+def test_the_follower_assembles_one_snapshot_at_a_time() -> None:
+    node, storage = follower_b()
+    newer = Snapshot(30, 2, Config(ABC), bytes(range(100, 135)))
+    old = chunked(2, SNAP, 10)
+    new = chunked(2, newer, 10)
+    node.step("a", old[0])
+    node.step("a", old[1])
+    node.step("a", new[1])  # not a first chunk: ignored, the old transfer is kept
+    assert node.receiving == (20, 20)
+    assert answers(node, storage)[-1] == SnapshotAck(2, 30, 0)
+    node.step("a", new[0])  # a first chunk of another snapshot replaces it
+    assert node.receiving == (30, 10)
+    node.step("a", old[2])
+    assert node.receiving == (30, 10)
+    assert answers(node, storage)[-1] == SnapshotAck(2, 20, 0)
+    for msg in new[1:]:
+        node.step("a", msg)
+    assert answers(node, storage)[-2:] == [AppendReply(2, True, 30), newer]
+
+
+def test_a_new_leader_restarts_the_transfer() -> None:
+    node, storage = follower_b()
+    old = chunked(2, SNAP, 10)
+    node.step("a", old[0])
+    node.step("a", old[1])
+    assert (node.receiving or (0, 0)) == (20, 20)
+    # the same snapshot from the leader of term 3: its chunks do not continue term 2's
+    new = chunked(3, SNAP, 10)
+    node.step("c", new[2])
+    assert node.receiving is None  # (the term changed: what was held is dropped)
+    assert answers(node, storage)[-1] == SnapshotAck(3, 20, 0)
+    for msg in new:
+        node.step("c", msg)
+    assert answers(node, storage)[-2:] == [AppendReply(3, True, 20), SNAP]
+
+
+def test_a_leader_change_in_the_middle_of_a_transfer() -> None:
+    cluster = behind_by_a_snapshot(chunk=16)
+    run(cluster, rounds=3, until=lambda: (cluster.nodes["c"].receiving or (0, 0))[1] >= 48)
+    assert cluster.nodes["c"].receiving is not None  # a few chunks reached c
+    cluster.crash("a")
+    for _ in range(40):  # (c heard from a lately: it votes once its lease ran out)
+        cluster.tick("b", "c")
+        if cluster.leader():
+            break
+    assert cluster.leader() == "b"  # (c's log is behind: it cannot win)
+    cluster.tick("b", "c", times=4)
+    assert cluster.installed.get("c") == 1
+    assert cluster.state["c"] == cluster.state["b"]
+    from_b = [m for s, d, m in cluster.sent if (s, d) == ("b", "c")
+              and isinstance(m, InstallSnapshot)]
+    assert from_b[0].offset == 0 and from_b[-1].done
+
+
+def test_a_compaction_in_the_middle_of_a_transfer_restarts_it_with_the_new_snapshot() -> None:
+    cluster = behind_by_a_snapshot(chunk=16)
+    a = cluster.nodes["a"]
+    first = a.log.snapshot_index
+    run(cluster, rounds=3, until=lambda: (cluster.nodes["c"].receiving or (0, 0))[1] >= 48)
+    held = cluster.nodes["c"].receiving
+    assert held is not None and held[0] == first
+    cluster.cut.add(("a", "c"))  # (the chunks in flight wait while a writes on)
+    for k in range(10):
+        cluster.propose(b"more %d" % k)
+    cluster.tick("a", "b", times=2)
+    cluster.snapshot("a")
+    assert a.log.snapshot_index > first
+    cluster.heal()
+    cluster.tick(times=6)
+    assert cluster.installed.get("c") == 1
+    assert cluster.nodes["c"].log.snapshot_index == a.log.snapshot_index
+    assert cluster.state["c"] == cluster.state["a"]
+    chunks = chunks_to(cluster, "c")
+    restart = next(k for k, m in enumerate(chunks) if m.snapshot.index != first)
+    assert chunks[restart].offset == 0 and chunks[-1].snapshot.index == a.log.snapshot_index
 
 
 def test_compaction_cannot_pass_the_applied_index() -> None:

@@ -5,9 +5,10 @@ Each schedule (``make_schedule(seed)``) picks 3 or 5 voters, 10-40 proposals, me
 loss, duplication, delay and reordering, timer jitter, full, partial and asymmetric
 partitions, crashes with restart from storage (some in the middle of a write, some of
 the whole cluster), membership changes (a learner added then promoted, a voter or the
-leader removed) and snapshots every few entries; after 60 ticks the faults stop and the
-cluster must be live within 100 ticks. A failing seed prints itself and how to replay
-it; ``RPCX_RAFT_SEED=<seed>`` runs only that seed.
+leader removed) and snapshots every few entries, sent in chunks of 5 or 13 bytes in two
+schedules out of three (so a transfer takes many chunks under loss and partitions);
+after 60 ticks the faults stop and the cluster must be live within 100 ticks. A failing
+seed prints itself and how to replay it; ``RPCX_RAFT_SEED=<seed>`` runs only that seed.
 
 The checkers are shown to fail on deliberately broken nodes and storages.
 """
@@ -55,6 +56,7 @@ def test_seeded_schedules_keep_raft_safe_and_live(start: int) -> None:
             failures.append(describe_failure(seed, result.violation))
         seen["leader changes"] += len(result.leaders) > 1
         seen["snapshots installed"] += result.snapshots_installed
+        seen["chunked transfers"] += result.snapshot_chunks > 0
         seen["torn writes"] += result.torn_writes
         seen["config changes"] += result.configs_committed > 0
         seen["crashes"] += result.crashes
@@ -64,6 +66,7 @@ def test_seeded_schedules_keep_raft_safe_and_live(start: int) -> None:
     if _ONLY is None:
         # the schedules exercise what they claim to (not vacuously safe)
         assert all(seen[k] > 10 for k in ("leader changes", "snapshots installed",
+                                          "chunked transfers",
                                           "torn writes", "config changes", "crashes",
                                           "leader crashes", "acknowledged")), seen
 

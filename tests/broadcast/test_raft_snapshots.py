@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ import trio.testing
 
 import rpcx_broadcast
 from rpcx_broadcast import RAFT, FileStorage, MemoryStorage
+from rpcx_broadcast.core.raft import RaftOptions
 from rpcx_broadcast.runtime.raft_node import RaftMember
 from tests.broadcast._groups import mem_members
 
@@ -183,6 +185,158 @@ async def test_a_replica_restarted_after_many_snapshots_is_restored_from_one(
     assert {(lg.total, lg.chain) for lg in ledgers.values()} == {
         (ledgers[others[0]].total, ledgers[others[0]].chain)}
     assert ledgers[victim].total == sum(range(5)) + 2 * sum(range(100))
+
+
+class BigLedger(Ledger):
+    """A Ledger whose snapshot is several MiB (more than one rpcx frame can carry): the
+    running total and chain, then ``size`` bytes drawn from a generator seeded with the
+    chain, which ``restore`` checks (a chunk lost, doubled or misplaced would show)."""
+
+    size = 6 << 20
+
+    def snapshot(self) -> bytes:
+        return super().snapshot() + b"|" + random.Random(self.chain).randbytes(self.size)
+
+    def restore(self, data: bytes) -> None:
+        head, _, bulk = data.partition(b"|")
+        super().restore(head)
+        assert bulk == random.Random(self.chain).randbytes(self.size), "damaged snapshot"
+
+
+async def test_a_replica_with_megabytes_of_state_catches_up_through_many_chunks(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """A 6 MiB application state (the rpcx frame limit is 4 MiB) reaches a member that
+    was down past several snapshots, in 512 KiB InstallSnapshot chunks."""
+    members = mem_members(3)
+    storages = {me: MemoryStorage() for me in members}
+    replicas: dict[str, rpcx_broadcast.Replica[bytes, int]] = {}
+    ledgers: dict[str, BigLedger] = {}
+    scopes: dict[str, trio.CancelScope] = {}
+    groups: dict[str, RaftMember] = {}
+
+    async def member(me: str) -> None:
+        ledgers[me] = BigLedger()
+        with scopes[me]:
+            async with rpcx_broadcast.open_replica(
+                    me, members, ledgers[me], bytes, RAFT, storage=storages[me],
+                    snapshot_every=20, raft_options=RaftOptions(
+                        snapshot_chunk_bytes=512 << 10)) as replica:
+                node = replica.group._node
+                assert isinstance(node, RaftMember)
+                replicas[me], groups[me] = replica, node
+                await trio.sleep_forever()
+
+    async def update(me: str, n: int) -> None:
+        for k in range(n):
+            await replicas[me].update(f"{me}/{k}".encode())
+
+    with trio.fail_after(600):
+        async with trio.open_nursery() as nursery:
+            for me in members:
+                scopes[me] = trio.CancelScope()
+                nursery.start_soon(member, me)
+            await _until(lambda: len(replicas) == 3)
+            victim = sorted(members)[2]
+            others = sorted(members)[:2]
+            await update(victim, 3)
+            await _until(lambda: all(r.applied == 3 for r in replicas.values()))
+            scopes[victim].cancel()
+            del replicas[victim], groups[victim]
+            for me in others:  # one at a time: one log entry per update
+                await update(me, 30)
+            await _until(lambda: all(replicas[m].applied == 63 for m in others))
+            leader = groups[others[0]].node.leader
+            sent_before = _stat(replicas[leader].group, "raft.snapshot_chunks_sent")
+            scopes[victim] = trio.CancelScope()
+            nursery.start_soon(member, victim)
+            await _until(lambda: victim in replicas)
+            await _until(lambda: replicas[victim].applied == 63)
+            await update(others[0], 1)
+            await _until(lambda: all(r.applied == 64 for r in replicas.values()))
+            chunks = _stat(replicas[leader].group, "raft.snapshot_chunks_sent") - sent_before
+            received = _stat(replicas[victim].group, "raft.snapshot_chunks_received")
+            installed = _stat(replicas[victim].group, "raft.snapshots_installed")
+            assert groups[victim].node.receiving is None
+            snapshot = groups[victim].node.snapshot
+            nursery.cancel_scope.cancel()
+    assert installed >= 1 and ledgers[victim].restored >= 1
+    assert snapshot is not None and len(snapshot.data) > BigLedger.size
+    assert chunks >= BigLedger.size // (512 << 10) and received >= chunks, (chunks, received)
+    assert {(lg.total, lg.chain) for lg in ledgers.values()} == {
+        (ledgers[others[0]].total, ledgers[others[0]].chain)}
+    assert ledgers[victim].total == sum(range(3)) + 2 * sum(range(30))
+
+
+class BigState:
+    """A ``state=`` hook (Snapshottable) whose snapshot is 5 MiB: the delivery count, a
+    hash chain of the payloads, then bytes drawn from a generator seeded with the chain
+    (checked by ``restore``)."""
+
+    size = 5 << 20
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.chain = b""
+        self.restored = 0
+
+    def apply(self, payload: bytes) -> None:
+        self.count += 1
+        self.chain = hashlib.sha256(self.chain + payload).digest()
+
+    def applied(self) -> int:
+        return self.count
+
+    def snapshot(self) -> bytes:
+        return self.chain + random.Random(self.chain).randbytes(self.size)
+
+    def restore(self, data: bytes | None, delivered: int) -> None:
+        assert data is not None
+        self.chain, bulk = data[:32], data[32:]
+        assert bulk == random.Random(self.chain).randbytes(self.size), "damaged snapshot"
+        self.count = delivered
+        self.restored += 1
+
+
+async def test_a_joiner_gets_megabytes_of_state_through_many_chunks(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """A new member (join=) behind the compacted log receives a 5 MiB application state
+    in 256 KiB chunks, then holds the same state as the others."""
+    members = mem_members(3)
+    groups: dict[str, rpcx_broadcast.Group] = {}
+    states: dict[str, BigState] = {}
+    options = RaftOptions(snapshot_chunk_bytes=256 << 10)
+
+    async def run(me: str, group_members: Mapping[str, str] | None,
+                  **extra: str) -> None:
+        states[me] = BigState()
+        async with rpcx_broadcast.open_group(me, group_members, RAFT, snapshot_every=30,
+                                             state=states[me], raft_options=options,
+                                             **extra) as group:  # type: ignore[arg-type]
+            groups[me] = group
+            async for d in group.deliveries:
+                states[me].apply(d.payload)
+
+    with trio.fail_after(600):
+        async with trio.open_nursery() as nursery:
+            for me in members:
+                nursery.start_soon(run, me, members)
+            await _until(lambda: len(groups) == 3)
+            for k in range(80):  # one at a time: one log entry each
+                await groups["n0"].broadcast(b"%d" % k)
+                await _until(lambda: states["n0"].count == k + 1)  # noqa: B023
+            await _until(lambda: all(states[m].count == 80 for m in members))
+            assert _stat(groups["n0"], "raft.snapshots_taken") >= 1
+            nursery.start_soon(lambda: run("new", None, join=members["n1"],
+                                           listen=members["n1"] + "-new"))
+            await _until(lambda: "new" in groups)
+            await groups["new"].broadcast(b"hello")
+            await _until(lambda: all(s.count == 81 for s in states.values()))
+            received = _stat(groups["new"], "raft.snapshot_chunks_received")
+            installed = _stat(groups["new"], "raft.snapshots_installed")
+            nursery.cancel_scope.cancel()
+    assert installed == 1 and states["new"].restored == 1
+    assert received >= BigState.size // (256 << 10), received
+    assert len({(s.count, s.chain) for s in states.values()}) == 1
 
 
 async def test_a_replica_restarts_from_its_own_latest_snapshot(
