@@ -434,7 +434,7 @@ class LamportTotal:
         return Down(msg)
 
     def _try_deliver(self, out: list[Action]) -> None:
-        counting = (*self.members, *self._departed)
+        counting = (*self.members, *self._departed) if self._departed else self.members
         threshold = min((self.latest.get(q, 0), q) for q in counting)
         while self._heap and self._heap[0] <= threshold:
             if self._heap[0][1] in self._departed:

@@ -113,6 +113,16 @@ class _Transfer:
 
 
 @attrs.define(eq=False)
+class _Run:
+    """Leader: one member's consecutive broadcasts ``first``, ``first + 1``, ... taken in
+    one loop turn, and their size in bytes: one log entry."""
+
+    first: int
+    payloads: list[bytes]
+    size: int
+
+
+@attrs.define(eq=False)
 class _JoinRequest:
     name: str
     address: str
@@ -271,8 +281,7 @@ class RaftMember:
         self._held: dict[tuple[str, int], dict[int, idl.Proposal]] = {}
         # leader: runs of consecutive broadcasts per (origin, session) accepted in this
         # loop turn, proposed as one log entry each at its end (``_propose_runs``)
-        self._runs: dict[tuple[str, int], tuple[int, list[bytes]]] = {}
-        self._run_bytes: dict[tuple[str, int], int] = {}
+        self._runs: dict[tuple[str, int], _Run] = {}
         self._max_run = 1024
         self._max_run_bytes = 256 << 10
         # leader: (log index, first ReadIndex request, term) and who confirmed it
@@ -806,7 +815,6 @@ class RaftMember:
             self._markers.clear()
             self._held.clear()
             self._runs.clear()
-            self._run_bytes.clear()
         if node.log.last_index - node.commit >= self._max_uncommitted:
             self._stats["refused"] += 1
             return
@@ -833,16 +841,15 @@ class RaftMember:
             self._proposed[key] = proposal.seq
             run = self._runs.get(key)
             size = len(proposal.payload)
-            if (run is not None and run[0] + len(run[1]) == proposal.seq
-                    and len(run[1]) < self._max_run
-                    and self._run_bytes[key] + size <= self._max_run_bytes):
-                run[1].append(proposal.payload)
-                self._run_bytes[key] += size
+            if (run is not None and run.first + len(run.payloads) == proposal.seq
+                    and len(run.payloads) < self._max_run
+                    and run.size + size <= self._max_run_bytes):
+                run.payloads.append(proposal.payload)
+                run.size += size
             else:
                 if run is not None:
                     self._propose_run(key, run)
-                self._runs[key] = (proposal.seq, [proposal.payload])
-                self._run_bytes[key] = size
+                self._runs[key] = _Run(proposal.seq, [proposal.payload], size)
         waiting = self._held.get(key)
         if waiting:
             following = waiting.pop(proposal.seq + 1, None)
@@ -856,12 +863,11 @@ class RaftMember:
         in it becomes one log entry (one encoding, one record, one append slot for many
         broadcasts: what carries the order's throughput)."""
         runs, self._runs = self._runs, {}
-        self._run_bytes.clear()
         for key, run in runs.items():
             self._propose_run(key, run)
 
-    def _propose_run(self, key: tuple[str, int], run: tuple[int, list[bytes]]) -> None:
-        (origin, session), (first, payloads) = key, run
+    def _propose_run(self, key: tuple[str, int], run: _Run) -> None:
+        (origin, session), first, payloads = key, run.first, run.payloads
         if len(payloads) == 1:
             command = idl.Command(origin=origin, session=session, seq=first,
                                   payload=payloads[0])
