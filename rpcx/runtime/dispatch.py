@@ -93,9 +93,11 @@ class Dispatcher:
 
     async def dispatch(self, path: str, payload: bytes, codec: Codec, *,
                        metadata: Mapping[str, str] | None = None,
-                       deadline: float = math.inf, peer: str = "") -> Reply:
+                       deadline: float = math.inf, peer: str = "",
+                       idempotency_key: bytes | None = None) -> Reply:
         """Run the call through the server interceptors and the handler. The handler sees
-        ``deadline`` and ``metadata`` as ambient (:func:`rpcx.current_deadline`), so its own
+        ``deadline``, ``metadata`` and ``idempotency_key`` as ambient
+        (:func:`rpcx.current_deadline`, :func:`rpcx.current_idempotency_key`), so its own
         outgoing calls inherit the deadline. Cancelling it at the deadline is the caller's
         job (the server cancels the task a waiting handler runs in)."""
         route = self._routes.get(path)
@@ -110,7 +112,7 @@ class Dispatcher:
                     except CodecError as exc:
                         raise RpcError(Status.INVALID_ARGUMENT,
                                        f"invalid arguments to {path}: {exc}") from None
-                    with deadline_scope(call.deadline, call.metadata):
+                    with deadline_scope(call.deadline, call.metadata, idempotency_key):
                         return await route.handler(*call.args)
 
                 info = CallInfo(method, dict(metadata) if metadata else {}, deadline,
@@ -123,7 +125,8 @@ class Dispatcher:
                 except CodecError as exc:
                     raise RpcError(Status.INVALID_ARGUMENT,
                                    f"invalid arguments to {path}: {exc}") from None
-                with deadline_scope(deadline, dict(metadata) if metadata else {}):
+                with deadline_scope(deadline, dict(metadata) if metadata else {},
+                                    idempotency_key):
                     result = await route.handler(*args)
         except DeclaredError as exc:
             return _declared_failure(method, exc, codec)

@@ -18,12 +18,15 @@ import trio
 
 from rpcx.schema import MethodSpec
 
-__all__ = ["current_deadline", "deadline_scope", "effective_deadline", "incoming_metadata"]
+__all__ = ["current_deadline", "current_idempotency_key", "deadline_scope", "effective_deadline",
+           "incoming_metadata"]
 
 _ambient_deadline: contextvars.ContextVar[float] = contextvars.ContextVar(
     "rpcx_deadline", default=math.inf)
 _incoming_metadata: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
     "rpcx_metadata", default=types.MappingProxyType({}))
+_idempotency_key: contextvars.ContextVar[bytes | None] = contextvars.ContextVar(
+    "rpcx_idempotency_key", default=None)
 
 
 def current_deadline() -> float:
@@ -36,22 +39,35 @@ def incoming_metadata() -> Mapping[str, str]:
     return _incoming_metadata.get()
 
 
+def current_idempotency_key() -> bytes | None:
+    """The idempotency key of the RPC being handled by this task: the key a client sends
+    with every non-idempotent call, the same on each retry (None for an ``@idempotent``
+    or one-way call, and outside a handler). A handler that forwards the call elsewhere
+    (a replicated service does) passes it on so the retry is recognised there too."""
+    return _idempotency_key.get()
+
+
 class deadline_scope:
-    """Make ``deadline`` and ``metadata`` ambient for the code inside (the server uses this
-    around each handler). A class rather than a generator: it is on every call's path."""
+    """Make ``deadline``, ``metadata`` and the idempotency ``key`` ambient for the code
+    inside (the server uses this around each handler). A class rather than a generator:
+    it is on every call's path."""
 
-    __slots__ = ("_deadline", "_metadata", "_tokens")
+    __slots__ = ("_deadline", "_key", "_metadata", "_tokens")
 
-    def __init__(self, deadline: float, metadata: Mapping[str, str]) -> None:
+    def __init__(self, deadline: float, metadata: Mapping[str, str],
+                 key: bytes | None = None) -> None:
         self._deadline = deadline
         self._metadata = metadata
+        self._key = key
 
     def __enter__(self) -> None:
         self._tokens = (_ambient_deadline.set(self._deadline),
-                        _incoming_metadata.set(self._metadata))
+                        _incoming_metadata.set(self._metadata),
+                        _idempotency_key.set(self._key))
 
     def __exit__(self, *exc: object) -> None:
-        deadline_token, metadata_token = self._tokens
+        deadline_token, metadata_token, key_token = self._tokens
+        _idempotency_key.reset(key_token)
         _incoming_metadata.reset(metadata_token)
         _ambient_deadline.reset(deadline_token)
 

@@ -281,7 +281,7 @@ class Server:
             try:
                 reply = await self.dispatcher.dispatch(
                     event.method, event.payload, self.codec, metadata=event.metadata,
-                    deadline=deadline, peer=peer)
+                    deadline=deadline, peer=peer, idempotency_key=key)
             except BaseException:
                 self._dedup.abandon(event.method, key)  # not finished: a retry may run it
                 raise

@@ -70,6 +70,9 @@ class Echo(EchoService):
         deadline = rpcx.current_deadline()
         seen["deadline"] = ("none" if deadline == math.inf
                             else f"{deadline - trio.current_time():.3f}")
+        key = rpcx.current_idempotency_key()
+        if key is not None:
+            seen["idempotency-key"] = key.hex()
         return seen
 
     async def relay(self, address: str) -> dict[str, str]:

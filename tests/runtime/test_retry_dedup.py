@@ -149,3 +149,11 @@ def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
         assert base * 0.8 <= pause <= base
     with pytest.raises(ValueError, match="max_attempts must be at least 1"):
         rpcx.RetryPolicy(max_attempts=0)
+
+
+async def test_a_handler_sees_the_idempotency_key_of_the_call_it_runs() -> None:
+    async with echo_pair() as (client, _, _, _):
+        first = (await client.context())["idempotency-key"]
+        second = (await client.context())["idempotency-key"]
+        assert len(bytes.fromhex(first)) == 16 and first != second, "one fresh key per call"
+        assert rpcx.current_idempotency_key() is None, "none outside a handler"
