@@ -217,7 +217,8 @@ def _signature(method: MethodSpec) -> str:
         head += f" -> {method.result.describe()}"
     if method.throws:
         head += " throws " + ", ".join(str(spec_of(cls).name) for cls in method.throws)
-    marks = (["@idempotent"] if method.idempotent else []) + (
+    marks = (["@readonly"] if method.readonly else ["@idempotent"] if method.idempotent
+             else []) + (
         [f"@deadline({method.deadline:g}s)"] if method.deadline is not None else [])
     return " ".join([*marks, head])
 

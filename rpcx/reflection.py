@@ -128,7 +128,7 @@ class _Describer:
             result=None if method.result is None else self.type_of(method.result),
             throws=[self.named(cls) for cls in method.throws], oneway=method.oneway,
             idempotent=method.idempotent, deadline=method.deadline,
-            deprecated=method.deprecated, doc=method.doc)
+            deprecated=method.deprecated, doc=method.doc, readonly=method.readonly)
 
 
 def describe_services(services: Iterable[ServiceSpec]) -> ServerDesc:
@@ -250,7 +250,8 @@ class _Builder:
                 throws=tuple(self.classes[name] for name in m.throws
                              if name in self.classes),
                 oneway=m.oneway, idempotent=m.idempotent, deadline=m.deadline,
-                deprecated=m.deprecated, doc=m.doc, py_name=_attr(m.name)))
+                deprecated=m.deprecated, doc=m.doc, readonly=m.readonly,
+                py_name=_attr(m.name)))
         return ServiceSpec(desc.name, tuple(methods), desc.doc)
 
 

@@ -210,6 +210,9 @@ class MethodSpec:
     """Default deadline in seconds from ``@deadline``."""
     deprecated: str | None = None
     doc: str = ""
+    readonly: bool = False
+    """From ``@readonly``: changes nothing (a replicated service serves it without the
+    log; see docs/replication.md). A readonly method is also idempotent."""
     py_name: str = attrs.field()
 
     @py_name.default

@@ -180,6 +180,8 @@ def _method_spec_fast(service: model.ServiceDecl, method: model.Method, here: st
         tail.append("oneway=True")
     if method.idempotent:
         tail.append("idempotent=True")
+    if method.readonly:
+        tail.append("readonly=True")
     if method.deadline is not None:
         tail.append(f"deadline={method.deadline!r}")
     if method.deprecated is not None:
@@ -228,6 +230,8 @@ def method_spec_lines(service: model.ServiceDecl, method: model.Method, here: st
         args.append("oneway=True")
     if method.idempotent:
         args.append("idempotent=True")
+    if method.readonly:
+        args.append("readonly=True")
     if method.deadline is not None:
         args.append(f"deadline={method.deadline!r}")
     if method.deprecated is not None:

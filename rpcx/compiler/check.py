@@ -49,7 +49,7 @@ VARIANT_RESERVED = frozenset({"which", "value"})
 MEMBER_RESERVED = frozenset({"name", "value", "is_known"})
 PARAM_RESERVED = frozenset({"self", "timeout", "metadata", "options"})
 DECL_KINDS = frozenset({"enum", "struct", "union", "error", "service"})
-ANNOTATIONS = ("idempotent", "deadline", "deprecated", "status")
+ANNOTATIONS = ("idempotent", "readonly", "deadline", "deprecated", "status")
 ERROR_STATUSES = tuple(s.name for s in Status if s not in (Status.OK, Status.UNKNOWN))
 """What ``@status`` accepts: every :class:`rpcx.Status` name except OK (a failure cannot
 report success) and UNKNOWN (the code for errors nobody classified)."""
@@ -76,6 +76,7 @@ class _Annotated(NamedTuple):
     deadline: float | None = None
     deprecated: str | None = None
     status: str | None = None
+    readonly: bool = False
     """The ``rpcx.Status`` name from ``@status`` (errors only)."""
 
 
@@ -167,31 +168,34 @@ class _Checker:
         if not anns:
             return _NOT_ANNOTATED
         idempotent, deadline, deprecated, status = False, None, None, None
+        readonly = False
         seen: set[str] = set()
         for ann in anns:
             name = ann.name.text
             label = f"@{name}"
             if name not in ANNOTATIONS:
                 self.error(ann.span, f"unknown annotation {label!r} (known: @idempotent,"
-                           " @deadline, @deprecated, @status)")
+                           " @readonly, @deadline, @deprecated, @status)")
                 continue
             if name in seen:
                 self.error(ann.span, f"duplicate annotation {label!r}")
                 continue
             seen.add(name)
-            if name in ("idempotent", "deadline") and target != "method":
+            if name in ("idempotent", "readonly", "deadline") and target != "method":
                 noun = "declaration" if target in DECL_KINDS else target
                 self.error(ann.span, f"{label!r} applies only to methods, not to {_a(noun)}")
                 continue
             if name == "status" and target != "error":
                 self.error(ann.span, f"'@status' applies only to errors, not to {_a(target)}")
                 continue
-            if name == "idempotent":
+            if name in ("idempotent", "readonly"):
                 if ann.has_parens:
                     where = ann.args[0].span if ann.args else ann.span
-                    self.error(where, "'@idempotent' takes no arguments")
-                else:
+                    self.error(where, f"{label!r} takes no arguments")
+                elif name == "idempotent":
                     idempotent = True
+                else:
+                    readonly = True
             elif name == "deadline":
                 arg = ann.args[0] if len(ann.args) == 1 else None
                 if not isinstance(arg, syn.DurationValue):
@@ -218,7 +222,7 @@ class _Checker:
                     where = ann.args[1].span if len(ann.args) > 1 else ann.args[0].span
                     self.error(where, "'@deprecated' takes an optional reason string, found "
                                + _value_text(ann.args[0] if arg is not None else ann.args[1]))
-        return _Annotated(idempotent, deadline, deprecated, status)
+        return _Annotated(idempotent, deadline, deprecated, status, readonly)
 
     def status(self, ann: syn.Annotation) -> str | None:
         """The status name of ``@status(NAME)``, or None after reporting what is wrong."""
@@ -643,20 +647,28 @@ class _Checker:
             if text in names:
                 self.error(m.name.span, f"duplicate method {text!r}")
             names.add(text)
-            idempotent, deadline, deprecated, _ = (
+            idempotent, deadline, deprecated, _, readonly = (
                 self.annotations(m.annotations, "method") if m.annotations else _NOT_ANNOTATED)
             if m.oneway:
                 for ann in m.annotations:
-                    if ann.name.text in ("idempotent", "deadline"):
+                    if ann.name.text in ("idempotent", "readonly", "deadline"):
                         self.error(ann.span, f"'@{ann.name.text}' is meaningless on oneway"
                                    f" method {m.name.text!r}")
-                idempotent, deadline = False, None
+                idempotent, deadline, readonly = False, None, False
                 if m.result is not None:
                     self.error(m.result.span, f"oneway method {m.name.text!r} cannot have a"
                                " result")
                 if m.throws_span is not None:
                     self.error(m.throws_span, f"oneway method {m.name.text!r} cannot declare"
                                " 'throws'")
+            elif readonly and m.result is None:
+                for ann in m.annotations:
+                    if ann.name.text == "readonly":
+                        self.error(ann.span, f"'@readonly' method {m.name.text!r} returns"
+                                   " nothing: a read must return what it read")
+                readonly = False
+            # A read changes nothing, so repeating it is safe: @readonly implies @idempotent.
+            idempotent = idempotent or readonly
             params, _ = self.fields(m.params, (), "parameter") if m.params else ((), ())
             result = None
             if m.result is not None:
@@ -667,7 +679,7 @@ class _Checker:
             throws = self.throws(m) if m.throws else ()
             out.append(model.Method(text, params, None if m.oneway else result,
                                     throws, m.oneway, idempotent, deadline, deprecated, m.doc,
-                                    m.name.span))
+                                    m.name.span, readonly))
         return tuple(out)
 
     def throws(self, m: syn.Method) -> tuple[model.ModelType, ...]:

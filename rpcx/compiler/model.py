@@ -147,6 +147,9 @@ class Method:
     deprecated: str | None = None
     doc: str = ""
     span: Span | None = attrs.field(default=None, eq=False)
+    readonly: bool = False
+    """From ``@readonly``: the method only reads (a replicated service runs it at one
+    replica, not through the log). Implies ``idempotent``."""
 
 
 @attrs.frozen

@@ -162,6 +162,12 @@ RULE_CASES = [
     (PKG + "service S {\n  @deadline(1s, 2s) a();\n}", 3, 17, "only one argument"),
     (PKG + "service S {\n  @idempotent(1) a();\n}", 3, 15, "'@idempotent' takes no arguments"),
     (PKG + "@deprecated(3)\nstruct A {}", 2, 13, "'@deprecated' takes an optional reason"),
+    (PKG + "service S {\n  @readonly(1) a() -> int;\n}", 3, 13, "'@readonly' takes no arguments"),
+    (PKG + "@readonly\nstruct A {}", 2, 1, "'@readonly' applies only to methods"),
+    (PKG + "service S {\n  @readonly oneway a();\n}", 3, 3,
+     "'@readonly' is meaningless on oneway method 'a'"),
+    (PKG + "service S {\n  @readonly a();\n}", 3, 3,
+     "'@readonly' method 'a' returns nothing: a read must return what it read"),
     (PKG + "service S {\n  @idempotent @idempotent a();\n}", 3, 15,
      "duplicate annotation '@idempotent'"),
     (PKG + "enum E {\n  @deadline(1s) X = 1;\n}", 3, 3, "not to an enum member"),
@@ -369,6 +375,16 @@ def test_docs_and_deprecations_reach_the_model() -> None:
     assert (e.members[0].doc, e.members[0].deprecated) == ("Member doc.", "no")
     assert s.methods[0].doc == "After the annotation."
     assert s.methods[0].idempotent
+
+
+def test_readonly_reaches_the_model_and_implies_idempotent() -> None:
+    result = compile_source(PKG + "service S {\n  @readonly a() -> int;\n  b() -> int;\n}\n")
+    assert result.ok, result.diagnostics
+    (s,) = result.files[0].decls
+    assert isinstance(s, model.ServiceDecl)
+    a, b = s.methods
+    assert (a.readonly, a.idempotent) == (True, True)
+    assert (b.readonly, b.idempotent) == (False, False)
 
 
 @pytest.mark.parametrize("name", [s.name for s in Status if s not in (Status.OK, Status.UNKNOWN)])
