@@ -91,6 +91,12 @@ class RpcError(RpcxError):
     """A call failed with a status ``code``, a human ``message`` and optional ``details``."""
 
     code: Status = Status.UNKNOWN
+    outcome_unknown: bool = False
+    """True when the request was sent and no answer came back (the connection was lost,
+    the deadline passed while waiting): the call may or may not have taken effect. A
+    retry with the same idempotency key is safe (the channel's own retries are such);
+    False when the server answered, or the request never left this process (then the
+    call definitely did not run)."""
 
     def __init__(self, code: Status, message: str = "",
                  details: Mapping[str, Any] | None = None) -> None:

@@ -4,7 +4,9 @@ The public API: ``open_group`` and ``Group`` (the trio runtime over rpcx, see
 ``rpcx_broadcast.runtime``), ``open_replica`` (replicated state machines with their order
 declared, see ``rpcx_broadcast.replicated``), the sans-I/O layer classes and ``Stack`` (see
 ``rpcx_broadcast.core``), the history checkers and the linearizability checker
-``check_linearizable`` (its models and operation types are in ``rpcx_broadcast.testing``).
+``check_linearizable`` (its models and operation types are in ``rpcx_broadcast.testing``),
+and ``serve_replicated`` (a replicated rpcx service, see
+``rpcx_broadcast.replicated_service`` and docs/replication.md).
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ from .replicated import ReplicationWarning as ReplicationWarning
 from .replicated import StateMachine as StateMachine
 from .replicated import commutative as commutative
 from .replicated import open_replica as open_replica
+from .replicated_service import MAX_STALENESS as MAX_STALENESS
+from .replicated_service import Divergence as Divergence
+from .replicated_service import ReplicatedService as ReplicatedService
+from .replicated_service import ReplicatedStatistics as ReplicatedStatistics
+from .replicated_service import serve_replicated as serve_replicated
+from .replicated_service import stale_reads as stale_reads
 from .runtime import CAUSAL as CAUSAL
 from .runtime import FIFO as FIFO
 from .runtime import FIFO_TOTAL as FIFO_TOTAL
@@ -74,16 +82,17 @@ from .testing.properties import fill_restores as fill_restores
 
 __all__ = [
     "BestEffortBroadcast", "BufferFull", "CAUSAL", "CancelTimer", "CausalBroadcast",
-    "CorruptStorage", "Deliver", "Delivery", "DynamicMembership", "EagerReliableBroadcast",
+    "CorruptStorage", "Deliver", "Delivery", "Divergence", "DynamicMembership", "EagerReliableBroadcast",
     "Event", "FIFO", "FIFO_TOTAL", "FifoBroadcast", "FileStorage", "GossipBroadcast", "Group",
     "GroupStatistics", "HeartbeatFailureDetector", "History", "JoinError", "LAMPORT_FIFO_TOTAL",
-    "LamportTotal", "Layer", "MemoryStorage", "NotAMember", "NotLeader", "RAFT", "RELIABLE",
-    "RaftNode", "RaftOptions", "Replica", "ReplicationWarning", "Send", "SequencerTotal",
+    "LamportTotal", "Layer", "MAX_STALENESS", "MemoryStorage", "NotAMember", "NotLeader", "RAFT", "RELIABLE",
+    "RaftNode", "RaftOptions", "Replica", "ReplicatedService", "ReplicatedStatistics",
+    "ReplicationWarning", "Send", "SequencerTotal",
     "SetTimer", "Stack", "StateMachine", "StaticMembership", "Storage", "TOTAL",
     "View", "Violation", "assert_linearizable", "check", "check_agreement", "check_causal",
     "check_fifo", "check_fifo_total", "check_integrity", "check_linearizable",
     "check_no_duplication",
     "check_prefix_consistency", "check_restores", "check_total", "check_uniform_agreement",
     "check_validity", "commutative", "count_duplicates", "fill_restores", "open_group",
-    "open_replica",
+    "open_replica", "serve_replicated", "stale_reads",
 ]

@@ -15,8 +15,8 @@ import math
 import os
 import random
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any, overload
 
 import attrs
 import trio
@@ -51,6 +51,9 @@ from rpcx.runtime.retry import RetryPolicy
 from rpcx.schema import MethodSpec
 from rpcx.status import Status
 from rpcx.transport import Transport, parse_address, transport_for
+
+if TYPE_CHECKING:
+    from rpcx.runtime.replicas import ReplicaChannel
 
 __all__ = ["Channel", "ChannelStatistics", "open_channel"]
 
@@ -118,7 +121,7 @@ class _ClientLink:
                 error_name=event.error_name, error_payload=event.error_payload))
         elif isinstance(event, DeadlineExpired):
             self._resolve(event.call_id,
-                          Failure(Status.DEADLINE_EXCEEDED, "deadline exceeded"))
+                          Failure(Status.DEADLINE_EXCEEDED, "deadline exceeded", local=True))
         elif isinstance(event, CallAborted):
             self._resolve(event.call_id, Failure(event.status, event.message,
                                                  dict(event.details)))
@@ -127,7 +130,8 @@ class _ClientLink:
         elif isinstance(event, ConnectionTerminated):
             for call_id in list(self.pending):
                 self._resolve(call_id, Failure(Status.UNAVAILABLE,
-                                               f"connection ended: {event.message}"))
+                                               f"connection ended: {event.message}",
+                                               local=True))
 
     def _resolve(self, call_id: int, reply: Reply) -> None:
         pending = self.pending.pop(call_id, None)
@@ -237,6 +241,7 @@ class Channel:
         key = None if method.idempotent else os.urandom(16)
         policy = self.retry
         attempt = 1
+        unknown = False
         while True:
             self._stats["attempts"] += 1
             try:
@@ -245,6 +250,8 @@ class Channel:
             except DeclaredError:
                 raise
             except RpcError as exc:
+                # (an earlier attempt that may have run leaves the outcome unknown)
+                unknown = exc.outcome_unknown = exc.outcome_unknown or unknown
                 if (exc.code not in policy.retryable or attempt >= policy.max_attempts
                         or exc.details == TOO_LARGE):  # the same message is too large again
                     raise
@@ -297,8 +304,10 @@ class Channel:
             # the deadline too: a peer that stops reading must not hold the caller.
             if not await link.link.flush(deadline=deadline):
                 link.pending.pop(call_id, None)
-                raise DeadlineExceeded(f"{method.path}: deadline passed while the "
-                                       "request was being written (is the peer reading?)")
+                error = DeadlineExceeded(f"{method.path}: deadline passed while the "
+                                         "request was being written (is the peer reading?)")
+                error.outcome_unknown = True
+                raise error
             if attempt_deadline == math.inf:
                 await pending.wait()
             else:
@@ -320,10 +329,14 @@ class Channel:
             if link.link.conn.cancel_call(call_id, notify=key is None):
                 link.link.call_ended()
                 await link.link.flush()
-            raise DeadlineExceeded(f"{method.path}: attempt timed out")
+            error = DeadlineExceeded(f"{method.path}: attempt timed out")
+            error.outcome_unknown = True
+            raise error
         reply = pending.reply
         if isinstance(reply, Failure) and reply.error_name is None:
-            raise error_for(reply.status, reply.message, reply.details)
+            failed = error_for(reply.status, reply.message, reply.details)
+            failed.outcome_unknown = reply.local
+            raise failed
         return reply
 
     async def _oneway(self, info: CallInfo) -> None:
@@ -420,13 +433,37 @@ class Channel:
                 await link.link.closed.wait()
 
 
-@asynccontextmanager
-async def open_channel(address: str, **options: Any) -> AsyncIterator[Channel]:
+@overload
+def open_channel(address: str, **options: Any) -> AbstractAsyncContextManager[Channel]: ...
+
+
+@overload
+def open_channel(address: Sequence[str], **options: Any
+                 ) -> AbstractAsyncContextManager[ReplicaChannel]: ...
+
+
+def open_channel(address: str | Sequence[str], **options: Any
+                 ) -> AbstractAsyncContextManager[Channel | ReplicaChannel]:
     """``async with open_channel("tcp://127.0.0.1:7000") as channel:`` — see
-    :class:`Channel` for the options. Nothing it started outlives the block."""
+    :class:`Channel` for the options. Nothing it started outlives the block.
+
+    Given a list of addresses (the replicas of a replicated service), the channel is a
+    :class:`~rpcx.runtime.replicas.ReplicaChannel`: calls fail over between them."""
+    return _open_channel(address, options)
+
+
+@asynccontextmanager
+async def _open_channel(address: str | Sequence[str], options: dict[str, Any]
+                        ) -> AsyncIterator[Channel | ReplicaChannel]:
     try:
         async with trio.open_nursery() as nursery:
-            channel = Channel(address, nursery, **options)
+            channel: Channel | ReplicaChannel
+            if isinstance(address, str):
+                channel = Channel(address, nursery, **options)
+            else:
+                from rpcx.runtime.replicas import ReplicaChannel
+
+                channel = ReplicaChannel(address, nursery, **options)
             try:
                 yield channel
             finally:

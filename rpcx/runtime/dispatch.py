@@ -51,6 +51,9 @@ class Failure:
     """Qualified name of a declared IDL error (``payments.CardDeclined``)."""
     error_payload: bytes | None = None
     """The declared error's fields, encoded like a struct."""
+    local: bool = False
+    """Made by the client, not sent by the server: the connection ended or the deadline
+    passed after the request was sent (the outcome is unknown)."""
 
 
 Reply = Success | Failure

@@ -19,8 +19,9 @@ by ``leave_timeout``), then cancels every task the group started; nothing keeps 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import trio
 
@@ -158,6 +159,23 @@ class Group:
     def statistics(self) -> GroupStatistics:
         return self._node.statistics()
 
+    async def read_barrier(self) -> int:
+        """``raft`` order only: a linearizable read barrier. Returns a delivery count
+        ``n``: once the application has applied ``n`` deliveries, its state reflects
+        every message delivered anywhere before this call (see
+        :meth:`RaftMember.read_barrier`)."""
+        return await self._raft("read_barrier").read_barrier()
+
+    def staleness(self) -> float:
+        """``raft`` order only: seconds by which this member's deliveries may lag the
+        group's (``inf`` without a leader or while catching up)."""
+        return self._raft("staleness").staleness()
+
+    def _raft(self, what: str) -> RaftMember:
+        if not isinstance(self._node, RaftMember):
+            raise TypeError(f"{what} needs the raft order (this group is {self.order!r})")
+        return self._node
+
 
 @asynccontextmanager
 async def open_group(me: str, members: Mapping[str, str] | None = None,
@@ -173,7 +191,9 @@ async def open_group(me: str, members: Mapping[str, str] | None = None,
                      raft_options: RaftOptions | None = None,
                      snapshot_every: int | None = 10_000, snapshot_bytes: int = 64 << 20,
                      state: Snapshottable | None = None, remove_on_leave: bool = False,
-                     remove_after: float | None = None) -> AsyncIterator[Group]:
+                     remove_after: float | None = None, services: Sequence[object] = (),
+                     server_options: Mapping[str, Any] | None = None
+                     ) -> AsyncIterator[Group]:
     """Run member ``me`` of a group with ``order``: either one of the initial ``members``
     (name → rpcx address; view 0 is their names, sorted), or, with ``join=`` (any running
     member's address) and ``listen=`` (this member's own address), a new member of a
@@ -206,7 +226,10 @@ async def open_group(me: str, members: Mapping[str, str] | None = None,
     ``remove_after`` (seconds: the leader removes a voter it has not heard from for that
     long; default never), ``join`` / ``listen`` / ``join_timeout`` (join a running raft
     group as a learner, promoted to voter once caught up) apply; ``stack``,
-    ``failure_timeout``, ``heartbeat_interval`` and ``count_bytes`` do not.
+    ``failure_timeout``, ``heartbeat_interval`` and ``count_bytes`` do not. ``services``
+    (implementations of generated service classes) are served on the member's own rpcx
+    server beside the group's, with ``server_options`` (keyword arguments of
+    :class:`rpcx.Server`).
     """
     if order == RAFT:
         if stack is not None:
@@ -218,14 +241,16 @@ async def open_group(me: str, members: Mapping[str, str] | None = None,
                           send_buffer=send_buffer, journal=journal,
                           snapshot_every=snapshot_every, snapshot_bytes=snapshot_bytes,
                           state=state, remove_on_leave=remove_on_leave,
-                          remove_after=remove_after, join_timeout=join_timeout)
+                          remove_after=remove_after, join_timeout=join_timeout,
+                          services=services, server_options=server_options)
         async with _running(raft, leave_timeout) as group:
             yield group
         return
     if (storage is not None or raft_options is not None or state is not None
-            or remove_on_leave or remove_after is not None):
-        raise ValueError(f"storage=, raft_options=, state=, remove_on_leave= and "
-                         f"remove_after= are for the raft order, not {order!r}")
+            or remove_on_leave or remove_after is not None or services or server_options):
+        raise ValueError(f"storage=, raft_options=, state=, remove_on_leave=, "
+                         f"remove_after=, services= and server_options= are for the raft "
+                         f"order, not {order!r}")
     if order not in ORDERS and stack is None:
         raise ValueError(f"unknown order {order!r}; known: {sorted(ORDERS)}")
     if (members is None) == (join is None):

@@ -52,8 +52,8 @@ import logging
 import math
 import random
 import time
-from collections.abc import Mapping
-from typing import Literal, Protocol, cast
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol, cast
 
 import attrs
 import trio
@@ -68,6 +68,7 @@ from rpcx_broadcast.core.raft import (
     RaftError,
     RaftNode,
     RaftOptions,
+    ReadIndexUnavailable,
     Role,
 )
 from rpcx_broadcast.core.raft_messages import (
@@ -130,7 +131,17 @@ class _JoinRequest:
     reply: idl.JoinReply | None = None
 
 
-_Input = tuple[str, list[idl.RaftMsg]] | BroadcastRequest | _Transfer | _JoinRequest
+@attrs.define(eq=False)
+class _ReadRequest:
+    """A ReadIndex asked of this member (the loop answers it when leading)."""
+
+    done: trio.Event = attrs.Factory(trio.Event)
+    index: int | None = None
+    error: str = ""
+
+
+_Input = (tuple[str, list[idl.RaftMsg]] | BroadcastRequest | _Transfer | _JoinRequest
+          | _ReadRequest)
 
 
 class Snapshottable(Protocol):
@@ -175,6 +186,9 @@ class _Handler(idl.RaftService):
         assert request.reply is not None
         return request.reply
 
+    async def read_index(self) -> int:
+        return await self._member._leader_read_index()
+
 
 class RaftMember:
     """One member of a ``raft`` group. Use :func:`rpcx_broadcast.open_group` with
@@ -195,7 +209,9 @@ class RaftMember:
                  journal: Journal | None = None, rng: random.Random | None = None,
                  snapshot_every: int | None = 10_000, snapshot_bytes: int = 64 << 20,
                  state: Snapshottable | None = None, remove_on_leave: bool = False,
-                 remove_after: float | None = None, join_timeout: float = 10.0) -> None:
+                 remove_after: float | None = None, join_timeout: float = 10.0,
+                 services: Sequence[object] = (),
+                 server_options: Mapping[str, Any] | None = None) -> None:
         if (members is None) == (join is None):
             raise ValueError("pass either members (an initial member) or join= (a contact "
                              "address of a running group), not both")
@@ -299,6 +315,13 @@ class RaftMember:
         self._own_delivered = 0
         self._stats = collections.Counter[str]()
         self.server: rpcx.Server | None = None
+        self._services = tuple(services)
+        self._server_options = dict(server_options or {})
+        # ReadIndex: requests the core has not answered yet, and ones waiting for an
+        # entry of this leader's term to commit (ReadIndexUnavailable)
+        self._reads: dict[int, _ReadRequest] = {}
+        self._parked_reads: list[_ReadRequest] = []
+        self._channels: dict[str, rpcx.Channel] = {}
         if recovered.snapshot is not None:
             self._restore(recovered.snapshot)
 
@@ -346,6 +369,96 @@ class RaftMember:
         if node.role == Role.LEADER:
             return self._followers_caught_up(others)
         return node.leader != ""
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def read_barrier(self) -> int:
+        """A linearizable read barrier (Raft's ReadIndex): returns a delivery count ``n``
+        such that an application that has applied ``n`` deliveries reflects every
+        broadcast delivered anywhere before this call started. The leader confirms its
+        leadership with a quorum (one heartbeat round) and names its commit index; a
+        follower asks the leader for it (``Raft.read_index``); either then waits until it
+        has applied that index here. Waits through elections; bounded by the caller's
+        deadline (cancel it to give up). Raises :class:`NotAMember` once removed."""
+        while True:
+            if self._removed:
+                raise NotAMember(f"{self.me} was removed from the group")
+            leader = self.node.leader
+            channel = self._channels.get(leader)
+            if not leader or (leader != self.me and channel is None):
+                await self.wait_progress()  # no leader known yet: an election is on
+                continue
+            try:
+                if leader == self.me:
+                    index = await self._leader_read_index()
+                else:
+                    assert channel is not None
+                    index = await idl.RaftClient(channel).read_index(
+                        timeout=2 * self.election_timeout)
+            except rpcx.RpcError as error:
+                logger.debug("%s: read index from %s failed: %s", self.me, leader, error)
+                await self.wait_progress()  # leadership moved or the leader is gone
+                continue
+            while self.node.applied < index:
+                await self.wait_progress()
+            return self._index
+
+    def staleness(self) -> float:
+        """Seconds by which this member's state may lag the group's, for reads that
+        accept staleness: at a follower that has applied everything it knows committed,
+        the time since it last heard from the leader (the leader's commit index travels
+        in every heartbeat); at the leader, the time since a quorum last answered it.
+        ``inf`` without a leader, or while catching up."""
+        node = self.node
+        now = trio.current_time()
+        voters = node.config.voters
+        if node.role == Role.LEADER:
+            heard = sorted((self._heard.get(m, -math.inf) for m in voters if m != self.me),
+                           reverse=True)
+            need = node.config.quorum - (1 if self.me in voters else 0)
+            return 0.0 if need <= 0 else now - heard[need - 1] if need <= len(heard) \
+                else math.inf
+        if not node.leader or node.applied < node.commit:
+            return math.inf
+        return now - self._heard.get(node.leader, -math.inf)
+
+    async def _leader_read_index(self) -> int:
+        """ReadIndex at this member, which must lead: the commit index once a quorum has
+        confirmed the leadership. ``rpcx.Unavailable`` if it does not lead."""
+        request = _ReadRequest()
+        await self._inbox_send.send(request)
+        await request.done.wait()
+        if request.index is None:
+            leader = self.node.leader
+            details = {"leader": self.addresses[leader]} if leader in self.addresses else {}
+            raise rpcx.Unavailable(request.error, details)
+        return request.index
+
+    def _start_read(self, read: _ReadRequest) -> None:
+        node = self.node
+        try:
+            request = node.read_index()
+        except ReadIndexUnavailable:
+            self._parked_reads.append(read)  # once an entry of this term commits
+        except RaftError as error:
+            read.error = f"{self.me} cannot serve a read index: {error}"
+            read.done.set()
+        else:
+            self._reads[request] = read
+
+    def _check_reads(self) -> None:
+        """Every tick: reads a leader cannot answer any more fail (retry elsewhere);
+        parked ones are tried again."""
+        if self.node.role != Role.LEADER:
+            for read in [*self._reads.values(), *self._parked_reads]:
+                read.error = f"{self.me} is no longer the leader"
+                read.done.set()
+            self._reads.clear()
+            self._parked_reads.clear()
+            return
+        parked, self._parked_reads = self._parked_reads, []
+        for read in parked:
+            self._start_read(read)
 
     def _live_others(self) -> set[str]:
         alive = trio.current_time() - 2 * self.election_timeout
@@ -438,8 +551,9 @@ class RaftMember:
             await self._ask_to_join(self._contact)
 
     async def _serve(self, *, task_status: trio.TaskStatus[rpcx.Server]) -> None:
-        await rpcx.serve(self._listen, [_Handler(self)], transport=self._transport,
-                         grace_period=0.0, task_status=task_status)
+        options = {"grace_period": 0.0, **self._server_options}
+        await rpcx.serve(self._listen, [_Handler(self), *self._services],
+                         transport=self._transport, task_status=task_status, **options)
 
     async def stop(self) -> None:
         server = self.server
@@ -508,6 +622,7 @@ class RaftMember:
         channel = rpcx.Channel(self.addresses[peer], self._nursery,
                                transport=self._transport, retry=rpcx.NO_RETRY,
                                reconnect_backoff=(0.02, 0.5), connect_timeout=2.0)
+        self._channels[peer] = channel
         self._nursery.start_soon(self._sender, peer, channel, receive)
 
     async def _sender(self, peer: str, channel: rpcx.Channel,
@@ -567,6 +682,7 @@ class RaftMember:
                 if next_tick <= now:  # the loop was held up: drop the missed ticks
                     next_tick = now + self.tick_interval
                 self._check_retry(now)
+                self._check_reads()
                 self._ask_confirmation()
                 self._drive_membership(now)
                 self._told.clear()
@@ -598,6 +714,9 @@ class RaftMember:
         if isinstance(item, _JoinRequest):
             item.reply = self._on_join(item.name, item.address)
             item.done.set()
+            return
+        if isinstance(item, _ReadRequest):
+            self._start_read(item)
             return
         sender, msgs = item
         if sender not in self.addresses or sender == self.me:
@@ -896,6 +1015,11 @@ class RaftMember:
                 if isinstance(msg, InstallSnapshot):
                     self._stats["chunks_sent"] += 1
                 self._send(send.dest, to_wire(msg))
+            for state in ready.read_states:
+                read = self._reads.pop(state.request, None)
+                if read is not None:
+                    read.index = state.index
+                    read.done.set()
             if ready.snapshot is not None:
                 # from the leader: this member was behind its compacted log
                 await self._app_caught_up()
