@@ -37,9 +37,9 @@ from rpcx.runtime.interceptors import LoggingInterceptor as LoggingInterceptor
 from rpcx.runtime.interceptors import ServerInterceptor as ServerInterceptor
 from rpcx.runtime.interceptors import TokenAuth as TokenAuth
 from rpcx.runtime.options import current_deadline as current_deadline
-from rpcx.runtime.replicas import ReplicaChannel as ReplicaChannel
 from rpcx.runtime.options import current_idempotency_key as current_idempotency_key
 from rpcx.runtime.options import incoming_metadata as incoming_metadata
+from rpcx.runtime.replicas import ReplicaChannel as ReplicaChannel
 from rpcx.runtime.retry import NO_RETRY as NO_RETRY
 from rpcx.runtime.retry import RetryPolicy as RetryPolicy
 from rpcx.runtime.server import Server as Server

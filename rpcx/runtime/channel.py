@@ -335,7 +335,8 @@ class Channel:
         reply = pending.reply
         if isinstance(reply, Failure) and reply.error_name is None:
             failed = error_for(reply.status, reply.message, reply.details)
-            failed.outcome_unknown = reply.local
+            # (the server's DEADLINE_EXCEEDED: the handler was running when time ran out)
+            failed.outcome_unknown = reply.local or reply.status is Status.DEADLINE_EXCEEDED
             raise failed
         return reply
 

@@ -16,9 +16,9 @@ installed N`` whenever it installs a leader's snapshot, ``view ID M1,M2,...`` on
 ``--join CONTACT --listen ADDRESS`` joins the running group at CONTACT instead (MEMBERS_JSON
 is then ignored).
 
-With ``--kv API_ADDRESS`` it is a kvstore replica instead (``examples.kvstore``'s state
-machine through ``open_replica(..., order=RAFT)``), serving ``kvstore.KvStore`` at
-``API_ADDRESS`` (printing ``listening on URL``), and broadcasts nothing itself.
+With ``--kv`` it is a kvstore replica instead (``examples.kvstore``'s service through
+``serve_replicated``), serving ``kvstore.KvStore`` on its member address (printing
+``listening on URL``), and broadcasts nothing itself.
 """
 
 from __future__ import annotations
@@ -32,10 +32,8 @@ from typing import IO
 
 import trio
 
-import rpcx
 import rpcx_broadcast
-from examples.kvstore.kvstore_rpcx import Command
-from examples.kvstore.replica import Replica, StateMachine
+from examples.kvstore.store import KvStore
 
 
 async def _report_leader(group: rpcx_broadcast.Group) -> None:
@@ -61,7 +59,7 @@ async def _until_stdin_closes() -> None:
 
 
 async def run(me: str, members: dict[str, str], directory: Path, log: IO[str], count: int,
-              rate: float, election_timeout: float, kv: str | None,
+              rate: float, election_timeout: float, kv: bool,
               snapshot_every: int | None = None, join: str | None = None,
               listen: str | None = None) -> None:
     storage = rpcx_broadcast.FileStorage(directory)
@@ -73,18 +71,15 @@ async def run(me: str, members: dict[str, str], directory: Path, log: IO[str], c
                               "t": time.monotonic()}) + "\n")
         log.flush()
 
-    if kv is not None:
-        state = StateMachine()
-        async with rpcx_broadcast.open_replica(
-                me, members, state, Command, rpcx_broadcast.RAFT, storage=storage,
-                election_timeout=election_timeout, journal=journal) as replicated:
-            service = Replica(me, replicated, state)
-            async with rpcx.open_server(kv, [service], grace_period=0.5) as server, \
-                    trio.open_nursery() as nursery:
-                print(f"listening on {server.addresses[0]}", flush=True)
-                nursery.start_soon(_report_leader, replicated.group)
-                await _until_stdin_closes()
-                nursery.cancel_scope.cancel()
+    if kv:
+        async with rpcx_broadcast.serve_replicated(
+                me, members, KvStore(me), storage=storage,
+                election_timeout=election_timeout, journal=journal) as replicated, \
+                trio.open_nursery() as nursery:
+            print(f"listening on {members[me]}", flush=True)
+            nursery.start_soon(_report_leader, replicated.group)
+            await _until_stdin_closes()
+            nursery.cancel_scope.cancel()
         return
 
     options: dict[str, object] = {}
@@ -126,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--election-timeout", type=float, default=1.0)
-    parser.add_argument("--kv", help="serve the kvstore API at this address instead")
+    parser.add_argument("--kv", action="store_true",
+                        help="serve the kvstore API (replicated) instead")
     parser.add_argument("--snapshot-every", type=int)
     parser.add_argument("--join", help="a running member's address: join its group")
     parser.add_argument("--listen", help="this member's address (with --join)")
