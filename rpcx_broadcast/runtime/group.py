@@ -19,6 +19,7 @@ by ``leave_timeout``), then cancels every task the group started; nothing keeps 
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -191,7 +192,8 @@ async def open_group(me: str, members: Mapping[str, str] | None = None,
                      raft_options: RaftOptions | None = None,
                      snapshot_every: int | None = 10_000, snapshot_bytes: int = 64 << 20,
                      state: Snapshottable | None = None, remove_on_leave: bool = False,
-                     remove_after: float | None = None, services: Sequence[object] = (),
+                     remove_after: float | None = None, seed: int | None = None,
+                     services: Sequence[object] = (),
                      server_options: Mapping[str, Any] | None = None
                      ) -> AsyncIterator[Group]:
     """Run member ``me`` of a group with ``order``: either one of the initial ``members``
@@ -229,7 +231,8 @@ async def open_group(me: str, members: Mapping[str, str] | None = None,
     ``failure_timeout``, ``heartbeat_interval`` and ``count_bytes`` do not. ``services``
     (implementations of generated service classes) are served on the member's own rpcx
     server beside the group's, with ``server_options`` (keyword arguments of
-    :class:`rpcx.Server`).
+    :class:`rpcx.Server`). ``seed`` seeds the raft member's random choices (election
+    timeouts) so that a simulation replays exactly.
     """
     if order == RAFT:
         if stack is not None:
@@ -242,12 +245,14 @@ async def open_group(me: str, members: Mapping[str, str] | None = None,
                           snapshot_every=snapshot_every, snapshot_bytes=snapshot_bytes,
                           state=state, remove_on_leave=remove_on_leave,
                           remove_after=remove_after, join_timeout=join_timeout,
-                          services=services, server_options=server_options)
+                          services=services, server_options=server_options,
+                          rng=None if seed is None else random.Random(seed))
         async with _running(raft, leave_timeout) as group:
             yield group
         return
     if (storage is not None or raft_options is not None or state is not None
-            or remove_on_leave or remove_after is not None or services or server_options):
+            or remove_on_leave or remove_after is not None or services or server_options
+            or seed is not None):
         raise ValueError(f"storage=, raft_options=, state=, remove_on_leave=, "
                          f"remove_after=, services= and server_options= are for the raft "
                          f"order, not {order!r}")

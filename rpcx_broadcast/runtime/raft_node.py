@@ -263,7 +263,8 @@ class RaftMember:
         # pending broadcasts none of which was delivered for this long are sent again
         self._retry_after = election_timeout
         recovered = self.storage.load()
-        self.node = RaftNode(me, rng or random.Random(), options=self.options,
+        self._rng = rng or random.Random()
+        self.node = RaftNode(me, self._rng, options=self.options,
                              recovered=recovered, voters=tuple(sorted(members or ())))
         self._max_pending = max_pending
         self._max_uncommitted = max_uncommitted or 4 * max_pending * max(len(self._book), 3)
@@ -621,7 +622,8 @@ class RaftMember:
         self._outboxes[peer] = send
         channel = rpcx.Channel(self.addresses[peer], self._nursery,
                                transport=self._transport, retry=rpcx.NO_RETRY,
-                               reconnect_backoff=(0.02, 0.5), connect_timeout=2.0)
+                               reconnect_backoff=(0.02, 0.5), connect_timeout=2.0,
+                               seed=self._rng.randrange(1 << 32))
         self._channels[peer] = channel
         self._nursery.start_soon(self._sender, peer, channel, receive)
 
