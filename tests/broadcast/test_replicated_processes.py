@@ -57,7 +57,7 @@ def test_five_replicas_survive_five_sigkills_of_the_leader(tmp_path: Path) -> No
                     kills.append(leader)
                     await trio.sleep(1.5)  # the survivors elect a leader and go on
                     procs[leader] = start(leader, members, dirs[leader])
-                    while await _summary(members[leader]) is None:
+                    while await _summary(members[leader]) is None:  # noqa: ASYNC110
                         await trio.sleep(0.1)
                 await trio.sleep(1.0)
                 done = True
