@@ -15,6 +15,9 @@ See ``docs/http.md``.
 
 from __future__ import annotations
 
+import base64
+import datetime
+import decimal
 import json
 import logging
 import math
@@ -39,6 +42,7 @@ from rpcx.runtime.accept import accept_forever, describe_peer
 from rpcx.runtime.dispatch import Dispatcher, Failure, Reply, Success
 from rpcx.runtime.interceptors import ServerInterceptor
 from rpcx.status import Status
+from rpcx.text import describe
 from rpcx.transport import Transport, bound_url, parse_address, transport_for
 from rpcx.transport.tls import TlsTransport
 
@@ -186,14 +190,41 @@ class _Problem(Exception):
 def _error_body(code: Status, message: str, details: Mapping[str, Any] | None = None, *,
                 error: str | None = None, fields: bytes | None = None) -> bytes:
     body: dict[str, Any] = {"code": code.name, "message": message,
-                            "details": dict(details or {})}
+                            "details": _jsonable(dict(details or {}))}
     if error is not None:
         body["error"] = error
         body["fields"] = json.loads(fields) if fields else {}
     # A lone surrogate in a handler's message or details (text decoded with
     # surrogateescape, say) cannot be UTF-8: it is written as the JSON escape \udXXX.
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"),
-                      default=str).encode("utf-8", "backslashreplace")
+                      allow_nan=False).encode("utf-8", "backslashreplace")
+
+
+_NONFINITE: Final = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def _jsonable(value: object, depth: int = 0) -> object:
+    """A handler's details value in the JSON mapping of docs/marshalling.md (bytes as
+    base64, decimals as strings, non-finite floats as ``"NaN"``/``"Infinity"``,
+    timestamps in RFC 3339), never ``str()``'s Python notation (``b'...'``)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _NONFINITE.get(value, "NaN")
+    if depth >= 32:
+        return describe(value)
+    if isinstance(value, Mapping):
+        return {key if isinstance(key, str) else describe(key): _jsonable(item, depth + 1)
+                for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(item, depth + 1) for item in value]
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, datetime.datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return describe(value)
 
 
 def _parse_timeout(value: str) -> float:
