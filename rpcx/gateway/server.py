@@ -31,6 +31,7 @@ import trio
 
 from rpcx.codec.convert import quote
 from rpcx.codec.json_codec import JsonCodec
+from rpcx.gateway.explorer import EXPLORER_PATH, explorer_page
 from rpcx.gateway.idempotency import IDEMPOTENCY_HEADER, BadKey, KeyedCalls, Mismatch, parse_key
 from rpcx.protocol.dedup import (
     DEFAULT_DEDUP_WINDOW,
@@ -175,6 +176,7 @@ class _Answer:
     headers: tuple[tuple[str, str], ...] = ()
     close: bool = False
     """Close the connection after answering (the request body was not read)."""
+    content_type: str = "application/json"
 
 
 class _Problem(Exception):
@@ -262,7 +264,8 @@ class HttpServer:
     (seconds from a request's first byte until all of it has arrived: a client that
     trickles its request gets 408 and is disconnected), ``send_timeout`` (seconds an answer
     may take to write: a client that stops reading is disconnected), ``openapi`` (serve
-    ``/openapi.json``), ``title`` (of the OpenAPI document), and for calls with an
+    ``/openapi.json``), ``explorer`` (serve the explorer page at ``/explorer``), ``title``
+    (of the OpenAPI document and the explorer page), and for calls with an
     ``Idempotency-Key`` header the de-duplication cache's ``dedup_window`` (seconds a reply
     is kept), ``max_idempotency_cache`` (entries), ``max_idempotency_bytes`` and
     ``idempotency_quota`` (entries one client host may hold), as :class:`rpcx.Server`'s.
@@ -273,7 +276,7 @@ class HttpServer:
                  max_pipelined_bytes: int = DEFAULT_MAX_PIPELINED_BYTES,
                  cors_origins: Sequence[str] = (), idle_timeout: float = 60.0,
                  request_timeout: float = 30.0, send_timeout: float = 30.0,
-                 openapi: bool = True, title: str = "rpcx services",
+                 openapi: bool = True, explorer: bool = True, title: str = "rpcx services",
                  dedup_window: float = DEFAULT_DEDUP_WINDOW,
                  max_idempotency_cache: int = DEFAULT_MAX_IDEMPOTENCY_CACHE,
                  max_idempotency_bytes: int = DEFAULT_MAX_IDEMPOTENCY_BYTES,
@@ -292,6 +295,8 @@ class HttpServer:
         self.request_timeout = request_timeout
         self.send_timeout = send_timeout
         self.openapi = openapi
+        self.explorer = explorer
+        self._explorer_page: tuple[bytes, str] | None = None
         self.title = title
         self.addresses: list[str] = []
         """URLs the server listens on: ``http://HOST:PORT``, ``https://HOST:PORT`` (TLS)
@@ -426,7 +431,7 @@ class HttpServer:
         """Send ``answer``; to a HEAD request, without the body (h11 refuses one)."""
         out: list[tuple[str, str]] = [("server", "rpcx"), *answer.headers]
         if answer.body:
-            out.append(("content-type", "application/json"))
+            out.append(("content-type", answer.content_type))
         if answer.status != 204:
             out.append(("content-length", str(len(answer.body))))
         out.extend(self._cors_headers(request_headers, preflight=False))
@@ -497,6 +502,15 @@ class HttpServer:
                 raise _Problem(405, Status.UNIMPLEMENTED, f"{quote(verb)} is not allowed on "
                                f"{path}: use GET", headers=(("allow", "GET"),))
             return _Answer(200, self._openapi())
+        if path == EXPLORER_PATH and self.explorer:
+            if verb not in ("GET", "HEAD"):
+                raise _Problem(405, Status.UNIMPLEMENTED, f"{quote(verb)} is not allowed on "
+                               f"{path}: use GET", headers=(("allow", "GET, HEAD"),))
+            page, policy = self._explorer()
+            return _Answer(200, page, (("content-security-policy", policy),
+                                       ("x-content-type-options", "nosniff"),
+                                       ("referrer-policy", "no-referrer")),
+                           content_type="text/html; charset=utf-8")
         route = self.dispatcher.lookup(path[1:]) if path.startswith("/") else None
         if route is None:
             raise _Problem(404, Status.UNIMPLEMENTED,
@@ -600,6 +614,12 @@ class HttpServer:
             return Failure(Status.DEADLINE_EXCEEDED, "deadline exceeded")
         return reply
 
+    def _explorer(self) -> tuple[bytes, str]:
+        if self._explorer_page is None:
+            self._explorer_page = explorer_page(self.dispatcher.services, title=self.title,
+                                                openapi=self.openapi)
+        return self._explorer_page
+
     def _openapi(self) -> bytes:
         if self._openapi_body is None:
             from rpcx.gateway.openapi import openapi_document
@@ -636,7 +656,8 @@ class HttpServer:
         return out
 
     def _preflight(self, path: str, headers: Sequence[tuple[str, str]]) -> _Answer:
-        allow = "GET, OPTIONS" if path == "/openapi.json" else "POST, OPTIONS"
+        allow = ("GET, OPTIONS" if path in ("/openapi.json", EXPLORER_PATH)
+                 else "POST, OPTIONS")
         out: list[tuple[str, str]] = [("allow", allow)]
         if self._allowed_origin(headers) is not None:
             requested = _header(headers, "access-control-request-headers")
