@@ -97,8 +97,12 @@ class Browser:
                                    "params": params or {}}
         if session and self.session:
             command["sessionId"] = self.session
-        self._in.write(json.dumps(command).encode() + b"\0")
-        self._in.flush()
+        try:
+            self._in.write(json.dumps(command).encode() + b"\0")
+            self._in.flush()
+        except OSError as exc:  # it exited (or never started)
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise BrowserError(f"chromium is gone ({exc}):\n{tail}") from None
         deadline = time.monotonic() + timeout
         while True:
             message = self._read_message(deadline)
