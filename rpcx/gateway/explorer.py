@@ -114,6 +114,7 @@ def _method_data(method: MethodSpec) -> dict[str, Any]:
         "params": params, "result": _type_text(method.result),
         "throws": [str(spec_of(cls).name) for cls in method.throws],
         "idempotent": method.idempotent, "oneway": method.oneway,
+        "readonly": bool(getattr(method, "readonly", False)),
         "deadline": method.deadline, "deprecated": method.deprecated,
         "streaming": None,
         "example": example_arguments(method),
@@ -273,7 +274,8 @@ function describe(method) {
   const add = (text) => tags.append(el('span', {text}));
   if (method.streaming) add(method.streaming + ' streaming');
   if (method.oneway) add('one-way');
-  if (method.idempotent) add('@idempotent');
+  if (method.readonly) add('@readonly');
+  else if (method.idempotent) add('@idempotent');
   if (method.deadline !== null) add('@deadline ' + method.deadline + ' s');
   if (method.deprecated !== null) {
     add('deprecated' + (method.deprecated ? ': ' + method.deprecated : ''));
@@ -327,8 +329,9 @@ function show(path) {
     send,
     el('label', {}, 'timeout (s) ', timeout),
     el('label', {}, 'Idempotency-Key ', key),
-    el('button', {type: 'button', text: 'new key', onclick: () => { key.value = newKey(); }}),
-    el('button', {type: 'button', text: 'reset', onclick: () => {
+    el('button', {id: 'new-key', type: 'button', text: 'new key',
+                  onclick: () => { key.value = newKey(); }}),
+    el('button', {id: 'reset', type: 'button', text: 'reset', onclick: () => {
       editor.value = JSON.stringify(method.example, null, 2); check(); }}));
   const outcome = el('div', {id: 'outcome'},
     el('div', {class: 'row'}, el('span', {id: 'status', text: '—'}),

@@ -243,3 +243,23 @@ def test_the_explorer_refuses_to_send_json_that_does_not_parse(
         e.value = '{"payment_id": '; e.dispatchEvent(new Event('input')); })()""")
     assert browser.evaluate("document.getElementById('send').disabled") is True
     assert browser.evaluate("document.getElementById('args-error').textContent") != ""
+
+
+def test_the_explorer_sends_an_idempotency_key_and_a_resend_gets_the_first_answer(
+        browser: Browser, open_server: PaymentsProcess) -> None:
+    browser.navigate(f"{open_server.http}/explorer#payments.Payments/process_payment")
+    browser.wait_for("!!document.getElementById('args')")
+    browser.evaluate(f"""(() => {{ const e = document.getElementById('args');
+        e.value = {json.dumps(json.dumps(SEED_ARGS))};
+        e.dispatchEvent(new Event('input')); }})()""")
+    browser.click("#new-key")
+    key = browser.evaluate("document.getElementById('idempotency-key').value")
+    assert re.fullmatch(r"[0-9a-f-]{36}", key), key
+    bodies = []
+    for count in ("1", "2"):
+        browser.click("#send")
+        browser.wait_for(f"document.body.dataset.calls === '{count}'")
+        assert browser.evaluate("document.getElementById('status').textContent") == "200 OK"
+        bodies.append(json.loads(browser.evaluate(
+            "document.getElementById('body').textContent")))
+    assert bodies[0] == bodies[1] and bodies[0]["payment_id"].startswith("pay_")
