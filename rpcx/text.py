@@ -12,6 +12,7 @@ language. Everything here is pure: no I/O, no clock.
 - :func:`quote` quotes a text the same way, truncated to a number of characters.
 - :func:`plain` passes on a library's own message (cbor2's, h11's) without the Python
   notation it may hold, first letter lower-cased as docs/protocol.md §4.3 asks.
+- :func:`lower_start` lower-cases a message's first letter (§ 4.3) and nothing else.
 - :func:`clip` cuts a message to a number of UTF-8 bytes on a character boundary, and
   replaces anything that is not valid UTF-8 (a lone surrogate), so it always encodes.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["MAX_MESSAGE_BYTES", "clip", "describe", "kind", "plain", "quote"]
+__all__ = ["MAX_MESSAGE_BYTES", "clip", "describe", "kind", "lower_start", "plain", "quote"]
 
 MAX_MESSAGE_BYTES: Final = 1024
 """Longest message (in UTF-8 bytes) rpcx puts in an ERROR or GOAWAY frame or an HTTP error
@@ -137,6 +138,14 @@ _PYTHON_NOTATION: Final = re.compile(
     r"""|File "|\\x[0-9a-f]{2}"""
     r"""|\(\d+ digits\)|sys\.set_int_max_str_digits|\b[A-Z]\w*(Error|Exception)\b"""
 )
+
+
+def lower_start(message: str) -> str:
+    """``message`` with its first letter lower-cased, as docs/protocol.md § 4.3 asks
+    (``Card expired`` → ``card expired``), unless it starts an acronym (``JSON ...``)."""
+    if len(message) > 1 and message[0].isupper() and message[1].islower():
+        return message[0].lower() + message[1:]
+    return message
 
 
 def plain(message: str, limit: int = 160) -> str:

@@ -18,6 +18,7 @@ from rpcx.codec.base import (
 )
 from rpcx.codec.convert import PathError, Refused, key_seg, quote
 from rpcx.errors import CodecError
+from rpcx.text import plain
 
 __all__ = ["JsonCodec"]
 
@@ -172,7 +173,8 @@ class JsonCodec(LimitedCodec):
         try:
             parsed = json.loads(text, **_DECODE_OPTIONS)
         except json.JSONDecodeError as exc:
-            raise CodecError(f"malformed JSON at {exc.lineno}:{exc.colno}: {exc.msg}") from None
+            raise CodecError(f"malformed JSON at {exc.lineno}:{exc.colno}: "
+                             f"{plain(exc.msg)}") from None
         except RecursionError:
             raise CodecError(f"invalid JSON: nested deeper than max_depth ({self.max_depth}) "
                              f"at {_where_too_deep(text, self.max_depth)}") from None
@@ -196,6 +198,7 @@ class JsonCodec(LimitedCodec):
         try:
             return json.loads(text, **_SLOW_OPTIONS)
         except json.JSONDecodeError as exc:  # pragma: no cover - the first parse got past
-            raise CodecError(f"malformed JSON at {exc.lineno}:{exc.colno}: {exc.msg}") from None
+            raise CodecError(f"malformed JSON at {exc.lineno}:{exc.colno}: "
+                             f"{plain(exc.msg)}") from None
         except (ValueError, RecursionError, MemoryError):  # pragma: no cover - as above
             raise CodecError("invalid JSON") from None

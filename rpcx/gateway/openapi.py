@@ -55,7 +55,9 @@ _ERROR_RESPONSES = {
     "401": "UNAUTHENTICATED", "403": "PERMISSION_DENIED",
     "404": "Unknown method (UNIMPLEMENTED) or NOT_FOUND",
     "409": "ALREADY_EXISTS or ABORTED", "413": "Request body too large",
-    "415": "Content-Type is not application/json", "429": "RESOURCE_EXHAUSTED",
+    "415": "Content-Type is not application/json",
+    "422": "The Idempotency-Key was used before with a different body (nothing ran)",
+    "429": "RESOURCE_EXHAUSTED",
     "500": "INTERNAL, UNKNOWN or DATA_LOSS", "503": "UNAVAILABLE",
     "504": "DEADLINE_EXCEEDED",
 }
@@ -203,7 +205,10 @@ def openapi_document(services: Iterable[ServiceSpec], *, title: str = "rpcx serv
         "openapi": "3.1.0",
         "info": {"title": title, "version": version,
                  "description": "JSON over HTTP for rpcx services: POST the parameters as "
-                                "a JSON object to /PACKAGE.SERVICE/METHOD."},
+                                "a JSON object to /PACKAGE.SERVICE/METHOD. An "
+                                "Idempotency-Key header makes a retry safe: the same key "
+                                "and body get the first answer without running the call "
+                                "again; the same key with another body is 422."},
         "tags": tags,
         "paths": paths,
         "components": {"schemas": schemas.components},

@@ -15,10 +15,13 @@ See ``docs/http.md``.
 
 from __future__ import annotations
 
+import base64
+import datetime
+import decimal
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -28,10 +31,19 @@ import trio
 
 from rpcx.codec.convert import quote
 from rpcx.codec.json_codec import JsonCodec
+from rpcx.gateway.explorer import EXPLORER_PATH, explorer_page
+from rpcx.gateway.idempotency import IDEMPOTENCY_HEADER, BadKey, KeyedCalls, Mismatch, parse_key
+from rpcx.protocol.dedup import (
+    DEFAULT_DEDUP_WINDOW,
+    DEFAULT_IDEMPOTENCY_QUOTA,
+    DEFAULT_MAX_IDEMPOTENCY_BYTES,
+    DEFAULT_MAX_IDEMPOTENCY_CACHE,
+)
 from rpcx.runtime.accept import accept_forever, describe_peer
 from rpcx.runtime.dispatch import Dispatcher, Failure, Reply, Success
 from rpcx.runtime.interceptors import ServerInterceptor
 from rpcx.status import Status
+from rpcx.text import describe
 from rpcx.transport import Transport, bound_url, parse_address, transport_for
 from rpcx.transport.tls import TlsTransport
 
@@ -89,7 +101,7 @@ _REASONS: Final[Mapping[int, bytes]] = {
     401: b"Unauthorized", 403: b"Forbidden", 404: b"Not Found",
     405: b"Method Not Allowed", 408: b"Request Timeout", 409: b"Conflict",
     413: b"Content Too Large",
-    415: b"Unsupported Media Type", 429: b"Too Many Requests", 431:
+    415: b"Unsupported Media Type", 422: b"Unprocessable Content", 429: b"Too Many Requests", 431:
     b"Request Header Fields Too Large", 499: b"Client Closed Request",
     500: b"Internal Server Error", 501: b"Not Implemented", 503: b"Service Unavailable",
     504: b"Gateway Timeout",
@@ -164,6 +176,7 @@ class _Answer:
     headers: tuple[tuple[str, str], ...] = ()
     close: bool = False
     """Close the connection after answering (the request body was not read)."""
+    content_type: str = "application/json"
 
 
 class _Problem(Exception):
@@ -179,14 +192,41 @@ class _Problem(Exception):
 def _error_body(code: Status, message: str, details: Mapping[str, Any] | None = None, *,
                 error: str | None = None, fields: bytes | None = None) -> bytes:
     body: dict[str, Any] = {"code": code.name, "message": message,
-                            "details": dict(details or {})}
+                            "details": _jsonable(dict(details or {}))}
     if error is not None:
         body["error"] = error
         body["fields"] = json.loads(fields) if fields else {}
     # A lone surrogate in a handler's message or details (text decoded with
     # surrogateescape, say) cannot be UTF-8: it is written as the JSON escape \udXXX.
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"),
-                      default=str).encode("utf-8", "backslashreplace")
+                      allow_nan=False).encode("utf-8", "backslashreplace")
+
+
+_NONFINITE: Final = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def _jsonable(value: object, depth: int = 0) -> object:
+    """A handler's details value in the JSON mapping of docs/marshalling.md (bytes as
+    base64, decimals as strings, non-finite floats as ``"NaN"``/``"Infinity"``,
+    timestamps in RFC 3339), never ``str()``'s Python notation (``b'...'``)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _NONFINITE.get(value, "NaN")
+    if depth >= 32:
+        return describe(value)
+    if isinstance(value, Mapping):
+        return {key if isinstance(key, str) else describe(key): _jsonable(item, depth + 1)
+                for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(item, depth + 1) for item in value]
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, datetime.datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return describe(value)
 
 
 def _parse_timeout(value: str) -> float:
@@ -224,7 +264,11 @@ class HttpServer:
     (seconds from a request's first byte until all of it has arrived: a client that
     trickles its request gets 408 and is disconnected), ``send_timeout`` (seconds an answer
     may take to write: a client that stops reading is disconnected), ``openapi`` (serve
-    ``/openapi.json``), ``title`` (of the OpenAPI document).
+    ``/openapi.json``), ``explorer`` (serve the explorer page at ``/explorer``), ``title``
+    (of the OpenAPI document and the explorer page), and for calls with an
+    ``Idempotency-Key`` header the de-duplication cache's ``dedup_window`` (seconds a reply
+    is kept), ``max_idempotency_cache`` (entries), ``max_idempotency_bytes`` and
+    ``idempotency_quota`` (entries one client host may hold), as :class:`rpcx.Server`'s.
     """
 
     def __init__(self, dispatcher: Dispatcher, *,
@@ -232,7 +276,11 @@ class HttpServer:
                  max_pipelined_bytes: int = DEFAULT_MAX_PIPELINED_BYTES,
                  cors_origins: Sequence[str] = (), idle_timeout: float = 60.0,
                  request_timeout: float = 30.0, send_timeout: float = 30.0,
-                 openapi: bool = True, title: str = "rpcx services") -> None:
+                 openapi: bool = True, explorer: bool = True, title: str = "rpcx services",
+                 dedup_window: float = DEFAULT_DEDUP_WINDOW,
+                 max_idempotency_cache: int = DEFAULT_MAX_IDEMPOTENCY_CACHE,
+                 max_idempotency_bytes: int = DEFAULT_MAX_IDEMPOTENCY_BYTES,
+                 idempotency_quota: int = DEFAULT_IDEMPOTENCY_QUOTA) -> None:
         if max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
         if max_pipelined_bytes < 1:
@@ -247,12 +295,17 @@ class HttpServer:
         self.request_timeout = request_timeout
         self.send_timeout = send_timeout
         self.openapi = openapi
+        self.explorer = explorer
+        self._explorer_page: tuple[bytes, str] | None = None
         self.title = title
         self.addresses: list[str] = []
         """URLs the server listens on: ``http://HOST:PORT``, ``https://HOST:PORT`` (TLS)
         or ``unix:///PATH``."""
         self._openapi_body: bytes | None = None
         self._shutdown = trio.Event()
+        self.keyed_calls = KeyedCalls(window=dedup_window, max_entries=max_idempotency_cache,
+                                      max_bytes=max_idempotency_bytes, quota=idempotency_quota)
+        """Replies kept for calls made with an ``Idempotency-Key`` header."""
 
     # -- running -------------------------------------------------------------------------
 
@@ -378,7 +431,7 @@ class HttpServer:
         """Send ``answer``; to a HEAD request, without the body (h11 refuses one)."""
         out: list[tuple[str, str]] = [("server", "rpcx"), *answer.headers]
         if answer.body:
-            out.append(("content-type", "application/json"))
+            out.append(("content-type", answer.content_type))
         if answer.status != 204:
             out.append(("content-length", str(len(answer.body))))
         out.extend(self._cors_headers(request_headers, preflight=False))
@@ -449,6 +502,15 @@ class HttpServer:
                 raise _Problem(405, Status.UNIMPLEMENTED, f"{quote(verb)} is not allowed on "
                                f"{path}: use GET", headers=(("allow", "GET"),))
             return _Answer(200, self._openapi())
+        if path == EXPLORER_PATH and self.explorer:
+            if verb not in ("GET", "HEAD"):
+                raise _Problem(405, Status.UNIMPLEMENTED, f"{quote(verb)} is not allowed on "
+                               f"{path}: use GET", headers=(("allow", "GET, HEAD"),))
+            page, policy = self._explorer()
+            return _Answer(200, page, (("content-security-policy", policy),
+                                       ("x-content-type-options", "nosniff"),
+                                       ("referrer-policy", "no-referrer")),
+                           content_type="text/html; charset=utf-8")
         route = self.dispatcher.lookup(path[1:]) if path.startswith("/") else None
         if route is None:
             raise _Problem(404, Status.UNIMPLEMENTED,
@@ -471,9 +533,34 @@ class HttpServer:
             raise _Problem(400, Status.INVALID_ARGUMENT,
                            f"{TIMEOUT_HEADER} given {len(given)} times; send it once")
         timeout = _parse_timeout(given[0]) if given else method.deadline
+        try:
+            key = parse_key([value for name, value in headers if name == IDEMPOTENCY_HEADER])
+        except BadKey as exc:
+            raise _Problem(400, Status.INVALID_ARGUMENT, str(exc)) from None
         deadline = math.inf if timeout is None else trio.current_time() + timeout
-        reply = await self._dispatch(path[1:], body or b"{}", headers, deadline, peer,
-                                     stream, inbox)
+        payload = body or b"{}"
+        metadata = metadata_from_headers(headers)
+
+        def run() -> Awaitable[Reply]:
+            return self.dispatcher.dispatch(
+                path[1:], payload, self.codec, metadata=metadata, deadline=deadline,
+                peer=peer, idempotency_key=None if key is None else key.encode("ascii"))
+
+        if key is None or method.oneway:  # one-way calls are not de-duplicated (natively too)
+            reply = await self._dispatch(run, deadline, stream, inbox)
+        else:
+            authorization = _header(headers, "authorization")
+
+            def keyed() -> Awaitable[Reply | Mismatch]:
+                assert key is not None
+                return self.keyed_calls.run(path[1:], key, authorization, payload,
+                                            _peer_host(stream), run)
+
+            reply = await self._dispatch(keyed, deadline, stream, inbox)
+        if isinstance(reply, Mismatch):
+            return _Answer(422, _error_body(Status.INVALID_ARGUMENT, reply.message,
+                                            {"reason": "idempotency_key_reused"}),
+                           (("rpcx-status", Status.INVALID_ARGUMENT.name),))
         if isinstance(reply, Success):
             if method.oneway:
                 return _Answer(202, headers=(("rpcx-status", "OK"),))
@@ -489,14 +576,14 @@ class HttpServer:
                                    error=reply.error_name, fields=reply.error_payload),
                        (("rpcx-status", reply.status.name),))
 
-    async def _dispatch(self, path: str, body: bytes, headers: Sequence[tuple[str, str]],
-                        deadline: float, peer: str, stream: trio.abc.Stream,
-                        inbox: _Inbox) -> Reply:
-        """Run the call; cancel it at its deadline, or when the client hangs up (it is
+    async def _dispatch(self, run: Callable[[], Awaitable[Reply | Mismatch]],
+                        deadline: float, stream: trio.abc.Stream,
+                        inbox: _Inbox) -> Reply | Mismatch:
+        """Run the call (``run()``); cancel it at its deadline, or when the client hangs up (it is
         watched while the handler runs). Bytes of pipelined next requests are kept, up to
         ``max_pipelined_bytes``; then the connection is not read until the answer is
         sent (the client's writes block), so a hang-up is noticed only then."""
-        reply: Reply | None = None
+        reply: Reply | Mismatch | None = None
         gone = False
 
         async def watch(scope: trio.CancelScope) -> None:
@@ -519,15 +606,19 @@ class HttpServer:
         with trio.move_on_at(deadline) as call_scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(watch, call_scope)
-                reply = await self.dispatcher.dispatch(
-                    path, body, self.codec, metadata=metadata_from_headers(headers),
-                    deadline=deadline, peer=peer)
+                reply = await run()
                 nursery.cancel_scope.cancel()
         if reply is None:
             if gone:
                 return Failure(Status.CANCELLED, "the client closed the connection")
             return Failure(Status.DEADLINE_EXCEEDED, "deadline exceeded")
         return reply
+
+    def _explorer(self) -> tuple[bytes, str]:
+        if self._explorer_page is None:
+            self._explorer_page = explorer_page(self.dispatcher.services, title=self.title,
+                                                openapi=self.openapi)
+        return self._explorer_page
 
     def _openapi(self) -> bytes:
         if self._openapi_body is None:
@@ -553,10 +644,10 @@ class HttpServer:
     def _cors_headers(self, headers: Sequence[tuple[str, str]], *,
                       preflight: bool) -> list[tuple[str, str]]:
         origin = self._allowed_origin(headers)
-        # With a list of origins the answer depends on Origin, allowed or not: a cache
-        # must not give one origin's answer to another.
-        vary = ([("vary", "Origin")] if self.cors_origins and "*" not in self.cors_origins
-                else [])
+        # With CORS on, the answer depends on Origin: with a list, on which origin it is;
+        # with "*", on whether there is one (a request without Origin gets no CORS headers).
+        # A cache must not give one request's answer to another.
+        vary = [("vary", "Origin")] if self.cors_origins else []
         if origin is None:
             return vary
         out = [("access-control-allow-origin", origin), *vary]
@@ -565,13 +656,15 @@ class HttpServer:
         return out
 
     def _preflight(self, path: str, headers: Sequence[tuple[str, str]]) -> _Answer:
-        allow = "GET, OPTIONS" if path == "/openapi.json" else "POST, OPTIONS"
+        allow = ("GET, OPTIONS" if path in ("/openapi.json", EXPLORER_PATH)
+                 else "POST, OPTIONS")
         out: list[tuple[str, str]] = [("allow", allow)]
         if self._allowed_origin(headers) is not None:
             requested = _header(headers, "access-control-request-headers")
             out += [("access-control-allow-methods", allow),
                     ("access-control-allow-headers",
-                     requested or f"content-type, authorization, {TIMEOUT_HEADER}"),
+                     requested or f"content-type, authorization, {TIMEOUT_HEADER}, "
+                                  f"{IDEMPOTENCY_HEADER}"),
                     ("access-control-max-age", "600")]
         return _Answer(204, b"", tuple(out))
 
@@ -581,6 +674,20 @@ def _header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
         if key == name:
             return value
     return None
+
+
+def _peer_host(stream: trio.abc.Stream) -> str:
+    """The client's host address (without its port): whom an idempotency key is charged
+    to, since a retry usually comes on a new connection."""
+    inner = getattr(stream, "transport_stream", stream)
+    sock = getattr(inner, "socket", None)
+    if sock is not None:
+        try:
+            name = sock.getpeername()
+        except OSError:
+            return "unknown"
+        return str(name[0]) if isinstance(name, tuple) else "local"
+    return "local"
 
 
 def _http_url(listener: trio.abc.Listener[trio.abc.Stream], address: str) -> str:

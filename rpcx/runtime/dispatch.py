@@ -7,7 +7,8 @@ whatever happened into a :data:`Reply`:
 - an IDL error the method ``throws`` → :class:`Failure` with the error's qualified name
   and its encoded fields, so the client can raise the same generated class;
 - an :class:`~rpcx.errors.RpcError` → its code, message and details;
-- undecodable arguments → ``INVALID_ARGUMENT`` naming the field;
+- undecodable arguments → ``INVALID_ARGUMENT`` naming the field, in the message and in
+  the details (``field``, ``expected``, ``reason``: :mod:`rpcx.runtime.arguments`);
 - anything else → ``INTERNAL`` with a safe message; the traceback is logged, never sent.
 
 Client side, :func:`unpack_reply` turns a reply back into a value or an exception.
@@ -25,11 +26,12 @@ import attrs
 
 from rpcx.codec.base import Codec
 from rpcx.errors import CodecError, DeclaredError, RemoteError, RpcError
+from rpcx.runtime.arguments import invalid_arguments
 from rpcx.runtime.interceptors import CallInfo, ServerInterceptor, run_chain
 from rpcx.runtime.options import deadline_scope
 from rpcx.schema import MethodSpec, ServiceSpec, StructSpec, spec_of, struct_ref
 from rpcx.status import Status
-from rpcx.text import quote
+from rpcx.text import lower_start, quote
 
 __all__ = ["Dispatcher", "Failure", "Reply", "Success", "unpack_reply"]
 
@@ -113,8 +115,7 @@ class Dispatcher:
                     try:
                         call.args = codec.decode(method.params, payload)
                     except CodecError as exc:
-                        raise RpcError(Status.INVALID_ARGUMENT,
-                                       f"invalid arguments to {path}: {exc}") from None
+                        raise invalid_arguments(path, method.params, exc) from None
                     with deadline_scope(call.deadline, call.metadata, idempotency_key):
                         return await route.handler(*call.args)
 
@@ -126,15 +127,15 @@ class Dispatcher:
                 try:
                     args = codec.decode(method.params, payload)
                 except CodecError as exc:
-                    raise RpcError(Status.INVALID_ARGUMENT,
-                                   f"invalid arguments to {path}: {exc}") from None
+                    raise invalid_arguments(path, method.params, exc) from None
                 with deadline_scope(deadline, dict(metadata) if metadata else {},
                                     idempotency_key):
                     result = await route.handler(*args)
         except DeclaredError as exc:
             return _declared_failure(method, exc, codec)
         except RpcError as exc:
-            return Failure(exc.code, exc.message, exc.details)
+            # A handler's words go out as written, but in lower case (protocol.md § 4.3)
+            return Failure(exc.code, lower_start(exc.message), exc.details)
         except Exception:
             logger.exception("handler for %s raised", path)
             return Failure(Status.INTERNAL, f"internal error in {path}")

@@ -19,8 +19,8 @@ from rpcx.protocol.frames import MAX_META_LENGTH, ErrorFrame, GoAwayFrame, parse
 from rpcx.status import Status
 from rpcx.text import MAX_MESSAGE_BYTES
 
-__all__ = ["PYTHON_NOTATION", "check_codec_input", "check_frame_stream", "check_peer_text",
-           "python_notation"]
+__all__ = ["PYTHON_NOTATION", "capitalised", "check_codec_input", "check_frame_stream",
+           "check_peer_text", "python_notation"]
 
 _QUOTED: Final = re.compile(r'"(?:[^"\\]|\\.)*"')
 PYTHON_NOTATION: Final = re.compile(
@@ -40,11 +40,19 @@ def python_notation(text: str) -> str | None:
     return found.group() if found else None
 
 
+def capitalised(text: str) -> bool:
+    """True if ``text`` starts like a sentence (``Expecting value``) rather than in lower
+    case as docs/protocol.md § 4.3 asks; an acronym (``JSON``, ``HTTP``) may start it."""
+    return len(text) > 1 and text[0].isupper() and text[1].islower()
+
+
 def check_peer_text(text: str) -> None:
-    """A text sent to a peer: fits its frame and holds no Python notation."""
+    """A text sent to a peer: fits its frame, holds no Python notation and starts in lower
+    case (docs/protocol.md § 4.3), whoever wrote its words first."""
     assert len(text.encode("utf-8")) <= MAX_MESSAGE_BYTES, f"{len(text)} characters"
     found = python_notation(text)
     assert found is None, f"python notation {found!r} in {text[:200]!r}"
+    assert not capitalised(text), f"message starts with a capital: {text[:200]!r}"
 
 
 def _check_sent(data: bytes) -> None:

@@ -72,9 +72,9 @@ def test_map_keys_and_unknown_enum_output() -> None:
 
 
 @pytest.mark.parametrize(("schema", "text", "message"), [
-    (INT, "{", "malformed JSON at 1:2: Expecting property name enclosed in double quotes"),
-    (INT, "1 2", "malformed JSON at 1:3: Extra data"),
-    (INT, "\n  [1,]", "malformed JSON at 2:6: Expecting value"),
+    (INT, "{", "malformed JSON at 1:2: expecting property name enclosed in double quotes"),
+    (INT, "1 2", "malformed JSON at 1:3: extra data"),
+    (INT, "\n  [1,]", "malformed JSON at 2:6: expecting value"),
     (INT, "NaN", 'invalid JSON: NaN is not JSON (write the string "NaN" for a float)'),
     (CARD, '{"cvc":"1","cvc":"2"}', 'invalid JSON: duplicate key "cvc"'),
     (INT, b"\xff", "invalid JSON: not UTF-8 at byte 0"),

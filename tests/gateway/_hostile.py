@@ -18,11 +18,11 @@ import trio.testing
 
 from rpcx.gateway import HttpServer
 from rpcx.status import Status
-from rpcx.testing.fuzzing import python_notation
+from rpcx.testing.fuzzing import capitalised, check_peer_text, python_notation
 from tests.gateway._client import Response
 
 DOCUMENTED_STATUSES = frozenset({200, 202, 204, 400, 401, 403, 404, 405, 408, 409, 413, 415,
-                                 429, 431, 499, 500, 501, 503, 504})
+                                 422, 429, 431, 499, 500, 501, 503, 504})
 """Every status docs/http.md names."""
 
 
@@ -122,9 +122,25 @@ def check_response(response: Response) -> None:
     assert body["code"] in Status.__members__, body
     assert response.headers.get("rpcx-status") == body["code"], response
     assert isinstance(body["message"], str), body
-    found = python_notation(body["message"])
-    assert found is None, f"Python notation {found!r} in {body['message']!r}"
-    assert body["message"][:1] == body["message"][:1].lower(), body
+    check_peer_text(body["message"])
+    assert isinstance(body["details"], dict), body
+    for text in _texts(body["details"]):
+        found = python_notation(text)
+        assert found is None, f"Python notation {found!r} in details {body['details']!r}"
+    if body["code"] == "INVALID_ARGUMENT" and "field" in body["details"]:
+        # arguments that did not decode: where, and in the codec's words (issue 13)
+        assert isinstance(body["details"]["field"], str), body
+        assert not capitalised(body["details"]["reason"]), body
+
+
+def _texts(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for key, item in value.items() for text in [key, *_texts(item)]]
+    if isinstance(value, list):
+        return [text for item in value for text in _texts(item)]
+    return []
 
 
 async def exchange(server: HttpServer, data: bytes, *, sizes: Sequence[int] = (),

@@ -236,7 +236,8 @@ _METHODS = st.sampled_from(["POST", "GET", "OPTIONS", "PUT", "DELETE", "PATCH", 
                             "TRACE", "P\x00ST", ""])
 _HEADER_NAMES = st.sampled_from(["host", "content-length", "transfer-encoding", "expect",
                                  "content-type", "rpcx-timeout", "connection", "origin",
-                                 "rpcx-meta-x", "authorization", "x", ""])
+                                 "rpcx-meta-x", "authorization", "idempotency-key", "x",
+                                 ""])
 _HEADER_VALUES = st.one_of(
     st.sampled_from(["0", "1", "-1", "99999999999", "chunked", "gzip", "100-continue",
                      "close", "application/json", "text/plain", "nan", "1e999", "0.001",

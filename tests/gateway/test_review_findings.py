@@ -117,8 +117,24 @@ async def test_with_an_origin_list_every_answer_varies_by_origin() -> None:
     assert "access-control-allow-origin" not in other.headers
     assert other.headers["vary"] == none.headers["vary"] == "Origin"
     assert allowed.headers["vary"] == "Origin"
+
+
+
+async def test_with_any_origin_allowed_every_answer_still_varies_by_origin() -> None:
+    # With "*" an answer to a request with Origin carries Access-Control-Allow-Origin and
+    # one without Origin does not: a cache that gave the second to a browser would make
+    # it block the call. So Vary: Origin here too (issue 13: docs/http.md promised it).
     async with connected(make_server(cors_origins=["*"])) as client:
         anyone = await client.request("GET", "/openapi.json",
                                       headers=[("origin", "https://evil.test")])
+        none = await client.request("GET", "/openapi.json")
+        call = await client.call("/payments.Payments/get_payment", {"payment_id": "x"},
+                                 headers=[("origin", "https://shop.example")])
+        preflight = await client.request(
+            "OPTIONS", "/payments.Payments/get_payment",
+            headers=[("origin", "https://shop.example"),
+                     ("access-control-request-method", "POST")])
     assert anyone.headers["access-control-allow-origin"] == "*"
-    assert "vary" not in anyone.headers
+    assert "access-control-allow-origin" not in none.headers
+    for answer in (anyone, none, call, preflight):
+        assert answer.headers["vary"] == "Origin", answer
