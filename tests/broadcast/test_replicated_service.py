@@ -285,3 +285,14 @@ async def test_over_http_an_idempotency_key_retried_at_another_replica_counts_on
             nursery.cancel_scope.cancel()
         assert answers == [(200, 1)] * 3, "the first answer, at either replica"
         assert entry == {"value": "v", "revision": 1}
+
+
+def test_readonly_reaches_the_generated_spec_reflection_and_back() -> None:
+    from rpcx.reflection import describe_services, specs_from_description
+
+    spec = rpcx.spec_of(KvStoreService)
+    assert isinstance(spec, rpcx.ServiceSpec)
+    flags = {m.name: (m.readonly, m.idempotent) for m in spec.methods}
+    assert flags["get"] == (True, True) and flags["put"] == (False, False)
+    (rebuilt,) = specs_from_description(describe_services([spec]))
+    assert {m.name: (m.readonly, m.idempotent) for m in rebuilt.methods} == flags
