@@ -1,27 +1,32 @@
 """The replicated key-value store against etcd, in one run (issue 11, item 8).
 
     PYTHONPATH=. python bench/replicated.py [--seconds 5] [--warmup 1] [--kills 3]
-        [--only etcd|rpcx] [--etcd-client raw|httpx] [--time-limit 600]
+        [--only etcd|rpcx] [--etcd-clients grpc,raw] [--time-limit 600]
 
 Starts, one after the other, two 3-member clusters on loopback, each member a process of
 its own keeping its log on disk with fsync, and both with the same failure detection
 (heartbeat every 100 ms, election timeout 1 s, randomised up to 2 s):
 
 - **etcd**: Debian's ``etcd`` (``apt-get install -y etcd-server etcd-client``), started
-  with ``--heartbeat-interval=100 --election-timeout=1000``; called through its v3
-  HTTP/JSON gateway (``POST /v3/kv/put``, ``/v3/kv/range`` with base64 keys; ranges are
-  linearizable, etcd's default ``serializable=false``). Requests go to the leader (found
+  with ``--heartbeat-interval=100 --election-timeout=1000``; ranges are linearizable
+  (etcd's default ``serializable=false``). Requests go to the leader (found
   with ``/v3/maintenance/status``: its ``leader`` field against each member's id), etcd's
-  best case: a follower would forward them. The client (``--etcd-client``) is ``raw``, a
-  minimal HTTP/1.1 keep-alive client on trio written for this benchmark (one connection
-  per concurrent client; a few µs of Python per request), or ``httpx`` (an
-  ``httpx.AsyncClient`` with a connection pool, on trio through anyio; far more Python per
-  request).
+  best case: a follower would forward them. ``--etcd-clients`` names the clients measured
+  in turn on the same cluster: ``grpc``, etcd's own gRPC API through grpcio (one HTTP/2
+  channel, hand-encoded protobuf, as etcd's Go client uses it: the least overhead on
+  both sides); ``raw``, its v3 HTTP/JSON gateway (``POST /v3/kv/put``, ``/v3/kv/range``
+  with base64 keys) through a minimal HTTP/1.1 keep-alive client on trio written for this
+  benchmark (one connection per concurrent client; the gateway costs etcd CPU: it turns
+  each request into a gRPC call to itself); ``httpx``, the same gateway through an
+  ``httpx.AsyncClient`` pool on trio (anyio): not in the default set, it collapses at 64
+  clients on this machine (tens of requests/s), a figure of httpx, not of etcd.
 - **rpcx**: the kvstore of ``examples/kvstore`` (``python -m examples.kvstore.replica``:
   ``serve_replicated`` with a ``FileStorage``, election timeout 1.0 s), called through
   ``KvStoreClient`` on one ``rpcx.open_channel([a1, a2, a3])`` shared by all the
-  concurrent clients (it sends every call to the leader). ``put`` goes through the
-  replicated log; ``get`` is ``@readonly``, linearizable (ReadIndex).
+  concurrent clients, the leader's address first so that calls go to the leader, as
+  etcd's do (a follower takes a call too, and forwards the command: one more hop).
+  ``put`` goes through the replicated log; ``get`` is ``@readonly``, linearizable
+  (ReadIndex).
 
 For each system, in this order: writes/s with 1 and with 64 concurrent clients (each a
 trio task calling ``put`` back to back on one of 1,000 keys, 32-byte values) with the
@@ -61,7 +66,6 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any, Protocol
 
 import trio
@@ -265,8 +269,13 @@ class GrpcPool:
         return answer
 
     def close(self) -> None:
-        for channel in self.channels:
-            channel.close()
+        """In a thread of its own: grpcio's close waits for calls being cancelled (an
+        interrupted run), and their completion callbacks need this trio thread."""
+        def close_all() -> None:
+            for channel in self.channels:
+                channel.close()
+
+        threading.Thread(target=close_all, daemon=True).start()
 
 
 class EtcdClient:
@@ -483,7 +492,14 @@ class RpcxCluster:
     @contextlib.asynccontextmanager
     async def clients(self, n: int, *, to_leader: str | None,
                       spread: bool = False) -> AsyncIterator[list[Client]]:
-        async with rpcx.open_channel(list(self.members.values())) as channel:
+        # The leader's address first, as the etcd clients call the leader: a channel
+        # starts with its first address, and a follower would take the call too (it
+        # forwards the command to the leader: one more hop each way).
+        addresses = sorted(self.members.values(),
+                           key=lambda a: a != self.members.get(to_leader or ""))
+        if spread:
+            addresses = list(self.members.values())
+        async with rpcx.open_channel(addresses) as channel:
             store = KvStoreClient(channel)
             yield [RpcxClient(store) for _ in range(n)]
 
@@ -720,32 +736,44 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
 
 async def main_async(args: argparse.Namespace, base: Path) -> None:
     results: dict[str, dict[str, Any]] = {}
+    systems: list[Callable[[], Cluster]] = []
+    etcd = shutil.which("etcd")
+    if args.only in (None, "etcd"):
+        if etcd is None:
+            print(INSTALL)
+        else:
+            def make_etcd() -> Cluster:
+                cluster = EtcdCluster(etcd, base / "etcd", args.etcd_clients[0])
+                args.etcd_version = cluster.version()
+                return cluster
+            systems.append(make_etcd)
+    if args.only in (None, "rpcx"):
+        systems.append(lambda: RpcxCluster(base / "rpcx"))
+    terminated = False
+
+    async def on_signal(scope: trio.CancelScope) -> None:
+        """Ctrl-C and SIGTERM cancel the run, which then ends as it would at the end:
+        every client closed, every process killed (a KeyboardInterrupt raised at a random
+        point is no good here: grpcio's callbacks do not survive it)."""
+        nonlocal terminated
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                terminated = True
+                scope.cancel()
+
     with trio.fail_after(args.time_limit):
-        systems: list[Callable[[], Cluster]] = []
-        etcd = shutil.which("etcd")
-        if args.only in (None, "etcd"):
-            if etcd is None:
-                print(INSTALL)
-            else:
-                def make_etcd() -> Cluster:
-                    cluster = EtcdCluster(etcd, base / "etcd", args.etcd_clients[0])
-                    args.etcd_version = cluster.version()
-                    return cluster
-                systems.append(make_etcd)
-        if args.only in (None, "rpcx"):
-            systems.append(lambda: RpcxCluster(base / "rpcx"))
-        for make in systems:
-            cluster = make()
-            try:
-                results.update(await measure(cluster, args))
-            finally:
-                kill_all()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(on_signal, nursery.cancel_scope)
+            for make in systems:
+                cluster = make()
+                try:
+                    results.update(await measure(cluster, args))
+                finally:
+                    kill_all()
+            nursery.cancel_scope.cancel()
+    if terminated:
+        raise KeyboardInterrupt
     report(results, args)
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    kill_all()
-    raise SystemExit(128 + signum)
 
 
 def main() -> int:
@@ -773,18 +801,29 @@ def main() -> int:
     watchdog = threading.Timer(args.time_limit + 30, give_up)
     watchdog.daemon = True
     watchdog.start()
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    # Ctrl-C stops the run (and its processes) even when started in the background by a
+    # shell that had SIGINT ignored; in the run, main_async takes SIGINT and SIGTERM.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     base = Path(tempfile.mkdtemp(prefix="bench-replicated-"))
     (base / "etcd").mkdir()
     (base / "rpcx").mkdir()
     try:
-        trio.run(main_async, args, base)
+        try:
+            trio.run(main_async, args, base)
+        except BaseExceptionGroup as group:  # from inside a nursery
+            interrupt = group.subgroup(KeyboardInterrupt)
+            if interrupt is None:
+                raise
+            raise KeyboardInterrupt from None
         return 0
     except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
+        kill_all()
+        print("\ninterrupted: every process started was killed", file=sys.stderr)
         return 130
     except trio.TooSlowError:
-        print(f"\nstopped: past --time-limit {args.time_limit:g} s", file=sys.stderr)
+        kill_all()
+        print(f"\nstopped: past --time-limit {args.time_limit:g} s; every process started "
+              f"was killed", file=sys.stderr)
         return 3
     finally:
         kill_all()
