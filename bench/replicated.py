@@ -1,6 +1,6 @@
 """The replicated key-value store against etcd, in one run (issue 11, item 8).
 
-    PYTHONPATH=. python bench/replicated.py [--seconds 5] [--warmup 1] [--kills 3]
+    PYTHONPATH=. python bench/replicated.py [--seconds 5] [--warmup 1] [--kills 5]
         [--only etcd|rpcx] [--etcd-clients grpc,raw] [--time-limit 600]
 
 Starts, one after the other, two 3-member clusters on loopback, each member a process of
@@ -31,8 +31,9 @@ its own keeping its log on disk with fsync, and both with the same failure detec
 For each system, in this order: writes/s with 1 and with 64 concurrent clients (each a
 trio task calling ``put`` back to back on one of 1,000 keys, 32-byte values) with the
 p50/p99 latency of those writes; linearizable reads/s with 1 and 64 clients; then
-``--kills`` times: 8 writers put continuously (each call with a 0.5 s deadline, retried
-at once on any error, etcd's writers moving to the next member), the leader is killed
+``--kills`` times: 16 writers put continuously (each call with a deadline of 0.25-0.48 s,
+different per writer so that retries do not fall in step; retried at once on any error,
+etcd's writers moving to the next member), the leader is killed
 with SIGKILL, and the failover time is from the kill to the first acknowledgement of a
 write *started after* the kill; the victim is then restarted from its directory and
 rejoins before the next kill. Alongside each rate: the CPU time the member processes
@@ -564,10 +565,13 @@ async def load(cluster: Cluster, n: int, op: str, seconds: float,
             "client_busy": own_cpu / wall * 100}
 
 
-async def failover(cluster: Cluster, writers: int = 8, settle: float = 1.0,
-                   deadline: float = 0.5, limit: float = 30.0) -> float:
+async def failover(cluster: Cluster, writers: int = 16, settle: float = 1.0,
+                   deadline: float = 0.25, limit: float = 30.0) -> float:
     """SIGKILL the leader while ``writers`` put continuously; seconds from the kill to
-    the first acknowledgement of a write started after it."""
+    the first acknowledgement of a write started after it. Writer ``i`` gives each call
+    a deadline of ``deadline * (1 + i / writers)``: a call that went to the dead leader
+    (or that a follower forwarded there) hangs until its deadline, and with one deadline
+    for all the writers would retry in step, measuring the failover in steps of it."""
     victim = await cluster.leader()
     killed_at = float("inf")
     first_ack = float("inf")
@@ -577,10 +581,11 @@ async def failover(cluster: Cluster, writers: int = 8, settle: float = 1.0,
         async def writer(client: Client, i: int) -> None:
             nonlocal first_ack
             rng = random.Random(1000 + i)
+            mine = deadline * (1 + i / writers)
             while not recovered.is_set():
                 started = trio.current_time()
                 try:
-                    await client.put(f"bench-{rng.randrange(KEYS):04d}", VALUE, deadline)
+                    await client.put(f"bench-{rng.randrange(KEYS):04d}", VALUE, mine)
                 except (rpcx.RpcError, EtcdError, OSError, trio.TooSlowError):
                     if isinstance(client, EtcdClient):
                         await client.move_on()
@@ -780,7 +785,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument("--kills", type=int, default=3)
+    parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--only", choices=("etcd", "rpcx"))
     parser.add_argument("--etcd-clients", default="grpc,raw",
                         help="comma-separated, measured in turn on the same etcd cluster "
