@@ -733,6 +733,8 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
         a, b = statistics.median(ours["failover"]), statistics.median(etcd_kills)
         print(f"Goal 2, failover no slower than etcd's (medians): rpcx {a:.2f} s, etcd "
               f"{b:.2f} s -> " + ("met" if a <= b else "MISSED"))
+    if not etcds and args.only != "rpcx":
+        print("\n" + INSTALL)
     print(f"\nMachine: {machine()}; etcd {args.etcd_version}; {args.seconds:g} s measured "
           f"after {args.warmup:g} s warm-up per figure, {args.kills} kills per system; load "
           f"average before/after: {args.load_before} / "
