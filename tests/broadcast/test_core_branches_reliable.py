@@ -425,3 +425,25 @@ def test_gossip_asks_for_repair_only_for_origins_it_is_stuck_on() -> None:
     assert isinstance(after.msg, GossipBatch) and after.msg.repair == ()  # both advanced
     (later,) = sends(b.on_timer("sync", 0.20))  # c:3 has not come for a whole interval
     assert isinstance(later.msg, GossipBatch) and later.msg.repair == ("c",)
+
+
+def test_default_window_keeps_the_worst_backlog_of_a_larger_group_as_with_three() -> None:
+    # a member that falls behind queues up to (n - 1) windows, each message n - 1 times
+    # under relay to all: the default window shrinks with (n - 1)², so the work a slow
+    # member has queued (and the latency at saturation) does not grow with the group
+    from rpcx_broadcast.runtime.group import default_window, make_stack
+
+    assert default_window(3) == 128  # what the 3-member figures were measured with
+    assert default_window(5) == 32
+    assert [default_window(n) for n in (2, 9, 25)] == [512, 16, 16]
+    for n in (3, 4, 5, 6):  # (from 7 members on, the floor of 16 applies)
+        assert (n - 1) ** 2 * default_window(n) <= 512
+    members = tuple(f"m{i}" for i in range(5))
+    bottom = make_stack("causal", "m0", members).layers[0]
+    assert isinstance(bottom, GossipBroadcast) and bottom.window == 32
+    stack = make_stack("causal", "m0", members)
+    for i in range(32):
+        stack.on_broadcast(f"{i}".encode(), 0.0)
+    assert not stack.writable  # the 33rd broadcast waits for stability
+    explicit = make_stack("causal", "m0", members, window=7).layers[0]
+    assert isinstance(explicit, GossipBroadcast) and explicit.window == 7
