@@ -13,6 +13,11 @@ its duration, mean over members), latency p50 / p99 / max over all deliveries of
 members, and the resident memory (RSS) of the members in the first and last second of the
 run (max over members). The ``raft`` order uses a FileStorage with fsync (``--memory``:
 MemoryStorage). Nothing is checked for correctness here: the process tests do that.
+
+Environment: ``SAT_INFO=1`` logs views and suspicions, ``SAT_STATUS=1`` also each
+member's queues once a second (inbox, pushes waiting for room, the longest wait of a push
+``lag``, own unstable broadcasts, CPU seconds used), ``SAT_WINDOW=n`` runs the stack orders
+with a gossip window of ``n`` instead of the default.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 logging.basicConfig(level=logging.DEBUG if os.environ.get("SAT_DEBUG") else logging.INFO
                     if os.environ.get("SAT_INFO") else logging.WARNING,
                     format="%(relativeCreated)8.0f %(name)s %(message)s")
+if os.environ.get("SAT_STATUS"):  # each member's queues once a second (Node._status)
+    logging.getLogger("rpcx_broadcast").setLevel(logging.DEBUG)
 
 
 def _rss_kib() -> int:
