@@ -35,6 +35,16 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from rpcx.errors import LocalProtocolError, RemoteProtocolError, RpcError
+from rpcx.protocol._wire import (
+    HEADER,
+    MAX_CALL_ID,
+    PREFACE,
+    FrameHeader,
+    encode_request,
+    encode_response,
+    parse_request,
+    timeout_to_ms,
+)
 from rpcx.protocol.budget import BUDGET_EXHAUSTED, ReceiveBudget
 from rpcx.protocol.buffer import Oversized, ReceiveBuffer
 from rpcx.protocol.call import Call, CallInput, CallState, Role
@@ -52,14 +62,10 @@ from rpcx.protocol.events import (
     TerminationReason,
 )
 from rpcx.protocol.frames import (
-    HEADER,
-    MAX_CALL_ID,
-    PREFACE,
     CancelFrame,
     ErrorFrame,
     Flags,
     Frame,
-    FrameHeader,
     FrameType,
     GoAwayFrame,
     PingFrame,
@@ -68,11 +74,7 @@ from rpcx.protocol.frames import (
     ResponseFrame,
     UnknownFrame,
     encode_frame,
-    encode_request,
-    encode_response,
     parse_frame,
-    parse_request,
-    timeout_to_ms,
 )
 from rpcx.status import Status
 
