@@ -28,6 +28,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "rpcx.protocol.buffer",
     "rpcx.protocol.call",
     "rpcx.protocol.connection",
+    "rpcx.codec._cbor",
 )
 """The modules the compiled build compiles (one list, read by ``hatch_build.py``)."""
 
