@@ -16,10 +16,13 @@ which are most of the cost of a small message.
 
 from __future__ import annotations
 
+import decimal
 import struct
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Final
+
+from rpcx.codec.convert import DECIMAL_MAX_DIGITS, DECIMAL_MAX_EXPONENT
 
 __all__ = ["COMPILED", "FALLBACK", "dumps", "loads"]
 
@@ -37,6 +40,12 @@ FALLBACK: Final = _Fallback()
 """Returned by :func:`dumps` and :func:`loads` for "ask cbor2"."""
 
 _U64: Final = 0x10000000000000000
+MANTISSA_LIMIT: Final = 10**DECIMAL_MAX_DIGITS
+EXACT: Final = decimal.Context(prec=2 * DECIMAL_MAX_DIGITS, Emax=2 * DECIMAL_MAX_EXPONENT,
+                               Emin=-2 * DECIMAL_MAX_EXPONENT,
+                               traps=[decimal.Inexact, decimal.InvalidOperation])
+"""The decimal context of tag 4 decoding (shared with rpcx.codec.cbor_codec): room for
+every allowed mantissa, Inexact trapped, independent of the thread's context."""
 _pack_double = struct.Struct(">d").pack
 _unpack_double = struct.Struct(">d").unpack_from
 
@@ -242,6 +251,20 @@ class _Reader:
         if major == 6:
             if self.argument(info) != 4:
                 raise _GiveUp
+            start = self.pos
+            if (start < len(data) and data[start] == 0x82
+                    and depth + 1 < self.max_depth - 1):
+                # [exponent, mantissa] within the limits: what the codec's decimal hook
+                # does for them, without calling it
+                self.pos = start + 1
+                exponent = self.item(depth + 2)
+                mantissa = self.item(depth + 2)
+                if (isinstance(exponent, int) and isinstance(mantissa, int)
+                        and exponent.__class__ is int and mantissa.__class__ is int
+                        and -DECIMAL_MAX_EXPONENT <= exponent <= DECIMAL_MAX_EXPONENT
+                        and -MANTISSA_LIMIT < mantissa < MANTISSA_LIMIT):
+                    return Decimal(mantissa).scaleb(exponent, EXACT)
+                self.pos = start
             content = self.item(depth + 1)
             try:
                 return self.decimal(content, False)

@@ -20,7 +20,6 @@ from rpcx.codec.base import (
     Schema,
 )
 from rpcx.codec.convert import (
-    DECIMAL_MAX_DIGITS,
     DECIMAL_MAX_EXPONENT,
     PathError,
     decimal_from_parts,
@@ -62,10 +61,8 @@ def _tag_hook(tag: cbor2.CBORTag, _immutable: bool) -> NoReturn:
     _refuse(tag.tag)
 
 
-_MANTISSA_LIMIT: Final = 10**DECIMAL_MAX_DIGITS
-_EXACT: Final = decimal.Context(prec=2 * DECIMAL_MAX_DIGITS, Emax=2 * DECIMAL_MAX_EXPONENT,
-                                Emin=-2 * DECIMAL_MAX_EXPONENT,
-                                traps=[decimal.Inexact, decimal.InvalidOperation])
+_MANTISSA_LIMIT: Final = _cbor.MANTISSA_LIMIT
+_EXACT: Final = _cbor.EXACT
 
 
 def _decimal(value: Any, _immutable: bool) -> decimal.Decimal:
