@@ -550,7 +550,7 @@ class Node:
     async def _sender(self, peer: str, channel: rpcx.Channel,
                       queue: trio.MemoryReceiveChannel[idl.Frame]) -> None:
         client = idl.BroadcastClient(channel)
-        codec = rpcx.CborCodec()
+        codec = rpcx.get_codec("cbor")
         params = idl._m_Broadcast_push.params
         async for first in queue:
             frames = [first]
