@@ -347,6 +347,7 @@ class RaftMember:
         self._reads: dict[int, _ReadRequest] = {}
         self._parked_reads: list[_ReadRequest] = []
         self._channels: dict[str, rpcx.Channel] = {}
+        self._leader_link: tuple[str, bool] = ("", False)
         if recovered.snapshot is not None:
             self._restore(recovered.snapshot)
 
@@ -470,6 +471,18 @@ class RaftMember:
             read.done.set()
         else:
             self._reads[request] = read
+
+    def _watch_leader(self) -> None:
+        """Every tick: a connection to the leader that was up and is now lost (its process
+        died: the kernel reset it) is told to the core (``leader_unreachable``), which then
+        campaigns within a few ticks instead of a whole election timeout."""
+        leader = self.node.leader
+        channel = self._channels.get(leader) if leader and leader != self.me else None
+        connected = channel is not None and channel.statistics().connected
+        if self._leader_link == (leader, True) and not connected:
+            self._stats["leader_lost"] += 1
+            self.node.leader_unreachable()
+        self._leader_link = (leader, connected)
 
     def _check_reads(self) -> None:
         """Every tick: reads a leader cannot answer any more fail (retry elsewhere);
@@ -709,6 +722,7 @@ class RaftMember:
                     next_tick = now + self.tick_interval
                 self._check_retry(now)
                 self._check_reads()
+                self._watch_leader()
                 self._ask_confirmation()
                 self._drive_membership(now)
                 self._told.clear()
