@@ -420,7 +420,9 @@ async def serve_replicated(me: str, members: Mapping[str, str], service: object,
     holder.append(replicated)
     can_snapshot = callable(getattr(service, "snapshot", None)) \
         and callable(getattr(service, "restore", None))
-    options = dict(server_options or {})
+    # The replicated results table de-duplicates by key at every replica; the server's
+    # own cache would only hold a second copy of every reply.
+    options = {"deduplicate": False, **(server_options or {})}
     if interceptors:
         options["interceptors"] = interceptors
     async with open_replica(me, members, machine, bytes, RAFT, storage=storage,

@@ -98,6 +98,10 @@ class Server:
     may hold; see :mod:`rpcx.protocol.dedup` for the exact guarantee).
     ``reflection`` (default on) also serves the built-in ``rpcx.reflection.Reflection``
     service (:mod:`rpcx.reflection`), which tools such as ``rpcx call`` use.
+    ``deduplicate=False`` turns the idempotency cache off: keyed calls run every time,
+    with their key visible to the handler (``rpcx.current_idempotency_key()``); for
+    services that de-duplicate by key themselves (a replicated service keeps outcomes in
+    its replicated log, which every replica shares).
     """
 
     def __init__(self, services: Iterable[object], *, codec: Codec | None = None,
@@ -113,7 +117,7 @@ class Server:
                  max_idempotency_cache: int = DEFAULT_MAX_IDEMPOTENCY_CACHE,
                  max_idempotency_bytes: int = DEFAULT_MAX_IDEMPOTENCY_BYTES,
                  idempotency_quota: int = DEFAULT_IDEMPOTENCY_QUOTA,
-                 reflection: bool = True) -> None:
+                 reflection: bool = True, deduplicate: bool = True) -> None:
         if reflection:
             from rpcx.reflection import with_reflection
 
@@ -131,6 +135,7 @@ class Server:
             max_entries=max_idempotency_cache, window=dedup_window,
             max_bytes=max_idempotency_bytes, quota=idempotency_quota, size=_reply_size)
         self._dedup_done: dict[tuple[str, bytes], trio.Event] = {}
+        self._deduplicate = deduplicate
         self._links: set[Link] = set()
         self._shutdown = trio.Event()
         self._stopped = trio.Event()
@@ -229,11 +234,11 @@ class Server:
             # becomes its own and that task's scope is this call's (state.suspended).
             # A cancel (CANCEL, deadline, lost connection) raises Cancelled in the
             # handler, which ends the task; the protocol core has answered already.
-            if event.idempotency_key is None or event.oneway:
+            if event.idempotency_key is None or event.oneway or not self._deduplicate:
                 reply = await self.dispatcher.dispatch(
                     event.method, event.payload, self.codec, metadata=event.metadata,
                     deadline=math.inf if event.deadline is None else event.deadline,
-                    peer=peer)
+                    peer=peer, idempotency_key=event.idempotency_key)
             else:
                 reply = await self._execute(event, peer, owner)
         finally:

@@ -191,3 +191,20 @@ async def test_an_error_says_whether_the_call_may_have_run(
             with pytest.raises(rpcx.Unavailable) as lost:
                 await client.slow(5.0, timeout=10)
         assert lost.value.outcome_unknown is True, "sent, and no answer came back"
+
+
+async def test_a_server_without_deduplication_runs_every_attempt() -> None:
+    from rpcx.runtime.retry import NO_RETRY
+
+    for deduplicate, runs in ((True, 1), (False, 2)):
+        impl = Echo()
+        async with echo_pair(impl, server_options={"deduplicate": deduplicate}) as (
+                _, _, _, channel):
+            spec = rpcx.spec_of(type(impl).__mro__[1])
+            assert isinstance(spec, rpcx.ServiceSpec)
+            method = next(m for m in spec.methods if m.name == "increment")
+            payload = channel.codec.encode(method.params, (1,))
+            for _ in range(2):  # the same key twice: a retry
+                await channel._attempt(method, trio.current_time() + 5, {}, payload,
+                                       b"k" * 16, NO_RETRY)
+        assert impl.increments == runs, deduplicate
