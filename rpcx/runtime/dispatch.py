@@ -84,6 +84,8 @@ class Dispatcher:
                  interceptors: Sequence[ServerInterceptor] = ()) -> None:
         self._interceptors = [i.intercept_server for i in interceptors]
         self._routes: dict[str, Route] = {}
+        self.streaming: dict[str, MethodSpec] = {}
+        """The streaming methods by path (``rpcx.runtime.streams`` runs them)."""
         self.services: list[ServiceSpec] = []
         for impl in services:
             spec = _service_spec(impl)
@@ -92,6 +94,8 @@ class Dispatcher:
             self.services.append(spec)
             for method in spec.methods:
                 self._routes[method.path] = Route(method, getattr(impl, method.py_name))
+                if method.streaming is not None:
+                    self.streaming[method.path] = method
 
     def lookup(self, path: str) -> Route | None:
         return self._routes.get(path)
@@ -109,6 +113,9 @@ class Dispatcher:
         if route is None:
             return Failure(Status.UNIMPLEMENTED, f"unknown method {quote(path, 200)}")
         method = route.method
+        if self.streaming and path in self.streaming:
+            return Failure(Status.FAILED_PRECONDITION,
+                           f"{quote(path, 200)} streams: it cannot be called as a unary call")
         try:
             if self._interceptors:
                 async def invoke(call: CallInfo) -> Any:
