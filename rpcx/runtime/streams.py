@@ -52,6 +52,7 @@ __all__ = [
     "ServerStream",
     "StreamCore",
     "StreamInvoker",
+    "run_handler",
 ]
 
 logger = logging.getLogger("rpcx.server")
@@ -492,47 +493,58 @@ class ServerCallStream:
     async def run(self, handler: Callable[..., Any], payload: bytes,
                   metadata: Mapping[str, str], deadline: float) -> Reply:
         """Decode the arguments, run the handler, send what it yields; the final reply."""
-        method, codec, path = self.method, self.codec, self.method.path
-        try:
-            try:
-                args = codec.decode(method.params, payload)
-            except CodecError as exc:
-                raise invalid_arguments(path, method.params, exc) from None
-            if method.client_stream is not None:
-                args = (*args, self.incoming())
-            with deadline_scope(deadline, dict(metadata) if metadata else {}):
-                if method.server_stream:
-                    result_spec = method.result
-                    assert result_spec is not None
-                    items = handler(*args)
-                    try:
-                        async for item in items:
-                            try:
-                                data = codec.encode(result_spec, item)
-                            except CodecError as exc:
-                                logger.error("handler for %s yielded an invalid item: %s",
-                                             path, exc)
-                                return Failure(Status.INTERNAL,
-                                               f"internal error in {path}: invalid item")
-                            await self.send(data)
-                    finally:
-                        aclose = getattr(items, "aclose", None)
-                        if aclose is not None:
-                            await aclose()
-                    return Success(b"")
-                result = await handler(*args)
-        except DeclaredError as exc:
-            return _declared_failure(method, exc, codec)
-        except RpcError as exc:
-            return Failure(exc.code, lower_start(exc.message), exc.details)
-        except Exception:
-            logger.exception("handler for %s raised", path)
-            return Failure(Status.INTERNAL, f"internal error in {path}")
-        if method.result is None:
-            return Success(b"")
-        try:
-            return Success(codec.encode(method.result, result))
-        except CodecError as exc:
-            logger.error("handler for %s returned an invalid result: %s", path, exc)
-            return Failure(Status.INTERNAL, f"internal error in {path}: invalid result")
+        return await run_handler(self.method, self.codec, handler, payload, metadata,
+                                 deadline, self.send,
+                                 self.incoming() if self.method.client_stream else None)
 
+
+async def run_handler(method: MethodSpec, codec: Codec, handler: Callable[..., Any],
+                      payload: bytes, metadata: Mapping[str, str], deadline: float,
+                      send: Callable[[bytes], Awaitable[None]],
+                      incoming: AsyncIterator[Any] | None = None) -> Reply:
+    """Run a streaming method's handler: decode the arguments (the client's stream,
+    ``incoming``, goes last), ``send`` each item it yields encoded, and return the reply
+    that ends the call, mapped as :mod:`rpcx.runtime.dispatch` maps a unary call's."""
+    path = method.path
+    try:
+        try:
+            args = codec.decode(method.params, payload)
+        except CodecError as exc:
+            raise invalid_arguments(path, method.params, exc) from None
+        if incoming is not None:
+            args = (*args, incoming)
+        with deadline_scope(deadline, dict(metadata) if metadata else {}):
+            if method.server_stream:
+                result_spec = method.result
+                assert result_spec is not None
+                items = handler(*args)
+                try:
+                    async for item in items:
+                        try:
+                            data = codec.encode(result_spec, item)
+                        except CodecError as exc:
+                            logger.error("handler for %s yielded an invalid item: %s",
+                                         path, exc)
+                            return Failure(Status.INTERNAL,
+                                           f"internal error in {path}: invalid item")
+                        await send(data)
+                finally:
+                    aclose = getattr(items, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
+                return Success(b"")
+            result = await handler(*args)
+    except DeclaredError as exc:
+        return _declared_failure(method, exc, codec)
+    except RpcError as exc:
+        return Failure(exc.code, lower_start(exc.message), exc.details)
+    except Exception:
+        logger.exception("handler for %s raised", path)
+        return Failure(Status.INTERNAL, f"internal error in {path}")
+    if method.result is None:
+        return Success(b"")
+    try:
+        return Success(codec.encode(method.result, result))
+    except CodecError as exc:
+        logger.error("handler for %s returned an invalid result: %s", path, exc)
+        return Failure(Status.INTERNAL, f"internal error in {path}: invalid result")
