@@ -127,7 +127,7 @@ async def test_payments_watch_streams_events_as_they_happen() -> None:
         nursery.cancel_scope.cancel()
     assert received == [
         {"message": {"seq": 1, "kind": "charged", "amount": "3.99", "currency": "GBP",
-                     "payment_id": "pay_000001", "reason": None}},
+                     "payment_id": "pay_000001"}},
         {"message": {"seq": 2, "kind": "declined", "amount": "1.00", "currency": "EUR",
                      "reason": "insufficient funds"}},
     ]
