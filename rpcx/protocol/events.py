@@ -183,7 +183,7 @@ class MessageReceived:
     application has used it, it calls :meth:`Connection.consume` so the peer may send
     more (flow control)."""
 
-    call_id: int = attrs.field(validator=_positive)
+    call_id: int  # (non-zero: checked with the frame)
     payload: bytes
     """One encoded stream item."""
 
@@ -192,7 +192,7 @@ class MessageReceived:
 class EndReceived:
     """Server: the client sent END on a streaming call: it sends no more messages."""
 
-    call_id: int = attrs.field(validator=_positive)
+    call_id: int  # (non-zero: checked with the frame)
 
 
 @attrs.frozen(kw_only=True)
@@ -200,7 +200,7 @@ class WindowOpened:
     """The peer granted credit on a streaming call whose credit was used up: a sender
     waiting to send its next message may go on."""
 
-    call_id: int = attrs.field(validator=_positive)
+    call_id: int  # (non-zero: checked with the frame)
 
 
 Event = (

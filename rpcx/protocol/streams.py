@@ -68,6 +68,7 @@ class StreamFrameType(enum.IntEnum):
 
 
 STREAM_FRAME_TYPES: Final = frozenset(int(t) for t in StreamFrameType)
+_NAMES: Final = {int(t): t.name for t in StreamFrameType}
 
 
 def encode_message(call_id: int, payload: bytes) -> bytes:
@@ -202,28 +203,23 @@ class StreamsMixin:
         """A complete frame of a type in :class:`StreamFrameType`. Stream frames have no
         meta keys: a meta map sent anyway is skipped, as unknown keys are (§ 3)."""
         kind = header.frame_type
-        name = StreamFrameType(kind).name
         call_id = header.call_id
-        if call_id == 0:
-            raise RemoteProtocolError(f"{name} frame with call id 0")
-        if kind == StreamFrameType.END and self.role is Role.CLIENT:
-            raise RemoteProtocolError("a server must not send END")
-        call = self._peer_call(call_id, name)
-        if call is None:
-            return  # late: the call has ended
-        if call.state is CallState.RUNNING_ONEWAY:
-            raise RemoteProtocolError(f"{name} for call {call_id}, which is one-way")
+        call = self._calls.get(call_id)
+        if call is None or kind != StreamFrameType.MESSAGE or call.state is not CallState.RUNNING \
+                and call.state is not CallState.AWAITING_REPLY:
+            call = self._check_stream_frame(kind, call_id, call)
+            if call is None:
+                return
         stream = self._streams.get(call_id)
         if stream is None:
             stream = self._streams[call_id] = _Stream()
         payload = body[header.meta_length:] if header.meta_length else body
         if kind == StreamFrameType.MESSAGE:
-            if self.role is Role.SERVER and stream.ended:
-                raise RemoteProtocolError(f"MESSAGE for call {call_id} after its END")
-            if not payload:
-                raise RemoteProtocolError(f"empty MESSAGE for call {call_id}")
-            if stream.recv_window <= 0:
+            if not payload or stream.recv_window <= 0 or (stream.ended
+                                                          and self.role is Role.SERVER):
                 raise RemoteProtocolError(
+                    f"empty MESSAGE for call {call_id}" if not payload else
+                    f"MESSAGE for call {call_id} after its END" if stream.recv_window > 0 else
                     f"MESSAGE for call {call_id} sent without flow-control credit")
             stream.recv_window -= len(payload)
             self._events.append(MessageReceived(call_id=call_id, payload=payload))
@@ -247,3 +243,16 @@ class StreamsMixin:
             if before <= 0 < stream.send_credit:
                 self._events.append(WindowOpened(call_id=call_id))
 
+    def _check_stream_frame(self, kind: int, call_id: int, call: Call | None) -> Call | None:
+        """The checks a MESSAGE of an open two-way call needs none of: the call the frame
+        belongs to, or None for a late frame (its call has ended)."""
+        name = _NAMES[kind]
+        if call_id == 0:
+            raise RemoteProtocolError(f"{name} frame with call id 0")
+        if kind == StreamFrameType.END and self.role is Role.CLIENT:
+            raise RemoteProtocolError("a server must not send END")
+        if call is None:
+            return self._peer_call(call_id, name)
+        if call.state is CallState.RUNNING_ONEWAY:
+            raise RemoteProtocolError(f"{name} for call {call_id}, which is one-way")
+        return call

@@ -112,12 +112,25 @@ class _Waiter:
         return trio.lowlevel.Abort.SUCCEEDED
 
 
+_flush_scheduled: set[Link] = set()
+"""Links with a flush task started and not yet run (one task per link, not per message)."""
+
+
+async def _flush_later(link: Link) -> None:
+    _flush_scheduled.discard(link)
+    await link.flush()
+
+
 def _write_soon(link: Link) -> Awaitable[bool] | None:
     """After queueing a frame: leave it to a flush task (None), or, past
     :data:`_BATCH_BYTES`, the awaitable that writes now."""
     if link._bytes_to_send() >= _BATCH_BYTES:
         return link.flush()
-    link._flush_soon()
+    if link not in _flush_scheduled and not link._sending:
+        nursery = link._nursery
+        if nursery is not None:
+            _flush_scheduled.add(link)
+            nursery.start_soon(_flush_later, link)
     return None
 
 
