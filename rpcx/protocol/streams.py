@@ -205,8 +205,9 @@ class StreamsMixin:
         kind = header.frame_type
         call_id = header.call_id
         call = self._calls.get(call_id)
-        if call is None or kind != StreamFrameType.MESSAGE or call.state is not CallState.RUNNING \
-                and call.state is not CallState.AWAITING_REPLY:
+        if call is None or kind != StreamFrameType.MESSAGE or (
+                call.state is not CallState.RUNNING
+                and call.state is not CallState.AWAITING_REPLY):
             call = self._check_stream_frame(kind, call_id, call)
             if call is None:
                 return
