@@ -62,7 +62,14 @@ import cbor2
 import trio
 
 import rpcx
-from rpcx.runtime.dispatch import Dispatcher, Failure, Reply, Success, unpack_reply
+from rpcx.runtime.dispatch import (
+    Dispatcher,
+    Failure,
+    Reply,
+    Success,
+    service_spec,
+    unpack_reply,
+)
 from rpcx.runtime.interceptors import ServerInterceptor
 from rpcx.schema import MethodSpec, ServiceSpec, struct_ref, union_ref
 from rpcx.status import Status
@@ -349,14 +356,6 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _service_spec(service: object) -> ServiceSpec:
-    for klass in type(service).__mro__:
-        spec = klass.__dict__.get("__rpcx_spec__")
-        if isinstance(spec, ServiceSpec):
-            return spec
-    raise TypeError(f"{service!r} does not implement a generated rpcx service base class")
-
-
 def _front(spec: ServiceSpec, service: object, replicated: list[ReplicatedService]) -> object:
     """An object the rpcx server dispatches to: each method goes through the log (writes)
     or the read barrier (``@readonly``) of the replica in ``replicated``."""
@@ -407,7 +406,7 @@ async def serve_replicated(me: str, members: Mapping[str, str], service: object,
         raise ValueError(f"dedup_window must be positive, got {dedup_window!r}")
     if max_outcomes < 1 or digest_every < 1:
         raise ValueError("max_outcomes and digest_every must be at least 1")
-    spec = _service_spec(service)
+    spec = service_spec(service)
     dispatcher = Dispatcher([service])
     machine = _ServiceMachine(me, service, dispatcher, window=dedup_window,
                               max_outcomes=max_outcomes, digest_every=digest_every)

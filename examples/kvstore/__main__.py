@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import trio
@@ -52,6 +53,19 @@ def start(name: str, members: dict[str, str], directory: str) -> subprocess.Pope
                              directory], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
 
 
+def stop(procs: Iterable[subprocess.Popen[bytes]], grace: float = 5.0) -> None:
+    """SIGTERM every process still running, then SIGKILL those that do not exit."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 async def summary_of(address: str) -> Summary:
     async with rpcx.open_channel(address) as channel:
         return await KvStoreClient(channel).summary(timeout=10)
@@ -68,15 +82,7 @@ async def demo(duration: float = 8.0, kill_after: float = 3.0, seed: int = 7) ->
         try:
             return await run(members, procs, dirs, duration, kill_after, seed)
         finally:
-            for proc in procs.values():
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            for proc in procs.values():
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop(procs.values())
 
 
 async def run(members: dict[str, str], procs: dict[str, subprocess.Popen[bytes]],

@@ -636,7 +636,8 @@ class Connection(StreamsMixin):
         for call_id in sorted(self._calls):
             self._calls[call_id].apply(CallInput.CONNECTION_LOST)
             self._events.append(CallAborted(call_id=call_id, status=aborted,
-                                            message=f"{reason.value}: {message}"))
+                                            message=f"{reason.value}: {message}",
+                                            outcome_unknown=self.role is Role.CLIENT))
         self._calls.clear()
         self._streams.clear()
         self._deadlines.clear()

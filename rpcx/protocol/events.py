@@ -120,6 +120,10 @@ class CallAborted:
     status: Status
     message: str
     details: Mapping[str, Any] = attrs.field(factory=dict)
+    outcome_unknown: bool = False
+    """Client: the request may have reached the server and run (the connection died with
+    the call open); False when the server is known not to have run it (GOAWAY) or to
+    have finished it (a reply too large)."""
     """``{"limit": "max_frame_size"}`` when a size limit caused it (see TOO_LARGE)."""
 
 

@@ -144,7 +144,8 @@ class _ClientLink:
                           Failure(Status.DEADLINE_EXCEEDED, "deadline exceeded", local=True))
         elif isinstance(event, CallAborted):
             self._resolve(event.call_id, Failure(event.status, event.message,
-                                                 dict(event.details)))
+                                                 dict(event.details),
+                                                 local=event.outcome_unknown))
         elif isinstance(event, GoAwayReceived):
             self.link.call_ended()  # callers waiting for room here must go elsewhere
         elif isinstance(event, ConnectionTerminated):

@@ -33,7 +33,7 @@ from rpcx.schema import MethodSpec, ServiceSpec, StructSpec, spec_of, struct_ref
 from rpcx.status import Status
 from rpcx.text import lower_start, quote
 
-__all__ = ["Dispatcher", "Failure", "Reply", "Success", "unpack_reply"]
+__all__ = ["Dispatcher", "Failure", "Reply", "Success", "service_spec", "unpack_reply"]
 
 logger = logging.getLogger("rpcx.server")
 
@@ -69,7 +69,8 @@ class Route:
     handler: Handler
 
 
-def _service_spec(impl: object) -> ServiceSpec:
+def service_spec(impl: object) -> ServiceSpec:
+    """The spec of the generated service class ``impl`` implements."""
     for klass in type(impl).__mro__:
         spec = klass.__dict__.get("__rpcx_spec__")
         if isinstance(spec, ServiceSpec):
@@ -88,7 +89,7 @@ class Dispatcher:
         """The streaming methods by path (``rpcx.runtime.streams`` runs them)."""
         self.services: list[ServiceSpec] = []
         for impl in services:
-            spec = _service_spec(impl)
+            spec = service_spec(impl)
             if any(s.name == spec.name for s in self.services):
                 raise ValueError(f"service {spec.name!r} is registered twice")
             self.services.append(spec)

@@ -18,6 +18,7 @@ the network into partitions and heals it. Afterwards:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from collections.abc import Callable
@@ -134,14 +135,15 @@ async def run_schedule(seed: int) -> tuple[Schedule, Tally, Recorder[RegisterOp,
         start = trio.current_time()
         stop_at = start + RUN_FOR
         nursery.start_soon(nemesis, s, nursery, random.Random(rng.random()), stop_at - 1.0)
-        async with trio.open_nursery() as clients:
-            for i in range(3):
-                channel = await clients.start(_channel, s, f"c{i}", policy)
-                clients.start_soon(client, KvStoreClient(channel), recorder, f"c{i}",
-                                   keys_of(2), random.Random(rng.random()),
-                                   lambda: trio.current_time() >= stop_at, tally, 8.0)
-            await trio.sleep(RUN_FOR + 10.0)
-            clients.cancel_scope.cancel()
+        async with contextlib.AsyncExitStack() as stack:
+            channels = [await stack.enter_async_context(rpcx.open_channel(
+                list(s.members.values()), transport=s.net.transport(f"c{i}"), retry=policy,
+                seed=seed, keepalive_interval=1.0, keepalive_timeout=1.0)) for i in range(3)]
+            async with trio.open_nursery() as clients:  # until every client has stopped
+                for i, channel in enumerate(channels):
+                    clients.start_soon(client, KvStoreClient(channel), recorder, f"c{i}",
+                                       keys_of(2), random.Random(rng.random()),
+                                       lambda: trio.current_time() >= stop_at, tally, 8.0)
         # everything healed and restarted: every replica converges
         s.net.heal()
         converged = await _until(lambda: len(s.running) == 3 and len(
@@ -151,15 +153,6 @@ async def run_schedule(seed: int) -> tuple[Schedule, Tally, Recorder[RegisterOp,
             f"{n}: revision {st.revision}" for n, st in s.stores.items()) + _events(s)
         nursery.cancel_scope.cancel()
     return s, tally, recorder
-
-
-async def _channel(s: Schedule, name: str, policy: rpcx.RetryPolicy,
-                   task_status: trio.TaskStatus[rpcx.ReplicaChannel]) -> None:
-    async with rpcx.open_channel(list(s.members.values()), transport=s.net.transport(name),
-                                 retry=policy, seed=s.seed, keepalive_interval=1.0,
-                                 keepalive_timeout=1.0) as channel:
-        task_status.started(channel)
-        await trio.sleep_forever()
 
 
 def _events(s: Schedule) -> str:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 import trio
 
 import rpcx
-from examples.kvstore.__main__ import free_ports, start
+from examples.kvstore.__main__ import free_ports, start, stop
 from examples.kvstore.kvstore_rpcx import KvStoreClient, Summary
 from examples.kvstore.workload import RegisterOp, Tally, client, keys_of
 from rpcx_broadcast.testing.linearizability import KeyValue, Recorder, check_linearizable
@@ -79,15 +78,7 @@ def test_five_replicas_survive_five_sigkills_of_the_leader(tmp_path: Path) -> No
     try:
         final, *summaries = trio.run(main)
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(procs.values(), grace=10)
     assert len(kills) == 5
     assert final is not None
     verdict = check_linearizable(recorder.history(), KeyValue(), timeout=120)

@@ -28,6 +28,7 @@ from rpcx.runtime.dispatch import unpack_reply
 from rpcx.runtime.retry import NO_RETRY
 from rpcx_broadcast import MemoryStorage, ReplicatedService
 from tests.broadcast._groups import mem_members
+from tests.gateway._client import connected
 
 
 async def _until(condition: Callable[[], bool]) -> None:
@@ -260,3 +261,38 @@ async def test_a_replica_channel_skips_an_unreachable_replica(
             assert await KvStoreClient(ch).put("a", "b") == 1
             assert ch.address != "mem://nobody-here"
             assert ch.statistics().calls == 1
+
+
+async def test_over_http_an_idempotency_key_retried_at_another_replica_counts_once(
+        autojump_clock: trio.testing.MockClock) -> None:
+    async with cluster() as c:
+        faces = {}
+        async with trio.open_nursery() as nursery:
+            for me in ("n0", "n1"):
+                faces[me] = await nursery.start(
+                    lambda task_status, me=me: rpcx.serve_http(
+                        f"mem://http-{c.members[me].rpartition('-')[2]}-{id(c)}",
+                        [c.running[me].front], task_status=task_status))
+            key = [("idempotency-key", "order-17")]
+            answers = []
+            for me in ("n0", "n1", "n0"):
+                async with connected(faces[me]) as http:
+                    response = await http.call("/kvstore.KvStore/put",
+                                               {"key": "x", "value": "v"}, headers=key)
+                answers.append((response.status, response.json()))
+            async with connected(faces["n1"]) as http:
+                entry = (await http.call("/kvstore.KvStore/get", {"key": "x"})).json()
+            nursery.cancel_scope.cancel()
+        assert answers == [(200, 1)] * 3, "the first answer, at either replica"
+        assert entry == {"value": "v", "revision": 1}
+
+
+def test_readonly_reaches_the_generated_spec_reflection_and_back() -> None:
+    from rpcx.reflection import describe_services, specs_from_description
+
+    spec = rpcx.spec_of(KvStoreService)
+    assert isinstance(spec, rpcx.ServiceSpec)
+    flags = {m.name: (m.readonly, m.idempotent) for m in spec.methods}
+    assert flags["get"] == (True, True) and flags["put"] == (False, False)
+    (rebuilt,) = specs_from_description(describe_services([spec]))
+    assert {m.name: (m.readonly, m.idempotent) for m in rebuilt.methods} == flags

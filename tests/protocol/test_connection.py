@@ -329,8 +329,10 @@ def test_keepalive_detects_a_dead_peer_and_fails_every_call_unavailable() -> Non
     events = pair.client.events()
     message = "keepalive timeout: peer sent nothing for 2.0s after a keepalive ping"
     assert events == [
-        CallAborted(call_id=1, status=Status.UNAVAILABLE, message=message),
-        CallAborted(call_id=2, status=Status.UNAVAILABLE, message=message),
+        CallAborted(call_id=1, status=Status.UNAVAILABLE, message=message,
+                    outcome_unknown=True),
+        CallAborted(call_id=2, status=Status.UNAVAILABLE, message=message,
+                    outcome_unknown=True),
         ConnectionTerminated(reason=TerminationReason.KEEPALIVE_TIMEOUT,
                              status=Status.UNAVAILABLE, message=message[19:]),
     ]
@@ -464,7 +466,8 @@ def test_close_with_an_error_status_aborts_everything() -> None:
     client_events = pair.to_client()
     assert client_events == [
         GoAwayReceived(last_call_id=1, status=Status.UNAVAILABLE, message="overloaded"),
-        CallAborted(call_id=1, status=Status.UNAVAILABLE, message="peer error: overloaded"),
+        CallAborted(call_id=1, status=Status.UNAVAILABLE, message="peer error: overloaded",
+                    outcome_unknown=True),
         ConnectionTerminated(reason=TerminationReason.PEER_ERROR, status=Status.UNAVAILABLE,
                              message="overloaded"),
     ]
@@ -480,7 +483,8 @@ def test_eof_fails_open_calls() -> None:
     pair.client.receive_data(b"", 0)
     aborted = "peer closed: connection closed by peer"
     assert pair.client.events() == [
-        CallAborted(call_id=1, status=Status.UNAVAILABLE, message=aborted),
+        CallAborted(call_id=1, status=Status.UNAVAILABLE, message=aborted,
+                    outcome_unknown=True),
         ConnectionTerminated(reason=TerminationReason.PEER_CLOSED,
                              status=Status.UNAVAILABLE, message="connection closed by peer"),
     ]
@@ -676,7 +680,8 @@ def test_garbage_kills_the_connection_with_a_goaway(byte_by_byte: bool) -> None:
     events = pair.client.events()
     message = "protocol error: meta_length 5 exceeds body_length 1"
     assert events == [
-        CallAborted(call_id=1, status=Status.UNAVAILABLE, message="protocol error: " + message),
+        CallAborted(call_id=1, status=Status.UNAVAILABLE, message="protocol error: " + message,
+                    outcome_unknown=True),
         ConnectionTerminated(reason=TerminationReason.PROTOCOL_ERROR, status=Status.INTERNAL,
                              message=message),
     ]

@@ -157,3 +157,37 @@ async def test_a_handler_sees_the_idempotency_key_of_the_call_it_runs() -> None:
         second = (await client.context())["idempotency-key"]
         assert len(bytes.fromhex(first)) == 16 and first != second, "one fresh key per call"
         assert rpcx.current_idempotency_key() is None, "none outside a handler"
+
+
+async def test_an_error_says_whether_the_call_may_have_run(
+        autojump_clock: trio.testing.MockClock) -> None:
+    net = SimNetwork(seed=1)
+    async with rpcx.open_channel("sim://nobody", transport=net.transport("c"),
+                                 retry=rpcx.NO_RETRY) as channel:
+        with pytest.raises(rpcx.Unavailable) as never_sent:
+            await EchoClient(channel).increment(1)
+    assert never_sent.value.outcome_unknown is False, "nothing was sent"
+
+    impl = Echo()
+    async with rpcx.open_server("sim://echo", [impl], transport=net.transport("echo")), \
+            rpcx.open_channel("sim://echo", transport=net.transport("c"),
+                              retry=rpcx.NO_RETRY) as channel:
+        client = EchoClient(channel)
+        with pytest.raises(rpcx.RpcError) as refused:
+            await client.fail(int(rpcx.Status.RESOURCE_EXHAUSTED), "busy")
+        assert refused.value.outcome_unknown is False, "the server answered"
+        with pytest.raises(rpcx.DeadlineExceeded) as late:
+            await client.slow(5.0, timeout=1)
+        assert late.value.outcome_unknown is True, "the deadline passed while it ran"
+
+        impl.started = trio.Event()
+
+        async def crash_soon() -> None:
+            await impl.started.wait()
+            net.crash("echo")  # the request is at the server; the answer never comes
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(crash_soon)
+            with pytest.raises(rpcx.Unavailable) as lost:
+                await client.slow(5.0, timeout=10)
+        assert lost.value.outcome_unknown is True, "sent, and no answer came back"
