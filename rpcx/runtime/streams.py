@@ -121,11 +121,19 @@ async def _flush_later(link: Link) -> None:
     await link.flush()
 
 
-def _write_soon(link: Link) -> Awaitable[bool] | None:
+async def _write_batch(link: Link) -> None:
+    """Write a full batch, then let the other tasks run (a producer that never waits
+    would otherwise keep the scheduler to itself while it has credit)."""
+    await link.flush()
+    await trio.lowlevel.checkpoint()
+
+
+def _write_soon(link: Link) -> Awaitable[None] | None:
     """After queueing a frame: leave it to a flush task (None), or, past
-    :data:`_BATCH_BYTES`, the awaitable that writes now."""
+    :data:`_BATCH_BYTES`, the awaitable that writes now and yields. Below a batch nothing
+    here waits, so a message costs no scheduling."""
     if link._bytes_to_send() >= _BATCH_BYTES:
-        return link.flush()
+        return _write_batch(link)
     if link not in _flush_scheduled and not link._sending:
         nursery = link._nursery
         if nursery is not None:
@@ -262,8 +270,6 @@ class StreamCore:
         write = _write_soon(link)
         if write is not None:
             await write
-        else:
-            await trio.lowlevel.checkpoint_if_cancelled()
 
     async def end(self) -> None:
         """Half-close: no more items from this side."""
@@ -500,8 +506,6 @@ class ServerCallStream:
         write = _write_soon(self.link)
         if write is not None:
             await write
-        else:
-            await trio.lowlevel.checkpoint_if_cancelled()
 
     async def run(self, handler: Callable[..., Any], payload: bytes,
                   metadata: Mapping[str, str], deadline: float) -> Reply:
