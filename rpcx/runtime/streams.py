@@ -30,17 +30,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar, cast
 
+import attrs
 import trio
 
 from rpcx.codec.base import Codec
 from rpcx.errors import CodecError, DeadlineExceeded, DeclaredError, RemoteError, RpcError
 from rpcx.protocol.events import EndReceived, Event, MessageReceived, WindowOpened
 from rpcx.runtime._errors import error_for
-from rpcx.runtime.arguments import invalid_arguments
+from rpcx.runtime.arguments import argument_details, invalid_arguments
 from rpcx.runtime.dispatch import Failure, Reply, Success, _declared_failure, unpack_reply
 from rpcx.runtime.link import Link
 from rpcx.runtime.options import deadline_scope
-from rpcx.schema import MethodSpec
+from rpcx.schema import MethodSpec, StructSpec, list_of
 from rpcx.status import Status
 from rpcx.text import lower_start
 
@@ -427,6 +428,22 @@ class BidiStream(_Typed, Generic[S, R]):
 # -- server ------------------------------------------------------------------------------
 
 
+def _invalid_item(method: MethodSpec, index: int, exc: CodecError) -> RpcError:
+    """INVALID_ARGUMENT for the client's item ``index`` that did not decode: the field
+    path in the details is ``NAME[INDEX]...``, as if the stream were a list parameter."""
+    spec = method.client_stream
+    assert spec is not None
+    inner = exc.path
+    path = f"{spec.name}[{index}]" + (inner if inner.startswith("[") or not inner
+                                      else f".{inner}")
+    located = CodecError(exc.reason, path)
+    as_list = attrs.evolve(spec, type=list_of(spec.type))
+    params = StructSpec(method.params.name, None, (*method.params.fields, as_list))
+    return RpcError(Status.INVALID_ARGUMENT,
+                    f"invalid stream item to {method.path}: {lower_start(str(located))}",
+                    argument_details(params, located))
+
+
 class _Incoming(AsyncIterator[Any]):
     __slots__ = ("_stream",)
 
@@ -451,6 +468,7 @@ class ServerCallStream:
         self.codec = codec
         self._messages: collections.deque[bytes] = collections.deque()
         self._ended = False
+        self._taken = 0
         self._receiver = _Waiter()
         self._sender = _Waiter()
 
@@ -479,11 +497,12 @@ class ServerCallStream:
                 payload = self._messages.popleft()
                 if self.link.conn.consume(self.call_id, len(payload)):
                     await self.link.flush()
+                index = self._taken
+                self._taken += 1
                 try:
                     return self.codec.decode(spec.type, payload)
                 except CodecError as exc:
-                    raise invalid_arguments(self.method.path, self.method.params,
-                                            exc) from None
+                    raise _invalid_item(self.method, index, exc) from None
             if self._ended:
                 raise StopAsyncIteration
             await self._receiver.wait()

@@ -190,3 +190,62 @@ async def test_the_dispatcher_refuses_a_streaming_method_as_a_unary_call() -> No
     assert isinstance(reply, Failure)
     assert reply.status is Status.FAILED_PRECONDITION
     assert "streams" in reply.message
+
+
+async def test_bad_stream_input_fails_the_call_or_the_connection_never_the_server() -> None:
+    import cbor2
+
+    from rpcx.protocol import Connection, Role
+    from rpcx.protocol.events import ErrorReceived, GoAwayReceived, ResponseReceived
+    from rpcx.protocol.streams import encode_message
+    from rpcx.transport import parse_address, transport_for
+
+    address = f"mem://streams-{next(_names)}"
+    async with rpcx.open_server(address, [Streams()]):
+        parsed = parse_address(address)
+
+        async def exchange(conn: Connection, stream: trio.abc.Stream,
+                           until: type) -> list[object]:
+            events: list[object] = []
+            await stream.send_all(conn.data_to_send())
+            while not any(isinstance(e, until) for e in events):
+                data = await stream.receive_some(65536)
+                conn.receive_data(bytes(data), trio.current_time())
+                events += conn.events()
+                if not data:
+                    break
+            return events
+
+        stream = await transport_for(parsed).connect(parsed)
+        conn = Connection(Role.CLIENT, now=trio.current_time())
+        # an undecodable item of a client stream: that call fails INVALID_ARGUMENT
+        bad = conn.start_call("streamtest.Streams/sum", cbor2.dumps({1: "x"}), now=0)
+        conn.send_message(bad, cbor2.dumps({1: 1}))
+        conn.send_message(bad, cbor2.dumps({1: "two"}))  # item 1: n is not an int
+        conn.send_message(bad, b"\xff")
+        conn.end_stream(bad)
+        events = await exchange(conn, stream, ErrorReceived)
+        (error,) = [e for e in events if isinstance(e, ErrorReceived)]
+        assert error.call_id == bad and error.status is Status.INVALID_ARGUMENT
+        assert error.message == ("invalid stream item to streamtest.Streams/sum: "
+                                 "ticks[1].n: expected int, got string")
+        assert error.details == {"field": "ticks[1].n", "expected": "int",
+                                 "reason": "expected int, got string"}
+        # messages on a unary call are ignored: it is answered as usual
+        ping = conn.start_call("streamtest.Streams/ping", cbor2.dumps({1: 7}), now=0)
+        conn.send_message(ping, cbor2.dumps({1: 1}))
+        events = await exchange(conn, stream, ResponseReceived)
+        assert [e.payload for e in events if isinstance(e, ResponseReceived)] == [
+            cbor2.dumps(7)]
+        # a MESSAGE beyond the window breaks the protocol: the connection ends
+        third = conn.start_call("streamtest.Streams/sum", cbor2.dumps({1: "y"}), now=0)
+        conn._queue(encode_message(third, b"\x01" * INITIAL_WINDOW)
+                    + encode_message(third, b"\x01"))
+        events = await exchange(conn, stream, GoAwayReceived)
+        (goaway,) = [e for e in events if isinstance(e, GoAwayReceived)]
+        assert goaway.status is Status.INTERNAL
+        assert "without flow-control credit" in goaway.message
+        await stream.aclose()
+        # the server serves on
+        async with rpcx.open_channel(address) as channel:
+            assert await StreamsClient(channel).ping(9) == 9
