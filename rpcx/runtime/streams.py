@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar, cast
@@ -113,8 +114,9 @@ class _Waiter:
         return trio.lowlevel.Abort.SUCCEEDED
 
 
-_flush_scheduled: set[Link] = set()
-"""Links with a flush task started and not yet run (one task per link, not per message)."""
+_flush_scheduled: weakref.WeakSet[Link] = weakref.WeakSet()
+"""Links with a flush task started and not yet run (one task per link, not per message);
+weak, so a link whose nursery ended before its task ran is not kept."""
 
 
 async def _flush_later(link: Link) -> None:

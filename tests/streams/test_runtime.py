@@ -249,3 +249,22 @@ async def test_bad_stream_input_fails_the_call_or_the_connection_never_the_serve
         # the server serves on
         async with rpcx.open_channel(address) as channel:
             assert await StreamsClient(channel).ping(9) == 9
+
+
+async def test_the_server_may_end_a_client_stream_early() -> None:
+    """Cancellation from the server's side: it answers after the first item; the client's
+    further sends (more than a window of them) are dropped, not blocked, and finish()
+    gives the answer."""
+
+    class Impatient(Streams):
+        async def sum(self, label: str, ticks: AsyncIterator[Tick]) -> Tick:
+            async for tick in ticks:
+                return Tick(n=tick.n, text="first only")
+            return Tick(n=-1)
+
+    async with pair(Impatient()) as (client, _, _):
+        async with client.sum("x") as call:
+            for n in range(5000):
+                await call.send(Tick(n=n, text="p" * 50))
+            assert await call.finish() == Tick(n=0, text="first only")
+        assert await client.ping(2) == 2
