@@ -549,7 +549,7 @@ class HttpServer:
         metadata = metadata_from_headers(headers)
         if method.streaming is not None:
             return await self._stream(conn, stream, inbox, method, route.handler, payload,
-                                      metadata, deadline, headers)
+                                      metadata, deadline, headers, peer)
 
         def run() -> Awaitable[Reply]:
             return self.dispatcher.dispatch(
@@ -589,7 +589,7 @@ class HttpServer:
     async def _stream(self, conn: h11.Connection, stream: trio.abc.Stream, inbox: _Inbox,
                       method: MethodSpec, handler: Callable[..., Any], payload: bytes,
                       metadata: Mapping[str, str], deadline: float,
-                      headers: Sequence[tuple[str, str]]) -> _Answer:
+                      headers: Sequence[tuple[str, str]], peer: str) -> _Answer:
         """A streaming method: NDJSON (``rpcx.gateway.streaming``); not de-duplicated."""
         from rpcx.gateway.streaming import CLIENT_STREAM_REFUSED, NDJSON, end_line, serve_stream
 
@@ -602,7 +602,7 @@ class HttpServer:
                                error=reply.error_name, fields=reply.error_payload)
 
         reply = await serve_stream(self, conn, stream, inbox, method, handler, payload,
-                                   metadata, deadline, headers, error_body)
+                                   metadata, deadline, headers, error_body, peer)
         if reply is None:
             return _STREAMED
         if isinstance(reply, Success):

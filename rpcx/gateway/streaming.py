@@ -64,7 +64,7 @@ async def serve_stream(server: HttpServer, conn: h11.Connection, stream: trio.ab
                        inbox: _Inbox, method: MethodSpec, handler: Callable[..., Any],
                        payload: bytes, metadata: Mapping[str, str], deadline: float,
                        request_headers: Sequence[tuple[str, str]],
-                       error_body: Callable[[Failure], bytes],
+                       error_body: Callable[[Failure], bytes], peer: str = "",
                        ) -> Reply | None:
     """Run the call, writing NDJSON lines once the first item comes. Returns the reply
     for the caller to answer as a unary call when no item was sent (nothing written
@@ -90,7 +90,8 @@ async def serve_stream(server: HttpServer, conn: h11.Connection, stream: trio.ab
             raise _ClientGone() from exc
 
     def run() -> Awaitable[Reply]:
-        return run_handler(method, server.codec, handler, payload, metadata, deadline, send)
+        return run_handler(method, server.codec, handler, payload, metadata, deadline, send,
+                           interceptors=server.dispatcher.interceptors, peer=peer)
 
     try:
         reply = await server._dispatch(run, deadline, stream, inbox)

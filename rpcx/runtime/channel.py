@@ -255,7 +255,8 @@ class Channel:
                     timeout: float | None = None,
                     metadata: Mapping[str, str] | None = None) -> StreamCore:
         """A streaming call (``rpcx.runtime.streams``), started on first use. Streaming
-        calls are not retried and take no interceptors."""
+        calls are not retried; the client interceptors run around their start (they may
+        change the metadata, as TokenAuth does, or refuse the call)."""
         self._stats["calls"] += 1
         return StreamCore(method, args, self.codec,
                           effective_deadline(method, timeout, self.default_timeout),
@@ -263,6 +264,18 @@ class Channel:
                           self._start_stream)
 
     async def _start_stream(self, core: StreamCore, payload: bytes) -> None:
+        if not self._interceptors:
+            await self._begin_stream(core, payload)
+            return
+
+        async def begin(info: CallInfo) -> None:
+            core.metadata = info.metadata
+            await self._begin_stream(core, payload)
+
+        await run_chain(self._interceptors, CallInfo(core.method, dict(core.metadata),
+                                                     core.deadline, core.args), begin)
+
+    async def _begin_stream(self, core: StreamCore, payload: bytes) -> None:
         deadline = core.deadline
         self._stats["attempts"] += 1
         if trio.current_time() >= deadline:

@@ -101,6 +101,12 @@ class Dispatcher:
     def lookup(self, path: str) -> Route | None:
         return self._routes.get(path)
 
+    @property
+    def interceptors(self) -> Sequence[Callable[[CallInfo, Any], Awaitable[Any]]]:
+        """The server interceptors' ``intercept_server``, outermost first (streaming
+        calls run through them too: ``rpcx.runtime.streams``)."""
+        return self._interceptors
+
     async def dispatch(self, path: str, payload: bytes, codec: Codec, *,
                        metadata: Mapping[str, str] | None = None,
                        deadline: float = math.inf, peer: str = "",

@@ -204,7 +204,7 @@ class Server:
                     streams[event.call_id] = ServerCallStream(
                         link, event.call_id, streaming[event.method], self.codec)
                     link.queue_work(functools.partial(self._run_stream, link, event, state,
-                                                      calls, streams), state.suspended)
+                                                      calls, streams, peer), state.suspended)
                     return
                 link.queue_work(functools.partial(self._run_call, link, event, state, calls,
                                                   peer, owner), state.suspended)
@@ -271,9 +271,9 @@ class Server:
 
     async def _run_stream(self, link: Link, event: RequestReceived, state: _CallState,
                           calls: dict[int, _CallState],
-                          streams: dict[int, ServerCallStream]) -> None:
-        """A streaming call (``rpcx.runtime.streams``): not de-duplicated, no
-        interceptors; cancelled like any call."""
+                          streams: dict[int, ServerCallStream], peer: str) -> None:
+        """A streaming call (``rpcx.runtime.streams``): through the server interceptors,
+        not de-duplicated; cancelled like any call."""
         self._stats["calls"] += 1
         call_stream = streams[event.call_id]
         if state.cancelled or (event.deadline is not None
@@ -286,7 +286,8 @@ class Server:
         try:
             reply = await call_stream.run(
                 route.handler, event.payload, event.metadata,
-                math.inf if event.deadline is None else event.deadline)
+                math.inf if event.deadline is None else event.deadline,
+                interceptors=self.dispatcher.interceptors, peer=peer)
         finally:
             self._in_flight -= 1
             streams.pop(event.call_id, None)

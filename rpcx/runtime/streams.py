@@ -27,7 +27,7 @@ from __future__ import annotations
 import collections
 import logging
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar, cast
 
@@ -40,6 +40,7 @@ from rpcx.protocol.events import EndReceived, Event, MessageReceived, WindowOpen
 from rpcx.runtime._errors import error_for
 from rpcx.runtime.arguments import argument_details, invalid_arguments
 from rpcx.runtime.dispatch import Failure, Reply, Success, _declared_failure, unpack_reply
+from rpcx.runtime.interceptors import CallInfo, Proceed, run_chain
 from rpcx.runtime.link import Link
 from rpcx.runtime.options import deadline_scope
 from rpcx.schema import MethodSpec, StructSpec, list_of
@@ -65,6 +66,9 @@ STREAM_EVENTS = (MessageReceived, EndReceived, WindowOpened)
 _BATCH_BYTES = 16 * 1024
 """Bytes of queued frames past which a sender writes itself instead of leaving it to the
 flush task (so a producer that never waits still sends in batches of about this size)."""
+
+Interceptor = Callable[[CallInfo, Proceed], Awaitable[Any]]
+"""A server interceptor's ``intercept_server``."""
 
 S = TypeVar("S")
 R = TypeVar("R")
@@ -529,49 +533,58 @@ class ServerCallStream:
             await write
 
     async def run(self, handler: Callable[..., Any], payload: bytes,
-                  metadata: Mapping[str, str], deadline: float) -> Reply:
+                  metadata: Mapping[str, str], deadline: float, *,
+                  interceptors: Sequence[Interceptor] = (), peer: str = "") -> Reply:
         """Decode the arguments, run the handler, send what it yields; the final reply."""
         return await run_handler(self.method, self.codec, handler, payload, metadata,
                                  deadline, self.send,
-                                 self.incoming() if self.method.client_stream else None)
+                                 self.incoming() if self.method.client_stream else None,
+                                 interceptors=interceptors, peer=peer)
 
 
 async def run_handler(method: MethodSpec, codec: Codec, handler: Callable[..., Any],
                       payload: bytes, metadata: Mapping[str, str], deadline: float,
                       send: Callable[[bytes], Awaitable[None]],
-                      incoming: AsyncIterator[Any] | None = None) -> Reply:
-    """Run a streaming method's handler: decode the arguments (the client's stream,
-    ``incoming``, goes last), ``send`` each item it yields encoded, and return the reply
-    that ends the call, mapped as :mod:`rpcx.runtime.dispatch` maps a unary call's."""
+                      incoming: AsyncIterator[Any] | None = None, *,
+                      interceptors: Sequence[Interceptor] = (), peer: str = "") -> Reply:
+    """Run a streaming method's handler through the server ``interceptors`` (as a unary
+    call's: they see the call before its arguments are decoded, and may refuse it):
+    decode the arguments (the client's stream, ``incoming``, goes last), ``send`` each
+    item it yields encoded, and return the reply that ends the call, mapped as
+    :mod:`rpcx.runtime.dispatch` maps a unary call's."""
     path = method.path
-    try:
+
+    async def invoke(call: CallInfo) -> Any:
         try:
-            args = codec.decode(method.params, payload)
+            call.args = codec.decode(method.params, payload)
         except CodecError as exc:
             raise invalid_arguments(path, method.params, exc) from None
-        if incoming is not None:
-            args = (*args, incoming)
-        with deadline_scope(deadline, dict(metadata) if metadata else {}):
-            if method.server_stream:
-                result_spec = method.result
-                assert result_spec is not None
-                items = handler(*args)
-                try:
-                    async for item in items:
-                        try:
-                            data = codec.encode(result_spec, item)
-                        except CodecError as exc:
-                            logger.error("handler for %s yielded an invalid item: %s",
-                                         path, exc)
-                            return Failure(Status.INTERNAL,
-                                           f"internal error in {path}: invalid item")
-                        await send(data)
-                finally:
-                    aclose = getattr(items, "aclose", None)
-                    if aclose is not None:
-                        await aclose()
-                return Success(b"")
-            result = await handler(*args)
+        args = call.args if incoming is None else (*call.args, incoming)
+        with deadline_scope(call.deadline, call.metadata):
+            if not method.server_stream:
+                return await handler(*args)
+            result_spec = method.result
+            assert result_spec is not None
+            items = handler(*args)
+            try:
+                async for item in items:
+                    try:
+                        data = codec.encode(result_spec, item)
+                    except CodecError as exc:
+                        logger.error("handler for %s yielded an invalid item: %s", path, exc)
+                        raise RpcError(Status.INTERNAL,
+                                       f"internal error in {path}: invalid item") from None
+                    await send(data)
+            finally:
+                aclose = getattr(items, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            return None
+
+    try:
+        info = CallInfo(method, dict(metadata) if metadata else {}, deadline, peer=peer)
+        result = await (run_chain(interceptors, info, invoke) if interceptors
+                        else invoke(info))
     except DeclaredError as exc:
         return _declared_failure(method, exc, codec)
     except RpcError as exc:
@@ -579,7 +592,7 @@ async def run_handler(method: MethodSpec, codec: Codec, handler: Callable[..., A
     except Exception:
         logger.exception("handler for %s raised", path)
         return Failure(Status.INTERNAL, f"internal error in {path}")
-    if method.result is None:
+    if method.result is None or method.server_stream:
         return Success(b"")
     try:
         return Success(codec.encode(method.result, result))

@@ -268,3 +268,32 @@ async def test_the_server_may_end_a_client_stream_early() -> None:
                 await call.send(Tick(n=n, text="p" * 50))
             assert await call.finish() == Tick(n=0, text="first only")
         assert await client.ping(2) == 2
+
+
+async def test_interceptors_guard_streams_too() -> None:
+    """TokenAuth on both sides: the client's interceptor adds the token to a stream's
+    start, the server's refuses a stream without it (natively and over HTTP)."""
+    from rpcx.gateway import HttpServer
+    from rpcx.gateway.server import build_dispatcher
+    from tests.gateway._client import connected
+
+    address = f"mem://streams-{next(_names)}"
+    guard = rpcx.TokenAuth(accept={"s3cret"})
+    async with rpcx.open_server(address, [Streams()], interceptors=[guard]):
+        async with rpcx.open_channel(address) as anonymous:
+            with pytest.raises(RpcError) as raised:
+                async with StreamsClient(anonymous).count(0, 3) as ticks:
+                    async for _ in ticks:
+                        pass
+            assert raised.value.code is Status.UNAUTHENTICATED
+        async with rpcx.open_channel(address,
+                                     interceptors=[rpcx.TokenAuth(token="s3cret")]) as ok:
+            async with StreamsClient(ok).count(0, 3) as ticks:
+                assert [t.n async for t in ticks] == [0, 1, 2]
+    http = HttpServer(build_dispatcher([Streams()], [guard], True))
+    async with connected(http) as client:
+        refused = await client.call("/streamtest.Streams/count", {"start": 0, "count": 2})
+        allowed = await client.call("/streamtest.Streams/count", {"start": 0, "count": 2},
+                                    headers=[("authorization", "Bearer s3cret")])
+    assert refused.status == 401 and refused.json()["code"] == "UNAUTHENTICATED"
+    assert allowed.status == 200 and allowed.body.count(b'{"message"') == 2
