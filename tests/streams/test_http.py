@@ -131,3 +131,16 @@ async def test_payments_watch_streams_events_as_they_happen() -> None:
         {"message": {"seq": 2, "kind": "declined", "amount": "1.00", "currency": "EUR",
                      "reason": "insufficient funds"}},
     ]
+
+
+async def test_the_deadline_covers_an_http_stream(autojump_clock: trio.abc.Clock) -> None:
+    payments = Payments()
+    await payments.process_payment(CARD, Decimal("2.50"), Currency.USD, "")
+    async with connected(make_server(payments)) as client:
+        response = await client.call("/payments.Payments/watch", {},
+                                     headers=[("rpcx-timeout", "1")])
+    got = lines(response.body)
+    assert response.status == 200
+    assert got[0]["message"]["amount"] == "2.50"
+    assert got[1]["end"]["code"] == "DEADLINE_EXCEEDED"
+    assert len(got) == 2
