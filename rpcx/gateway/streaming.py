@@ -48,8 +48,9 @@ CLIENT_STREAM_REFUSED = (
     "HTTP/1.1; call it over the native protocol (a generated client, or rpcx call)")
 
 
-class _ClientGone(Exception):
-    """Writing a line failed: the client is gone."""
+class _ClientGone(BaseException):
+    """Writing a line failed: the client is gone. A BaseException, so that the handler
+    runner does not take it for the handler's own failure (it ends the call unlogged)."""
 
 
 def end_line(code: Status, body: bytes | None = None) -> bytes:

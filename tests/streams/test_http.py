@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import h11
+import pytest
 import trio
 
 from examples.payments.payments_rpcx import Card, Currency
@@ -144,3 +145,25 @@ async def test_the_deadline_covers_an_http_stream(autojump_clock: trio.abc.Clock
     assert got[0]["message"]["amount"] == "2.50"
     assert got[1]["end"]["code"] == "DEADLINE_EXCEEDED"
     assert len(got) == 2
+
+
+async def test_a_client_that_goes_away_mid_stream_cancels_the_handler_quietly(
+        caplog: pytest.LogCaptureFixture) -> None:
+    streams = Streams()
+    server = make_server(streams)
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    body = json.dumps({"start": 0, "count": 1_000_000}).encode()
+    conn = h11.Connection(h11.CLIENT)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.handle_connection, server_stream)
+        await client_stream.send_all(
+            conn.send(h11.Request(method="POST", target="/streamtest.Streams/count",
+                                  headers=[("host", "t"), ("content-type", "application/json"),
+                                           ("content-length", str(len(body)))]))
+            + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage()))
+        assert b'{"message"' in await client_stream.receive_some(65536)
+        await client_stream.aclose()
+        await streams.stopped.wait()
+        nursery.cancel_scope.cancel()
+    assert streams.finished == []
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
