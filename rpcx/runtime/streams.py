@@ -54,6 +54,7 @@ __all__ = [
     "ServerCallStream",
     "ServerStream",
     "StreamCore",
+    "Stream",
     "StreamInvoker",
     "run_handler",
 ]
@@ -87,12 +88,24 @@ class _Box(Protocol):
     reply: Reply | None
 
 
+class Stream(Protocol):
+    """One streaming call as the typed wrappers drive it (:class:`StreamCore` on a
+    channel; ``rpcx.testing.LocalChannel`` has its own)."""
+
+    async def start(self) -> None: ...
+    async def receive(self) -> Any: ...
+    async def send(self, item: Any) -> None: ...
+    async def end(self) -> None: ...
+    async def finish(self) -> Any: ...
+    async def aclose(self) -> None: ...
+
+
 class StreamInvoker(Protocol):
     """A channel that can make streaming calls (:class:`rpcx.Channel` can)."""
 
     def open_stream(self, method: MethodSpec, args: tuple[Any, ...], *,
                     timeout: float | None = None,
-                    metadata: Mapping[str, str] | None = None) -> StreamCore: ...
+                    metadata: Mapping[str, str] | None = None) -> Stream: ...
 
 
 class _Waiter:
@@ -337,14 +350,13 @@ _ABRUPT = frozenset({Status.DEADLINE_EXCEEDED, Status.UNAVAILABLE, Status.CANCEL
 
 
 def _open(invoker: object, method: MethodSpec, args: tuple[Any, ...],
-          timeout: float | None, metadata: Mapping[str, str] | None) -> StreamCore:
+          timeout: float | None, metadata: Mapping[str, str] | None) -> Stream:
     open_stream = getattr(invoker, "open_stream", None)
     if open_stream is None:
         raise RpcError(Status.UNIMPLEMENTED,
                        f"{type(invoker).__name__} cannot make streaming calls "
                        f"({method.path} streams)")
-    core = open_stream(method, args, timeout=timeout, metadata=metadata)
-    assert isinstance(core, StreamCore)
+    core: Stream = open_stream(method, args, timeout=timeout, metadata=metadata)
     return core
 
 
