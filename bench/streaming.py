@@ -271,6 +271,21 @@ def measure(kind: str, port: int, streams: int, total: int) -> float:
 NAMES = {"raw": "raw trio stream", "rpcx": "rpcx watch", "grpc": "grpcio aio stream"}
 
 
+def machine() -> str:
+    """The CPU model and the load when the run started (the machine is shared)."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{model}, {os.cpu_count()} cores, load average {load:.1f} at the start"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--serve", choices=["rpcx", "raw", "grpc"])
@@ -290,6 +305,7 @@ def main() -> None:
     except ImportError:
         grpc = None
     kinds = ["raw", "rpcx"] + (["grpc"] if grpc else [])
+    started_on = machine()
     if args.only:
         for mode, streams in (("one stream", 1), ("64 streams", FANOUT)):
             server = ServerProcess(args.only)
@@ -310,9 +326,9 @@ def main() -> None:
         finally:
             server.stop()
     lines = [
-        f"Run of `PYTHONPATH=. python bench/streaming.py --messages {args.messages}` on "
-        f"{platform.machine()} {platform.system()} ({os.cpu_count()} cores, shared with other "
-        f"work), Python {platform.python_version()}, trio {trio.__version__}, grpcio "
+        f"Run of `PYTHONPATH=. python bench/streaming.py --messages {args.messages}`. "
+        f"Machine: {started_on} (shared with other sessions' work), "
+        f"Python {platform.python_version()}, trio {trio.__version__}, grpcio "
         f"{grpc.__version__ if grpc else 'not installed'}; {len(event_bytes())}-byte "
         "PaymentEvent messages, server in its own process on 127.0.0.1.",
         "",
