@@ -64,6 +64,9 @@ logger = logging.getLogger("rpcx.server")
 STREAM_EVENTS = (MessageReceived, EndReceived, WindowOpened)
 """The events a connection reports for streaming calls only."""
 
+_OWED = 4096
+"""A receiver gives taken messages' credit back to its connection in steps this large."""
+
 _BATCH_BYTES = 16 * 1024
 """Bytes of queued frames past which a sender writes itself instead of leaving it to the
 flush task (so a producer that never waits still sends in batches of about this size)."""
@@ -189,6 +192,7 @@ class StreamCore:
         self._release: Callable[[], None] | None = None
         self._ended = False  # END sent
         self._done = False  # closed locally (finished, cancelled or failed)
+        self._owed = 0  # bytes of messages taken and not yet given back as credit
 
     # -- set up by the channel -----------------------------------------------------------
 
@@ -244,8 +248,13 @@ class StreamCore:
             reply = box.reply
             if messages and (reply is None or not _abrupt(reply)):
                 payload = messages.popleft()
-                if link.conn.consume(self._call_id, len(payload)):
-                    await link.flush()
+                # Credit goes back to the connection in steps of _OWED bytes, and in full
+                # before this task waits (below), so the server is never held by it.
+                owed = self._owed = self._owed + len(payload)
+                if owed >= _OWED or not messages:
+                    self._owed = 0
+                    if link.conn.consume(self._call_id, owed):
+                        await link.flush()
                 try:
                     return self.codec.decode(result, payload)
                 except CodecError as exc:
