@@ -13,11 +13,17 @@ its duration, mean over members), latency p50 / p99 / max over all deliveries of
 members, and the resident memory (RSS) of the members in the first and last second of the
 run (max over members). The ``raft`` order uses a FileStorage with fsync (``--memory``:
 MemoryStorage). Nothing is checked for correctness here: the process tests do that.
+
+Environment: ``SAT_INFO=1`` logs views and suspicions, ``SAT_STATUS=1`` also each
+member's queues once a second (inbox, pushes waiting for room, the longest wait of a push
+``lag``, own unstable broadcasts, CPU seconds used), ``SAT_WINDOW=n`` runs the stack orders
+with a gossip window of ``n`` instead of the default.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -32,11 +38,14 @@ from pathlib import Path
 import trio
 
 import rpcx_broadcast
+from rpcx_broadcast.runtime import make_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 logging.basicConfig(level=logging.DEBUG if os.environ.get("SAT_DEBUG") else logging.INFO
                     if os.environ.get("SAT_INFO") else logging.WARNING,
                     format="%(relativeCreated)8.0f %(name)s %(message)s")
+if os.environ.get("SAT_STATUS"):  # each member's queues once a second (Node._status)
+    logging.getLogger("rpcx_broadcast").setLevel(logging.DEBUG)
 
 
 def _rss_kib() -> int:
@@ -51,12 +60,17 @@ def _rss_kib() -> int:
 async def member(me: str, order: str, members: dict[str, str], seconds: float, size: int,
                  directory: str | None) -> None:
     options: dict[str, object] = {}
+    window = os.environ.get("SAT_WINDOW")
+    if window and order != rpcx_broadcast.RAFT:  # (an experiment: the gossip window)
+        options["stack"] = functools.partial(make_stack, order,
+                                             window=int(window))
     if order == rpcx_broadcast.RAFT:
         options["storage"] = (rpcx_broadcast.FileStorage(directory) if directory
                               else rpcx_broadcast.MemoryStorage())
     latencies: list[float] = []
     rss: list[int] = []
     sent = 0
+    error = ""
     async with rpcx_broadcast.open_group(me, members, order, leave_timeout=5.0,
                                          **options) as group:  # type: ignore[arg-type]
         # warm up: one message delivered (a leader elected, this member's session open)
@@ -94,10 +108,14 @@ async def member(me: str, order: str, members: dict[str, str], seconds: float, s
             nursery.start_soon(reader)
             nursery.start_soon(sampler)
             pad = b"x" * max(0, size - 24)
-            while time.monotonic() < end:
-                await group.broadcast(b"%s|%.6f|%s" % (me.encode(), time.monotonic(), pad))
-                sent += 1
-            await trio.sleep(2.0)  # what is still in flight is not counted
+            try:
+                while time.monotonic() < end:
+                    await group.broadcast(b"%s|%.6f|%s" % (me.encode(), time.monotonic(),
+                                                           pad))
+                    sent += 1
+            except rpcx_broadcast.NotAMember as exc:
+                error = str(exc)  # removed while alive: reported, not a crash of the run
+            await trio.sleep(max(0.0, end - time.monotonic()) + 2.0)  # in flight: not counted
             stats = group.statistics()
             nursery.cancel_scope.cancel()
     latencies.sort()
@@ -107,7 +125,8 @@ async def member(me: str, order: str, members: dict[str, str], seconds: float, s
                                   "rss_last": rss[-1] if rss else 0,
                                   "dropped": stats.frames_dropped,
                                   "buffers": dict(stats.buffer_sizes),
-                                  "view": stats.view, "members": list(stats.members)}),
+                                  "view": stats.view, "members": list(stats.members),
+                                  "error": error}),
               flush=True)
 
 
@@ -154,17 +173,19 @@ def run(order: str, n: int, seconds: float, size: int, memory: bool) -> dict[str
     latencies = sorted(x for r in results for x in r["latencies"])
     for r in results:
         print(f"  {r['me']}: dropped {r['dropped']} view {r.get('view')} {r.get('members')} "
-              f"{r['buffers']}", file=sys.stderr)
+              f"{r['buffers']} {r.get('error', '')}", file=sys.stderr)
 
     def pct(q: float) -> float:
-        return latencies[min(len(latencies) - 1, int(len(latencies) * q))] * 1000
+        return float(latencies[min(len(latencies) - 1, int(len(latencies) * q))]) * 1000
 
     return {"order": order, "members": n, "seconds": seconds,
             "rate": statistics.mean(r["delivered"] for r in results) / seconds,
             "sent": statistics.mean(r["sent"] for r in results) / seconds,
-            "p50": pct(0.5), "p99": pct(0.99), "max": latencies[-1] * 1000,
+            "p50": pct(0.5), "p99": pct(0.99), "ratio": pct(0.99) / pct(0.5),
+            "max": latencies[-1] * 1000,
             "rss_first": max(r["rss_first"] for r in results) / 1024,
-            "rss_last": max(r["rss_last"] for r in results) / 1024}
+            "rss_last": max(r["rss_last"] for r in results) / 1024,
+            "views": max(r["view"] for r in results)}
 
 
 def main() -> int:
@@ -183,13 +204,14 @@ def main() -> int:
                  args.size, args.directory)
         return 0
     print("| order | members | delivered msgs/s per member | broadcasts/s per member "
-          "| latency p50 | p99 | max | RSS first s → last s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+          "| latency p50 | p99 | p99/p50 | max | RSS first s → last s | views |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
     for order in args.orders.split(","):
         r = run(order, args.members, args.seconds, args.size, args.memory)
         print(f"| {order} | {r['members']} | {r['rate']:,.0f} | {r['sent']:,.0f} "
-              f"| {r['p50']:.1f} ms | {r['p99']:.1f} ms | {r['max']:.1f} ms "
-              f"| {r['rss_first']:.0f} → {r['rss_last']:.0f} MiB |", flush=True)
+              f"| {r['p50']:.1f} ms | {r['p99']:.1f} ms | {r['ratio']:.1f} "
+              f"| {r['max']:.1f} ms | {r['rss_first']:.0f} → {r['rss_last']:.0f} MiB "
+              f"| {r['views']} |", flush=True)
     return 0
 
 

@@ -23,8 +23,11 @@ import copy
 import decimal
 import itertools
 import re
+import types
 from collections.abc import Callable
 from typing import Any
+
+import attrs
 
 from rpcx.codec import convert
 from rpcx.schema import (
@@ -64,6 +67,38 @@ def _fill_empty_blocks(lines: list[str]) -> list[str]:
                                    or _indent(lines[i + 1]) <= _indent(line)):
             out.append(" " * (_indent(line) + 4) + "pass")
     return out
+
+
+def _slot_setters(cls: type[Any], names: list[str]) -> list[Callable[[Any, Any], None]] | None:
+    """For a struct class whose attrs ``__init__`` only stores each field in its slot (a
+    slotted attrs class, its own fields exactly ``names``, each with ``init``, no
+    validator, no converter, and no ``__attrs_pre_init__`` / ``__attrs_post_init__``):
+    the slots' setters in the order of ``names``, so a decoder can build an instance with
+    ``object.__new__`` and these (half the cost). None for any other class: it is built by
+    calling it, as before."""
+    if issubclass(cls, BaseException) or not attrs.has(cls):
+        return None
+    init = cls.__dict__.get("__init__")
+    code = getattr(init, "__code__", None)
+    if code is None or not code.co_filename.startswith("<attrs generated"):
+        return None
+    if any(hasattr(cls, hook) for hook in ("__attrs_pre_init__", "__attrs_post_init__")):
+        return None
+    fields = attrs.fields(cls)
+    if sorted(a.name for a in fields) != sorted(names) or any(
+            not a.init or a.validator is not None or a.converter is not None
+            or a.alias != a.name for a in fields):
+        return None
+    slots = set(cls.__dict__.get("__slots__", ())) - {"__weakref__"}
+    if slots != set(names):
+        return None
+    setters = []
+    for name in names:
+        slot = cls.__dict__.get(name)
+        if not isinstance(slot, types.MemberDescriptorType):
+            return None
+        setters.append(slot.__set__)
+    return setters
 
 
 class Compiler:
@@ -466,6 +501,17 @@ class Compiler:
             lines.append(f"    return ({''.join(a + ', ' for a in args)})")
             return lines
         cls = self._const(spec.cls, "_C")
+        setters = _slot_setters(spec.cls, [f.py_name for f in spec.fields])
+        if setters is not None:
+            # What the class's attrs __init__ would do, without the call's keywords and
+            # its object.__setattr__ per field (a plain slotted struct: no validators,
+            # converters or hooks to run; see _slot_setters).
+            new = self._const(object.__new__, "_new")
+            lines.append(f"    o = {new}({cls})")
+            for setter, a in zip(setters, args, strict=True):
+                lines.append(f"    {self._const(setter, '_set')}(o, {a})")
+            lines.append("    return o")
+            return lines
         kwargs = ", ".join(f"{f.py_name}={a}" for f, a in zip(spec.fields, args, strict=True))
         lines += [
             "    try:",

@@ -43,13 +43,24 @@ class Codec(Protocol):
     def decode(self, schema: Schema, data: bytes) -> Any: ...
 
 
+_DEFAULTS: dict[str, Codec] = {}
+
+
 def get_codec(name: str) -> Codec:
-    """A codec with the default limits, by name (``"cbor"`` or ``"json"``)."""
+    """The codec with the default limits, by name (``"cbor"`` or ``"json"``). One shared
+    instance per name, so every channel and server using the default shares its
+    converters, compiled once per schema (not once per connection)."""
+    codec = _DEFAULTS.get(name)
+    if codec is not None:
+        return codec
     from rpcx.codec.cbor_codec import CborCodec
     from rpcx.codec.json_codec import JsonCodec
 
     if name == "cbor":
-        return CborCodec()
-    if name == "json":
-        return JsonCodec()
-    raise ValueError(f"unknown codec {name!r} (expected 'cbor' or 'json')")
+        codec = CborCodec()
+    elif name == "json":
+        codec = JsonCodec()
+    else:
+        raise ValueError(f"unknown codec {name!r} (expected 'cbor' or 'json')")
+    _DEFAULTS[name] = codec
+    return codec

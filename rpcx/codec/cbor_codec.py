@@ -14,12 +14,12 @@ from typing import Any, Final, NoReturn
 
 import cbor2
 
+from rpcx.codec import _cbor
 from rpcx.codec._limits import LimitedCodec, too_big
 from rpcx.codec.base import (
     Schema,
 )
 from rpcx.codec.convert import (
-    DECIMAL_MAX_DIGITS,
     DECIMAL_MAX_EXPONENT,
     PathError,
     decimal_from_parts,
@@ -38,6 +38,12 @@ _BUILTIN_TAGS: Final = (0, 1, 2, 3, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 
 
 _dumps: Final = cbor2.dumps
 _loads: Final = cbor2.loads
+_FAST: Final = _cbor.COMPILED
+"""In the compiled build, the common messages are encoded and decoded by rpcx.codec._cbor
+(the same bytes and values as cbor2, which handles everything else)."""
+_fast_dumps: Final = _cbor.dumps
+_fast_loads: Final = _cbor.loads
+_FALLBACK: Final = _cbor.FALLBACK
 
 
 def _refuse(tag: int) -> NoReturn:
@@ -55,10 +61,8 @@ def _tag_hook(tag: cbor2.CBORTag, _immutable: bool) -> NoReturn:
     _refuse(tag.tag)
 
 
-_MANTISSA_LIMIT: Final = 10**DECIMAL_MAX_DIGITS
-_EXACT: Final = decimal.Context(prec=2 * DECIMAL_MAX_DIGITS, Emax=2 * DECIMAL_MAX_EXPONENT,
-                                Emin=-2 * DECIMAL_MAX_EXPONENT,
-                                traps=[decimal.Inexact, decimal.InvalidOperation])
+_MANTISSA_LIMIT: Final = _cbor.MANTISSA_LIMIT
+_EXACT: Final = _cbor.EXACT
 
 
 def _decimal(value: Any, _immutable: bool) -> decimal.Decimal:
@@ -114,7 +118,9 @@ class CborCodec(LimitedCodec):
         else:
             convert = self._encoders.get(schema)
         try:
-            data = _dumps(convert(value))
+            plain = convert(value)
+            fast = _fast_dumps(plain) if _FAST else _FALLBACK
+            data = fast if isinstance(fast, bytes) else _dumps(plain)
         except PathError as exc:
             raise self._encoders.explain(schema, value, exc) from None
         except RecursionError:
@@ -137,15 +143,17 @@ class CborCodec(LimitedCodec):
             data = bytes(data)
         if len(data) > self.max_message_bytes:
             raise too_big(len(data), self.max_message_bytes)
+        plain = _fast_loads(data, self.max_depth, _decimal) if _FAST else _FALLBACK
         try:
-            plain = _loads(
-                data,
-                semantic_decoders=_SEMANTIC,
-                tag_hook=_tag_hook,
-                max_depth=self.max_depth,
-                allow_indefinite=False,
-                allow_duplicate_keys=False,
-            )
+            if plain is _FALLBACK:
+                plain = _loads(
+                    data,
+                    semantic_decoders=_SEMANTIC,
+                    tag_hook=_tag_hook,
+                    max_depth=self.max_depth,
+                    allow_indefinite=False,
+                    allow_duplicate_keys=False,
+                )
         except Exception as exc:
             raise _decode_error(exc) from None
         try:

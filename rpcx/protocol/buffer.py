@@ -13,8 +13,9 @@ from typing import NamedTuple
 
 import attrs
 
+from rpcx._mypyc import mypyc_attr
 from rpcx.errors import RemoteProtocolError
-from rpcx.protocol.frames import HEADER, PREFACE, FrameHeader, parse_header
+from rpcx.protocol._wire import HEADER, PREFACE, FrameHeader, parse_header
 from rpcx.text import describe
 
 __all__ = ["Oversized", "RawFrame", "ReceiveBuffer"]
@@ -27,6 +28,7 @@ class RawFrame(NamedTuple):
     body: bytes
 
 
+@mypyc_attr(native_class=False)
 @attrs.frozen
 class Oversized:
     """A frame whose body is larger than the limit; its body is being skipped."""
@@ -34,17 +36,21 @@ class Oversized:
     header: FrameHeader
 
 
-@attrs.define(eq=False)
 class ReceiveBuffer:
     """Accumulates received bytes; hands out the preface check and then whole frames."""
 
-    max_frame_size: int
-    """The largest ``body_length`` accepted; larger frames come out as :class:`Oversized`."""
-    _data: bytearray = attrs.field(factory=bytearray, init=False)
-    _preface_done: bool = attrs.field(default=False, init=False)
-    _skip: int = attrs.field(default=0, init=False)
-    frames: int = attrs.field(default=0, init=False)
-    """How many items (frames and :class:`Oversized` notices) have been handed out."""
+    def __init__(self, max_frame_size: int) -> None:
+        self.max_frame_size = max_frame_size
+        """The largest ``body_length`` accepted; larger frames come out as :class:`Oversized`."""
+        self._data = bytearray()
+        self._preface_done = False
+        self._skip = 0
+        self.frames = 0
+        """How many items (frames and :class:`Oversized` notices) have been handed out."""
+
+    def __repr__(self) -> str:
+        return (f"ReceiveBuffer(max_frame_size={self.max_frame_size!r}, held={len(self._data)}, "
+                f"frames={self.frames!r})")
 
     def feed(self, data: bytes) -> None:
         """Append received bytes (discarding any that belong to a skipped body)."""

@@ -13,8 +13,6 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-import attrs
-
 from rpcx.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 
 __all__ = [
@@ -119,30 +117,40 @@ _REMOTE_INPUTS: Final = frozenset({
 """Inputs caused by the peer's frames; a bad one is the peer's fault."""
 
 
-@attrs.define(eq=False)
 class Call:
-    """One call's state plus the bookkeeping the connection needs for it."""
+    """One call's state plus the bookkeeping the connection needs for it.
 
-    role: Role
-    call_id: int
-    method: str = ""
-    deadline: float | None = None
-    """Absolute, on this side's clock."""
-    state: CallState = CallState.IDLE
+    A plain class (it was an attrs class): one is made per call on each side, and
+    compiled builds make it a native class."""
+
+    __slots__ = ("call_id", "deadline", "method", "role", "state")
+
+    def __init__(self, role: Role, call_id: int, method: str = "",
+                 deadline: float | None = None, state: CallState = CallState.IDLE) -> None:
+        self.role = role
+        self.call_id = call_id
+        self.method = method
+        self.deadline = deadline
+        """Absolute, on this side's clock."""
+        self.state = state
+
+    def __repr__(self) -> str:
+        return (f"Call(role={self.role!r}, call_id={self.call_id!r}, method={self.method!r}, "
+                f"deadline={self.deadline!r}, state={self.state!r})")
 
     def apply(self, event: CallInput) -> CallState:
         """Move along the table; raise a ProtocolError naming role, state and input."""
-        try:
-            self.state = TRANSITIONS[self.role, self.state, event]
-        except KeyError:
+        state = TRANSITIONS.get((self.role, self.state, event))
+        if state is None:
             error: type[ProtocolError] = (
                 RemoteProtocolError if event in _REMOTE_INPUTS else LocalProtocolError
             )
             raise error(
                 f"call {self.call_id}: input {event.name} is not allowed in state "
                 f"{self.state.name} for the {self.role.value}"
-            ) from None
-        return self.state
+            )
+        self.state = state
+        return state
 
 
 def render_table() -> str:

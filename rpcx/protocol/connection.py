@@ -35,6 +35,19 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from rpcx.errors import LocalProtocolError, RemoteProtocolError, RpcError
+from rpcx.protocol._wire import (
+    _ONEWAY,
+    _REQUEST,
+    _RESPONSE,
+    HEADER,
+    MAX_CALL_ID,
+    PREFACE,
+    FrameHeader,
+    encode_request,
+    encode_response,
+    parse_request,
+    timeout_to_ms,
+)
 from rpcx.protocol.budget import BUDGET_EXHAUSTED, ReceiveBudget
 from rpcx.protocol.buffer import Oversized, ReceiveBuffer
 from rpcx.protocol.call import Call, CallInput, CallState, Role
@@ -52,14 +65,10 @@ from rpcx.protocol.events import (
     TerminationReason,
 )
 from rpcx.protocol.frames import (
-    HEADER,
-    MAX_CALL_ID,
-    PREFACE,
     CancelFrame,
     ErrorFrame,
     Flags,
     Frame,
-    FrameHeader,
     FrameType,
     GoAwayFrame,
     PingFrame,
@@ -68,11 +77,7 @@ from rpcx.protocol.frames import (
     ResponseFrame,
     UnknownFrame,
     encode_frame,
-    encode_request,
-    encode_response,
     parse_frame,
-    parse_request,
-    timeout_to_ms,
 )
 from rpcx.protocol.streams import STREAM_FRAME_TYPES, StreamsMixin, _Stream
 from rpcx.status import Status
@@ -309,10 +314,9 @@ class Connection(StreamsMixin):
                 TOO_LARGE,
             )
         self._highest_call_id = call_id
-        call = Call(Role.CLIENT, call_id, method, deadline)
-        call.apply(CallInput.SEND_ONEWAY if oneway else CallInput.SEND_REQUEST)
         if not oneway:
-            self._track(call)
+            # Call.apply(SEND_REQUEST) from IDLE, written out (the table's transition)
+            self._track(Call(Role.CLIENT, call_id, method, deadline, CallState.AWAITING_REPLY))
         self._queue(data)
         return call_id
 
@@ -345,16 +349,22 @@ class Connection(StreamsMixin):
         passed, connection lost): handlers racing those events need no special care. A
         result larger than ``max_frame_size`` is replaced by a RESOURCE_EXHAUSTED error.
         """
-        self._require_role(Role.SERVER, "send_response")
+        if self.role is not Role.SERVER:
+            self._require_role(Role.SERVER, "send_response")
         call = self._local_call(call_id)
         if call is None:
             return False
         data = encode_response(call_id, payload)
         if len(data) - HEADER.size > self.max_frame_size:
             return self._send_too_large(call, "response", len(data) - HEADER.size)
-        self._finish(call, CallInput.SEND_RESPONSE)
+        if call.state is CallState.RUNNING:  # the table's RUNNING -> DONE, written out
+            call.state = CallState.DONE
+            del self._calls[call_id]
+        else:
+            self._finish(call, CallInput.SEND_RESPONSE)  # raises
         self._queue(data)
-        self._maybe_drained()
+        if self._state is ConnectionState.CLOSING:
+            self._maybe_drained()
         return True
 
     def send_error(
@@ -461,13 +471,12 @@ class Connection(StreamsMixin):
                         continue
                     header = item.header
                     # The two frames of every call skip the frame objects (fast path).
-                    if header.frame_type == FrameType.REQUEST and self.role is Role.SERVER:
+                    if header.frame_type == _REQUEST and self.role is Role.SERVER:
                         method, payload, timeout_ms, metadata, key = parse_request(
                             header, item.body)
                         self._on_request(header.call_id, method, payload, timeout_ms,
-                                         metadata, key, bool(header.flags & Flags.ONEWAY),
-                                         now)
-                    elif (header.frame_type == FrameType.RESPONSE and not header.meta_length
+                                         metadata, key, header.flags & _ONEWAY != 0, now)
+                    elif (header.frame_type == _RESPONSE and not header.meta_length
                           and self.role is Role.CLIENT and header.call_id):
                         self._on_response(header.call_id, item.body)
                     elif header.frame_type in STREAM_FRAME_TYPES:
@@ -736,7 +745,11 @@ class Connection(StreamsMixin):
     def _on_response(self, call_id: int, payload: bytes) -> None:
         call = self._peer_call(call_id, "RESPONSE")
         if call is not None:
-            self._finish(call, CallInput.RECV_RESPONSE)
+            if call.state is CallState.AWAITING_REPLY:  # the table's transition, written out
+                call.state = CallState.DONE
+                del self._calls[call_id]
+            else:
+                self._finish(call, CallInput.RECV_RESPONSE)  # raises
             self._events.append(ResponseReceived(call_id=call_id, payload=payload))
 
     def _on_request(self, call_id: int, method: str, payload: bytes, timeout_ms: int | None,
@@ -755,9 +768,9 @@ class Connection(StreamsMixin):
                              f"{self.max_concurrent_calls})")
             return
         deadline = None if timeout_ms is None else now + timeout_ms / 1000
-        call = Call(Role.SERVER, call_id, method, deadline)
-        call.apply(CallInput.RECV_ONEWAY if oneway else CallInput.RECV_REQUEST)
-        self._track(call)
+        # Call.apply(RECV_REQUEST or RECV_ONEWAY) from IDLE, written out
+        self._track(Call(Role.SERVER, call_id, method, deadline,
+                         CallState.RUNNING_ONEWAY if oneway else CallState.RUNNING))
         self._events.append(RequestReceived(
             call_id=call_id, method=method, payload=payload, metadata=metadata,
             deadline=deadline, idempotency_key=key, oneway=oneway,

@@ -22,7 +22,14 @@ import attrs
 import trio
 
 from rpcx.codec import Codec, get_codec
-from rpcx.errors import DeadlineExceeded, DeclaredError, RpcError, Unavailable
+from rpcx.errors import (
+    CodecError,
+    DeadlineExceeded,
+    DeclaredError,
+    RemoteError,
+    RpcError,
+    Unavailable,
+)
 from rpcx.protocol import (
     CallAborted,
     Connection,
@@ -43,7 +50,7 @@ from rpcx.protocol.connection import (
     TOO_LARGE,
 )
 from rpcx.runtime._errors import error_for, map_stream_errors
-from rpcx.runtime.dispatch import Failure, Reply, Success, unpack_reply
+from rpcx.runtime.dispatch import Failure, unpack_reply
 from rpcx.runtime.interceptors import CallInfo, ClientInterceptor, run_chain
 from rpcx.runtime.link import Link
 from rpcx.runtime.options import effective_deadline
@@ -78,15 +85,16 @@ class ChannelStatistics:
 
 class _Pending:
     """A call waiting for its reply: the caller parks on it (trio.lowlevel, cheaper than
-    an Event on this per-call path) and the reader resolves it."""
+    an Event on this per-call path) and the reader resolves it. A successful reply is
+    kept as its payload (bytes), without a :class:`Success` around it."""
 
     __slots__ = ("_task", "reply")
 
     def __init__(self) -> None:
-        self.reply: Reply | None = None
+        self.reply: bytes | Failure | None = None
         self._task: trio.lowlevel.Task | None = None
 
-    def resolve(self, reply: Reply) -> None:
+    def resolve(self, reply: bytes | Failure) -> None:
         if self.reply is None:
             self.reply = reply
             task, self._task = self._task, None
@@ -115,7 +123,7 @@ class _StreamPending(_Pending):
         super().__init__()
         self.core = core
 
-    def resolve(self, reply: Reply) -> None:
+    def resolve(self, reply: bytes | Failure) -> None:
         super().resolve(reply)
         self.core.wake()
 
@@ -129,12 +137,12 @@ class _ClientLink:
         self.streams: dict[int, StreamCore] = {}  # streaming calls (rpcx.runtime.streams)
 
     def on_event(self, event: Event) -> None:
-        if isinstance(event, STREAM_EVENTS):
+        if isinstance(event, ResponseReceived):
+            self._resolve(event.call_id, event.payload)
+        elif isinstance(event, STREAM_EVENTS):
             core = self.streams.get(event.call_id)
             if core is not None:
                 core.on_event(event)
-        elif isinstance(event, ResponseReceived):
-            self._resolve(event.call_id, Success(event.payload))
         elif isinstance(event, ErrorReceived):
             self._resolve(event.call_id, Failure(
                 event.status, event.message, dict(event.details),
@@ -154,7 +162,7 @@ class _ClientLink:
                                                f"connection ended: {event.message}",
                                                local=True))
 
-    def _resolve(self, call_id: int, reply: Reply) -> None:
+    def _resolve(self, call_id: int, reply: bytes | Failure) -> None:
         pending = self.pending.pop(call_id, None)
         if pending is not None:
             pending.resolve(reply)
@@ -323,7 +331,15 @@ class Channel:
             self._stats["attempts"] += 1
             try:
                 reply = await self._attempt(method, deadline, metadata, payload, key, policy)
-                return unpack_reply(method, reply, self.codec)
+                if isinstance(reply, Failure):
+                    return unpack_reply(method, reply, self.codec)  # a declared error
+                if method.result is None:
+                    return None
+                try:  # unpack_reply(method, Success(reply), codec) without the Success
+                    return self.codec.decode(method.result, reply)
+                except CodecError as exc:
+                    raise RemoteError(Status.INTERNAL,
+                                      f"undecodable result from {method.path}: {exc}") from None
             except DeclaredError:
                 raise
             except RpcError as exc:
@@ -340,7 +356,10 @@ class Channel:
             await trio.sleep(pause)
 
     async def _attempt(self, method: MethodSpec, deadline: float, metadata: Mapping[str, str],
-                       payload: bytes, key: bytes | None, policy: RetryPolicy) -> Reply:
+                       payload: bytes, key: bytes | None, policy: RetryPolicy
+                       ) -> bytes | Failure:
+        """One attempt: the reply's payload (success) or a Failure carrying a declared
+        error; other failures raise."""
         now = trio.current_time()
         if now >= deadline:
             raise DeadlineExceeded(f"{method.path}: deadline passed before sending")
@@ -379,14 +398,19 @@ class Channel:
             # Inside the try: a caller cancelled while its request waits to be written
             # (another task is sending) must still cancel the call. Writing is bounded by
             # the deadline too: a peer that stops reading must not hold the caller.
-            if not await link.link.flush(deadline=deadline):
+            if not link.link.flush_nowait() and not await link.link.flush(deadline=deadline):
                 link.pending.pop(call_id, None)
                 error = DeadlineExceeded(f"{method.path}: deadline passed while the "
                                          "request was being written (is the peer reading?)")
                 error.outcome_unknown = True
                 raise error
             if attempt_deadline == math.inf:
-                await pending.wait()
+                # pending.wait(), inline: one coroutine less per call
+                if pending.reply is None:
+                    pending._task = trio.lowlevel.current_task()
+                    await trio.lowlevel.wait_task_rescheduled(pending._abort)
+                else:
+                    await trio.lowlevel.checkpoint()
             else:
                 with trio.move_on_at(attempt_deadline):
                     await pending.wait()

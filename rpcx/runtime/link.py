@@ -180,7 +180,8 @@ class Link:
             self._process()
             if self._work and not await self._run_work(scope):
                 return  # a job suspended: another task reads now
-            await self.flush()
+            if not self.flush_nowait():
+                await self.flush()
         self._reading_done.set()
 
     def queue_work(self, job: Job, on_suspend: OnSuspend | None = None) -> None:
@@ -284,6 +285,17 @@ class Link:
             return True
         self._unsent = data[sent:] if sent < len(data) else b""
         return not self._unsent
+
+    def flush_nowait(self) -> bool:
+        """Write what is queued if that needs no waiting: True if nothing is left to
+        write (nothing was queued, or the socket took it all at once); False if
+        :meth:`flush` must be awaited (a sender is at work, the socket took only part, or
+        the stream is not a socket). Saves making a coroutine on the common path."""
+        if self._sending:
+            return False
+        if not self._has_output():
+            return True
+        return self._send_nowait is not None and self._write_nowait()
 
     async def flush(self, *, wait: bool = False, deadline: float = math.inf) -> bool:
         """Get what the connection has queued written; False if ``deadline`` (trio time)

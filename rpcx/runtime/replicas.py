@@ -27,7 +27,7 @@ import trio
 from rpcx.codec import Codec, get_codec
 from rpcx.errors import DeclaredError, RpcError
 from rpcx.runtime.channel import Channel, ChannelStatistics
-from rpcx.runtime.dispatch import unpack_reply
+from rpcx.runtime.dispatch import Failure, Success, unpack_reply
 from rpcx.runtime.interceptors import CallInfo, ClientInterceptor, run_chain
 from rpcx.runtime.options import effective_deadline
 from rpcx.runtime.retry import NO_RETRY, RetryPolicy
@@ -116,7 +116,8 @@ class ReplicaChannel:
             try:
                 reply = await channel._attempt(method, deadline, metadata, payload, key,
                                                policy)
-                return unpack_reply(method, reply, self.codec)
+                return unpack_reply(method, reply if isinstance(reply, Failure)
+                                    else Success(reply), self.codec)
             except DeclaredError:
                 raise
             except RpcError as error:

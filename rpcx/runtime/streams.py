@@ -88,7 +88,8 @@ END = _End()
 class _Box(Protocol):
     """Where the channel's reader puts the call's outcome (RESPONSE, ERROR, deadline…)."""
 
-    reply: Reply | None
+    reply: bytes | Failure | None
+    """A success as its payload (the channel keeps no :class:`Success` around it)."""
 
 
 class Stream(Protocol):
@@ -223,7 +224,7 @@ class StreamCore:
         """The exception for the call's outcome if it failed; None if it succeeded."""
         assert self._box is not None and self._box.reply is not None
         reply = self._box.reply
-        if isinstance(reply, Success):
+        if isinstance(reply, bytes):
             return None
         if reply.error_name is None:
             failed = error_for(reply.status, reply.message, reply.details)
@@ -322,8 +323,8 @@ class StreamCore:
         if failure is not None:
             raise failure
         reply = box.reply
-        assert isinstance(reply, Success)
-        return unpack_reply(self.method, reply, self.codec)
+        assert isinstance(reply, bytes)
+        return unpack_reply(self.method, Success(reply), self.codec)
 
     def _finish_locally(self) -> None:
         if not self._done:
@@ -348,7 +349,7 @@ class StreamCore:
                     await link.flush()
 
 
-def _abrupt(reply: Reply) -> bool:
+def _abrupt(reply: bytes | Failure) -> bool:
     """The call was cut short (deadline, lost connection, cancelled): items still queued
     are dropped and the error raised at once. Any other outcome comes after the items the
     server sent before it (a declared error included)."""

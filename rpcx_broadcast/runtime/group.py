@@ -57,18 +57,35 @@ ORDERS: dict[str, str] = {RELIABLE: "reliable", FIFO: "fifo", CAUSAL: "causal",
 JOINABLE_ORDERS = (RELIABLE, FIFO, CAUSAL, TOTAL, FIFO_TOTAL)
 
 
+def default_window(size: int) -> int:
+    """The default gossip window for a group of ``size`` members: ``512 // (size - 1)²``,
+    at least 16 (3 members: 128, 4: 56, 5: 32).
+
+    A member that falls behind holds a backlog of up to ``size - 1`` windows of
+    messages, and under relay to all it receives each of them ``size - 1`` times, so its
+    work queued, and with it the delivery latency at saturation, grows as ``(size - 1)²
+    x window``; the window shrinks by that so the worst backlog stays what it is with
+    3 members (with 128 at 5 members the slowest member ran 1-1.3 s behind and causal
+    order's p99 was 15x its p50; with 32, 6x, at the same throughput:
+    bench/RESULTS.md)."""
+    return max(16, 512 // max(1, size - 1) ** 2)
+
+
 def make_stack(order: str, me: str, members: tuple[str, ...], *, batch_delay: float = 0.002,
-               sync_interval: float = 0.05, window: int = 128,
+               sync_interval: float = 0.05, window: int | None = None,
                leader: str | None = None) -> Stack:
     """The default stack for ``order``: batched gossip as the reliable layer (relay to
     all up to 8 members, through a hub beyond: ``BySize``), and the order's layer on top.
     ``window`` bounds each member's broadcasts not yet known to be held by every member
     (``broadcast()`` waits beyond it), which bounds the backlog of a member that falls
-    behind and so the delivery latency at saturation. Sequencer orders use ``leader`` as
+    behind and so the delivery latency at saturation; by default it follows the size of
+    the first view (:func:`default_window`). Sequencer orders use ``leader`` as
     the fixed sequencer (default: the first member in sorted order; ``open_group`` passes
     the oldest member of the view, ``view.members[0]``, so a joiner never becomes it)."""
     leader = leader or min(members)
     members = tuple(sorted(members))
+    if window is None:
+        window = default_window(len(members))
     bottom = GossipBroadcast(me, members, topology=BySize(), batch_delay=batch_delay,
                              sync_interval=sync_interval, window=window)
     upper: list[Layer]

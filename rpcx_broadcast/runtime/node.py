@@ -42,6 +42,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -225,7 +226,9 @@ class _HandOverCall:
     """Before leaving: let the layers hand over (the sequencer to the next oldest)."""
 
 
-_Input = tuple[str, list[idl.Frame]] | BroadcastRequest | _JoinCall | _LeaveCall | _HandOverCall
+_Push = tuple[str, list[idl.Frame], float]
+"""A push's sender, its frames, and when it arrived."""
+_Input = _Push | BroadcastRequest | _JoinCall | _LeaveCall | _HandOverCall
 
 
 class _Handler(idl.BroadcastService):
@@ -246,7 +249,7 @@ class _Handler(idl.BroadcastService):
         try:
             # Backpressure: while the loop is behind, this waits, the connection stops
             # being read, and the sender's queue (bounded) drops what it cannot hold.
-            await node._inbox_send.send((sender, frames))
+            await node._inbox_send.send((sender, frames, trio.current_time()))
         finally:
             node._pushing[sender] -= 1
             node._heard[sender] = trio.current_time()
@@ -348,6 +351,8 @@ class Node:
         self._own_delivered = 0
         self._stats = collections.Counter[str]()
         self.server: rpcx.Server | None = None
+        self._dbg: collections.Counter[str] = collections.Counter()
+        self._dbg_lag = 0.0
 
     @property
     def stack(self) -> Stack:
@@ -380,7 +385,35 @@ class Node:
             for peer in self.members:
                 self._add_peer(peer)
             nursery.start_soon(self._loop)
+            if logger.isEnabledFor(logging.DEBUG):
+                nursery.start_soon(self._status)
             task_status.started()
+
+    async def _status(self) -> None:
+        """With the ``rpcx_broadcast`` logger at DEBUG: once a second, what this member's
+        queues hold and how late its loop takes pushes (``lag``: the longest wait of a
+        push in the inbox), for finding where a saturated group queues."""
+        last = time.process_time()
+        while True:
+            await trio.sleep(1.0)
+            cpu = time.process_time()
+            waiting = sum(self._pushing.values())
+            inbox = self._inbox_recv.statistics().current_buffer_used
+            outq = {p: o.statistics().current_buffer_used for p, o in self._outboxes.items()}
+            bottom = self._stack.layers[0] if self._stack else None
+            own = getattr(bottom, "own_unstable", -1)
+            logger.debug("%s STATUS cpu=%.2f inbox=%d waiting=%d lag=%.3f pushes=%d frames=%d "
+                         "out=%s own_unstable=%d pending=%d bcast=%d deliv=%d dropped=%d "
+                         "susp=%s view=%d sizes=%s stats=%s", self.me, cpu - last, inbox,
+                         waiting, self._dbg_lag, self._dbg["pushes"], self._dbg["frames"],
+                         outq, own, len(self._pending), self._broadcasts, self._deliveries,
+                         self._stats["frames_dropped"],
+                         sorted(self._fd.suspected) if self._fd else [], self.view,
+                         self._stack.buffer_sizes() if self._stack else {},
+                         getattr(bottom, "stats", {}))
+            last = cpu
+            self._dbg.clear()
+            self._dbg_lag = 0.0
 
     async def stop(self) -> None:
         """Shut the server down so its listener is released (a cancelled ``rpcx.serve``
@@ -517,7 +550,7 @@ class Node:
     async def _sender(self, peer: str, channel: rpcx.Channel,
                       queue: trio.MemoryReceiveChannel[idl.Frame]) -> None:
         client = idl.BroadcastClient(channel)
-        codec = rpcx.CborCodec()
+        codec = rpcx.get_codec("cbor")
         params = idl._m_Broadcast_push.params
         async for first in queue:
             frames = [first]
@@ -573,6 +606,9 @@ class Node:
                 if others and not self.left:
                     await self._perform(self.stack.on_leave(others[0], now))
             elif item is not None:
+                self._dbg_lag = max(self._dbg_lag, now - item[2])
+                self._dbg["pushes"] += 1
+                self._dbg["frames"] += len(item[1])
                 await self._on_push(item[0], item[1], now)
             for key, at in sorted(self._timers.items(), key=lambda kv: kv[1]):
                 if at <= now and self._timers.get(key) == at:

@@ -190,7 +190,7 @@ def _layer_msg(value: object) -> idl.LayerMsg:
             msgs=[_gossip(m) for m in value.msgs],
             known=[idl.KnownRow(member=member, counts=dict(row))
                    for member, row in value.known.items()],
-            want_reply=value.want_reply))
+            want_reply=value.want_reply, repair=list(value.repair)))
     if isinstance(value, FifoMsg):
         return idl.LayerMsg(fifo=_fifo(value))
     if isinstance(value, FifoNak):
@@ -214,7 +214,7 @@ def _from_layer_msg(msg: idl.LayerMsg) -> object:
         assert batch is not None
         return GossipBatch(tuple(_from_gossip(m) for m in batch.msgs),
                            {row.member: dict(row.counts) for row in batch.known},
-                           batch.want_reply)
+                           batch.want_reply, tuple(batch.repair))
     if which == "fifo":
         assert msg.fifo is not None
         return FifoMsg(msg.fifo.origin, msg.fifo.seq, from_body(msg.fifo.body))

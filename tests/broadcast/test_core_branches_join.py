@@ -175,7 +175,7 @@ def test_gossip_joiner_counts_the_point_as_delivered_and_stable() -> None:
     # a repair request from a member that lacks everything gets only what is stored,
     # and only once it has been held here for a sync interval (before, the push that
     # brought it is still on its way to the others)
-    ask = GossipBatch((), {"a": {}}, want_reply=True)
+    ask = GossipBatch((), {"a": {}}, want_reply=True, repair=("a", "b"))
     reply = [x for x in joiner.on_receive("a", ask, 1.3) if isinstance(x, Send)]
     assert reply and isinstance(reply[-1].msg, GossipBatch)
     assert reply[-1].msg.msgs == ()

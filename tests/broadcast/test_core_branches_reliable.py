@@ -289,7 +289,7 @@ def test_gossip_does_not_repair_what_it_just_received() -> None:
     # of it too is a copy the peer does not need (the flood that kept a slow member slow)
     a = GossipBroadcast("a", ("a", "b"))
     a.on_broadcast(b"m0", 0.0)
-    ask = GossipBatch((), {"b": {}}, want_reply=True)
+    ask = GossipBatch((), {"b": {}}, want_reply=True, repair=("a",))
     (reply,) = sends(a.on_receive("b", ask, 0.01))
     assert isinstance(reply.msg, GossipBatch) and reply.msg.msgs == ()
     a.on_timer("sync", 0.05)
@@ -298,7 +298,7 @@ def test_gossip_does_not_repair_what_it_just_received() -> None:
     a.on_timer("sync", 0.10)
     (reply,) = sends(a.on_receive("b", ask, 0.11))
     assert isinstance(reply.msg, GossipBatch) and [m.seq for m in reply.msg.msgs] == [0]
-    assert a.stats["repaired"] == 2  # (the second tick's own sync to b carried it too)
+    assert a.stats["repaired"] == 1  # (its own sync ticks sent b digests, no messages)
 
 
 def test_gossip_repair_reply_is_bounded_by_max_reply() -> None:
@@ -306,13 +306,13 @@ def test_gossip_repair_reply_is_bounded_by_max_reply() -> None:
     for i in range(3):
         a.on_broadcast(f"m{i}".encode(), 0.0)
     _held_a_sync_interval(a)
-    ask = GossipBatch((), {"b": {}}, want_reply=True)
+    ask = GossipBatch((), {"b": {}}, want_reply=True, repair=("a",))
     (reply,) = sends(a.on_receive("b", ask, 0.1))
     assert isinstance(reply.msg, GossipBatch)
     assert [m.seq for m in reply.msg.msgs] == [0, 1]  # truncated at max_reply, in order
     b = GossipBroadcast("b", ("a", "b"))
     assert [s for _, s, _ in delivers(b.on_receive("a", reply.msg, 0.2))] == [0, 1]
-    ask_again = GossipBatch((), {"b": {"a": 2}}, want_reply=True)
+    ask_again = GossipBatch((), {"b": {"a": 2}}, want_reply=True, repair=("a",))
     (rest,) = sends(a.on_receive("b", ask_again, 0.3))
     assert isinstance(rest.msg, GossipBatch)
     assert [m.seq for m in rest.msg.msgs] == [2]  # the rest, without resending 0 and 1
@@ -332,7 +332,7 @@ def test_gossip_repair_to_a_joiner_skips_messages_already_collected() -> None:
     a.on_view(("a", "b", "c"), 0.6)
     assert a.stable() == {"a": 2}  # stability does not go back for the joiner
     _held_a_sync_interval(a)
-    ask = GossipBatch((), {"c": {}}, want_reply=True)
+    ask = GossipBatch((), {"c": {}}, want_reply=True, repair=("a",))
     (reply,) = sends(a.on_receive("c", ask, 0.7))
     assert isinstance(reply.msg, GossipBatch)
     assert [(m.origin, m.seq) for m in reply.msg.msgs] == [("a", 2)]
@@ -372,3 +372,78 @@ def test_negative_sample_sizes_and_fanouts_are_refused() -> None:
     assert SplitMix64(1).sample([1, 2, 3], 0) == []
     with pytest.raises(ValueError, match="fanout must be at least 1, got 0"):
         RandomPeers(fanout=0)
+
+
+def test_gossip_sync_tick_sends_a_behind_peer_a_digest_not_copies() -> None:
+    # b is known to have none of a's messages: a tells b what it has, and sends nothing
+    # else. b may hold them all in its queues still (a slow member's row lags by what it
+    # has not taken yet); copies pushed on top of that kept a slow member slow.
+    a = GossipBroadcast("a", ("a", "b"))
+    for i in range(3):
+        a.on_broadcast(f"m{i}".encode(), 0.0)
+    for t in (0.05, 0.10, 0.15):
+        (digest,) = sends(a.on_timer("sync", t))
+        assert digest.dest == "b" and isinstance(digest.msg, GossipBatch)
+        assert digest.msg.msgs == () and digest.msg.repair == ()
+        assert digest.msg.known["a"] == {"a": 3}
+    assert a.stats.get("repaired", 0) == 0
+    # b answers a digest with its matrix only, since b asked for no repair
+    (answer,) = sends(a.on_receive("b", GossipBatch((), {"b": {}}, want_reply=True), 0.2))
+    assert isinstance(answer.msg, GossipBatch) and answer.msg.msgs == ()
+
+
+def test_gossip_asks_for_repair_only_for_origins_it_is_stuck_on() -> None:
+    b = GossipBroadcast("b", ("a", "b", "c"))
+    # a and c are known to have 4 messages of a and 4 of c; b has a:0 and c:0..1
+    b.on_receive("a", GossipBatch((GossipMsg("a", 0, b"a0"),),
+                                  {"a": {"a": 4, "c": 4}}), 0.0)
+    b.on_receive("c", GossipBatch((GossipMsg("c", 0, b"c0"),),
+                                  {"c": {"a": 4, "c": 4}}), 0.0)
+    (first,) = sends(b.on_timer("sync", 0.05))  # first tick: both advanced since start
+    assert isinstance(first.msg, GossipBatch) and first.msg.repair == ()
+    # c's messages keep coming (b is behind on c, not missing any); a's do not
+    b.on_receive("c", GossipBatch((GossipMsg("c", 1, b"c1"),), {}), 0.07)
+    (ask,) = sends(b.on_timer("sync", 0.10))
+    assert isinstance(ask.msg, GossipBatch)
+    assert ask.msg.want_reply and ask.msg.repair == ("a",) and ask.msg.msgs == ()
+    assert ask.dest in ("a", "c")
+    # the answer carries a's messages that b lacks, and none of c's
+    a = GossipBroadcast("a", ("a", "b", "c"))
+    for i in range(4):
+        a.on_broadcast(f"a{i}".encode(), 0.0)
+    a.on_receive("c", GossipBatch(tuple(GossipMsg("c", s, b"c") for s in range(4)), {}),
+                 0.0)
+    a.on_timer("sync", 0.05)
+    a.on_timer("sync", 0.10)
+    (reply,) = sends(a.on_receive("b", ask.msg, 0.11))
+    assert isinstance(reply.msg, GossipBatch)
+    assert [(m.origin, m.seq) for m in reply.msg.msgs] == [("a", 1), ("a", 2), ("a", 3)]
+    got = b.on_receive("a", reply.msg, 0.12)
+    assert [(o, s) for o, s, _ in delivers(got)] == [("a", 1), ("a", 2), ("a", 3)]
+    b.on_receive("c", GossipBatch((GossipMsg("c", 2, b"c2"),), {}), 0.13)
+    (after,) = sends(b.on_timer("sync", 0.15))
+    assert isinstance(after.msg, GossipBatch) and after.msg.repair == ()  # both advanced
+    (later,) = sends(b.on_timer("sync", 0.20))  # c:3 has not come for a whole interval
+    assert isinstance(later.msg, GossipBatch) and later.msg.repair == ("c",)
+
+
+def test_default_window_keeps_the_worst_backlog_of_a_larger_group_as_with_three() -> None:
+    # a member that falls behind queues up to (n - 1) windows, each message n - 1 times
+    # under relay to all: the default window shrinks with (n - 1)², so the work a slow
+    # member has queued (and the latency at saturation) does not grow with the group
+    from rpcx_broadcast.runtime.group import default_window, make_stack
+
+    assert default_window(3) == 128  # what the 3-member figures were measured with
+    assert default_window(5) == 32
+    assert [default_window(n) for n in (2, 9, 25)] == [512, 16, 16]
+    for n in (3, 4, 5, 6):  # (from 7 members on, the floor of 16 applies)
+        assert (n - 1) ** 2 * default_window(n) <= 512
+    members = tuple(f"m{i}" for i in range(5))
+    bottom = make_stack("causal", "m0", members).layers[0]
+    assert isinstance(bottom, GossipBroadcast) and bottom.window == 32
+    stack = make_stack("causal", "m0", members)
+    for i in range(32):
+        stack.on_broadcast(f"{i}".encode(), 0.0)
+    assert not stack.writable  # the 33rd broadcast waits for stability
+    explicit = make_stack("causal", "m0", members, window=7).layers[0]
+    assert isinstance(explicit, GossipBroadcast) and explicit.window == 7

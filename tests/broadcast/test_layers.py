@@ -134,7 +134,7 @@ def test_gossip_repairs_on_request_and_collects_stable_messages() -> None:
     b = GossipBroadcast("b", ("a", "b"))
     a.on_timer("sync", 0.05)  # repairs send what was held here for a sync interval
     a.on_timer("sync", 0.09)
-    ask = GossipBatch((), {"b": {}}, want_reply=True)
+    ask = GossipBatch((), {"b": {}}, want_reply=True, repair=("a",))
     reply = [x for x in a.on_receive("b", ask, 0.1) if isinstance(x, Send)]
     assert reply[-1].dest == "b"
     answer = reply[-1].msg

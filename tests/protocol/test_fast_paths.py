@@ -123,7 +123,7 @@ def metas(draw: st.DrawFn) -> bytes:
 @settings(max_examples=2000)
 @given(metas())
 def test_the_usual_request_meta_read_by_hand_is_what_cbor2_reads(meta: bytes) -> None:
-    from rpcx.protocol.frames import _common_request_meta
+    from rpcx.protocol._wire import common_request_meta as _common_request_meta
 
     fast = _common_request_meta(meta)
     if fast is not None:
@@ -134,6 +134,14 @@ def test_the_usual_request_meta_read_by_hand_is_what_cbor2_reads(meta: bytes) ->
        st.none() | st.integers(0, 2**64 - 1))
 def test_the_usual_request_meta_takes_the_hand_read_path(method: str,
                                                          timeout_ms: int | None) -> None:
-    from rpcx.protocol.frames import _common_request_meta
+    from rpcx.protocol._wire import common_request_meta as _common_request_meta
 
     assert _common_request_meta(_usual_meta(method, timeout_ms)) == (method, timeout_ms)
+
+
+def test_the_wire_module_numbers_agree_with_the_frame_enums() -> None:
+    from rpcx.protocol import _wire
+    from rpcx.protocol.frames import Flags, FrameType
+
+    assert (_wire._REQUEST, _wire._RESPONSE, _wire._ONEWAY) == (
+        FrameType.REQUEST, FrameType.RESPONSE, Flags.ONEWAY)

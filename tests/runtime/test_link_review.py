@@ -17,7 +17,6 @@ import rpcx
 from rpcx.codec import CborCodec
 from rpcx.protocol import Connection, ErrorReceived, Event, ResponseReceived, Role
 from rpcx.runtime.channel import _Pending
-from rpcx.runtime.dispatch import Success
 from rpcx.runtime.link import WRITE_HIGH_WATER, Link, _RunJob
 from rpcx.schema import ServiceSpec, StructSpec, spec_of
 from rpcx.transport.base import Address, parse_address
@@ -604,11 +603,11 @@ async def test_a_client_that_stops_reading_and_sending_is_dropped_at_its_keepali
 
 async def test_a_pending_call_resolved_before_it_waits_returns_at_once() -> None:
     pending = _Pending()
-    pending.resolve(Success(b"early"))
-    pending.resolve(Success(b"late"))  # the first answer wins
+    pending.resolve(b"early")
+    pending.resolve(b"late")  # the first answer wins
     with trio.fail_after(1):
         await pending.wait()
-    assert pending.reply == Success(b"early")
+    assert pending.reply == b"early"
 
 
 async def test_a_pending_call_is_woken_by_its_answer_and_a_cancelled_wait_is_forgotten(
@@ -617,16 +616,16 @@ async def test_a_pending_call_is_woken_by_its_answer_and_a_cancelled_wait_is_for
     async with trio.open_nursery() as nursery:
         nursery.start_soon(pending.wait)
         await trio.testing.wait_all_tasks_blocked()
-        pending.resolve(Success(b"x"))
-    assert pending.reply == Success(b"x")
+        pending.resolve(b"x")
+    assert pending.reply == b"x"
 
     abandoned = _Pending()
     with trio.move_on_after(1) as scope:
         await abandoned.wait()
     assert scope.cancelled_caught
-    abandoned.resolve(Success(b"after"))  # must not reschedule the task that gave up
+    abandoned.resolve(b"after")  # must not reschedule the task that gave up
     await trio.sleep(1)  # (trio would fail this task if it had been rescheduled)
-    assert abandoned.reply == Success(b"after")
+    assert abandoned.reply == b"after"
 
 
 class _FirstAttemptHangs(Echo):
