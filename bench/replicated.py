@@ -72,6 +72,7 @@ from typing import Any, Protocol
 import trio
 
 import rpcx
+from examples.kvstore.__main__ import free_ports
 from examples.kvstore.kvstore_rpcx import KvStoreClient, NotFound
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,16 +135,6 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         total += sum(int(f) for f in fields[11:15]) / tick
     return total
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 # -- the two systems, behind one small interface ----------------------------------------

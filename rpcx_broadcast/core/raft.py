@@ -2,7 +2,8 @@
 
 Inputs: ``step(src, msg)`` for a message from peer ``src``, ``tick()`` once per tick of the
 driver's clock, ``propose(data)``, ``propose_config(change)``, ``transfer_leadership(to)``,
-``read_index()`` and ``compact(index, data)``. Outputs are collected and handed out in a
+``read_index()``, ``compact(index, data)`` and ``leader_unreachable()`` (the driver's
+connection to the leader was refused or reset). Outputs are collected and handed out in a
 ``Ready`` batch::
 
     while node.has_ready():
@@ -231,6 +232,21 @@ class RaftNode:
         self._transferee, self._transfer_elapsed = to, 0
         if self._progress[to].match == self.log.last_index:
             self._send(to, TimeoutNow(self.term))
+
+    def leader_unreachable(self) -> None:
+        """The driver's connection to the leader failed outright (refused, or reset: what
+        a crashed process leaves behind), evidence that the leader is gone. A follower of
+        that leader gives up its lease on it and campaigns (PreVote first) within a few
+        ticks, staggered at random, instead of after its whole election timeout. Safety
+        does not depend on it (a vote still needs a quorum); if the leader is in fact alive
+        the other followers still hear it, their leases refuse the PreVote, and nothing
+        changes. Silence without such evidence (a partition) still waits the full timeout."""
+        if self.role != Role.FOLLOWER or not self.leader or not self._promotable():
+            return
+        e = self.options.election_ticks
+        self._election_elapsed = max(self._election_elapsed, e)  # the lease is over
+        soon = self._election_elapsed + self._rng.randrange(1, max(2, e // 2 + 1))
+        self._timeout = min(self._timeout, soon)
 
     def read_index(self) -> int:
         """Start a linearizable read (leader only); returns the request id. A ``ReadState``

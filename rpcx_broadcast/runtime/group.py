@@ -210,6 +210,7 @@ async def open_group(me: str, members: Mapping[str, str] | None = None,
                      snapshot_every: int | None = 10_000, snapshot_bytes: int = 64 << 20,
                      state: Snapshottable | None = None, remove_on_leave: bool = False,
                      remove_after: float | None = None, seed: int | None = None,
+                     secret: str | None = None,
                      services: Sequence[object] = (),
                      server_options: Mapping[str, Any] | None = None
                      ) -> AsyncIterator[Group]:
@@ -249,7 +250,11 @@ async def open_group(me: str, members: Mapping[str, str] | None = None,
     (implementations of generated service classes) are served on the member's own rpcx
     server beside the group's, with ``server_options`` (keyword arguments of
     :class:`rpcx.Server`). ``seed`` seeds the raft member's random choices (election
-    timeouts) so that a simulation replays exactly.
+    timeouts) so that a simulation replays exactly. ``secret``: members send it with
+    their calls to each other and refuse calls to the group's methods without it
+    (``PERMISSION_DENIED``), so a client that can reach a member's address (a replicated
+    service's clients can) cannot speak for a member; pair it with TLS
+    (``transport=rpcx.TlsTransport(...)``) where the network is not trusted.
     """
     if order == RAFT:
         if stack is not None:
@@ -263,16 +268,16 @@ async def open_group(me: str, members: Mapping[str, str] | None = None,
                           state=state, remove_on_leave=remove_on_leave,
                           remove_after=remove_after, join_timeout=join_timeout,
                           services=services, server_options=server_options,
-                          rng=None if seed is None else random.Random(seed))
+                          rng=None if seed is None else random.Random(seed), secret=secret)
         async with _running(raft, leave_timeout) as group:
             yield group
         return
     if (storage is not None or raft_options is not None or state is not None
             or remove_on_leave or remove_after is not None or services or server_options
-            or seed is not None):
+            or seed is not None or secret is not None):
         raise ValueError(f"storage=, raft_options=, state=, remove_on_leave=, "
-                         f"remove_after=, services= and server_options= are for the raft "
-                         f"order, not {order!r}")
+                         f"remove_after=, services=, server_options=, seed= and secret= are "
+                         f"for the raft order, not {order!r}")
     if order not in ORDERS and stack is None:
         raise ValueError(f"unknown order {order!r}; known: {sorted(ORDERS)}")
     if (members is None) == (join is None):

@@ -207,7 +207,7 @@ class _Member:
     incarnation: int
 
 
-_MSG, _TICK, _PROPOSE, _CRASH, _RESTART, _CHANGE, _CHECK = range(7)
+_MSG, _TICK, _PROPOSE, _CRASH, _RESTART, _CHANGE, _CHECK, _LOST = range(8)
 
 LEADER = "*leader*"
 """``RaftCrash.node`` for "the current leader"."""
@@ -298,6 +298,10 @@ class _Sim:
             name, incarnation = cast(tuple[str, int], data)
             member = self.live.get(name)
             if member is not None and member.incarnation == incarnation:
+                if self.rng.random() < 0.005:
+                    # a false alarm: the driver saw its connection to the leader break
+                    # while the leader lives on (a network blip)
+                    member.node.leader_unreachable()
                 member.node.tick()
                 self.after_input(name)
                 jitter = self.c.faults.tick_jitter
@@ -319,6 +323,10 @@ class _Sim:
                     self.torn_pending.add(data.node)
                 else:
                     self.crash(data.node)
+                    # the others' drivers see their connections to it reset, some later
+                    for other in list(self.live):
+                        self.push(self.now + self.rng.uniform(0, 2), _LOST,
+                                  (other, data.node))
         elif kind == _RESTART:
             assert isinstance(data, str)
             self.torn_pending.discard(data)
@@ -327,6 +335,12 @@ class _Sim:
         elif kind == _CHANGE:
             change, first = cast(tuple[ConfigChange, float], data)
             self.change(change, first)
+        elif kind == _LOST:
+            name, gone = cast(tuple[str, str], data)
+            member = self.live.get(name)
+            if member is not None and member.node.leader == gone:
+                member.node.leader_unreachable()
+                self.after_input(name)
         else:
             self.check_log_matching()
             if self.now >= self.c.fault_end:

@@ -7,6 +7,7 @@ off (an option, or a subclass that breaks it) and shows the outcome differs.
 from __future__ import annotations
 
 import random
+import statistics
 from collections.abc import Callable
 
 import attrs
@@ -163,6 +164,49 @@ def test_leader_lease_ignores_vote_requests_while_the_leader_is_heard() -> None:
     cluster.process("b")
     assert not [m for src, _, m in cluster.sent if src == "b" and isinstance(m, VoteReply)
                 and m.term == term + 1]
+
+
+def _ticks_until_a_new_leader(cluster: Cluster, old: str, limit: int = 100) -> int:
+    for ticks in range(1, limit + 1):
+        cluster.tick()
+        leader = cluster.leader()
+        if leader is not None and leader != old:
+            return ticks
+    raise AssertionError("no new leader")
+
+
+@pytest.mark.parametrize("voters", [ABC, FIVE])
+def test_a_leader_known_to_be_unreachable_is_replaced_within_a_few_ticks(
+        voters: tuple[str, ...]) -> None:
+    e = 10
+    quick: list[int] = []
+    slow: list[int] = []
+    for seed in range(60):
+        for told in (True, False):
+            cluster = Cluster(voters, options=RaftOptions(election_ticks=e), seed=seed)
+            cluster.elect("a")
+            cluster.crash("a")
+            if told:  # the drivers of the others saw their connections to a refused
+                for name in voters[1:]:
+                    cluster.nodes[name].leader_unreachable()
+            (quick if told else slow).append(_ticks_until_a_new_leader(cluster, "a"))
+    # told: a campaign within e // 2 ticks (a split vote falls back to the timeout)
+    assert statistics.median(quick) <= 3, quick
+    assert statistics.median(slow) >= e, slow       # not told: a whole election timeout
+    assert sum(t <= e // 2 + 1 for t in quick) >= 0.6 * len(quick), quick
+
+
+def test_a_false_alarm_about_a_live_leader_changes_nothing() -> None:
+    cluster = started()
+    term = cluster.nodes["a"].term
+    cluster.nodes["c"].leader_unreachable()  # only c's connection broke; a is alive
+    cluster.isolate("c")
+    cluster.tick(times=5)                    # c campaigns (PreVote) while cut off
+    cluster.heal()
+    cluster.tick(times=30)
+    assert cluster.leader() == "a" and cluster.nodes["a"].term == term, \
+        "b still heard a: its lease refused c's PreVote"
+    assert cluster.nodes["c"].leader == "a"
 
 
 # -- replication ----------------------------------------------------------------------------

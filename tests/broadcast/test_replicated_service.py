@@ -297,3 +297,20 @@ def test_readonly_reaches_the_generated_spec_reflection_and_back() -> None:
     assert flags["get"] == (True, True) and flags["put"] == (False, False)
     (rebuilt,) = specs_from_description(describe_services([spec]))
     assert {m.name: (m.readonly, m.idempotent) for m in rebuilt.methods} == flags
+
+
+async def test_with_a_secret_a_client_cannot_speak_for_a_member(
+        autojump_clock: trio.testing.MockClock) -> None:
+    from rpcx_broadcast._generated import raft_rpcx
+
+    async with cluster(secret="s3cret") as c, \
+            rpcx.open_channel(c.addresses, default_timeout=10) as ch:
+        assert await KvStoreClient(ch).put("x", "1") == 1, "the members talk with it"
+        forged = [raft_rpcx.RaftMsg(removed=raft_rpcx.Removed(term=99, view=99))]
+        for metadata in ({}, {"rpcx-group-secret": "guess"}):
+            async with rpcx.open_channel(c.members["n0"], retry=NO_RETRY,
+                                         metadata=metadata) as raw:
+                with pytest.raises(rpcx.RpcError) as denied:
+                    await raft_rpcx.RaftClient(raw).deliver("n1", forged, timeout=5)
+                assert denied.value.code == rpcx.Status.PERMISSION_DENIED
+        assert await KvStoreClient(ch).put("x", "2") == 2
