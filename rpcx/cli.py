@@ -212,9 +212,12 @@ def _signature(method: MethodSpec) -> str:
         if not field.required:
             text += " = " + JsonCodec().encode(field.type, field.default).decode()
         params.append(text)
+    if method.client_stream is not None:  # (the handler gets it last)
+        params.append(f"{method.client_stream.name}: stream "
+                      f"{method.client_stream.type.describe()}")
     head = ("oneway " if method.oneway else "") + f"{method.name}({', '.join(params)})"
     if method.result is not None:
-        head += f" -> {method.result.describe()}"
+        head += f" -> {'stream ' if method.server_stream else ''}{method.result.describe()}"
     if method.throws:
         head += " throws " + ", ".join(str(spec_of(cls).name) for cls in method.throws)
     marks = (["@readonly"] if method.readonly else ["@idempotent"] if method.idempotent
@@ -319,12 +322,85 @@ async def _call(args: argparse.Namespace) -> int:
             await channel.call_oneway(method, call_args, timeout=args.timeout)
             print("sent (one-way: no reply)", file=sys.stderr)
             return 0
+        if method.streaming is not None:
+            if method.client_stream is not None and args.args == "-":
+                raise _Usage(f"{method.path} reads its stream from stdin: give ARGS on "
+                             "the command line")
+            return await _call_stream(channel, method, call_args, args.timeout)
         result = await channel.call(method, call_args, timeout=args.timeout)
     if method.result is None:
         print("null")
     else:
         print(codec.encode(method.result, result).decode("utf-8"))
     return 0
+
+
+async def _call_stream(channel: Any, method: MethodSpec, call_args: tuple[Any, ...],
+                       timeout: float | None) -> int:
+    """A streaming call: the client's items are read from stdin, one JSON value per line
+    (until EOF); the server's items are printed one JSON value per line as they come."""
+    import trio
+
+    from rpcx.runtime.streams import END
+
+    codec = JsonCodec()
+    core = channel.open_stream(method, call_args, timeout=timeout)
+
+    async def send() -> None:
+        item_spec = method.client_stream
+        assert item_spec is not None
+        number = 0
+        async for line in _stdin_lines():
+            number += 1
+            if not line.strip():
+                continue
+            try:
+                item = codec.decode(item_spec.type, line.encode("utf-8"))
+            except CodecError as exc:
+                raise _Usage(f"stdin line {number}: bad {item_spec.name} item: "
+                             f"{exc}") from None
+            await core.send(item)
+        await core.end()
+
+    async def receive() -> None:
+        assert method.result is not None
+        while True:
+            item = await core.receive()
+            if item is END:
+                return
+            print(codec.encode(method.result, item).decode("utf-8"), flush=True)
+
+    try:
+        await core.start()
+        if method.client_stream is None:
+            await receive()
+        elif not method.server_stream:
+            await send()
+            result = await core.finish()
+            print("null" if method.result is None
+                  else codec.encode(method.result, result).decode("utf-8"))
+        else:
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(send)
+                    await receive()
+            except BaseExceptionGroup as group:
+                if len(group.exceptions) == 1:
+                    raise group.exceptions[0] from None
+                raise
+    finally:
+        await core.aclose()
+    return 0
+
+
+async def _stdin_lines() -> Any:
+    import trio
+
+    while True:
+        line = await trio.to_thread.run_sync(sys.stdin.readline)
+        if not line:
+            return
+        yield line
 
 
 def _run_remote(args: argparse.Namespace) -> int:
@@ -413,7 +489,9 @@ def _parser() -> argparse.ArgumentParser:
                     "docs/marshalling.md), and print the result as JSON. No stubs are "
                     "needed: the method's types come from the server's reflection service. "
                     "On failure, prints STATUS: message (and a declared error's fields) to "
-                    "stderr and exits 1.",
+                    "stderr and exits 1. A server stream is printed one JSON value per line "
+                    "as it arrives (until it ends, its deadline, or Ctrl-C); a client "
+                    "stream's items are read from stdin, one JSON value per line.",
         epilog="example: rpcx call tcp://127.0.0.1:7000 payments.Payments/process_payment "
                "'{\"card\": {\"card_number\": \"4111 1111 1111 1111\", \"expiry_date\": "
                "\"10/2030\", \"cvc\": \"123\"}, \"amount\": \"3.99\", \"currency\": \"GBP\"}'")

@@ -128,7 +128,10 @@ class _Describer:
             result=None if method.result is None else self.type_of(method.result),
             throws=[self.named(cls) for cls in method.throws], oneway=method.oneway,
             idempotent=method.idempotent, deadline=method.deadline,
-            deprecated=method.deprecated, doc=method.doc, readonly=method.readonly)
+            deprecated=method.deprecated, doc=method.doc, readonly=method.readonly,
+            client_stream=None if method.client_stream is None
+            else self.fields([method.client_stream])[0],
+            server_stream=method.server_stream)
 
 
 def describe_services(services: Iterable[ServiceSpec]) -> ServerDesc:
@@ -251,7 +254,9 @@ class _Builder:
                              if name in self.classes),
                 oneway=m.oneway, idempotent=m.idempotent, deadline=m.deadline,
                 deprecated=m.deprecated, doc=m.doc, readonly=m.readonly,
-                py_name=_attr(m.name)))
+                client_stream=None if m.client_stream is None
+                else self.fields([m.client_stream])[0],
+                server_stream=m.server_stream, py_name=_attr(m.name)))
         return ServiceSpec(desc.name, tuple(methods), desc.doc)
 
 

@@ -213,6 +213,11 @@ class MethodSpec:
     readonly: bool = False
     """From ``@readonly``: changes nothing (a replicated service serves it without the
     log; see docs/replication.md). A readonly method is also idempotent."""
+    client_stream: FieldSpec | None = None
+    """The ``stream T`` parameter of a client-streaming or bidirectional method (its type
+    is the item type ``T``); not in ``params``, whose values go in the REQUEST."""
+    server_stream: bool = False
+    """``-> stream T``: the method answers with a stream of ``result`` items."""
     py_name: str = attrs.field()
 
     @py_name.default
@@ -223,6 +228,14 @@ class MethodSpec:
     def path(self) -> str:
         """The wire name, ``payments.Payments/process_payment``."""
         return f"{self.service}/{self.name}"
+
+    @property
+    def streaming(self) -> str | None:
+        """None for a unary or one-way method, else ``"server"``, ``"client"`` or
+        ``"bidi"``."""
+        if self.client_stream is None:
+            return "server" if self.server_stream else None
+        return "bidi" if self.server_stream else "client"
 
 
 @attrs.frozen

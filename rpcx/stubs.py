@@ -16,6 +16,9 @@ from attrs import field as field
 from attrs import frozen as frozen
 
 from rpcx.errors import DeclaredError as DeclaredError
+from rpcx.runtime.streams import BidiStream as BidiStream
+from rpcx.runtime.streams import ClientStream as ClientStream
+from rpcx.runtime.streams import ServerStream as ServerStream
 from rpcx.schema import BOOL as BOOL
 from rpcx.schema import BYTES as BYTES
 from rpcx.schema import DECIMAL as DECIMAL
@@ -40,8 +43,9 @@ from rpcx.status import Status as Status
 
 __all__ = [
     "BOOL", "BYTES", "DECIMAL", "FLOAT", "INT", "STRING", "TIMESTAMP",
-    "DeclaredError", "EnumSpec", "FieldSpec", "Invoker", "MethodSpec", "OpenEnum",
-    "ServiceSpec", "Status", "StructSpec", "UnionSpec", "attach", "check_one_variant", "define",
+    "BidiStream", "ClientStream", "DeclaredError", "EnumSpec", "FieldSpec", "Invoker",
+    "MethodSpec", "OpenEnum", "ServerStream", "ServiceSpec", "Status", "StructSpec",
+    "UnionSpec", "attach", "check_one_variant", "define",
     "enum_ref", "field", "frozen", "list_of", "map_of", "optional", "struct_ref", "union_ref",
 ]
 

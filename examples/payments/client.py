@@ -8,6 +8,8 @@
 4. A lost reply: the connection dies after the server charged the card but before the
    reply arrives. The channel retries with the same idempotency key; the server answers
    from its de-duplication cache, so the card is charged once.
+5. Streaming: ``watch`` streams the payment events, first those so far, then a new
+   payment as it happens; leaving the ``async with`` block cancels the stream.
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ from decimal import Decimal
 import trio
 
 import rpcx
-from examples.payments.payments_rpcx import Card, CardDeclined, Currency, NotFound, PaymentsClient
+from examples.payments.payments_rpcx import (
+    Card,
+    CardDeclined,
+    Currency,
+    NotFound,
+    PaymentEvent,
+    PaymentsClient,
+)
 from examples.payments.service import DECLINED_CARD, SLOW_MERCHANT
 from rpcx.transport import Address, transport_for
 
@@ -117,6 +126,30 @@ async def run(address: str, token: str | None) -> int:
         except NotFound:
             say(f"   -> no payment {following} exists: the card was charged exactly once"
                 " (the server log shows one charge)")
+
+        say("\n5. Streaming: watch the payments, past and new, as they happen")
+        new_payment = trio.Event()
+        last: list[PaymentEvent] = []
+
+        async def watch(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            async with payments.watch(from_seq=1, timeout=30) as events:
+                task_status.started()
+                async for event in events:
+                    what = event.payment_id or f"declined: {event.reason}"
+                    say(f"   [watch] #{event.seq} {event.kind} {event.amount} "
+                        f"{event.currency.name} ({what})")
+                    last.append(event)
+                    if event.amount == Decimal("1.25"):
+                        new_payment.set()
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(watch)
+            await trio.sleep(0.2)  # the history first (only so the demo reads in order)
+            say("   (a new payment while the stream is open)")
+            await payments.process_payment(card, Decimal("1.25"), Currency.GBP, "Coffee")
+            await new_payment.wait()
+            nursery.cancel_scope.cancel()  # stop watching: the server cancels the stream
+        say(f"   -> {len(last)} events streamed, the last one live; the stream was cancelled")
 
         await payments.record_event("demo finished")
         say("\nDone: one-way record_event sent (no reply, no retry).")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import logging
+from collections.abc import AsyncIterator
 
 import trio
 
@@ -18,6 +19,7 @@ from examples.payments.payments_rpcx import (
     CardDeclined,
     Currency,
     NotFound,
+    PaymentEvent,
     PaymentsService,
     Result,
 )
@@ -51,6 +53,23 @@ class Ledger:
     def __init__(self) -> None:
         self.charges: dict[str, tuple[str, decimal.Decimal, Currency, str]] = {}
         self.events: list[str] = []
+        self.history: list[PaymentEvent] = []
+        """Every charge and decline, in order (``history[i].seq == i + 1``): what
+        ``watch`` streams."""
+        self._changed = trio.Event()
+
+    def record(self, kind: str, amount: decimal.Decimal, currency: Currency, *,
+               payment_id: str | None = None, reason: str | None = None) -> None:
+        self.history.append(PaymentEvent(seq=len(self.history) + 1, kind=kind, amount=amount,
+                                         currency=currency, payment_id=payment_id,
+                                         reason=reason))
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_for_more(self, seen: int) -> None:
+        """Until ``history`` holds more than ``seen`` events."""
+        while len(self.history) <= seen:
+            await self._changed.wait()
 
 
 class Payments(PaymentsService):
@@ -76,7 +95,11 @@ class Payments(PaymentsService):
                               merchant: str) -> Result:
         if amount <= 0:
             raise CardDeclined(reason=f"amount must be positive, got {amount}")
-        self._check_card(card)
+        try:
+            self._check_card(card)
+        except CardDeclined as declined:
+            self.ledger.record("declined", amount, currency, reason=declined.reason)
+            raise
         if merchant == SLOW_MERCHANT:
             try:
                 await trio.sleep(3)
@@ -86,6 +109,7 @@ class Payments(PaymentsService):
                 raise
         payment_id = f"pay_{len(self.ledger.charges) + 1:06d}"
         self.ledger.charges[payment_id] = (card.card_number[-4:], amount, currency, merchant)
+        self.ledger.record("charged", amount, currency, payment_id=payment_id)
         log.info("charged card ending %s: %s %s (%s)", card.card_number[-4:], amount,
                  currency.name, payment_id)
         return Result(success=True, payment_id=payment_id)
@@ -97,3 +121,12 @@ class Payments(PaymentsService):
 
     async def record_event(self, text: str) -> None:
         self.ledger.events.append(text)
+
+    async def watch(self, from_seq: int) -> AsyncIterator[PaymentEvent]:
+        seen = max(from_seq, 1) - 1
+        history = self.ledger.history
+        while True:
+            while seen < len(history):
+                yield history[seen]
+                seen += 1
+            await self.ledger.wait_for_more(seen)

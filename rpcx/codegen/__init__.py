@@ -38,6 +38,8 @@ def _imports(file: model.File) -> tuple[set[str], list[str]]:
             for m in decl.methods:
                 for f in m.params:
                     types[id(f.type)] = f.type
+                if m.client_stream is not None:
+                    types[id(m.client_stream.type)] = m.client_stream.type
                 if m.result is not None:
                     found.add("typing")
                     types[id(m.result)] = m.result

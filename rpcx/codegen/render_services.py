@@ -114,6 +114,9 @@ def render_client(w: Writer, service: model.ServiceDecl, here: str) -> None:
             w.line("self._channel = channel")
         for method in service.methods:
             w.blank()
+            if method.streaming is not None:
+                _render_stream_client(w, service, method, here)
+                continue
             result = _result_type(method, here)
             params, values = _client_signature(method, here)
             w.lines(_call_lines(f"async def {method.name}", params, w.width, f" -> {result}:"))
@@ -130,6 +133,34 @@ def render_client(w: Writer, service: model.ServiceDecl, here: str) -> None:
     w.blank(2)
 
 
+def _stream_types(method: model.Method, here: str) -> tuple[str, str]:
+    """The client's typed stream class and the server handler's return annotation."""
+    result = _result_type(method, here)
+    if method.client_stream is None:
+        return f"_rt.ServerStream[{result}]", f"_cabc.AsyncIterator[{result}]"
+    item = names.py_type(method.client_stream.type, here)
+    if method.server_stream:
+        return f"_rt.BidiStream[{item}, {result}]", f"_cabc.AsyncIterator[{result}]"
+    return f"_rt.ClientStream[{item}, {result}]", result
+
+
+def _render_stream_client(w: Writer, service: model.ServiceDecl, method: model.Method,
+                          here: str) -> None:
+    """A streaming method: a plain ``def`` returning the typed stream object, used as
+    ``async with client.method(...) as stream``."""
+    cls, _ = _stream_types(method, here)
+    params, values = _client_signature(method, here)
+    w.lines(_call_lines(f"def {method.name}", params, w.width, f" -> {cls}:"))
+    with w.indented():
+        if method.doc or method.deprecated is not None:
+            _doc(w, method.doc, method.deprecated)
+        args = f"({values[0]},)" if len(values) == 1 else f"({', '.join(values)})"
+        head = cls.split("[", 1)[0]
+        w.lines(_call_lines(f"return {head}", [
+            "self._channel", method_spec_name(service, method), args, "timeout", "metadata",
+        ], w.width, ""))
+
+
 def render_server_base(w: Writer, service: model.ServiceDecl, here: str) -> None:
     w.line(f"class {names.service_name(service.name)}(_abc.ABC):")
     with w.indented():
@@ -144,6 +175,19 @@ def render_server_base(w: Writer, service: model.ServiceDecl, here: str) -> None
             params = ["self"]
             params += [f"{f.name}: {names.py_type(f.type, here)}" for f in method.params]
             w.line("@_abc.abstractmethod")
+            if method.streaming is not None:
+                # The stream parameter comes last; a server stream is an async generator.
+                if method.client_stream is not None:
+                    item = names.py_type(method.client_stream.type, here)
+                    params.append(f"{method.client_stream.name}: _cabc.AsyncIterator[{item}]")
+                _, returns = _stream_types(method, here)
+                head = "def" if method.server_stream else "async def"
+                w.lines(_call_lines(f"{head} {method.name}", params, w.width,
+                                    f" -> {returns}:"))
+                with w.indented():
+                    if not _doc(w, method.doc, method.deprecated):
+                        w.line("...")
+                continue
             w.lines(_call_lines(f"async def {method.name}", params, w.width,
                                 f" -> {_result_type(method, here)}:"))
             with w.indented():
@@ -182,6 +226,10 @@ def _method_spec_fast(service: model.ServiceDecl, method: model.Method, here: st
         tail.append("idempotent=True")
     if method.readonly:
         tail.append("readonly=True")
+    if method.client_stream is not None:
+        return None  # a FieldSpec: the general path formats it
+    if method.server_stream:
+        tail.append("server_stream=True")
     if method.deadline is not None:
         tail.append(f"deadline={method.deadline!r}")
     if method.deprecated is not None:
@@ -232,6 +280,12 @@ def method_spec_lines(service: model.ServiceDecl, method: model.Method, here: st
         args.append("idempotent=True")
     if method.readonly:
         args.append("readonly=True")
+    if method.client_stream is not None:
+        stream_spec = field_spec(method.client_stream, here)
+        assert isinstance(stream_spec, Call)
+        args.append(Call(f"client_stream={stream_spec.func}", stream_spec.args))
+    if method.server_stream:
+        args.append("server_stream=True")
     if method.deadline is not None:
         args.append(f"deadline={method.deadline!r}")
     if method.deprecated is not None:

@@ -285,6 +285,10 @@ class _Checker:
                 if mtype is not None:
                     self.named_word[head] = mtype
                 return mtype
+        if len(name) == 1 and node.args and head == "stream":
+            self.error(node.span, f"{node.text!r}: a stream is only the result of a method"
+                       " or the type of one of its parameters")
+            return None
         if len(name) == 1 and node.args:
             item = self.resolve_type(node.args[-1])
             if head == "list":
@@ -669,18 +673,57 @@ class _Checker:
                 readonly = False
             # A read changes nothing, so repeating it is safe: @readonly implies @idempotent.
             idempotent = idempotent or readonly
-            params, _ = self.fields(m.params, (), "parameter") if m.params else ((), ())
+            stream_name, m_params, m_result = self.streams(m) if m.params or m.result \
+                else (None, m.params, m.result)
+            params, _ = self.fields(m_params, (), "parameter") if m_params else ((), ())
+            client_stream = None
+            if stream_name is not None:
+                for field in params:
+                    if field.name == stream_name:
+                        client_stream = field
+                params = tuple(f for f in params if f is not client_stream)
             result = None
-            if m.result is not None:
-                result_name = m.result.name
+            if m_result is not None:
+                result_name = m_result.name
                 result = (_PRIMITIVE_TYPES.get(result_name[0].text)  # resolve_type(), shortcut
-                          if len(result_name) == 1 and not m.result.args
-                          and not m.result.optional else None) or self.resolve_type(m.result)
+                          if len(result_name) == 1 and not m_result.args
+                          and not m_result.optional else None) or self.resolve_type(m_result)
             throws = self.throws(m) if m.throws else ()
             out.append(model.Method(text, params, None if m.oneway else result,
                                     throws, m.oneway, idempotent, deadline, deprecated, m.doc,
-                                    m.name.span, readonly))
+                                    m.name.span, readonly, client_stream,
+                                    m_result is not m.result and not m.oneway))
         return tuple(out)
+
+    def streams(self, m: syn.Method) -> tuple[str | None, tuple[syn.Field, ...],
+                                              syn.TypeNode | None]:
+        """Take ``stream`` off the method's parameters and result: the name of its stream
+        parameter (if any), the parameters with that one's type replaced by the item type,
+        and the result (the item type for ``-> stream T``). Reports misplaced streams."""
+        params = m.params
+        stream_name = None
+        if any(_is_stream(p.type) for p in params):
+            out: list[syn.Field] = []
+            for p in params:
+                if not _is_stream(p.type):
+                    out.append(p)
+                    continue
+                if m.oneway:
+                    self.error(p.type.span, f"oneway method {m.name.text!r} cannot stream")
+                elif stream_name is not None:
+                    self.error(p.type.span, f"method {m.name.text!r} has a second stream"
+                               f" parameter {p.name.text!r}: at most one parameter streams")
+                else:
+                    stream_name = p.name.text
+                if p.default is not None:
+                    self.error(p.default.span, f"stream parameter {p.name.text!r} cannot"
+                               " have a default")
+                out.append(p._replace(type=p.type.args[0], default=None))
+            params = tuple(out)
+        result = m.result
+        if result is not None and _is_stream(result):
+            result = result.args[0]
+        return stream_name, params, result
 
     def throws(self, m: syn.Method) -> tuple[model.ModelType, ...]:
         out: list[model.ModelType] = []
@@ -877,6 +920,10 @@ _REF_KINDS = {"enum": Kind.ENUM, "union": Kind.UNION}
 
 class _Bad(Exception):
     """A default did not fit; the diagnostic is already recorded."""
+
+
+def _is_stream(node: syn.TypeNode) -> bool:
+    return len(node.name) == 1 and node.name[0].text == "stream" and len(node.args) == 1
 
 
 def _base_text(node: syn.TypeNode) -> str:

@@ -150,6 +150,17 @@ class Method:
     readonly: bool = False
     """From ``@readonly``: the method only reads (a replicated service runs it at one
     replica, not through the log). Implies ``idempotent``."""
+    client_stream: Field | None = None
+    """The ``stream T`` parameter (its type is ``T``), not among ``params``."""
+    server_stream: bool = False
+    """``-> stream T``: ``result`` is the item type ``T``."""
+
+    @property
+    def streaming(self) -> str | None:
+        """None, ``"server"``, ``"client"`` or ``"bidi"``."""
+        if self.client_stream is None:
+            return "server" if self.server_stream else None
+        return "bidi" if self.server_stream else "client"
 
 
 @attrs.frozen

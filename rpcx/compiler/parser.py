@@ -580,7 +580,7 @@ class _Parser:
         i += 1
         tok = toks[i]
         after = toks[i + 1][1]
-        if tok[0] is _IDENT and after != "<" and after != ".":
+        if tok[0] is _IDENT and after != "<" and after != "." and tok[1] != "stream":
             # type_(0) for a one-word type: no arguments, not qualified.
             type_span = _new_span(Span, (tok[2], tok[3], tok[4]))
             type_name = (_new(syn.Name, (tok[1], type_span)),)
@@ -698,7 +698,7 @@ class _Parser:
             i = self.i + 1
             tok = toks[i]
             after = toks[i + 1][1]
-            if tok[0] is _IDENT and after != "<" and after != ".":
+            if tok[0] is _IDENT and after != "<" and after != "." and tok[1] != "stream":
                 # type_(0) for a one-word type, inline (as in field())
                 type_span = _new_span(Span, (tok[2], tok[3], tok[4]))
                 type_name = (_new(syn.Name, (tok[1], type_span)),)
@@ -747,6 +747,12 @@ class _Parser:
             self.error(span, "type nested too deeply")
             raise _Sync()
         text = tok[1]
+        if text == "stream" and toks[self.i + 1][0] is _IDENT:
+            # ``stream T``: a method's streamed parameter or result (the checker says
+            # where it may appear); a type named ``stream`` is never followed by a name.
+            self.i += 1
+            inner = self.type_(depth + 1)
+            return _new(syn.TypeNode, ((_new(syn.Name, (text, span)),), (inner,), False, span))
         if (text == "list" or text == "map") and toks[self.i + 1][1] == "<":
             name: tuple[syn.Name, ...] = (_new(syn.Name, (text, span)),)
             self.i += 2

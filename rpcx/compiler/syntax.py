@@ -110,6 +110,8 @@ class TypeNode(NamedTuple):
     @property
     def text(self) -> str:
         base = ".".join(n.text for n in self.name)
+        if base == "stream" and len(self.args) == 1:
+            return f"stream {self.args[0].text}"
         if self.args:
             base += "<" + ", ".join(a.text for a in self.args) + ">"
         return base + ("?" if self.optional else "")

@@ -7,8 +7,11 @@ their IDL docs, offers a JSON editor per method prefilled from the schema, sends
 with ``fetch`` and shows the HTTP status, ``rpcx-status``, the body and the timing.
 
 The page reads every answer through ``response.body.getReader()``, chunk by chunk, and
-shows what has arrived so far: an answer that is a stream of JSON values (one per line)
-will show as it comes, with only the description of the method (``"streaming"``) to add.
+shows what has arrived so far: a server stream (newline-delimited JSON,
+``rpcx.gateway.streaming``) shows line by line as it comes, with a count of its messages
+and a Stop button that aborts the fetch (which cancels the call on the server). A
+method's ``"streaming"`` says ``"server"``, ``"client"`` or ``"bidi"``; the last two
+cannot be called over HTTP and the page says so.
 """
 
 from __future__ import annotations
@@ -111,12 +114,13 @@ def _method_data(method: MethodSpec) -> dict[str, Any]:
         params.append(param)
     return {
         "name": method.name, "path": method.path, "doc": method.doc,
-        "params": params, "result": _type_text(method.result),
+        "params": params,
+        "result": ("stream " if method.server_stream else "") + _type_text(method.result),
         "throws": [str(spec_of(cls).name) for cls in method.throws],
         "idempotent": method.idempotent, "oneway": method.oneway,
         "readonly": bool(getattr(method, "readonly", False)),
         "deadline": method.deadline, "deprecated": method.deprecated,
-        "streaming": None,
+        "streaming": method.streaming,
         "example": example_arguments(method),
     }
 
@@ -231,7 +235,7 @@ _SCRIPT: Final = r"""
 'use strict';
 const DATA = JSON.parse(document.getElementById('rpcx-data').textContent);
 const methods = new Map();
-const state = {current: null, drafts: new Map()};
+const state = {current: null, drafts: new Map(), abort: null};
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -273,6 +277,9 @@ function describe(method) {
   const tags = el('p', {class: 'tags'});
   const add = (text) => tags.append(el('span', {text}));
   if (method.streaming) add(method.streaming + ' streaming');
+  if (method.streaming === 'client' || method.streaming === 'bidi') {
+    add('not callable over HTTP: it streams from the client');
+  }
   if (method.oneway) add('one-way');
   if (method.readonly) add('@readonly');
   else if (method.idempotent) add('@idempotent');
@@ -313,6 +320,8 @@ function show(path) {
   editor.rows = Math.min(30, editor.value.split('\n').length + 1);
   const problem = el('p', {id: 'args-error', class: 'error-text'});
   const send = el('button', {id: 'send', class: 'send', text: 'Send', onclick: () => call(method)});
+  const stop = el('button', {id: 'stop', type: 'button', text: 'Stop', disabled: '',
+                             onclick: () => { if (state.abort) state.abort.abort(); }});
   const check = () => {
     try { JSON.parse(editor.value); editor.classList.remove('invalid'); problem.textContent = '';
           send.disabled = false; }
@@ -326,7 +335,7 @@ function show(path) {
                            placeholder: method.idempotent || method.oneway ? 'not needed'
                                                                             : 'none'});
   const controls = el('div', {class: 'row'},
-    send,
+    send, stop,
     el('label', {}, 'timeout (s) ', timeout),
     el('label', {}, 'Idempotency-Key ', key),
     el('button', {id: 'new-key', type: 'button', text: 'new key',
@@ -335,7 +344,8 @@ function show(path) {
       editor.value = JSON.stringify(method.example, null, 2); check(); }}));
   const outcome = el('div', {id: 'outcome'},
     el('div', {class: 'row'}, el('span', {id: 'status', text: '—'}),
-       el('span', {id: 'rpcx-status'}), el('span', {id: 'timing'})),
+       el('span', {id: 'rpcx-status'}), el('span', {id: 'timing'}),
+       el('span', {id: 'messages'})),
     el('pre', {id: 'body', 'aria-label': 'response body'}));
   section.replaceChildren(...describe(method), editor, problem, controls, outcome);
   check();
@@ -367,6 +377,24 @@ function pretty(text) {
   }
 }
 
+// A server stream's lines so far: each complete line compact, the partial last one left
+// out until it is complete; and how many of them are messages.
+function streamLines(text) {
+  const lines = text.split('\n');
+  lines.pop(); // the part after the last newline: not complete yet
+  let messages = 0;
+  const shown = lines.filter((line) => line.trim() !== '').map((line) => {
+    try {
+      const value = JSON.parse(line);
+      if (value && typeof value === 'object' && 'message' in value) messages += 1;
+      return JSON.stringify(value);
+    } catch (error) {
+      return line;
+    }
+  });
+  return {text: shown.join('\n'), messages};
+}
+
 async function call(method) {
   const status = document.getElementById('status');
   const rpcxStatus = document.getElementById('rpcx-status');
@@ -380,31 +408,51 @@ async function call(method) {
   if (key) headers['Idempotency-Key'] = '"' + key.replace(/["\\]/g, '\\$&') + '"';
   status.className = '';
   status.textContent = 'sending…';
-  rpcxStatus.textContent = timing.textContent = body.textContent = '';
+  const messages = document.getElementById('messages');
+  const stop = document.getElementById('stop');
+  rpcxStatus.textContent = timing.textContent = body.textContent = messages.textContent = '';
   send.disabled = true;
+  const controller = new AbortController();
+  state.abort = controller;
+  stop.disabled = false;
   const started = performance.now();
   let firstByte = null;
   try {
     const response = await fetch('/' + method.path, {
-      method: 'POST', headers, body: document.getElementById('args').value});
+      method: 'POST', headers, body: document.getElementById('args').value,
+      signal: controller.signal});
     firstByte = performance.now() - started;
     status.textContent = response.status + ' ' + response.statusText;
     status.className = response.ok ? 'ok' : 'failed';
     rpcxStatus.textContent = response.headers.get('rpcx-status') || '';
+    const streaming = (response.headers.get('content-type') || '')
+      .startsWith('application/x-ndjson');
     await readBody(response, (text, done) => {
-      body.textContent = done ? pretty(text) : text;
+      if (streaming) {
+        const lines = streamLines(done ? text + '\n' : text);
+        body.textContent = lines.text;
+        messages.textContent = lines.messages + (lines.messages === 1 ? ' message' : ' messages');
+      } else {
+        body.textContent = done ? pretty(text) : text;
+      }
       timing.textContent = (performance.now() - started).toFixed(1) + ' ms' +
         (done ? '' : ' so far');
     });
     timing.textContent = (performance.now() - started).toFixed(1) + ' ms (first byte ' +
       firstByte.toFixed(1) + ' ms)';
   } catch (error) {
-    status.textContent = 'network error';
-    status.className = 'failed';
-    body.textContent = String(error);
+    if (error.name === 'AbortError') {
+      status.textContent += ' · stopped';
+    } else {
+      status.textContent = 'network error';
+      status.className = 'failed';
+      body.textContent = String(error);
+    }
     timing.textContent = (performance.now() - started).toFixed(1) + ' ms';
   } finally {
     send.disabled = false;
+    stop.disabled = true;
+    state.abort = null;
     document.body.dataset.calls = String(Number(document.body.dataset.calls || 0) + 1);
   }
 }

@@ -34,6 +34,7 @@ __all__ = ["openapi_document"]
 _INT64 = {"minimum": -(2**63), "maximum": 2**63 - 1}
 _DECIMAL_PATTERN = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
 _ERROR_REF = {"$ref": "#/components/schemas/rpcx.Error"}
+NDJSON = "application/x-ndjson"
 
 _ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -157,6 +158,21 @@ def _operation(method: MethodSpec, schemas: _Schemas) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     if method.oneway:
         responses["202"] = {"description": "Accepted (one-way: no result)"}
+    elif method.server_stream and method.client_stream is None:
+        assert method.result is not None
+        responses["200"] = {
+            "description": "A stream, sent as it comes: newline-delimited JSON, one "
+                           '{"message": ITEM} line per item, then one {"end": STATUS} '
+                           'line (code "OK", or the error body of a call that failed '
+                           "after its first item)",
+            "content": {NDJSON: {"schema": {"oneOf": [
+                {"type": "object", "required": ["message"],
+                 "properties": {"message": schemas.ref(method.result)}},
+                {"type": "object", "required": ["end"],
+                 "properties": {"end": _ERROR_REF}},
+            ]}}}}
+    elif method.client_stream is not None:
+        pass  # refused over HTTP (400): described below
     else:
         result = {"type": "null"} if method.result is None else schemas.ref(method.result)
         responses["200"] = {"description": "The result",
@@ -172,6 +188,12 @@ def _operation(method: MethodSpec, schemas: _Schemas) -> dict[str, Any]:
         description += f"\n\nDeclared errors: {declared}."
         for cls in method.throws:
             schemas.named(cls)
+    if method.client_stream is not None:
+        description += ("\n\nStreams from the client (rpcx.gateway.streaming): not "
+                        "callable over HTTP, always answered 400; use the native protocol.")
+    elif method.server_stream:
+        description += ("\n\nServer streaming: the answer is newline-delimited JSON "
+                        "(application/x-ndjson), read it as it arrives.")
     operation: dict[str, Any] = {
         "operationId": f"{method.service}.{method.name}".replace(".", "_"),
         "tags": [method.service],
@@ -188,6 +210,8 @@ def _operation(method: MethodSpec, schemas: _Schemas) -> dict[str, Any]:
     }
     if method.deprecated is not None:
         operation["deprecated"] = True
+    if method.streaming is not None:
+        operation["x-rpcx-streaming"] = method.streaming
     return operation
 
 

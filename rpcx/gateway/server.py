@@ -42,6 +42,7 @@ from rpcx.protocol.dedup import (
 from rpcx.runtime.accept import accept_forever, describe_peer
 from rpcx.runtime.dispatch import Dispatcher, Failure, Reply, Success
 from rpcx.runtime.interceptors import ServerInterceptor
+from rpcx.schema import MethodSpec
 from rpcx.status import Status
 from rpcx.text import describe
 from rpcx.transport import Transport, bound_url, parse_address, transport_for
@@ -177,6 +178,10 @@ class _Answer:
     close: bool = False
     """Close the connection after answering (the request body was not read)."""
     content_type: str = "application/json"
+
+
+_STREAMED: Final = _Answer(200)
+"""What ``_handle`` returns once it has written a streamed answer itself."""
 
 
 class _Problem(Exception):
@@ -422,6 +427,8 @@ class HttpServer:
             answer = _Answer(status, _error_body(code, protocol_message(exc)),
                              (("rpcx-status", code.name),), close=True)
             headers = []
+        if answer is _STREAMED:  # a stream, written as it came
+            return True
         await self._send(conn, stream, answer, headers, head=head)
         return not answer.close
 
@@ -540,6 +547,9 @@ class HttpServer:
         deadline = math.inf if timeout is None else trio.current_time() + timeout
         payload = body or b"{}"
         metadata = metadata_from_headers(headers)
+        if method.streaming is not None:
+            return await self._stream(conn, stream, inbox, method, route.handler, payload,
+                                      metadata, deadline, headers, peer)
 
         def run() -> Awaitable[Reply]:
             return self.dispatcher.dispatch(
@@ -574,6 +584,31 @@ class HttpServer:
         return _Answer(HTTP_STATUS.get(reply.status, 500),
                        _error_body(reply.status, reply.message, reply.details,
                                    error=reply.error_name, fields=reply.error_payload),
+                       (("rpcx-status", reply.status.name),))
+
+    async def _stream(self, conn: h11.Connection, stream: trio.abc.Stream, inbox: _Inbox,
+                      method: MethodSpec, handler: Callable[..., Any], payload: bytes,
+                      metadata: Mapping[str, str], deadline: float,
+                      headers: Sequence[tuple[str, str]], peer: str) -> _Answer:
+        """A streaming method: NDJSON (``rpcx.gateway.streaming``); not de-duplicated."""
+        from rpcx.gateway.streaming import CLIENT_STREAM_REFUSED, NDJSON, end_line, serve_stream
+
+        if method.client_stream is not None:
+            raise _Problem(400, Status.UNIMPLEMENTED,
+                           CLIENT_STREAM_REFUSED.format(path=method.path))
+
+        def error_body(reply: Failure) -> bytes:
+            return _error_body(reply.status, reply.message, reply.details,
+                               error=reply.error_name, fields=reply.error_payload)
+
+        reply = await serve_stream(self, conn, stream, inbox, method, handler, payload,
+                                   metadata, deadline, headers, error_body, peer)
+        if reply is None:
+            return _STREAMED
+        if isinstance(reply, Success):
+            return _Answer(200, end_line(Status.OK), (("rpcx-status", "OK"),),
+                           content_type=NDJSON)
+        return _Answer(HTTP_STATUS.get(reply.status, 500), error_body(reply),
                        (("rpcx-status", reply.status.name),))
 
     async def _dispatch(self, run: Callable[[], Awaitable[Reply | Mismatch]],

@@ -79,6 +79,7 @@ from rpcx.protocol.frames import (
     encode_frame,
     parse_frame,
 )
+from rpcx.protocol.streams import STREAM_FRAME_TYPES, StreamsMixin, _Stream
 from rpcx.status import Status
 
 __all__ = [
@@ -121,7 +122,7 @@ class ConnectionState(enum.Enum):
     """Finished; flush ``data_to_send()`` and close the stream."""
 
 
-class Connection:
+class Connection(StreamsMixin):
     """One end of an rpcx connection; see the module docstring for the driving loop.
 
     Every limit is a constructor parameter:
@@ -192,6 +193,7 @@ class Connection:
         self._keepalive_sent: float | None = None
         self._pings: dict[int, float] = {}
         self._next_ping_id = 1
+        self._streams: dict[int, _Stream] = {}  # streaming calls (rpcx.protocol.streams)
 
     # ------------------------------------------------------------ introspection
 
@@ -477,6 +479,8 @@ class Connection:
                     elif (header.frame_type == _RESPONSE and not header.meta_length
                           and self.role is Role.CLIENT and header.call_id):
                         self._on_response(header.call_id, item.body)
+                    elif header.frame_type in STREAM_FRAME_TYPES:
+                        self._on_stream_frame(header, item.body)
                     else:
                         self._on_frame(parse_frame(header, item.body), now)
             if not self._closed():
@@ -567,6 +571,8 @@ class Connection:
         """End ``call``; the public entry point then checks for a drained connection."""
         call.apply(event)
         del self._calls[call.call_id]
+        if self._streams:
+            self._streams.pop(call.call_id, None)
 
     def _send_too_large(self, call: Call, what: str, size: int) -> bool:
         self._finish(call, CallInput.SEND_ERROR)
@@ -642,6 +648,7 @@ class Connection:
                                             message=f"{reason.value}: {message}",
                                             outcome_unknown=self.role is Role.CLIENT))
         self._calls.clear()
+        self._streams.clear()
         self._deadlines.clear()
         self._release()
         self._state = ConnectionState.CLOSED

@@ -26,13 +26,16 @@ __all__ = [
     "CancelReceived",
     "ConnectionTerminated",
     "DeadlineExpired",
+    "EndReceived",
     "ErrorReceived",
     "Event",
     "GoAwayReceived",
+    "MessageReceived",
     "PingAcked",
     "RequestReceived",
     "ResponseReceived",
     "TerminationReason",
+    "WindowOpened",
 ]
 
 
@@ -178,7 +181,34 @@ class ConnectionTerminated:
     message: str
 
 
+@attrs.frozen(kw_only=True)
+class MessageReceived:
+    """A streaming call's peer sent one message (see ``rpcx.protocol.streams``). Once the
+    application has used it, it calls :meth:`Connection.consume` so the peer may send
+    more (flow control)."""
+
+    call_id: int  # (non-zero: checked with the frame)
+    payload: bytes
+    """One encoded stream item."""
+
+
+@attrs.frozen(kw_only=True)
+class EndReceived:
+    """Server: the client sent END on a streaming call: it sends no more messages."""
+
+    call_id: int  # (non-zero: checked with the frame)
+
+
+@attrs.frozen(kw_only=True)
+class WindowOpened:
+    """The peer granted credit on a streaming call whose credit was used up: a sender
+    waiting to send its next message may go on."""
+
+    call_id: int  # (non-zero: checked with the frame)
+
+
 Event = (
     RequestReceived | ResponseReceived | ErrorReceived | CancelReceived | DeadlineExpired
     | CallAborted | PingAcked | GoAwayReceived | ConnectionTerminated
+    | MessageReceived | EndReceived | WindowOpened
 )

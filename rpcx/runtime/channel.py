@@ -55,6 +55,7 @@ from rpcx.runtime.interceptors import CallInfo, ClientInterceptor, run_chain
 from rpcx.runtime.link import Link
 from rpcx.runtime.options import effective_deadline
 from rpcx.runtime.retry import RetryPolicy
+from rpcx.runtime.streams import STREAM_EVENTS, StreamCore
 from rpcx.schema import MethodSpec
 from rpcx.status import Status
 from rpcx.transport import Transport, parse_address, transport_for
@@ -113,16 +114,35 @@ class _Pending:
         return trio.lowlevel.Abort.SUCCEEDED
 
 
+class _StreamPending(_Pending):
+    """A streaming call's outcome: also wakes the stream's reader and writer."""
+
+    __slots__ = ("core",)
+
+    def __init__(self, core: StreamCore) -> None:
+        super().__init__()
+        self.core = core
+
+    def resolve(self, reply: bytes | Failure) -> None:
+        super().resolve(reply)
+        self.core.wake()
+
+
 class _ClientLink:
     """A client connection and its calls awaiting replies."""
 
     def __init__(self, link: Link) -> None:
         self.link = link
         self.pending: dict[int, _Pending] = {}
+        self.streams: dict[int, StreamCore] = {}  # streaming calls (rpcx.runtime.streams)
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, ResponseReceived):
             self._resolve(event.call_id, event.payload)
+        elif isinstance(event, STREAM_EVENTS):
+            core = self.streams.get(event.call_id)
+            if core is not None:
+                core.on_event(event)
         elif isinstance(event, ErrorReceived):
             self._resolve(event.call_id, Failure(
                 event.status, event.message, dict(event.details),
@@ -238,6 +258,62 @@ class Channel:
         info = CallInfo(method, {**self._metadata, **(metadata or {})},
                         effective_deadline(method, timeout, self.default_timeout), args)
         await run_chain(self._interceptors, info, self._oneway)
+
+    def open_stream(self, method: MethodSpec, args: tuple[Any, ...], *,
+                    timeout: float | None = None,
+                    metadata: Mapping[str, str] | None = None) -> StreamCore:
+        """A streaming call (``rpcx.runtime.streams``), started on first use. Streaming
+        calls are not retried; the client interceptors run around their start (they may
+        change the metadata, as TokenAuth does, or refuse the call)."""
+        self._stats["calls"] += 1
+        return StreamCore(method, args, self.codec,
+                          effective_deadline(method, timeout, self.default_timeout),
+                          {**self._metadata, **metadata} if metadata else self._metadata,
+                          self._start_stream)
+
+    async def _start_stream(self, core: StreamCore, payload: bytes) -> None:
+        if not self._interceptors:
+            await self._begin_stream(core, payload)
+            return
+
+        async def begin(info: CallInfo) -> None:
+            core.metadata = info.metadata
+            await self._begin_stream(core, payload)
+
+        await run_chain(self._interceptors, CallInfo(core.method, dict(core.metadata),
+                                                     core.deadline, core.args), begin)
+
+    async def _begin_stream(self, core: StreamCore, payload: bytes) -> None:
+        deadline = core.deadline
+        self._stats["attempts"] += 1
+        if trio.current_time() >= deadline:
+            raise DeadlineExceeded(f"{core.method.path}: deadline passed before sending")
+        with trio.move_on_at(deadline):
+            while True:
+                link = await self._ready_link(deadline)
+                await link.link.wait_for_room(self._max_calls)
+                if link.usable:
+                    break
+        now = trio.current_time()
+        if now >= deadline:
+            raise DeadlineExceeded(f"{core.method.path}: deadline passed before sending")
+        call_id = link.link.conn.start_call(
+            core.method.path, payload, now=now,
+            timeout=None if deadline == math.inf else deadline - now, metadata=core.metadata)
+        pending = _StreamPending(core)
+        link.pending[call_id] = pending
+        link.streams[call_id] = core
+
+        def release() -> None:
+            link.pending.pop(call_id, None)
+            link.streams.pop(call_id, None)
+
+        core.attach(link.link, call_id, pending, release)
+        link.link.rearm()
+        if not await link.link.flush(deadline=deadline):
+            await core.aclose()
+            raise DeadlineExceeded(f"{core.method.path}: deadline passed while the request "
+                                   "was being written (is the peer reading?)")
 
     # -- calls ---------------------------------------------------------------------------
 

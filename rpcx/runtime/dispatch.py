@@ -85,6 +85,8 @@ class Dispatcher:
                  interceptors: Sequence[ServerInterceptor] = ()) -> None:
         self._interceptors = [i.intercept_server for i in interceptors]
         self._routes: dict[str, Route] = {}
+        self.streaming: dict[str, MethodSpec] = {}
+        """The streaming methods by path (``rpcx.runtime.streams`` runs them)."""
         self.services: list[ServiceSpec] = []
         for impl in services:
             spec = service_spec(impl)
@@ -93,9 +95,17 @@ class Dispatcher:
             self.services.append(spec)
             for method in spec.methods:
                 self._routes[method.path] = Route(method, getattr(impl, method.py_name))
+                if method.streaming is not None:
+                    self.streaming[method.path] = method
 
     def lookup(self, path: str) -> Route | None:
         return self._routes.get(path)
+
+    @property
+    def interceptors(self) -> Sequence[Callable[[CallInfo, Any], Awaitable[Any]]]:
+        """The server interceptors' ``intercept_server``, outermost first (streaming
+        calls run through them too: ``rpcx.runtime.streams``)."""
+        return self._interceptors
 
     async def dispatch(self, path: str, payload: bytes, codec: Codec, *,
                        metadata: Mapping[str, str] | None = None,
@@ -110,6 +120,9 @@ class Dispatcher:
         if route is None:
             return Failure(Status.UNIMPLEMENTED, f"unknown method {quote(path, 200)}")
         method = route.method
+        if self.streaming and path in self.streaming:
+            return Failure(Status.FAILED_PRECONDITION,
+                           f"{quote(path, 200)} streams: it cannot be called as a unary call")
         try:
             if self._interceptors:
                 async def invoke(call: CallInfo) -> Any:

@@ -61,6 +61,7 @@ from rpcx.runtime.accept import accept_forever, describe_peer
 from rpcx.runtime.dispatch import Dispatcher, Failure, Reply, Success
 from rpcx.runtime.interceptors import ServerInterceptor
 from rpcx.runtime.link import Link
+from rpcx.runtime.streams import STREAM_EVENTS, ServerCallStream
 from rpcx.status import Status
 from rpcx.transport import Transport, bound_url, parse_address, transport_for
 
@@ -197,17 +198,29 @@ class Server:
                           **self._conn_options)
         owner = self._stats["connections_total"]  # owns the idempotency keys it sends
         calls: dict[int, _CallState] = {}
+        streams: dict[int, ServerCallStream] = {}
+        streaming = self.dispatcher.streaming
         peer = describe_peer(stream)
 
         def on_event(event: Event) -> None:
             if isinstance(event, RequestReceived):
                 state = calls[event.call_id] = _CallState()
+                if streaming and event.method in streaming and not event.oneway:
+                    streams[event.call_id] = ServerCallStream(
+                        link, event.call_id, streaming[event.method], self.codec)
+                    link.queue_work(functools.partial(self._run_stream, link, event, state,
+                                                      calls, streams, peer), state.suspended)
+                    return
                 link.queue_work(functools.partial(self._run_call, link, event, state, calls,
                                                   peer, owner), state.suspended)
             elif isinstance(event, CancelReceived | DeadlineExpired | CallAborted):
                 running = calls.pop(event.call_id, None)
                 if running is not None:
                     running.cancel()
+            elif isinstance(event, STREAM_EVENTS):
+                call_stream = streams.get(event.call_id)
+                if call_stream is not None:
+                    call_stream.on_event(event)
 
         link = Link(stream, conn, on_event, name=peer)
         self._links.add(link)
@@ -260,6 +273,43 @@ class Server:
                 link.conn.send_error(event.call_id, Status.INTERNAL,
                                      f"internal error in {event.method}")
         link.rearm()  # the link writes the answer (after the read, or after this job)
+
+    async def _run_stream(self, link: Link, event: RequestReceived, state: _CallState,
+                          calls: dict[int, _CallState],
+                          streams: dict[int, ServerCallStream], peer: str) -> None:
+        """A streaming call (``rpcx.runtime.streams``): through the server interceptors,
+        not de-duplicated; cancelled like any call."""
+        self._stats["calls"] += 1
+        call_stream = streams[event.call_id]
+        if state.cancelled or (event.deadline is not None
+                               and trio.current_time() >= event.deadline):
+            streams.pop(event.call_id, None)
+            return
+        route = self.dispatcher.lookup(event.method)
+        assert route is not None
+        self._in_flight += 1
+        try:
+            reply = await call_stream.run(
+                route.handler, event.payload, event.metadata,
+                math.inf if event.deadline is None else event.deadline,
+                interceptors=self.dispatcher.interceptors, peer=peer)
+        finally:
+            self._in_flight -= 1
+            streams.pop(event.call_id, None)
+            if calls.get(event.call_id) is state:
+                del calls[event.call_id]
+        if isinstance(reply, Success):
+            link.conn.send_response(event.call_id, reply.payload)
+        else:
+            try:
+                link.conn.send_error(event.call_id, reply.status, reply.message,
+                                     reply.details, error_name=reply.error_name,
+                                     error_payload=reply.error_payload)
+            except LocalProtocolError as exc:
+                logger.error("handler for %s: %s", event.method, exc)
+                link.conn.send_error(event.call_id, Status.INTERNAL,
+                                     f"internal error in {event.method}")
+        link.rearm()  # the link writes the answer after this job
 
     async def _execute(self, event: RequestReceived, peer: str, owner: int) -> Reply:
         """A call with an idempotency key: through the de-duplication cache."""

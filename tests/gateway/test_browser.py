@@ -263,3 +263,75 @@ def test_the_explorer_sends_an_idempotency_key_and_a_resend_gets_the_first_answe
         bodies.append(json.loads(browser.evaluate(
             "document.getElementById('body').textContent")))
     assert bodies[0] == bodies[1] and bodies[0]["payment_id"].startswith("pay_")
+
+
+# ---- server streaming --------------------------------------------------------------------
+
+WATCH_DOC_URL = "http://127.0.0.1:8080/payments.Payments/watch"
+
+
+def watch_snippet() -> str:
+    [block] = js_blocks("## Streaming")
+    return block
+
+
+def test_the_watch_snippet_reads_a_stream_through_fetch_as_it_happens(
+        page: Browser, open_server: PaymentsProcess) -> None:
+    """docs/http.md's watch() from another origin: the history first, then a payment made
+    while the stream is open arrives on it, then the page aborts the fetch."""
+    snippet = watch_snippet()
+    assert WATCH_DOC_URL in snippet
+    watch_url = f"{open_server.http}/payments.Payments/watch"
+    out = page.evaluate(f"""(async () => {{
+      {snippet.replace(WATCH_DOC_URL, watch_url)}
+      const events = [];
+      let wake = null;
+      const controller = new AbortController();
+      const watching = watch(1, (event) => {{ events.push(event); if (wake) wake(); }},
+                             controller.signal).catch((error) => error.name);
+      const paid = await (await fetch({json.dumps(open_server.http + PROCESS)}, {{
+        method: 'POST', headers: {{'Content-Type': 'application/json'}},
+        body: {json.dumps(json.dumps(SEED_ARGS))}}})).json();
+      await new Promise((resolve) => {{
+        wake = () => {{ if (events.some((e) => e.payment_id === paid.payment_id)) resolve(); }};
+        wake();
+      }});
+      controller.abort();
+      return {{events, paid, ended: await watching}};
+    }})()""")
+    events, paid = out["events"], out["paid"]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))  # in order, all
+    last = events[-1]
+    assert (last["kind"], last["payment_id"], last["amount"], last["currency"]) == (
+        "charged", paid["payment_id"], "3.99", "GBP")
+    assert out["ended"] == "AbortError"
+
+
+def test_the_explorer_shows_a_stream_line_by_line_and_stops_it(
+        browser: Browser, open_server: PaymentsProcess) -> None:
+    browser.navigate(f"{open_server.http}/explorer#payments.Payments/watch")
+    browser.wait_for("!!document.getElementById('args')")
+    tags = browser.evaluate("document.querySelector('.tags').textContent")
+    assert "server streaming" in tags and "@readonly" in tags
+    assert "stream payments.PaymentEvent" in browser.evaluate(
+        "document.getElementById('method').textContent")
+    browser.click("#send")
+    browser.wait_for("document.getElementById('status').textContent === '200 OK'")
+    before = int(browser.wait_for(
+        "document.getElementById('messages').textContent.split(' ')[0]"))
+    paid = browser.evaluate(f"""fetch({json.dumps(PROCESS)}, {{method: 'POST',
+        headers: {{'Content-Type': 'application/json'}},
+        body: {json.dumps(json.dumps(SEED_ARGS))}}}).then((r) => r.json())""")
+    browser.wait_for(f"document.getElementById('body').textContent.includes("
+                     f"{json.dumps(paid['payment_id'])})")
+    after = int(browser.evaluate(
+        "document.getElementById('messages').textContent.split(' ')[0]"))
+    assert after == before + 1
+    lines = browser.evaluate("document.getElementById('body').textContent").splitlines()
+    assert json.loads(lines[-1])["message"]["payment_id"] == paid["payment_id"]
+    assert browser.evaluate("document.getElementById('stop').disabled") is False
+    browser.screenshot(artifacts() / "explorer-watch.png")
+    browser.click("#stop")
+    browser.wait_for("document.getElementById('stop').disabled === true")
+    assert browser.evaluate("document.getElementById('status').textContent") == \
+        "200 OK · stopped"

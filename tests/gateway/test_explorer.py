@@ -105,7 +105,9 @@ async def test_the_page_lists_every_method_with_its_docs_and_an_example() -> Non
                                     "required": False, "default": ""}
     assert listed["echo.Echo/echo"]["idempotent"] is True
     assert listed["echo.Echo/note"]["oneway"] is True
-    assert all(m["streaming"] is None for m in listed.values())
+    assert {path: m["streaming"] for path, m in listed.items() if m["streaming"]} == {
+        "payments.Payments/watch": "server"}
+    assert listed["payments.Payments/watch"]["result"] == "stream payments.PaymentEvent"
 
 
 @pytest.mark.parametrize("path", [m.path for s in DISPATCHER.services for m in s.methods])

@@ -85,6 +85,29 @@ def test_schemathesis_against_the_live_server(server: PaymentsProcess, tmp_path:
         [exe, "run", f"{server.http}/openapi.json", "--max-examples", "10",
          "--phases", "examples,coverage,fuzzing", "--checks", "all",
          "--exclude-checks", "positive_data_acceptance", "--seed", "1", "--no-shrink",
+         # watch streams until the caller stops: schemathesis reads answers to the end
+         "--exclude-path", "/payments.Payments/watch",
          "--request-timeout", "5"],
         capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env(), check=False)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+
+
+def test_streaming_methods_are_described() -> None:
+    from examples.payments.service import Payments
+    from tests.streams.service import Streams
+
+    document = openapi_document(Dispatcher([Payments(), Streams()]).services)
+    validate(document)
+    paths = document["paths"]
+    watch = paths["/payments.Payments/watch"]["post"]
+    assert watch["x-rpcx-streaming"] == "server"
+    (line,) = watch["responses"]["200"]["content"].values()
+    assert set(watch["responses"]["200"]["content"]) == {"application/x-ndjson"}
+    assert {tuple(option["required"]) for option in line["schema"]["oneOf"]} == {
+        ("message",), ("end",)}
+    for name, shape in (("sum", "client"), ("double", "bidi")):
+        operation = paths[f"/streamtest.Streams/{name}"]["post"]
+        assert operation["x-rpcx-streaming"] == shape
+        assert "200" not in operation["responses"]
+        assert "not callable over HTTP" in operation["description"]
+    assert "x-rpcx-streaming" not in paths["/payments.Payments/get_payment"]["post"]

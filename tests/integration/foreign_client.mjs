@@ -1,5 +1,5 @@
-// A foreign rpcx client, written from docs/protocol.md, docs/marshalling.md and
-// idl/payments.rpcx alone, to show that those documents are enough to talk to the Python
+// A foreign rpcx client, written from docs/protocol.md (streaming calls: § 18),
+// docs/marshalling.md and idl/payments.rpcx alone, to show that those documents are enough to talk to the Python
 // server from another language. No dependencies: Node.js built-ins only.
 //
 //     node tests/integration/foreign_client.mjs HOST PORT
@@ -282,7 +282,11 @@ function processPaymentArgs(number) {
 // The wire protocol (protocol.md).
 
 const PREFACE = Buffer.from([0x52, 0x50, 0x43, 0x58, 0x0d, 0x0a, 0x00, 0x01]);
-const T = { REQUEST: 1, RESPONSE: 2, ERROR: 3, CANCEL: 4, PING: 5, PONG: 6, GOAWAY: 7 };
+const T = {
+  REQUEST: 1, RESPONSE: 2, ERROR: 3, CANCEL: 4, PING: 5, PONG: 6, GOAWAY: 7,
+  MESSAGE: 8, END: 9, WINDOW: 10, // streaming calls (§ 18)
+};
+const INITIAL_WINDOW = 65536; // § 18.2: each direction of each streaming call starts with it
 const STATUS = [
   "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
   "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
@@ -312,6 +316,8 @@ class Connection {
     this.prefaceSeen = false;
     this.lastCallId = 0;
     this.calls = new Map(); // call id -> { resolve, timer, method }
+    this.streams = new Map(); // streaming call id -> { onMessage, credit, window, owed }
+    this.windowsSent = 0;
     this.pings = new Map(); // ping id (bigint) -> resolve
     this.nextPing = 1n;
     this.goaway = null; // the server's GOAWAY, once received
@@ -435,8 +441,34 @@ class Connection {
         this.maybeClose();
         return;
       }
+      case T.MESSAGE:
+      case T.WINDOW: {
+        // § 18.1: call id ≠ 0; a frame for a call already finished is late (§ 5)
+        if (callId === 0) throw new ProtocolError(`stream frame type ${type} with call id 0`);
+        if (!this.calls.has(callId)) {
+          if (callId > this.lastCallId) throw new ProtocolError(`stream frame for call ${callId}, never started`);
+          this.lateFrames += 1;
+          return;
+        }
+        const stream = this.streams.get(callId);
+        if (stream === undefined) return; // not a streaming call: nothing to do with it
+        if (type === T.WINDOW) {
+          if (payload.length !== 4) throw new ProtocolError("WINDOW payload is not 4 bytes");
+          const increment = payload.readUInt32BE(0);
+          if (increment === 0) throw new ProtocolError("WINDOW of 0");
+          stream.credit += increment;
+          return;
+        }
+        if (payload.length === 0) throw new ProtocolError("empty MESSAGE");
+        // § 18.2: the server may send only while its credit (as granted by us) is positive
+        if (stream.window <= 0) throw new ProtocolError(`MESSAGE for call ${callId} without credit`);
+        stream.window -= payload.length;
+        stream.onMessage(payload);
+        return;
+      }
       case T.REQUEST:
       case T.CANCEL:
+      case T.END:
         throw new ProtocolError(`frame type ${type} sent to a client`);
       default:
         return; // unknown frame types are skipped (§ 3)
@@ -447,6 +479,7 @@ class Connection {
     const call = this.calls.get(callId);
     if (!call) return;
     this.calls.delete(callId);
+    this.streams.delete(callId);
     clearTimeout(call.timer);
     call.resolve({ call_id: callId, ...outcome });
     this.maybeClose();
@@ -509,6 +542,40 @@ class Connection {
       this.calls.set(callId, call);
       this.socket.write(frame(T.REQUEST, callId, meta, encode(args)));
     });
+  }
+
+  /**
+   * Starts a server-streaming call (§ 18): `onMessage(payload)` gets each MESSAGE in
+   * order; the promise resolves to the call's outcome (RESPONSE with an empty payload, or
+   * ERROR) like call(). Credit is given back only through consume(), so a caller that does
+   * not consume shows the server stopping at its window.
+   */
+  stream(method, args, onMessage, options = {}) {
+    const callId = this.lastCallId + 1;
+    this.streams.set(callId, { onMessage, credit: INITIAL_WINDOW, window: INITIAL_WINDOW, owed: 0 });
+    return { callId, outcome: this.call(method, args, options) };
+  }
+
+  /** The application took `size` bytes of call `callId`'s items: give the credit back. */
+  consume(callId, size) {
+    const stream = this.streams.get(callId);
+    if (stream === undefined) return;
+    stream.owed += size;
+    if (stream.owed >= INITIAL_WINDOW / 2) { // as the reference implementation does
+      const increment = Buffer.alloc(4);
+      increment.writeUInt32BE(stream.owed);
+      this.socket.write(frame(T.WINDOW, callId, null, increment));
+      stream.window += stream.owed;
+      stream.owed = 0;
+      this.windowsSent += 1;
+    }
+  }
+
+  /** § 8: CANCEL the call; it is finished at once and the server sends nothing more. */
+  cancel(callId) {
+    if (!this.calls.has(callId)) return;
+    this.socket.write(frame(T.CANCEL, callId, null));
+    this.finish(callId, { ok: false, status: 1, message: "cancelled by the client", details: new Map(), errorName: null, payload: Buffer.alloc(0) });
   }
 
   ping(timeoutMs = 5000) {
@@ -623,6 +690,81 @@ async function main() {
   const serverDeadline = await conn.call(PAY, new Map([...processPaymentArgs("4111 1111 1111 1111")].map(([k, v]) => [k, k === 4 ? "slow bank" : v])),
     { timeout: 4, wireTimeoutMs: 300, idempotencyKey: randomBytes(16) });
   print({ ...report("server_deadline", serverDeadline, "Result"), elapsed_ms: Date.now() - started });
+
+  // 10. streaming (§ 18): watch(from_seq=1) first sends the events so far (the charge of
+  // step 1, the decline of step 2), then each new one as it happens: a declined payment
+  // made while the watch is open arrives on it; then the client cancels the watch.
+  const WATCH = "payments.Payments/watch";
+  const event = (payload) => {
+    const m = decode(payload);
+    return { seq: m.get(1), kind: m.get(2), amount: toJson(m.get(3)), currency: m.get(4),
+      payment_id: m.get(5) ?? null, reason: m.get(6) ?? null };
+  };
+  const watched = [];
+  let arrived = null;
+  const watch = conn.stream(WATCH, new Map([[1, 1]]), (payload) => {
+    watched.push(event(payload));
+    conn.consume(watch.callId, payload.length);
+    if (arrived) arrived();
+  }, { timeout: 10 });
+  const until = (n) => new Promise((resolve) => {
+    arrived = () => { if (watched.length >= n) resolve(); };
+    arrived();
+  });
+  await until(2);
+  const live = conn.call(PAY, processPaymentArgs("4000 0000 0000 0002"),
+    { timeout: 5, idempotencyKey: randomBytes(16) });
+  await until(3);
+  await live;
+  conn.cancel(watch.callId);
+  const watchOutcome = await watch.outcome;
+  print({ step: "watch", items: watched, status_name: STATUS[watchOutcome.status] });
+
+  // 11. flow control (§ 18.2): 1500 more declines make the history larger than the
+  // initial window; a watch that gives no credit back must see the server stop at its
+  // window, then get the rest once it does.
+  for (let i = 0; i < 15; i++) {
+    await Promise.all(Array.from({ length: 100 }, () => conn.call(PAY,
+      processPaymentArgs("4000 0000 0000 0002"), { timeout: 10, idempotencyKey: randomBytes(16) })));
+  }
+  const total = watched.length + 1500;
+  const held = [];
+  let biggest = 0;
+  const slow = conn.stream(WATCH, new Map([[1, 1]]), (payload) => {
+    held.push(payload);
+    biggest = Math.max(biggest, payload.length);
+    if (arrived) arrived();
+  }, { timeout: 20 });
+  await new Promise((resolve) => setTimeout(resolve, 700)); // a reader that does not read
+  const heldBytes = held.reduce((sum, p) => sum + p.length, 0);
+  const heldItems = held.length;
+  const before = conn.windowsSent;
+  for (const payload of held) conn.consume(slow.callId, payload.length); // read at last
+  await new Promise((resolve) => {
+    arrived = () => {
+      conn.consume(slow.callId, held[held.length - 1].length);
+      if (held.length >= total) resolve();
+    };
+    if (held.length >= total) resolve();
+  });
+  conn.cancel(slow.callId);
+  await slow.outcome;
+  const seqs = held.map((p) => event(p).seq);
+  print({
+    step: "watch_flow_control", held_bytes: heldBytes, held_items: heldItems,
+    biggest_item: biggest, total_items: held.length, expected_items: total,
+    in_order: seqs.every((s, i) => s === i + 1), windows_sent: conn.windowsSent - before,
+  });
+
+  // 12. the deadline covers the stream (§ 18, § 7): timeout_ms 300 on the wire; the
+  // items already there come first, then ERROR DEADLINE_EXCEEDED ends the call.
+  const late = [];
+  const timed = conn.stream(WATCH, new Map([[1, total]]), (payload) => {
+    late.push(event(payload));
+    conn.consume(timed.callId, payload.length);
+  }, { timeout: 4, wireTimeoutMs: 300 });
+  const timedOutcome = await timed.outcome;
+  print({ step: "watch_deadline", items: late.map((e) => e.seq), ...report("watch_deadline", timedOutcome, "Result") });
 
   // 9. graceful close with one call still open: the server finishes it (§ 13)
   const last = conn.call(GET, new Map([[1, paymentId]]), { timeout: 2 });

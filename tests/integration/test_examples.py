@@ -19,7 +19,7 @@ async def run(*args: str, timeout: float) -> subprocess.CompletedProcess[bytes]:
 
 
 async def test_readme_quick_start_demo() -> None:
-    """``python -m examples.payments``: the four outcomes, in plain words, exit 0."""
+    """``python -m examples.payments``: the five steps, in plain words, exit 0."""
     done = await run("-m", "examples.payments", timeout=60)
     out = done.stdout.decode()
     assert done.returncode == 0, out + done.stderr.decode()
@@ -38,8 +38,16 @@ async def test_readme_quick_start_demo() -> None:
     assert retried is not None, out
     assert int(retried.group(1)) >= 1
     assert "the card was charged exactly once" in out
-    assert out.count("7.50 USD") == 1, out  # the server log, relayed: one charge
+    # the server log, relayed: one charge
+    assert out.count("charged card ending 1111: 7.50 USD") == 1, out
     assert "retry charged twice" not in out
+    # 5. the watch streams the history in order (the lost reply's payment once), then the
+    # payment made while it is open, then is cancelled
+    watched = re.findall(r"\[watch\] #(\d+) (\w+) ([\d.]+) (\w+)", out)
+    assert [(int(n), kind, amount, currency) for n, kind, amount, currency in watched] == [
+        (1, "charged", "3.99", "GBP"), (2, "declined", "3.99", "GBP"),
+        (3, "charged", "7.50", "USD"), (4, "charged", "1.25", "GBP")], out
+    assert "-> 4 events streamed, the last one live; the stream was cancelled" in out
     assert "Traceback" not in out + done.stderr.decode()
 
 

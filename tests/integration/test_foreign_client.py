@@ -170,3 +170,35 @@ def test_graceful_close_finishes_the_open_call_then_the_stream_closes(run: Run) 
     close = run["close"]
     assert close["ok"] is True, run.explain()
     assert close["reason"] == "connection closed by the server"
+
+
+def test_watch_streams_the_history_then_a_new_event_live_then_is_cancelled(run: Run) -> None:
+    """Server streaming from protocol.md § 18 alone: MESSAGE frames before the call's end,
+    a live item, and a CANCEL from the client."""
+    line = run["watch"]
+    items = line["items"]
+    assert [(i["seq"], i["kind"]) for i in items] == [
+        (1, "charged"), (2, "declined"), (3, "declined")], run.explain()
+    assert items[0]["amount"] == "3.99" and items[0]["currency"] == 1
+    assert items[0]["payment_id"] == run["process_payment"]["result"]["payment_id"]
+    assert items[2]["reason"] == "insufficient funds"
+    assert line["status_name"] == "CANCELLED"
+
+
+def test_a_watch_that_gives_no_credit_back_holds_the_server_at_its_window(run: Run) -> None:
+    line = run["watch_flow_control"]
+    # the server stopped within its window (§ 18.2): the client would have broken the
+    # connection on a MESSAGE without credit, and it did not
+    assert line["held_bytes"] <= 65536 + line["biggest_item"], run.explain()
+    assert 0 < line["held_items"] < line["expected_items"], run.explain()
+    # once credit came back, everything else arrived, in order
+    assert line["total_items"] == line["expected_items"]
+    assert line["in_order"] is True
+    assert line["windows_sent"] >= 1
+
+
+def test_the_deadline_covers_the_stream_and_ends_it_after_its_items(run: Run) -> None:
+    line = run["watch_deadline"]
+    assert line["items"] == [run["watch_flow_control"]["expected_items"]], run.explain()
+    assert line["status_name"] == "DEADLINE_EXCEEDED"
+    assert line["message"] == "deadline exceeded on the server"
