@@ -260,18 +260,8 @@ class Server:
                 del calls[event.call_id]  # finished: no cancel may reach its task now
         if event.oneway:
             link.conn.finish_oneway(event.call_id)
-        elif isinstance(reply, Success):
-            link.conn.send_response(event.call_id, reply.payload)
         else:
-            try:
-                link.conn.send_error(event.call_id, reply.status, reply.message,
-                                     reply.details, error_name=reply.error_name,
-                                     error_payload=reply.error_payload)
-            except LocalProtocolError as exc:
-                # Say, details the wire cannot carry: fail this call, not the server.
-                logger.error("handler for %s: %s", event.method, exc)
-                link.conn.send_error(event.call_id, Status.INTERNAL,
-                                     f"internal error in {event.method}")
+            _answer(link, event, reply)
         link.rearm()  # the link writes the answer (after the read, or after this job)
 
     async def _run_stream(self, link: Link, event: RequestReceived, state: _CallState,
@@ -298,17 +288,7 @@ class Server:
             streams.pop(event.call_id, None)
             if calls.get(event.call_id) is state:
                 del calls[event.call_id]
-        if isinstance(reply, Success):
-            link.conn.send_response(event.call_id, reply.payload)
-        else:
-            try:
-                link.conn.send_error(event.call_id, reply.status, reply.message,
-                                     reply.details, error_name=reply.error_name,
-                                     error_payload=reply.error_payload)
-            except LocalProtocolError as exc:
-                logger.error("handler for %s: %s", event.method, exc)
-                link.conn.send_error(event.call_id, Status.INTERNAL,
-                                     f"internal error in {event.method}")
+        _answer(link, event, reply)
         link.rearm()  # the link writes the answer after this job
 
     async def _execute(self, event: RequestReceived, peer: str, owner: int) -> Reply:
@@ -372,6 +352,21 @@ class _CallState:
         self.cancelled = True
         if self.scope is not None:
             self.scope.cancel()
+
+
+def _answer(link: Link, event: RequestReceived, reply: Reply) -> None:
+    """Queue the reply to ``event`` on its connection."""
+    if isinstance(reply, Success):
+        link.conn.send_response(event.call_id, reply.payload)
+        return
+    try:
+        link.conn.send_error(event.call_id, reply.status, reply.message, reply.details,
+                             error_name=reply.error_name, error_payload=reply.error_payload)
+    except LocalProtocolError as exc:
+        # Say, details the wire cannot carry: fail this call, not the server.
+        logger.error("handler for %s: %s", event.method, exc)
+        link.conn.send_error(event.call_id, Status.INTERNAL,
+                             f"internal error in {event.method}")
 
 
 def _reply_size(reply: Reply) -> int:
