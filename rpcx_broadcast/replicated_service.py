@@ -73,6 +73,7 @@ from rpcx.runtime.dispatch import (
 from rpcx.runtime.interceptors import ServerInterceptor
 from rpcx.schema import MethodSpec, ServiceSpec, struct_ref, union_ref
 from rpcx.status import Status
+from rpcx.text import quote
 from rpcx_broadcast._generated import replicated_rpcx as idl
 from rpcx_broadcast.core.storage import Storage
 from rpcx_broadcast.replicated import Replica, open_replica
@@ -309,16 +310,16 @@ class ReplicatedService:
 
     async def wait_applied(self, count: int) -> None:
         """Until this replica has applied ``count`` deliveries of the group's order."""
-        await self._running().wait_applied(count)
+        await (await self._started()).wait_applied(count)
 
-    def _running(self) -> Replica[bytes, idl.CallOutcome | None]:
-        if self._replica is None:
-            raise rpcx.Unavailable("the replica is not running")
+    async def _started(self) -> Replica[bytes, idl.CallOutcome | None]:
+        """The group's replica, once it runs (a call may arrive while it starts)."""
+        await self._ready.wait()
+        assert self._replica is not None
         return self._replica
 
     async def _write(self, method: MethodSpec, args: tuple[Any, ...]) -> Any:
-        await self._ready.wait()
-        replica = self._running()
+        replica = await self._started()
         key = rpcx.current_idempotency_key() if not method.idempotent else None
         command = idl.ServiceCommand(call=idl.ServiceCall(
             method=method.path, args=_CODEC.encode(method.params, args), key=key,
@@ -332,8 +333,7 @@ class ReplicatedService:
         return unpack_reply(method, _reply_of(outcome), _CODEC)
 
     async def _read(self, method: MethodSpec, handler: Any, args: tuple[Any, ...]) -> Any:
-        await self._ready.wait()
-        replica = self._running()
+        replica = await self._started()
         allowed = rpcx.incoming_metadata().get(MAX_STALENESS)
         bound = _seconds(allowed) if allowed is not None else None
         if bound is not None and replica.group.staleness() <= bound:
@@ -356,7 +356,7 @@ def _seconds(text: str) -> float:
     if not value >= 0 or not math.isfinite(value):
         raise rpcx.RpcError(Status.INVALID_ARGUMENT,
                             f"metadata {MAX_STALENESS} must be a number of seconds >= 0, "
-                            f"got {text[:40]!r}")
+                            f"got {quote(text, 40)}")
     return value
 
 

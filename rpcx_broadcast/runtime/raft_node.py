@@ -442,8 +442,9 @@ class RaftMember:
             heard = sorted((self._heard.get(m, -math.inf) for m in voters if m != self.me),
                            reverse=True)
             need = node.config.quorum - (1 if self.me in voters else 0)
-            return 0.0 if need <= 0 else now - heard[need - 1] if need <= len(heard) \
-                else math.inf
+            if need <= 0:
+                return 0.0  # a quorum of one: itself
+            return now - heard[need - 1] if need <= len(heard) else math.inf
         if not node.leader or node.applied < node.commit:
             return math.inf
         return now - self._heard.get(node.leader, -math.inf)

@@ -254,16 +254,6 @@ async def test_a_handler_that_waits_is_stopped_with_internal(
         assert await KvStoreClient(ch).put("x", "1") == 1, "the service goes on"
 
 
-async def test_a_replica_channel_skips_an_unreachable_replica(
-        autojump_clock: trio.testing.MockClock) -> None:
-    async with cluster() as c:
-        addresses = ["mem://nobody-here", *c.addresses]
-        async with rpcx.open_channel(addresses, default_timeout=10) as ch:
-            assert await KvStoreClient(ch).put("a", "b") == 1
-            assert ch.address != "mem://nobody-here"
-            assert ch.statistics().calls == 1
-
-
 async def test_over_http_an_idempotency_key_retried_at_another_replica_counts_once(
         autojump_clock: trio.testing.MockClock) -> None:
     async with cluster() as c:

@@ -15,7 +15,7 @@ import rpcx
 from examples.payments.payments_rpcx import Card, Currency, PaymentsClient
 from examples.payments.service import Ledger, Payments
 from rpcx.transport import LinkFaults, SimNetwork
-from tests.runtime.echo_rpcx import EchoClient
+from tests.runtime.echo_rpcx import EchoClient, EchoService
 from tests.runtime.harness import Echo, echo_pair, replay_exactly
 
 CARD = Card(card_number="4111 1111 1111 1111", expiry_date="10/2030", cvc="123")
@@ -200,7 +200,7 @@ async def test_a_server_without_deduplication_runs_every_attempt() -> None:
         impl = Echo()
         async with echo_pair(impl, server_options={"deduplicate": deduplicate}) as (
                 _, _, _, channel):
-            spec = rpcx.spec_of(type(impl).__mro__[1])
+            spec = rpcx.spec_of(EchoService)
             assert isinstance(spec, rpcx.ServiceSpec)
             method = next(m for m in spec.methods if m.name == "increment")
             payload = channel.codec.encode(method.params, (1,))
