@@ -20,8 +20,9 @@ its own keeping its log on disk with fsync, and both with the same failure detec
   each request into a gRPC call to itself); ``httpx``, the same gateway through an
   ``httpx.AsyncClient`` pool on trio (anyio): not in the default set, it collapses at 64
   clients on this machine (tens of requests/s), a figure of httpx, not of etcd.
-- **rpcx**: the kvstore of ``examples/kvstore`` (``python -m examples.kvstore.replica``:
-  ``serve_replicated`` with a ``FileStorage``, election timeout 1.0 s), called through
+- **rpcx**: the kvstore of ``examples/kvstore`` (``python -m rpcx_broadcast.serve
+  examples.kvstore.store:KvStore``: ``serve_replicated`` with a ``FileStorage``, election
+  timeout 1.0 s), called through
   ``KvStoreClient`` on one ``rpcx.open_channel([a1, a2, a3])`` shared by all the
   concurrent clients, the leader's address first so that calls go to the leader, as
   etcd's do (a follower takes a call too, and forwards the command: one more hop).
@@ -72,8 +73,9 @@ from typing import Any, Protocol
 import trio
 
 import rpcx
-from examples.kvstore.__main__ import free_ports
 from examples.kvstore.kvstore_rpcx import KvStoreClient, NotFound
+from rpcx_broadcast import ReplicationClient
+from rpcx_broadcast.testing.cluster import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ("m1", "m2", "m3")
@@ -443,12 +445,18 @@ class RpcxCluster:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
         self.procs[name] = spawn(
-            [sys.executable, "-m", "examples.kvstore.replica", name, spec,
-             str(self.base / name), str(ELECTION_MS / 1000)], self.base / f"{name}.log", env)
+            [sys.executable, "-m", "rpcx_broadcast.serve", "examples.kvstore.store:KvStore",
+             "--name", name, "--members", spec, "--dir", str(self.base / name),
+             "--election-timeout", str(ELECTION_MS / 1000), "--snapshot-every", "5000"],
+            self.base / f"{name}.log", env)
 
     async def _summary(self, name: str) -> Any:
         async with rpcx.open_channel(self.members[name]) as channel:
             return await KvStoreClient(channel).summary(timeout=1.0)
+
+    async def _leader_of(self, name: str) -> str:
+        async with rpcx.open_channel(self.members[name]) as channel:
+            return (await ReplicationClient(channel).status(timeout=1.0)).leader
 
     async def start(self) -> None:
         for name in NAMES:
@@ -462,8 +470,7 @@ class RpcxCluster:
                     if self.procs[name].poll() is not None:
                         continue
                     with contextlib.suppress(rpcx.RpcError, OSError):
-                        summary = await self._summary(name)
-                        if summary.leader == name:
+                        if await self._leader_of(name) == name:
                             return name
                 await trio.sleep(0.05)
 
@@ -477,7 +484,7 @@ class RpcxCluster:
                 with contextlib.suppress(rpcx.RpcError, OSError):
                     mine = await self._summary(name)
                     theirs = await self._summary(await self.leader())
-                    if mine.leader and mine.revision + 10 >= theirs.revision:
+                    if await self._leader_of(name) and mine.revision + 10 >= theirs.revision:
                         return
                 await trio.sleep(0.1)
 

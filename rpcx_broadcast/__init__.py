@@ -11,6 +11,8 @@ and ``serve_replicated`` (a replicated rpcx service, see
 
 from __future__ import annotations
 
+from ._generated.replicated_rpcx import ReplicaStatus as ReplicaStatus
+from ._generated.replicated_rpcx import ReplicationClient as ReplicationClient
 from .core import BestEffortBroadcast as BestEffortBroadcast
 from .core import BufferFull as BufferFull
 from .core import CancelTimer as CancelTimer
@@ -85,11 +87,12 @@ __all__ = [
     "CorruptStorage", "Deliver", "Delivery", "Divergence", "DynamicMembership",
     "EagerReliableBroadcast", "Event", "FIFO", "FIFO_TOTAL", "FifoBroadcast", "FileStorage",
     "GossipBroadcast", "Group", "GroupStatistics", "HeartbeatFailureDetector", "History",
-    "JoinError", "LAMPORT_FIFO_TOTAL", "LamportTotal", "Layer", "MAX_STALENESS", "MemoryStorage",
-    "NotAMember", "NotLeader", "RAFT", "RELIABLE", "RaftNode", "RaftOptions", "Replica",
-    "ReplicatedService", "ReplicatedStatistics", "ReplicationWarning", "Send", "SequencerTotal",
-    "SetTimer", "Stack", "StateMachine", "StaticMembership", "Storage", "TOTAL", "View",
-    "Violation", "assert_linearizable", "check", "check_agreement", "check_causal", "check_fifo",
+    "JoinError", "LAMPORT_FIFO_TOTAL", "LamportTotal", "Layer", "MAX_STALENESS",
+    "MemoryStorage", "NotAMember", "NotLeader", "RAFT", "RELIABLE", "RaftNode", "RaftOptions",
+    "Replica", "ReplicaStatus", "ReplicatedService", "ReplicatedStatistics",
+    "ReplicationClient", "ReplicationWarning", "Send", "SequencerTotal", "SetTimer", "Stack",
+    "StateMachine", "StaticMembership", "Storage", "TOTAL", "View", "Violation",
+    "assert_linearizable", "check", "check_agreement", "check_causal", "check_fifo",
     "check_fifo_total", "check_integrity", "check_linearizable", "check_no_duplication",
     "check_prefix_consistency", "check_restores", "check_total", "check_uniform_agreement",
     "check_validity", "commutative", "count_duplicates", "fill_restores", "open_group",

@@ -308,6 +308,17 @@ class ReplicatedService:
             outcomes_kept=len(machine.outcomes), reads=self._reads,
             stale_reads=self._stale_reads, divergences=len(machine.divergences))
 
+    def status(self) -> idl.ReplicaStatus:
+        """What the ``Replication`` service answers for this replica."""
+        machine, group = self._machine, self.group
+        staleness = group.staleness()
+        return idl.ReplicaStatus(
+            name=group.me, leader=group.coordinator or "", members=list(group.members),
+            applied=self._replica.applied if self._replica is not None else 0,
+            calls=machine.calls, replayed=machine.replayed,
+            divergent=sorted({d.replica for d in machine.divergences}),
+            staleness=staleness if math.isfinite(staleness) else None)
+
     async def wait_applied(self, count: int) -> None:
         """Until this replica has applied ``count`` deliveries of the group's order."""
         await (await self._started()).wait_applied(count)
@@ -384,6 +395,15 @@ def _front(spec: ServiceSpec, service: object, replicated: list[ReplicatedServic
     return front
 
 
+class _Replication(idl.ReplicationService):
+    def __init__(self, replicated: ReplicatedService) -> None:
+        self.replicated = replicated
+
+    async def status(self) -> idl.ReplicaStatus:
+        await self.replicated._started()
+        return self.replicated.status()
+
+
 @asynccontextmanager
 async def serve_replicated(me: str, members: Mapping[str, str], service: object, *,
                            storage: Storage | None = None, election_timeout: float = 1.0,
@@ -403,7 +423,9 @@ async def serve_replicated(me: str, members: Mapping[str, str], service: object,
     (outcomes kept at most), ``digest_every`` (calls between outcome digests),
     ``snapshot_every`` (log entries between snapshots, if the service has ``snapshot`` and
     ``restore``), ``interceptors`` and ``server_options`` (for the replica's rpcx server);
-    other keyword arguments go to :func:`rpcx_broadcast.open_group` (``join=``,
+    every replica also serves the ``Replication`` service (``status()``: which replica
+    leads, how far this one has got; :class:`rpcx_broadcast.ReplicationClient`); other
+    keyword arguments go to :func:`rpcx_broadcast.open_group` (``join=``,
     ``listen=``, ``raft_options=``, ``transport=``, ...).
     """
     if not dedup_window > 0:
@@ -428,7 +450,8 @@ async def serve_replicated(me: str, members: Mapping[str, str], service: object,
     async with open_replica(me, members, machine, bytes, RAFT, storage=storage,
                             election_timeout=election_timeout,
                             snapshot_every=snapshot_every if can_snapshot else None,
-                            services=[front], server_options=options,
+                            services=[front, _Replication(replicated)],
+                            server_options=options,
                             **group_options) as replica:
         replicated._replica = replica
         replicated._ready.set()

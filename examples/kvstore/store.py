@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 
 from examples.kvstore.kvstore_rpcx import Entry, KvStoreService, NotFound, Summary
 
 
 class KvStore(KvStoreService):
-    def __init__(self, name: str = "", leader: Callable[[], str] = str) -> None:
-        self.name = name
-        self.leader = leader
-        """Who this replica thinks leads (not replicated state: only for summary())."""
+    def __init__(self) -> None:
         self.data: dict[str, Entry] = {}
         self.revision = 0
 
@@ -45,8 +41,7 @@ class KvStore(KvStoreService):
             raise NotFound(key=key) from None
 
     async def summary(self) -> Summary:
-        return Summary(revision=self.revision, keys=len(self.data), sha256=self.sha256(),
-                       replica=self.name, leader=self.leader())
+        return Summary(revision=self.revision, keys=len(self.data), sha256=self.sha256())
 
     def sha256(self) -> str:
         text = json.dumps(sorted((k, e.value, e.revision) for k, e in self.data.items()))

@@ -73,7 +73,7 @@ async def run(me: str, members: dict[str, str], directory: Path, log: IO[str], c
 
     if kv:
         async with rpcx_broadcast.serve_replicated(
-                me, members, KvStore(me), storage=storage,
+                me, members, KvStore(), storage=storage,
                 election_timeout=election_timeout, journal=journal) as replicated, \
                 trio.open_nursery() as nursery:
             print(f"listening on {members[me]}", flush=True)

@@ -88,7 +88,7 @@ class Cluster:
 @asynccontextmanager
 async def cluster(n: int = 3, make: Callable[[str], KvStoreService] | None = None,
                   **options: Any) -> AsyncIterator[Cluster]:
-    running = Cluster(n, make or (lambda me: KvStore(me)), **options)
+    running = Cluster(n, make or (lambda me: KvStore()), **options)
     async with trio.open_nursery() as nursery:
         running.nursery = nursery
         for me in running.members:
@@ -124,6 +124,33 @@ async def test_calls_through_any_replica_apply_once_everywhere_in_one_order(
         stores = _stores(c)
         await _until(lambda: all(s.revision == 3 for s in stores.values()))
         assert len({s.sha256() for s in stores.values()}) == 1
+
+
+async def test_every_replica_serves_its_status_beside_the_service(
+        autojump_clock: trio.testing.MockClock) -> None:
+    async with cluster() as c, rpcx.open_channel(c.addresses, default_timeout=10) as ch:
+        for k in range(4):
+            await KvStoreClient(ch).put("x", str(k))
+        await _until(lambda: all(r.statistics().calls_applied == 4
+                                 for r in c.running.values()))
+        statuses = []
+        for me, address in c.members.items():
+            async with rpcx.open_channel(address) as one:
+                status = await rpcx_broadcast.ReplicationClient(one).status(timeout=5)
+            assert status.name == me
+            assert status.members == sorted(c.members)
+            assert (status.calls, status.replayed, status.divergent) == (4, 0, [])
+            assert status.applied >= 4
+            statuses.append(status)
+        leader = c.leader()
+        assert {s.leader for s in statuses} == {leader}, "one leader, known to all"
+        assert next(s for s in statuses if s.name == leader).staleness == 0.0
+        c.crash(leader)
+        await _until(lambda: c.leader() not in ("", leader))
+        survivor = c.members[c.leader()]
+        async with rpcx.open_channel(survivor) as one:
+            status = await rpcx_broadcast.ReplicationClient(one).status(timeout=5)
+        assert status.leader == c.leader() != leader
 
 
 async def test_a_retry_with_the_same_key_gets_the_first_outcome_at_any_replica(
@@ -218,6 +245,10 @@ async def test_reads_pass_a_barrier_unless_staleness_is_asked_for_by_name(
 class Nondeterministic(KvStore):
     """Answers with a revision that depends on the replica: outcomes diverge."""
 
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
     async def put(self, key: str, value: str) -> int:
         return await super().put(key, value) + (100 if self.name == "n1" else 0)
 
@@ -240,12 +271,15 @@ async def test_a_non_deterministic_handler_is_detected_and_reported(
         await _until(lambda: all(len(c.running[m].divergences) >= 2 for m in ("n0", "n2")))
         assert {d.replica for d in c.running["n0"].divergences} == {"n1"}
         assert {d.calls for d in c.running["n1"].divergences} == {5, 10}
+        async with rpcx.open_channel(c.members["n0"]) as one:
+            status = await rpcx_broadcast.ReplicationClient(one).status(timeout=5)
+        assert status.divergent == ["n1"]
         assert "not deterministic" in caplog.text
 
 
 async def test_a_handler_that_waits_is_stopped_with_internal(
         autojump_clock: trio.testing.MockClock) -> None:
-    async with cluster(make=lambda me: Waiting(me)) as c, \
+    async with cluster(make=lambda me: Waiting()) as c, \
             rpcx.open_channel(c.addresses, default_timeout=10) as ch:
         with pytest.raises(rpcx.RpcError) as failed:
             await KvStoreClient(ch).delete("x")
