@@ -130,8 +130,8 @@ class ProcessCluster:
             return None
 
     async def leader(self, timeout: float = 30.0) -> str:
-        """The replica that leads: it says so itself, and a majority of the replicas
-        that answer agree. Waits (an election may be on) up to ``timeout`` seconds."""
+        """The replica that leads: it says so itself, and a majority of all the replicas
+        name it. Waits (an election may be on) up to ``timeout`` seconds."""
         with trio.move_on_after(timeout):
             while True:
                 said = [s.leader for s in [await self.status(n) for n in self.names]
