@@ -1050,6 +1050,13 @@ class RaftMember:
             # a leader's Appends leave now: the followers write the entries while this
             # member writes them too (it counts itself in the quorum once written)
             self._send_all(ready.send_first())
+            # entries a quorum holds may be applied while this member still writes: the
+            # callers they answer get their replies one write sooner (a snapshot from the
+            # leader comes first, though: it is installed once written)
+            early = ready.snapshot is None
+            if early:
+                for entry in ready.committed:
+                    await self._apply(entry)
             if ready.must_sync and self._thread_persist:
                 # fsync blocks for milliseconds: keep the event loop (the rpcx server and
                 # the senders) running meanwhile. Cancellation waits for it to finish.
@@ -1067,8 +1074,9 @@ class RaftMember:
                 await self._app_caught_up()
                 self._restore(ready.snapshot)
                 self.snapshots_installed += 1
-            for entry in ready.committed:
-                await self._apply(entry)
+            if not early:
+                for entry in ready.committed:
+                    await self._apply(entry)
             node.advance(ready)
             await self._maybe_snapshot()
 

@@ -1,7 +1,9 @@
 """The seeded Raft simulator driving its nodes the way the trio adapter does since the
 leader sends before it writes: ``Ready.send_first()`` goes out at once, and the write
 itself *takes time* (a random 0.01-0.6 ticks), during which the node keeps being stepped
-and ticked (its next Ready waits for ``advance``). A crash in that window is a crash
+and ticked (its next Ready waits for ``advance``), and the batch's committed entries are
+applied at once, before the write (unless it installs a leader's snapshot). A crash in
+that window is a crash
 before the node's own write finished: the storage keeps nothing of the batch, while the
 messages sent first are already on their way (a leader that crashes before its own
 fsync); a *torn* crash keeps a prefix of the batch. Every checker of
@@ -38,7 +40,8 @@ class SendFirstSim(_Sim):
     def __init__(self, config: RaftSimConfig, *, leader_crashes: int = 0) -> None:
         super().__init__(config)
         self.writing: dict[str, Ready] = {}
-        self.crash_in_write: dict[str, float] = {}  # name -> ticks until its restart
+        self.crash_in_write: dict[str, float] = {}
+        self.applied_early: set[int] = set()  # name -> ticks until its restart
         self.early_sent = 0
         """Messages that left a node before its own write of the batch."""
         self.lost_writes = 0
@@ -72,6 +75,7 @@ class SendFirstSim(_Sim):
     def crash(self, name: str) -> None:
         ready = self.writing.pop(name, None)
         if ready is not None:
+            self.applied_early.discard(id(ready))
             self.lost_writes += 1
             member = self.live.get(name)
             if member is not None and member.node.role == Role.LEADER and ready.entries:
@@ -90,6 +94,12 @@ class SendFirstSim(_Sim):
                 self.early_sent += 1
                 self.record_sent(name, node, send)
                 self.send(name, send)
+            if ready.snapshot is None:
+                # committed entries (held by a quorum) are applied during the write, as
+                # the adapter does; a snapshot from the leader waits for it
+                self.applied_early.add(id(ready))
+                for entry in ready.committed:
+                    self.apply(name, member, entry)
             if ready.must_sync:
                 self.writing[name] = ready
                 if (name in self.crash_in_write and node.role == Role.LEADER
@@ -118,8 +128,11 @@ class SendFirstSim(_Sim):
             member.machine = type(member.machine).from_snapshot(ready.snapshot)
             self.check_snapshot(name, ready.snapshot, member.machine)
             self.result.snapshots_installed += 1
-        for entry in ready.committed:
-            self.apply(name, member, entry)
+        if id(ready) in self.applied_early:
+            self.applied_early.discard(id(ready))
+        else:
+            for entry in ready.committed:
+                self.apply(name, member, entry)
         node.advance(ready)
         every = self.c.snapshot_every
         if every and node.applied - node.log.snapshot_index >= every:
