@@ -3,7 +3,7 @@
     PYTHONPATH=. python bench/replicated.py [--seconds 5] [--warmup 1] [--kills 5]
         [--only etcd|rpcx] [--etcd-clients grpc,raw] [--time-limit 600]
 
-Starts, one after the other, two 3-member clusters on loopback, each member a process of
+Starts two 3-member clusters side by side on loopback, each member a process of
 its own keeping its log on disk with fsync, and both with the same failure detection
 (heartbeat every 100 ms, election timeout 1 s, randomised up to 2 s):
 
@@ -29,18 +29,20 @@ its own keeping its log on disk with fsync, and both with the same failure detec
   ``put`` goes through the replicated log; ``get`` is ``@readonly``, linearizable
   (ReadIndex).
 
-For each system, in this order: writes/s with 1 and with 64 concurrent clients (each a
+In this order, each figure taken for every column (etcd's clients, then rpcx) back to
+back, so that the machine's load changes little between the figures compared (the
+cluster not measured is idle): writes/s with 1 and with 64 concurrent clients (each a
 trio task calling ``put`` back to back on one of 1,000 keys, 32-byte values) with the
-p50/p99 latency of those writes; linearizable reads/s with 1 and 64 clients; then
-``--kills`` times: 16 writers put continuously (each call with a deadline of 0.25-0.48 s,
-different per writer so that retries do not fall in step; retried at once on any error,
-etcd's writers moving to the next member), the leader is killed
-with SIGKILL, and the failover time is from the kill to the first acknowledgement of a
+p50/p99 latency of those writes; linearizable reads/s with 1 and 64 clients. Then, for
+each system in turn, ``--kills`` times: 16 writers put continuously (each call with a
+deadline of 0.25-0.48 s, different per writer so that retries do not fall in step;
+retried at once on any error, etcd's writers moving to the next member), the leader is
+killed with SIGKILL, and the failover time is from the kill to the first acknowledgement of a
 write *started after* the kill; the victim is then restarted from its directory and
 rejoins before the next kill. Alongside each rate: the CPU time the member processes
 used per operation (user + system, all three together, from /proc), and how busy this
 client process was (a client at 100 % means the figure is the client's, not the
-system's). All clients run in this one process, one system at a time.
+system's). All clients run in this one process, one column at a time.
 
 Every process started is killed when the run ends, fails, is interrupted (Ctrl-C,
 SIGTERM) or passes ``--time-limit``; the members also get SIGKILL from the kernel if this
@@ -613,18 +615,12 @@ CLIENT_LABELS = {"grpc": "etcd, gRPC", "raw": "etcd, HTTP gateway",
                  "httpx": "etcd, HTTP gateway (httpx)"}
 
 
-async def loads(cluster: Cluster, label: str, args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for op in ("put", "get"):
-        for n in (1, 64):
-            figures = await load(cluster, n, op, args.seconds, args.warmup)
-            out[f"{op}{n}"] = figures
-            print(f"[{label}] {op} x{n}: {figures['rate']:,.0f}/s p50 "
-                  f"{figures['p50']:.2f} ms p99 {figures['p99']:.2f} ms, members "
-                  f"{figures['server_cpu_us']:.0f} µs CPU/op, client "
-                  f"{figures['client_busy']:.0f} % busy, errors {figures['errors']:.0f}",
-                  flush=True)
-    return out
+def show(label: str, op: str, n: int, figures: dict[str, float]) -> None:
+    print(f"[{label}] {op} x{n}: {figures['rate']:,.0f}/s p50 "
+          f"{figures['p50']:.2f} ms p99 {figures['p99']:.2f} ms, members "
+          f"{figures['server_cpu_us']:.0f} µs CPU/op, client "
+          f"{figures['client_busy']:.0f} % busy, errors {figures['errors']:.0f}",
+          flush=True)
 
 
 async def failovers(cluster: Cluster, label: str, kills: int) -> list[float]:
@@ -637,25 +633,38 @@ async def failovers(cluster: Cluster, label: str, kills: int) -> list[float]:
     return times
 
 
-async def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Columns of figures: one per etcd client, or rpcx's."""
-    print(f"\n[{cluster.label}] starting 3 members ...", flush=True)
-    await cluster.start()
-    print(f"[{cluster.label}] leader: {await cluster.leader()}", flush=True)
-    if not isinstance(cluster, EtcdCluster):
-        figures = await loads(cluster, "rpcx", args)
-        figures["failover"] = await failovers(cluster, "rpcx", args.kills)
-        return {"rpcx": figures}
-    columns: dict[str, dict[str, Any]] = {}
-    for kind in args.etcd_clients:
-        cluster.client_kind = kind
-        columns[CLIENT_LABELS[kind]] = await loads(cluster, CLIENT_LABELS[kind], args)
-    # The failover is etcd's own; the writers use the first client listed.
-    cluster.client_kind = args.etcd_clients[0]
-    first = columns[CLIENT_LABELS[args.etcd_clients[0]]]
-    first["failover"] = await failovers(cluster, CLIENT_LABELS[args.etcd_clients[0]],
-                                        args.kills)
-    return columns
+async def measure(clusters: list[Cluster],
+                  args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Columns of figures: one per etcd client, and rpcx's. Both clusters run side by
+    side (the one not measured is idle) and each figure is taken for every column back
+    to back, so that a change in the machine's load between two columns is a matter of
+    seconds, not of minutes; then each system's failovers, one system at a time."""
+    columns: list[tuple[str, Cluster, str]] = []
+    for cluster in clusters:
+        print(f"\n[{cluster.label}] starting 3 members ...", flush=True)
+        await cluster.start()
+        print(f"[{cluster.label}] leader: {await cluster.leader()}", flush=True)
+        if isinstance(cluster, EtcdCluster):
+            columns += [(CLIENT_LABELS[kind], cluster, kind) for kind in args.etcd_clients]
+        else:
+            columns.append(("rpcx", cluster, ""))
+    results: dict[str, dict[str, Any]] = {label: {} for label, _, _ in columns}
+    for op in ("put", "get"):
+        for n in (1, 64):
+            for label, cluster, kind in columns:
+                if isinstance(cluster, EtcdCluster):
+                    cluster.client_kind = kind
+                figures = await load(cluster, n, op, args.seconds, args.warmup)
+                results[label][f"{op}{n}"] = figures
+                show(label, op, n, figures)
+    for cluster in clusters:
+        # The failover is etcd's own; its writers use the first client listed.
+        label = "rpcx"
+        if isinstance(cluster, EtcdCluster):
+            cluster.client_kind = args.etcd_clients[0]
+            label = CLIENT_LABELS[args.etcd_clients[0]]
+        results[label]["failover"] = await failovers(cluster, label, args.kills)
+    return results
 
 
 def machine() -> str:
@@ -769,12 +778,10 @@ async def main_async(args: argparse.Namespace, base: Path) -> None:
     with trio.fail_after(args.time_limit):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(on_signal, nursery.cancel_scope)
-            for make in systems:
-                cluster = make()
-                try:
-                    results.update(await measure(cluster, args))
-                finally:
-                    kill_all()
+            try:
+                results.update(await measure([make() for make in systems], args))
+            finally:
+                kill_all()
             nursery.cancel_scope.cancel()
     if terminated:
         raise KeyboardInterrupt

@@ -92,6 +92,40 @@ _CODEC: Final = rpcx.CborCodec()
 _command_ref = union_ref(idl.ServiceCommand)
 _state_ref = struct_ref(idl.ServiceState)
 _KEEP_CHECKPOINTS: Final = 64
+_CALL_FIELDS: Final = frozenset((1, 2, 3, 4))
+_SUCCESS_WORDS: Final = b"0:None::"
+"""What ``_count`` puts before a success's payload (status, no error name, no message)."""
+
+
+def _encode_call(path: str, args: bytes, key: bytes | None, when: float) -> bytes:
+    """``ServiceCommand(call=ServiceCall(path, args, key, when))`` in CBOR, written straight
+    (a map of field numbers, ``key`` left out when absent: what the codec reads back as
+    that command) instead of through the generated classes: it runs for every write."""
+    call: dict[int, str | bytes | float] = {1: path, 2: args, 4: when}
+    if key is not None:
+        call[3] = key
+    return cbor2.dumps({1: call})
+
+
+def _decode_call(data: bytes) -> tuple[str, bytes, bytes | None, float] | None:
+    """A call command's ``(method, args, key, time)`` read straight from its CBOR, for
+    the common case: ``None`` for anything else (a digest, or bytes this does not
+    recognise), which then goes through the codec as before. It accepts only what the
+    codec reads as the same call, so every replica decides the same way."""
+    try:
+        raw = cbor2.loads(data)
+    except Exception:  # any failure: let the codec decide (and explain)
+        return None
+    if type(raw) is not dict or len(raw) != 1:
+        return None
+    call = raw.get(1)
+    if type(call) is not dict or not call.keys() <= _CALL_FIELDS:
+        return None
+    method, args, key, when = call.get(1), call.get(2, b""), call.get(3), call.get(4, 0.0)
+    if (type(method) is not str or type(args) is not bytes or type(when) is not float
+            or (key is not None and type(key) is not bytes)):
+        return None
+    return method, args, key, when
 
 
 def stale_reads(seconds: float) -> dict[str, str]:
@@ -187,31 +221,36 @@ class _ServiceMachine:
         self.announce = trio.Event()
 
     def apply(self, data: bytes) -> idl.CallOutcome | None:
-        try:
-            command = _CODEC.decode(_command_ref, data)
-        except rpcx.CodecError as error:  # the same at every replica
-            logger.error("%s: a log entry is not a service command: %s", self.me, error)
-            return None
-        if command.digest is not None:
-            self._compare(command.digest)
-            return None
-        call = command.call
-        assert call is not None
-        if call.time > self.newest:
-            self.newest = call.time
-        entry = (call.method, call.key) if call.key is not None else None
+        fast = _decode_call(data)
+        if fast is not None:
+            method, args, key, when = fast
+        else:
+            try:
+                command = _CODEC.decode(_command_ref, data)
+            except rpcx.CodecError as error:  # the same at every replica
+                logger.error("%s: a log entry is not a service command: %s", self.me,
+                             error)
+                return None
+            if command.digest is not None:
+                self._compare(command.digest)
+                return None
+            call = command.call
+            assert call is not None
+            method, args, key, when = call.method, call.args, call.key, call.time
+        if when > self.newest:
+            self.newest = when
+        entry = (method, key) if key is not None else None
         if entry is not None:
             kept = self.outcomes.get(entry)
             if kept is not None:
                 self.replayed += 1
                 return kept.outcome
         outcome = _outcome_of(_run_now(
-            self._dispatcher.dispatch(call.method, call.args, _CODEC,
-                                      idempotency_key=call.key), call.method))
+            self._dispatcher.dispatch(method, args, _CODEC, idempotency_key=key), method))
         self._count(outcome)
         if entry is not None:
-            self.outcomes[entry] = idl.KeptOutcome(method=call.method, key=entry[1],
-                                                   time=call.time, outcome=outcome)
+            self.outcomes[entry] = idl.KeptOutcome(method=method, key=entry[1], time=when,
+                                                   outcome=outcome)
         self._expire()
         return outcome
 
@@ -220,8 +259,11 @@ class _ServiceMachine:
         # handler that is not deterministic), at C speed on every call; not a defence
         # against a replica that lies.
         crc = int.from_bytes(self.digest or b"\0\0\0\0", "big")
-        crc = zlib.crc32(outcome.payload, zlib.crc32(
-            f"{outcome.status}:{outcome.error_name}:{outcome.message}:".encode(), crc))
+        if outcome.status == 0 and outcome.error_name is None and not outcome.message:
+            words = _SUCCESS_WORDS  # (the same bytes as below, without formatting them)
+        else:
+            words = f"{outcome.status}:{outcome.error_name}:{outcome.message}:".encode()
+        crc = zlib.crc32(outcome.payload, zlib.crc32(words, crc))
         self.digest = crc.to_bytes(4, "big")
         self.calls += 1
         if self.calls % self._digest_every == 0:
@@ -332,11 +374,10 @@ class ReplicatedService:
     async def _write(self, method: MethodSpec, args: tuple[Any, ...]) -> Any:
         replica = await self._started()
         key = rpcx.current_idempotency_key() if not method.idempotent else None
-        command = idl.ServiceCommand(call=idl.ServiceCall(
-            method=method.path, args=_CODEC.encode(method.params, args), key=key,
-            time=time.time()))
+        command = _encode_call(method.path, _CODEC.encode(method.params, args), key,
+                               time.time())
         try:
-            outcome = await replica.update(_CODEC.encode(_command_ref, command))
+            outcome = await replica.update(command)
         except NotAMember as error:
             raise rpcx.Unavailable(str(error)) from None
         if outcome is None:

@@ -1,7 +1,11 @@
 """``FileStorage``: a Raft node's durable state in a directory (blocking file I/O).
 
 The core never calls this; ``Ready.persist(storage)`` does, in the adapter (run it in a
-worker thread from trio). Every ``save`` / ``compact`` returns only after ``fsync``.
+worker thread from trio). Every ``save`` / ``compact`` returns only once what it wrote is
+durable: ``fdatasync`` of the file (``fsync`` where there is no ``fdatasync``), which
+writes the data and the file size that reading it back needs, and ``fsync`` of the
+directory after a file is created or renamed. The newest segment stays open between
+saves.
 
 Layout (docs/consensus.md, "Storage format")::
 
@@ -151,6 +155,8 @@ class FileStorage:
     new WAL segment past this size. ``fsync=False`` skips fsync: only for tests, it gives up
     durability against power loss (not against a process crash)."""
 
+    _fd = -1  # (also for __del__ after a failed __init__)
+
     def __init__(self, directory: str | os.PathLike[str], *, segment_bytes: int = 8 << 20,
                  fsync: bool = True) -> None:
         self.directory = Path(directory)
@@ -162,6 +168,8 @@ class FileStorage:
         for tmp in self.directory.glob("*.tmp"):
             tmp.unlink()
         self._segments: list[_Segment] = []
+        self._fd = -1
+        """The newest segment, open for appending (from the first save on)."""
         recovered = self._scan(repair=True)
         self._hard = recovered.hard_state
         self._snapshot_index = recovered.snapshot.index if recovered.snapshot else 0
@@ -190,10 +198,12 @@ class FileStorage:
         if entries:
             segment.max_index = max(segment.max_index, entries[-1].index)
         if out:
-            with open(segment.path, "ab") as f:
-                f.write(out)
-                f.flush()
-                self._sync(f.fileno())
+            if self._fd < 0:
+                self._fd = os.open(segment.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            view = memoryview(out)
+            while view:
+                view = view[os.write(self._fd, view):]
+            self._sync(self._fd)
             self._size += len(out)
         if snapshot is not None:
             self._drop_older_snapshots(snapshot.index)
@@ -211,13 +221,22 @@ class FileStorage:
             self._sync_dir()
 
     def close(self) -> None:
-        """Nothing stays open between calls; kept so callers can release a storage."""
+        """Close the newest segment's file (a later save opens it again)."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
 
     # -- internals ----------------------------------------------------------------------
 
     def _sync(self, fd: int) -> None:
         if self._fsync:
-            os.fsync(fd)
+            if hasattr(os, "fdatasync"):
+                os.fdatasync(fd)  # the data and the size that reading it needs
+            else:  # (macOS)
+                os.fsync(fd)
 
     def _sync_dir(self) -> None:
         if not self._fsync:
@@ -231,6 +250,7 @@ class FileStorage:
     def _roll(self) -> None:
         """Start a new segment that begins with the current hard state."""
         seq = self._segments[-1].seq + 1 if self._segments else 0
+        self.close()
         path = self.directory / f"wal-{seq:016d}.log"
         with open(path, "wb") as f:
             f.write(_hard_record(self._hard))

@@ -8,8 +8,10 @@ connection to the leader was refused or reset). Outputs are collected and handed
 
     while node.has_ready():
         ready = node.ready()
-        messages = ready.persist(storage)   # term, vote, entries, snapshot: fsynced
-        for send in messages:               # only now may anything leave the node
+        for send in ready.send_first():     # a leader's Appends: may leave before
+            transport.send(send.dest, send.msg)  # its own write (optional)
+        messages = ready.persist(storage)   # term, vote, entries, snapshot: synced
+        for send in messages:               # only now may the rest leave the node
             transport.send(send.dest, send.msg)
         if ready.snapshot is not None:      # from the leader: replace the state machine
             state_machine.restore(ready.snapshot.data)
@@ -17,8 +19,12 @@ connection to the leader was refused or reset). Outputs are collected and handed
             state_machine.apply(entry)
         node.advance(ready)
 
-``Ready.persist`` is the only way to get the messages, and ``advance`` refuses a Ready
-that was not persisted, so "persist, then send" cannot be skipped by accident.
+``Ready.persist`` is the only way to get the messages that depend on the batch being
+durable (votes, a follower's acknowledgements), and ``advance`` refuses a Ready that was
+not persisted, so "persist, then send" cannot be skipped by accident. ``send_first`` hands
+out early only what a leader sends (its Appends): the followers then write the entries
+while the leader writes them too, and the leader counts itself in a commit quorum only
+for entries it has persisted (those of Readies it has ``advance``d).
 
 The node does no I/O and reads no clock: time is ``tick()`` calls and the randomised
 election timeouts are drawn from the ``rng`` passed in (anything with ``randrange``, e.g.
@@ -117,6 +123,10 @@ class RaftNode:
         self._handed = self.applied
         self._prev_hard = rec.hard_state
         self._unstable_from = self.log.last_index + 1
+        # the last index of the log as it is in memory that is durable here: what this
+        # node counts for itself in a commit quorum (a leader sends its entries before it
+        # has persisted them: ``Ready.send_first``)
+        self._stable = self.log.last_index
         self._msgs: list[Send] = []
         self._read_states: list[ReadState] = []
         self._pending_install: Snapshot | None = None
@@ -382,6 +392,9 @@ class RaftNode:
         if not ready.persisted:
             raise RuntimeError("Ready.persist(storage) must run before advance()")
         self._outstanding = None
+        # every entry handed out so far is durable now (a truncation since ``ready()``
+        # moved ``_unstable_from`` back: what it cut off is not counted)
+        self._stable = min(self.log.last_index, self._unstable_from - 1)
         if ready.snapshot is not None:
             self.applied = max(self.applied, ready.snapshot.index)
         if ready.committed:
@@ -544,7 +557,7 @@ class RaftNode:
         voters = self.config.voters
         if not voters:
             return
-        matches = sorted((self.log.last_index if v == self.id
+        matches = sorted((self._stable if v == self.id
                           else self._progress[v].match if v in self._progress else 0)
                          for v in voters)
         n = matches[len(matches) - self.config.quorum]
@@ -719,6 +732,7 @@ class RaftNode:
         if first <= self.commit:
             raise AssertionError(f"refusing to overwrite committed entry {first}")
         if first <= self.log.last_index:
+            self._stable = min(self._stable, first - 1)
             self._configs = [(i, c) for i, c in self._configs if i < first] \
                 or self._configs[:1]
         self.log.append(entries)
@@ -756,6 +770,7 @@ class RaftNode:
         else:
             self._incoming = None
         self.log.reset(snap.index, snap.term)
+        self._stable = min(self._stable, snap.index)
         self._configs = [(snap.index, snap.config)]
         self._snapshot = self._pending_install = snap
         self._pending_compaction = None

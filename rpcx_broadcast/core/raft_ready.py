@@ -10,7 +10,16 @@ from typing import Protocol
 import attrs
 
 from .actions import Send
-from .raft_messages import Entry, HardState, ReadState, Snapshot
+from .raft_messages import (
+    Append,
+    Entry,
+    HardState,
+    Heartbeat,
+    InstallSnapshot,
+    ReadState,
+    Snapshot,
+    TimeoutNow,
+)
 from .storage import Storage
 
 __all__ = ["ConfigChangeRefused", "NotLeader", "Progress", "RaftError", "RaftOptions",
@@ -111,10 +120,15 @@ class Progress:
         self.inflight.clear()
 
 
+_EARLY = (Append, Heartbeat, InstallSnapshot, TimeoutNow)
+"""What only a leader sends: these may leave before the batch is persisted (below)."""
+
+
 @attrs.define(eq=False)
 class Ready:
-    """One batch of output. Persist it (``persist``), send the messages it returns, install
-    ``snapshot`` if set, apply ``committed`` in order, then ``RaftNode.advance(ready)``."""
+    """One batch of output. Send ``send_first()`` (optional), persist it (``persist``),
+    send the messages it returns, install ``snapshot`` if set, apply ``committed`` in
+    order, then ``RaftNode.advance(ready)``."""
 
     hard_state: HardState | None
     """Changed term/vote: persist before sending (``None``: unchanged)."""
@@ -131,6 +145,7 @@ class Ready:
     """Confirmed ``read_index`` requests."""
     _messages: tuple[Send, ...]
     persisted: bool = False
+    _taken: bool = False
 
     @property
     def must_sync(self) -> bool:
@@ -138,9 +153,31 @@ class Ready:
         return bool(self.hard_state is not None or self.entries or self.snapshot is not None
                     or self.compaction is not None)
 
+    def send_first(self) -> tuple[Send, ...]:
+        """The messages that may be sent *before* this batch is persisted, taken out of
+        what ``persist`` returns: a leader's ``Append``s (and heartbeats, snapshot chunks,
+        ``TimeoutNow``) when its term and vote are unchanged, so the followers write the
+        new entries while the leader writes them too (Raft thesis section 10.2.1). Safe
+        because the leader counts itself in a commit quorum only for entries it has
+        persisted (``advance``), and its term is already durable. Empty when the term or
+        vote changed in this batch, or a snapshot from a leader is being installed; a
+        follower's acknowledgements and every vote always wait for ``persist``."""
+        if self.persisted:
+            raise RuntimeError("send_first() comes before persist()")
+        if self._taken:
+            return ()
+        self._taken = True
+        if self.hard_state is not None or self.snapshot is not None:
+            return ()
+        early = tuple(s for s in self._messages if isinstance(s.msg, _EARLY))
+        if early:
+            self._messages = tuple(s for s in self._messages if not isinstance(s.msg, _EARLY))
+        return early
+
     def persist(self, storage: Storage) -> tuple[Send, ...]:
         """Write this batch durably to ``storage`` and return the messages, which may be sent
-        only now. Blocking (a file storage fsyncs): an async driver runs it in a thread."""
+        only now (all of them, or the rest after ``send_first``). Blocking (a file storage
+        syncs): an async driver runs it in a thread."""
         if self.must_sync:
             storage.save(self.hard_state, self.entries, self.snapshot)
             if self.compaction is not None:

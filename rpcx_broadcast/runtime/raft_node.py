@@ -10,9 +10,10 @@ A :class:`RaftMember` owns, inside one nursery:
 - **the loop**, the only code that touches the ``RaftNode``. Each turn it takes every
   queued input (peer messages → ``node.step``; proposals forwarded by followers →
   ``node.propose`` when leading; local broadcasts), ticks the node when the tick is due,
-  then drains Readies under the contract of ``docs/consensus.md``: **persist** (in a
-  worker thread when the storage is not in memory: FileStorage fsyncs, about 4 ms here),
-  **then send**, then apply the committed entries, then ``advance``.
+  then drains Readies under the contract of ``docs/consensus.md``: send what may go
+  first (a leader's Appends), **persist** (in a worker thread when the storage is not in
+  memory: FileStorage syncs), **then send** the rest, then apply the committed entries,
+  then ``advance``.
 
 Timing comes from one budget, ``election_timeout`` (seconds, default 1.0): the tick is
 ``election_timeout / election_ticks`` (100 ms with the default 10 ticks), a heartbeat goes
@@ -61,6 +62,7 @@ import trio
 
 import rpcx
 from rpcx_broadcast._generated import raft_rpcx as idl
+from rpcx_broadcast.core.actions import Send
 from rpcx_broadcast.core.layer import ProtocolViolation
 from rpcx_broadcast.core.membership import View
 from rpcx_broadcast.core.raft import (
@@ -1045,17 +1047,23 @@ class RaftMember:
         node = self.node
         while node.has_ready():
             ready = node.ready()
+            # a leader's Appends leave now: the followers write the entries while this
+            # member writes them too (it counts itself in the quorum once written)
+            self._send_all(ready.send_first())
+            # entries a quorum holds may be applied while this member still writes: the
+            # callers they answer get their replies one write sooner (a snapshot from the
+            # leader comes first, though: it is installed once written)
+            early = ready.snapshot is None
+            if early:
+                for entry in ready.committed:
+                    await self._apply(entry)
             if ready.must_sync and self._thread_persist:
                 # fsync blocks for milliseconds: keep the event loop (the rpcx server and
                 # the senders) running meanwhile. Cancellation waits for it to finish.
                 messages = await trio.to_thread.run_sync(ready.persist, self.storage)
             else:
                 messages = ready.persist(self.storage)
-            for send in messages:
-                msg = cast(RaftMessage, send.msg)
-                if isinstance(msg, InstallSnapshot):
-                    self._stats["chunks_sent"] += 1
-                self._send(send.dest, to_wire(msg))
+            self._send_all(messages)
             for state in ready.read_states:
                 read = self._reads.pop(state.request, None)
                 if read is not None:
@@ -1066,10 +1074,18 @@ class RaftMember:
                 await self._app_caught_up()
                 self._restore(ready.snapshot)
                 self.snapshots_installed += 1
-            for entry in ready.committed:
-                await self._apply(entry)
+            if not early:
+                for entry in ready.committed:
+                    await self._apply(entry)
             node.advance(ready)
             await self._maybe_snapshot()
+
+    def _send_all(self, messages: Sequence[Send]) -> None:
+        for send in messages:
+            msg = cast(RaftMessage, send.msg)
+            if isinstance(msg, InstallSnapshot):
+                self._stats["chunks_sent"] += 1
+            self._send(send.dest, to_wire(msg))
 
     # -- snapshots -----------------------------------------------------------------------
 
@@ -1233,5 +1249,8 @@ class RaftMember:
             self._window.pop(seq, None)
             self._own_delivered += 1
             self._last_progress = trio.current_time()
-        await self._deliver_send.send(delivery)
+        try:  # (no scheduling point per delivery while the channel has room)
+            self._deliver_send.send_nowait(delivery)
+        except trio.WouldBlock:
+            await self._deliver_send.send(delivery)
 

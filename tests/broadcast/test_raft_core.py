@@ -449,6 +449,9 @@ def test_a_new_leader_makes_no_change_before_committing_its_own_entry() -> None:
     leader = lone_leader()
     with pytest.raises(ConfigChangeRefused, match="not committed"):
         leader.propose_config(ConfigChange(ConfigOp.REMOVE, "z"))
+    ready = leader.ready()
+    ready.persist(MemoryStorage())  # the leader's own write of its no-op
+    leader.advance(ready)
     leader.step("y", AppendReply(leader.term, True, leader.log.last_index))
     leader.has_ready()  # the leader commits its no-op
     assert leader.log.term(leader.commit) == leader.term
@@ -867,6 +870,90 @@ def test_entries_are_on_disk_before_they_are_acknowledged() -> None:
     assert ready.entries and stored == []
     (reply,) = ready.persist(Spy())
     assert reply.msg == AppendReply(1, True, 2) and stored == [1, 2]
+
+
+def persisted_leader() -> tuple[RaftNode, MemoryStorage]:
+    """``lone_leader`` with its election batch (vote, no-op) persisted and its no-op
+    committed with y's and z's acknowledgements (both now replicating)."""
+    leader, storage = lone_leader(), MemoryStorage()
+    ready = leader.ready()
+    ready.persist(storage)
+    leader.advance(ready)
+    leader.step("y", AppendReply(leader.term, True, leader.log.last_index))
+    leader.step("z", AppendReply(leader.term, True, leader.log.last_index))
+    ready = leader.ready()
+    ready.persist(storage)
+    leader.advance(ready)
+    assert leader.commit == leader.log.last_index == 1
+    return leader, storage
+
+
+def test_a_leader_sends_its_appends_before_its_own_write() -> None:
+    leader, storage = persisted_leader()
+    index = leader.propose(b"x")
+    ready = leader.ready()
+    first = ready.send_first()
+    assert {s.dest for s in first} == {"y", "z"}
+    assert all(isinstance(s.msg, Append) and s.msg.entries[-1].index == index
+               for s in first)
+    assert ready.persist(storage) == ()  # nothing is left for after the write
+    with pytest.raises(RuntimeError, match="before persist"):
+        ready.send_first()
+    leader.advance(ready)
+
+
+def test_a_leader_counts_itself_in_the_quorum_only_once_its_write_is_done() -> None:
+    leader, storage = persisted_leader()
+    index = leader.propose(b"x")
+    ready = leader.ready()
+    ready.send_first()
+    # y has written the entry and says so before the leader's own write returned: one
+    # of three is not a quorum, so nothing commits (the leader may crash and lose it)
+    leader.step("y", AppendReply(leader.term, True, index))
+    assert leader.has_ready() is False  # (the Ready is still out)
+    assert leader.commit == index - 1
+    ready.persist(storage)
+    leader.advance(ready)
+    assert leader.has_ready() and leader.commit == index  # now it holds it too
+    assert [e.index for e in leader.ready().committed] == [index]
+
+
+def test_two_followers_commit_an_entry_the_leader_has_not_written_yet() -> None:
+    leader, storage = persisted_leader()
+    index = leader.propose(b"x")
+    ready = leader.ready()
+    ready.send_first()
+    leader.step("y", AppendReply(leader.term, True, index))
+    leader.step("z", AppendReply(leader.term, True, index))
+    ready.persist(storage)
+    leader.advance(ready)
+    leader.has_ready()
+    assert leader.commit == index  # (a majority held it durably without the leader)
+
+
+def test_votes_and_acknowledgements_never_leave_before_the_write() -> None:
+    voter = RaftNode("b", random.Random(0), voters=ABC)
+    voter.step("a", VoteRequest(1, 0, 0))
+    ready = voter.ready()
+    assert ready.send_first() == ()
+    assert [s.msg for s in ready.persist(MemoryStorage())] == [VoteReply(1, True)]
+    voter.advance(ready)
+    voter.step("a", Append(1, 0, 0, (Entry(1, 1, b"x"),), 0))
+    ready = voter.ready()
+    assert ready.send_first() == ()
+    assert [s.msg for s in ready.persist(MemoryStorage())] == [AppendReply(1, True, 1)]
+
+
+def test_a_batch_that_changes_the_term_sends_nothing_first() -> None:
+    leader, storage = persisted_leader()
+    leader.propose(b"x")
+    leader.step("z", VoteRequest(leader.term + 1, 0, 0))  # (lease: ignored) ...
+    leader.step("z", AppendReply(leader.term + 1, False, 0))  # ... a newer term deposes it
+    assert leader.role == Role.FOLLOWER
+    ready = leader.ready()
+    assert ready.hard_state is not None and ready.send_first() == ()
+    ready.persist(storage)
+    leader.advance(ready)
 
 
 def test_a_restarted_node_keeps_term_vote_and_log() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -228,25 +229,30 @@ def test_compaction_keeps_the_disk_bounded(tmp_path: Path) -> None:
     assert loaded.entries == tuple(entries(3996, 5, size=20))
 
 
-def test_one_fsync_per_save(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_sync_per_save(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     storage = FileStorage(tmp_path)
-    calls: list[int] = []
-    real = os.fsync
+    calls: list[str] = []
+    for name in ("fsync", "fdatasync"):
+        real = getattr(os, name, None)
+        if real is None:
+            continue
 
-    def counting(fd: int) -> None:
-        calls.append(fd)
-        real(fd)
+        def counting(fd: int, _name: str = name, _real: Callable[[int], None] = real) -> None:
+            calls.append(_name)
+            _real(fd)
 
-    monkeypatch.setattr(os, "fsync", counting)
+        monkeypatch.setattr(os, name, counting)
     storage.save(HardState(5, "a"), entries(1, 100))
-    assert len(calls) == 1
+    assert calls == (["fdatasync"] if hasattr(os, "fdatasync") else ["fsync"])
     storage.save(None, [])
-    assert len(calls) == 1
+    storage.save(HardState(6, "b"), entries(101, 3))
+    assert len(calls) == 2  # (one file stays open: no reopening, no directory sync)
 
 
 def test_without_fsync_nothing_is_synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     monkeypatch.setattr(os, "fsync", calls.append)
+    monkeypatch.setattr(os, "fdatasync", calls.append, raising=False)
     storage = FileStorage(tmp_path, fsync=False)
     storage.save(HardState(1), entries(1, 3))
     storage.compact(Snapshot(2, 1, CONFIG, b""))

@@ -338,3 +338,57 @@ async def test_with_a_secret_a_client_cannot_speak_for_a_member(
                     await raft_rpcx.RaftClient(raw).deliver("n1", forged, timeout=5)
                 assert denied.value.code == rpcx.Status.PERMISSION_DENIED
         assert await KvStoreClient(ch).put("x", "2") == 2
+
+
+# -- the command format, written and read without the generated classes ------------------
+
+
+@pytest.mark.parametrize("key", [None, b"", b"k" * 40])
+@pytest.mark.parametrize("when", [0.0, 1.5, 1.7e9])
+def test_a_call_command_written_directly_is_the_one_the_codec_reads(
+        key: bytes | None, when: float) -> None:
+    from rpcx_broadcast import replicated_service as rs
+    from rpcx_broadcast._generated import replicated_rpcx as ridl
+
+    data = rs._encode_call("kvstore.KvStore/put", b"\x82ab", key, when)
+    assert rs._CODEC.decode(rs._command_ref, data) == ridl.ServiceCommand(
+        call=ridl.ServiceCall(method="kvstore.KvStore/put", args=b"\x82ab", key=key,
+                              time=when))
+    assert rs._decode_call(data) == ("kvstore.KvStore/put", b"\x82ab", key, when)
+    by_codec = rs._CODEC.encode(rs._command_ref, ridl.ServiceCommand(call=ridl.ServiceCall(
+        method="kvstore.KvStore/put", args=b"\x82ab", key=key, time=when)))
+    assert rs._decode_call(by_codec) == ("kvstore.KvStore/put", b"\x82ab", key, when)
+
+
+def test_anything_but_a_plain_call_goes_through_the_codec() -> None:
+    import cbor2
+
+    from rpcx_broadcast import replicated_service as rs
+    from rpcx_broadcast._generated import replicated_rpcx as ridl
+
+    digest = rs._CODEC.encode(rs._command_ref, ridl.ServiceCommand(
+        digest=ridl.OutcomeDigest(replica="a", count=3, digest=b"1234")))
+    odd = [digest, b"", b"\xff", cbor2.dumps([1]), cbor2.dumps({1: {1: 5}}),
+           cbor2.dumps({1: {1: "m", 9: 1}}), cbor2.dumps({1: {1: "m", 4: 1}}),
+           cbor2.dumps({1: {1: "m", 3: "text"}}), cbor2.dumps({1: {1: "m"}, 2: {}})]
+    assert [rs._decode_call(data) for data in odd] == [None] * len(odd)
+
+
+def test_the_outcome_digest_is_the_same_as_before_for_successes_and_errors() -> None:
+    import zlib
+
+    from rpcx.runtime.dispatch import Dispatcher
+    from rpcx_broadcast import replicated_service as rs
+    from rpcx_broadcast._generated import replicated_rpcx as ridl
+
+    machine = rs._ServiceMachine("a", KvStore(), Dispatcher([KvStore()]), window=300,
+                                 max_outcomes=10, digest_every=1000)
+    outcomes = [ridl.CallOutcome(status=0, payload=b"\x01"),
+                ridl.CallOutcome(status=5, payload=b"p", error_name="kv.NotFound",
+                                 message="no such key")]
+    crc = 0
+    for outcome in outcomes:
+        machine._count(outcome)
+        words = f"{outcome.status}:{outcome.error_name}:{outcome.message}:".encode()
+        crc = zlib.crc32(outcome.payload, zlib.crc32(words, crc))
+        assert machine.digest == crc.to_bytes(4, "big")

@@ -22,7 +22,7 @@ def test_the_service_is_found_by_module_and_name() -> None:
     assert load_factory("examples.kvstore.store:KvStore") is KvStore
     with pytest.raises(ValueError, match="expected MODULE:FACTORY"):
         load_factory("examples.kvstore.store")
-    with pytest.raises(ValueError, match="cannot import 'examples.nothing'"):
+    with pytest.raises(ValueError, match=r"cannot import 'examples\.nothing'"):
         load_factory("examples.nothing:X")
     with pytest.raises(ValueError, match="no callable 'Nothing'"):
         load_factory("examples.kvstore.store:Nothing")
