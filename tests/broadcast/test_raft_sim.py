@@ -35,8 +35,7 @@ from rpcx_broadcast.testing.raft_sim import (
     run_schedule,
     simulate,
 )
-
-from ._raft_sim_first import run_send_first
+from rpcx_broadcast.testing.raft_sim_first import run_send_first
 
 SCHEDULES = int(os.environ.get("RPCX_RAFT_SCHEDULES", "1000"))
 CHUNK = 250
@@ -189,7 +188,7 @@ def test_a_leader_sending_before_its_own_write_keeps_raft_safe_and_live(start: i
         result, sim = run_send_first(seed)
         if result.violation is not None:
             failures.append(describe_failure(seed, result.violation)
-                            + " (tests/broadcast/_raft_sim_first.py)")
+                            + " (rpcx_broadcast/testing/raft_sim_first.py)")
         seen["sent first"] += sim.early_sent > 0
         seen["leader crashed before its write"] += sim.leader_lost_writes
         seen["crashed in a write"] += sim.lost_writes

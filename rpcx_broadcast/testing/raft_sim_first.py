@@ -18,7 +18,8 @@ import random
 from typing import cast
 
 from rpcx_broadcast.core.raft import Ready, Role
-from rpcx_broadcast.testing.raft_sim import (
+
+from .raft_sim import (
     _LOST,
     _RESTART,
     RaftSimConfig,
