@@ -178,10 +178,12 @@ class StreamsMixin:
         return True
 
     def queue_message(self, call_id: int, payload: bytes) -> int:
-        """:meth:`send_message` for a sender's loop: 1 if the MESSAGE was queued, 0 if
-        the call has ended (nothing sent), -1 if there is no credit now (nothing sent:
-        wait for :class:`~rpcx.protocol.events.WindowOpened`, then try again). Raises
-        what :meth:`send_message` raises for a message that can never be sent."""
+        """:meth:`send_message` for a sender's loop. Returns, once the MESSAGE is queued,
+        the bytes now waiting in :meth:`data_to_send` (positive: what a sender batching
+        its writes needs next); 0 if the call has ended (nothing sent); -1 if there is no
+        credit now (nothing sent: wait for :class:`~rpcx.protocol.events.WindowOpened`,
+        then try again). Raises what :meth:`send_message` raises for a message that can
+        never be sent."""
         stream = self._streams.get(call_id)
         size = len(payload)
         if (stream is not None and stream.sendable and stream.send_credit > 0
@@ -193,11 +195,12 @@ class StreamsMixin:
             out = self._out
             out.append(_pack_header(size, _MESSAGE, 0, 0, call_id))
             out.append(payload)
-            self._out_bytes += _HEADER_SIZE + size
-            return 1
+            queued: int = self._out_bytes + _HEADER_SIZE + size
+            self._out_bytes = queued
+            return queued
         if payload and call_id in self._calls and self.stream_credit(call_id) <= 0:
             return -1
-        return 1 if self.send_message(call_id, payload) else 0
+        return self._out_bytes if self.send_message(call_id, payload) else 0
 
     def consume(self, call_id: int, size: int) -> bool:
         """The application used a received message of ``size`` payload bytes: give the

@@ -165,12 +165,13 @@ async def _write_batch(link: Link) -> None:
     await trio.lowlevel.checkpoint()
 
 
-def _write_soon(sender: _Sender, link: Link) -> Awaitable[None] | None:
-    """After queueing a frame: leave it to a flush task (None), or, past
-    :data:`_BATCH_BYTES`, the awaitable that writes now and yields. Below a batch nothing
-    here waits, so a message costs no scheduling. At most one flush task per sender is
-    pending (a task per message would cost more than the message)."""
-    if link.conn.bytes_to_send() >= _BATCH_BYTES:
+def _write_soon(sender: _Sender, link: Link, queued: int) -> Awaitable[None] | None:
+    """After queueing a frame (``queued``: the bytes the connection now holds to send):
+    leave it to a flush task (None), or, past :data:`_BATCH_BYTES`, the awaitable that
+    writes now and yields. Below a batch nothing here waits, so a message costs no
+    scheduling. At most one flush task per sender is pending (a task per message would
+    cost more than the message)."""
+    if queued >= _BATCH_BYTES:
         # (bytes a partial write left are being written by a sender at work already)
         return _write_batch(link)
     if not sender.flush_pending and not link._sending:
@@ -210,6 +211,8 @@ class StreamCore:
         self._ended = False  # END sent
         self._done = False  # closed locally (finished, cancelled or failed)
         self._owed = 0  # bytes of messages taken and not yet given back as credit
+        self._decode = codec.decode
+        self._result: Any = method.result
 
     # -- set up by the channel -----------------------------------------------------------
 
@@ -264,10 +267,8 @@ class StreamCore:
         owed = self._owed + len(payload)
         if owed >= _OWED or len(messages) == 1:
             return WAIT  # credit goes back now: receive() may have to write
-        result = self.method.result
-        assert result is not None
         try:
-            item = self.codec.decode(result, payload)
+            item = self._decode(self._result, payload)
         except CodecError:
             return WAIT  # receive() takes it again and fails the call
         messages.popleft()
@@ -340,7 +341,7 @@ class StreamCore:
             with trio.move_on_at(self.deadline):
                 await self._sender.wait()
         conn.send_message(self._call_id, payload)
-        write = _write_soon(self._batch, link)
+        write = _write_soon(self._batch, link, conn.bytes_to_send())
         if write is not None:
             await write
 
@@ -448,14 +449,15 @@ class ServerStream(_Typed, Generic[R]):
 
     async def __anext__(self) -> R:
         core = self._core
+        item: R  # (not cast(): a function call per item)
         if core.__class__ is StreamCore:
             item = core.receive_nowait()
             if item is not WAIT:
-                return cast(R, item)
+                return item
         item = await core.receive()
         if item is END:
             raise StopAsyncIteration
-        return cast(R, item)
+        return item
 
 
 class ClientStream(_Typed, Generic[S, R]):
@@ -496,14 +498,15 @@ class BidiStream(_Typed, Generic[S, R]):
 
     async def __anext__(self) -> R:
         core = self._core
+        item: R  # (not cast(): a function call per item)
         if core.__class__ is StreamCore:
             item = core.receive_nowait()
             if item is not WAIT:
-                return cast(R, item)
+                return item
         item = await core.receive()
         if item is END:
             raise StopAsyncIteration
-        return cast(R, item)
+        return item
 
 
 # -- server ------------------------------------------------------------------------------
@@ -553,6 +556,7 @@ class ServerCallStream:
         self._receiver = _Waiter()
         self._sender = _Waiter()
         self._batch = _Sender()
+        self._queue_message = link.conn.queue_message
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, MessagesReceived):
@@ -604,7 +608,7 @@ class ServerCallStream:
             # The call ended under us (CANCEL, deadline): the cancel reaches this task.
             await trio.lowlevel.checkpoint()
             return
-        write = _write_soon(self._batch, self.link)
+        write = _write_soon(self._batch, self.link, conn.bytes_to_send())
         if write is not None:
             await write
 
@@ -612,13 +616,12 @@ class ServerCallStream:
         """Queue one message if that needs no waiting (None: done, though it may still
         be unwritten); otherwise what to await: the write of a full batch, or
         :meth:`send` (no credit now, the call has ended, an oversized message)."""
-        link = self.link
         try:
-            queued = link.conn.queue_message(self.call_id, payload)
+            queued = self._queue_message(self.call_id, payload)
         except RpcError:
             queued = -1  # send() raises it with the method's path
         if queued > 0:
-            return _write_soon(self._batch, link)
+            return _write_soon(self._batch, self.link, queued)
         return self.send(payload)
 
     async def run(self, handler: Callable[..., Any], payload: bytes,
