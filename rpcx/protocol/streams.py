@@ -126,8 +126,8 @@ class StreamsMixin:
         _events: list[Event]
         _streams: dict[int, _Stream]
         _buffer: ReceiveBuffer
-        _out: list[bytes]
-        _out_bytes: int
+
+        def bytes_to_send(self) -> int: ...
 
         def _queue(self, data: bytes) -> None: ...
         def _local_call(self, call_id: int) -> Call | None: ...
@@ -189,18 +189,13 @@ class StreamsMixin:
         if (stream is not None and stream.sendable and stream.send_credit > 0
                 and 0 < size <= self.max_frame_size and call_id in self._calls):
             # send_message without the checks its first message passed (the call is
-            # two-way, the client has not ended it), the header queued apart from the
-            # payload (data_to_send joins them once)
+            # two-way, the client has not ended it)
             stream.send_credit -= size
-            out = self._out
-            out.append(_pack_header(size, _MESSAGE, 0, 0, call_id))
-            out.append(payload)
-            queued: int = self._out_bytes + _HEADER_SIZE + size
-            self._out_bytes = queued
-            return queued
+            self._queue(_pack_header(size, _MESSAGE, 0, 0, call_id) + payload)
+            return self.bytes_to_send()
         if payload and call_id in self._calls and self.stream_credit(call_id) <= 0:
             return -1
-        return self._out_bytes if self.send_message(call_id, payload) else 0
+        return self.bytes_to_send() if self.send_message(call_id, payload) else 0
 
     def consume(self, call_id: int, size: int) -> bool:
         """The application used a received message of ``size`` payload bytes: give the
