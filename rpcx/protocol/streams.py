@@ -17,6 +17,12 @@ credit back with WINDOW as its application uses the messages. A MESSAGE sent wit
 credit is a connection error, so one slow reader bounds what its writer may queue, and
 a call that does not read stalls only itself.
 
+A receiver takes a run of MESSAGE frames (every one that follows another in its input)
+at once and reports it as one :class:`~rpcx.protocol.events.MessagesReceived` per call,
+its payloads in order: the per-message work is a header, a few checks and a slice. A
+sender's loop uses :meth:`StreamsMixin.queue_message`, which skips the checks its call
+passed with its first message.
+
 Which methods stream, and in which direction, is not on the wire: both sides know it
 from the method. ``docs/protocol.md`` § 18 is the specification; :class:`StreamsMixin`
 is the part of :class:`~rpcx.protocol.Connection` that implements it.

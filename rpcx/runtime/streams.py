@@ -19,7 +19,12 @@ messages arrives, typed, after those messages.
 
 Writes are batched: a message is queued on the connection and written by a task of its
 own once the producer waits for anything (or at once past :data:`_BATCH_BYTES`), so a
-burst of small messages shares a few system calls.
+burst of small messages shares a few system calls; an item that needs no waiting is
+queued without a coroutine (:meth:`ServerCallStream.send_soon`). Reads are batched too:
+the connection reports a read's messages per call in one event, and an item already
+received is taken and decoded without a coroutine or a task switch
+(:meth:`StreamCore.receive_nowait`); :meth:`StreamCore.receive` does the rest (credit
+given back every :data:`_OWED` bytes, with a cancel point; the call's end; waiting).
 """
 
 from __future__ import annotations
