@@ -301,10 +301,10 @@ class StreamCore:
                     self._owed = 0
                     if link.conn.consume(self._call_id, owed):
                         await link.flush()
-                    else:
-                        # Items taken without waiting: let a cancellation in (the
-                        # scheduler gets its turn when the queue runs dry).
-                        await trio.lowlevel.checkpoint_if_cancelled()
+                    # Items taken without waiting (receive_nowait): let a cancellation
+                    # in every _OWED bytes (the scheduler gets its turn when the queue
+                    # runs dry).
+                    await trio.lowlevel.checkpoint_if_cancelled()
                 try:
                     return self.codec.decode(result, payload)
                 except CodecError as exc:

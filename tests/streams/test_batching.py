@@ -9,6 +9,8 @@ from __future__ import annotations
 import random
 
 import pytest
+import trio
+import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +24,8 @@ from rpcx.protocol.events import (
 )
 from rpcx.protocol.frames import HEADER
 from rpcx.protocol.streams import INITIAL_WINDOW, encode_end, encode_message, encode_window
+from tests.streams.service import Streams
+from tests.streams.test_runtime import pair as served
 
 
 def pair() -> tuple[Connection, Connection]:
@@ -225,3 +229,27 @@ def test_a_finished_streaming_call_leaves_no_stream_state() -> None:
             client.consume(event.call_id, 1)
     assert client._streams == {}
     assert server._streams == {}
+
+
+async def test_a_reader_with_items_queued_still_sees_its_cancellation() -> None:
+    """Items already received are taken without a task switch, but not without a cancel
+    point: a reader cancelled with a window's worth of items queued (about 7,000) stops
+    within 4 KiB of items, and the server's handler is cancelled."""
+    impl = Streams()
+    async with served(impl) as (client, _, _):
+        taken = 0
+        with trio.CancelScope() as scope:
+            async with client.count(0, 100_000, text="x") as ticks:
+                # the server fills the window, the client's reader queues it
+                await trio.testing.wait_all_tasks_blocked()
+                assert len(ticks._core._messages) > 5000  # type: ignore[attr-defined]
+                async for _ in ticks:
+                    taken += 1
+                    if taken == 100:
+                        scope.cancel()
+        assert scope.cancelled_caught
+        # every item is at least 5 bytes, and a cancel point comes every 4096 bytes
+        assert 100 <= taken <= 100 + 4096 // 5 + 1
+        with trio.fail_after(10):
+            await impl.stopped.wait()
+    assert impl.cancelled == ["count"]
