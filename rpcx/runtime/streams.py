@@ -339,16 +339,17 @@ class StreamCore:
                 if failure is not None:
                     raise failure
                 return
-            if conn.stream_credit(self._call_id) > 0:
-                break
+            queued = conn.queue_message(self._call_id, payload)
+            if queued >= 0:
+                break  # queued (or dropped: the call was cancelled here)
             if trio.current_time() >= self.deadline:
                 raise DeadlineExceeded(f"{self.method.path}: deadline passed")
             with trio.move_on_at(self.deadline):
                 await self._sender.wait()
-        conn.send_message(self._call_id, payload)
-        write = _write_soon(self._batch, link, conn.bytes_to_send())
-        if write is not None:
-            await write
+        if queued:
+            write = _write_soon(self._batch, link, queued)
+            if write is not None:
+                await write
 
     async def end(self) -> None:
         """Half-close: no more items from this side."""
