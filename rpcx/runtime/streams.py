@@ -627,6 +627,8 @@ class ServerCallStream:
         except RpcError:
             queued = -1  # send() raises it with the method's path
         if queued > 0:
+            if queued < _BATCH_BYTES and self._batch.flush_pending:
+                return None  # _write_soon's answer, without the call
             return _write_soon(self._batch, self.link, queued)
         return self.send(payload)
 
