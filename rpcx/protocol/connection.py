@@ -360,6 +360,8 @@ class Connection(StreamsMixin):
         if call.state is CallState.RUNNING:  # the table's RUNNING -> DONE, written out
             call.state = CallState.DONE
             del self._calls[call_id]
+            if self._streams:  # as _finish: a streaming call's flow-control state goes
+                self._streams.pop(call_id, None)
         else:
             self._finish(call, CallInput.SEND_RESPONSE)  # raises
         self._queue(data)
@@ -748,6 +750,8 @@ class Connection(StreamsMixin):
             if call.state is CallState.AWAITING_REPLY:  # the table's transition, written out
                 call.state = CallState.DONE
                 del self._calls[call_id]
+                if self._streams:  # as _finish: a streaming call's flow-control state goes
+                    self._streams.pop(call_id, None)
             else:
                 self._finish(call, CallInput.RECV_RESPONSE)  # raises
             self._events.append(ResponseReceived(call_id=call_id, payload=payload))

@@ -30,7 +30,7 @@ __all__ = [
     "ErrorReceived",
     "Event",
     "GoAwayReceived",
-    "MessageReceived",
+    "MessagesReceived",
     "PingAcked",
     "RequestReceived",
     "ResponseReceived",
@@ -182,14 +182,16 @@ class ConnectionTerminated:
 
 
 @attrs.frozen(kw_only=True)
-class MessageReceived:
-    """A streaming call's peer sent one message (see ``rpcx.protocol.streams``). Once the
-    application has used it, it calls :meth:`Connection.consume` so the peer may send
-    more (flow control)."""
+class MessagesReceived:
+    """A streaming call's peer sent messages (see ``rpcx.protocol.streams``): every
+    MESSAGE of this call in one run of MESSAGE frames of the input, in order (one event
+    per call per run, not one per message: the per-message path is the hot one). As the
+    application uses them, it calls :meth:`Connection.consume` with their sizes so the
+    peer may send more (flow control)."""
 
     call_id: int  # (non-zero: checked with the frame)
-    payload: bytes
-    """One encoded stream item."""
+    payloads: list[bytes] = attrs.field(eq=True, hash=False)
+    """The encoded stream items, oldest first (never empty)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -210,5 +212,5 @@ class WindowOpened:
 Event = (
     RequestReceived | ResponseReceived | ErrorReceived | CancelReceived | DeadlineExpired
     | CallAborted | PingAcked | GoAwayReceived | ConnectionTerminated
-    | MessageReceived | EndReceived | WindowOpened
+    | MessagesReceived | EndReceived | WindowOpened
 )

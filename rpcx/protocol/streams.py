@@ -17,6 +17,12 @@ credit back with WINDOW as its application uses the messages. A MESSAGE sent wit
 credit is a connection error, so one slow reader bounds what its writer may queue, and
 a call that does not read stalls only itself.
 
+A receiver takes a run of MESSAGE frames (every one that follows another in its input)
+at once and reports it as one :class:`~rpcx.protocol.events.MessagesReceived` per call,
+its payloads in order: the per-message work is a header, a few checks and a slice. A
+sender's loop uses :meth:`StreamsMixin.queue_message`, which skips the checks its call
+passed with its first message.
+
 Which methods stream, and in which direction, is not on the wire: both sides know it
 from the method. ``docs/protocol.md`` § 18 is the specification; :class:`StreamsMixin`
 is the part of :class:`~rpcx.protocol.Connection` that implements it.
@@ -31,11 +37,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from rpcx.errors import LocalProtocolError, RemoteProtocolError, RpcError
 from rpcx.protocol.call import CallState, Role
-from rpcx.protocol.events import EndReceived, MessageReceived, WindowOpened
+from rpcx.protocol.events import EndReceived, MessagesReceived, WindowOpened
 from rpcx.protocol.frames import HEADER, FrameHeader
 from rpcx.status import Status
 
 if TYPE_CHECKING:
+    from rpcx.protocol.buffer import ReceiveBuffer
     from rpcx.protocol.call import Call
     from rpcx.protocol.events import Event
 
@@ -57,6 +64,14 @@ MAX_WINDOW: Final = 2**31 - 1
 
 _TOO_LARGE: Final[Mapping[str, Any]] = {"limit": "max_frame_size"}
 _WINDOW: Final = struct.Struct(">I")
+_pack_header = HEADER.pack
+_unpack_header = HEADER.unpack_from
+_HEADER_SIZE: Final = HEADER.size
+_MESSAGE: Final = 0x08
+_RUN_BYTES: Final = 256 * 1024
+"""The most buffered bytes one run of MESSAGE frames looks at (see
+:meth:`StreamsMixin._take_messages`): a large frame still arriving behind small ones is
+not copied once per read."""
 
 
 class StreamFrameType(enum.IntEnum):
@@ -89,9 +104,12 @@ def encode_window(call_id: int, increment: int) -> bytes:
 class _Stream:
     """Flow-control state of one streaming call, made when first needed."""
 
-    __slots__ = ("consumed", "ended", "recv_window", "send_credit")
+    __slots__ = ("consumed", "ended", "recv_window", "send_credit", "sendable")
 
     def __init__(self) -> None:
+        self.sendable = False
+        """:meth:`StreamsMixin.send_message` checked that this side may send messages on
+        the call (two-way, and not after the client's END): the fast path may skip that."""
         self.send_credit = INITIAL_WINDOW
         """Bytes this side may still send (may be negative after a large message)."""
         self.recv_window = INITIAL_WINDOW
@@ -113,6 +131,9 @@ class StreamsMixin:
         _calls: dict[int, Call]
         _events: list[Event]
         _streams: dict[int, _Stream]
+        _buffer: ReceiveBuffer
+
+        def bytes_to_send(self) -> int: ...
 
         def _queue(self, data: bytes) -> None: ...
         def _local_call(self, call_id: int) -> Call | None: ...
@@ -158,8 +179,29 @@ class StreamsMixin:
                            f"message of {len(payload)} bytes exceeds max_frame_size "
                            f"{self.max_frame_size}", _TOO_LARGE)
         stream.send_credit -= len(payload)
+        stream.sendable = True
         self._queue(encode_message(call_id, payload))
         return True
+
+    def queue_message(self, call_id: int, payload: bytes) -> int:
+        """:meth:`send_message` for a sender's loop. Returns, once the MESSAGE is queued,
+        the bytes now waiting in :meth:`data_to_send` (positive: what a sender batching
+        its writes needs next); 0 if the call has ended (nothing sent); -1 if there is no
+        credit now (nothing sent: wait for :class:`~rpcx.protocol.events.WindowOpened`,
+        then try again). Raises what :meth:`send_message` raises for a message that can
+        never be sent."""
+        stream = self._streams.get(call_id)
+        size = len(payload)
+        if (stream is not None and stream.sendable and stream.send_credit > 0
+                and 0 < size <= self.max_frame_size and call_id in self._calls):
+            # send_message without the checks its first message passed (the call is
+            # two-way, the client has not ended it)
+            stream.send_credit -= size
+            self._queue(_pack_header(size, _MESSAGE, 0, 0, call_id) + payload)
+            return self.bytes_to_send()
+        if payload and call_id in self._calls and self.stream_credit(call_id) <= 0:
+            return -1
+        return self.bytes_to_send() if self.send_message(call_id, payload) else 0
 
     def consume(self, call_id: int, size: int) -> bool:
         """The application used a received message of ``size`` payload bytes: give the
@@ -194,6 +236,7 @@ class StreamsMixin:
         if stream.ended:
             return False
         stream.ended = True
+        stream.sendable = False
         self._queue(encode_end(call_id))
         return True
 
@@ -223,7 +266,7 @@ class StreamsMixin:
                     f"MESSAGE for call {call_id} after its END" if stream.recv_window > 0 else
                     f"MESSAGE for call {call_id} sent without flow-control credit")
             stream.recv_window -= len(payload)
-            self._events.append(MessageReceived(call_id=call_id, payload=payload))
+            self._take_messages(call_id, stream, [payload])
         elif kind == StreamFrameType.END:
             if stream.ended:
                 raise RemoteProtocolError(f"second END for call {call_id}")
@@ -243,6 +286,63 @@ class StreamsMixin:
                     f"WINDOW for call {call_id} grants more than {MAX_WINDOW} bytes")
             if before <= 0 < stream.send_credit:
                 self._events.append(WindowOpened(call_id=call_id))
+
+    def _take_messages(self, call_id: int, stream: _Stream, payloads: list[bytes]) -> None:
+        """After a MESSAGE (its payload in ``payloads``): take every MESSAGE frame that
+        follows it in the buffer at once, and report them as one
+        :class:`~rpcx.protocol.events.MessagesReceived` per call, in order.
+
+        The run ends at the first frame that is not complete, is not a plain MESSAGE
+        (type 0x08, no meta, a payload within ``max_frame_size``) of an open two-way call
+        with credit left, or lies past :data:`_RUN_BYTES`: that frame goes the ordinary
+        way (:meth:`_on_stream_frame` or the connection's), which also reports every
+        error. So this path does the same as taking the frames one by one, minus a frame
+        object and an event per message."""
+        buffer = self._buffer
+        data = buffer._data
+        runs: dict[int, list[bytes]] = {call_id: payloads}
+        if len(data) >= _HEADER_SIZE:
+            raw = bytes(data[:_RUN_BYTES])
+            end = len(raw)
+            pos = 0
+            taken = 0
+            limit = self.max_frame_size
+            calls = self._calls
+            streams = self._streams
+            server = self.role is Role.SERVER
+            window = stream.recv_window
+            while pos + _HEADER_SIZE <= end:
+                size, kind, _, meta, frame_call = _unpack_header(raw, pos)
+                stop = pos + _HEADER_SIZE + size
+                if kind != _MESSAGE or meta or not 0 < size <= limit or stop > end:
+                    break
+                if frame_call != call_id:
+                    call = calls.get(frame_call)
+                    if call is None or (call.state is not CallState.RUNNING
+                                        and call.state is not CallState.AWAITING_REPLY):
+                        break  # late, unknown or one-way: the ordinary path decides
+                    stream.recv_window = window
+                    found = streams.get(frame_call)
+                    if found is None:
+                        found = streams[frame_call] = _Stream()
+                    if found.ended and server:
+                        break  # after END: the ordinary path reports it
+                    stream, call_id, window = found, frame_call, found.recv_window
+                    payloads = runs.setdefault(call_id, [])
+                if window <= 0:
+                    break  # without credit: the ordinary path reports it
+                window -= size
+                payloads.append(raw[pos + _HEADER_SIZE:stop])
+                pos = stop
+                taken += 1
+            stream.recv_window = window
+            if pos:
+                del data[:pos]
+                buffer.frames += taken
+        events = self._events
+        for frame_call, items in runs.items():
+            if items:
+                events.append(MessagesReceived(call_id=frame_call, payloads=items))
 
     def _check_stream_frame(self, kind: int, call_id: int, call: Call | None) -> Call | None:
         """The checks a MESSAGE of an open two-way call needs none of: the call the frame

@@ -19,14 +19,18 @@ messages arrives, typed, after those messages.
 
 Writes are batched: a message is queued on the connection and written by a task of its
 own once the producer waits for anything (or at once past :data:`_BATCH_BYTES`), so a
-burst of small messages shares a few system calls.
+burst of small messages shares a few system calls; an item that needs no waiting is
+queued without a coroutine (:meth:`ServerCallStream.send_soon`). Reads are batched too:
+the connection reports a read's messages per call in one event, and an item already
+received is taken and decoded without a coroutine or a task switch
+(:meth:`StreamCore.receive_nowait`); :meth:`StreamCore.receive` does the rest (credit
+given back every :data:`_OWED` bytes, with a cancel point; the call's end; waiting).
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar, cast
@@ -36,7 +40,7 @@ import trio
 
 from rpcx.codec.base import Codec
 from rpcx.errors import CodecError, DeadlineExceeded, DeclaredError, RemoteError, RpcError
-from rpcx.protocol.events import EndReceived, Event, MessageReceived, WindowOpened
+from rpcx.protocol.events import EndReceived, Event, MessagesReceived, WindowOpened
 from rpcx.runtime._errors import error_for
 from rpcx.runtime.arguments import argument_details, invalid_arguments
 from rpcx.runtime.dispatch import Failure, Reply, Success, _declared_failure, unpack_reply
@@ -61,7 +65,7 @@ __all__ = [
 
 logger = logging.getLogger("rpcx.server")
 
-STREAM_EVENTS = (MessageReceived, EndReceived, WindowOpened)
+STREAM_EVENTS = (MessagesReceived, EndReceived, WindowOpened)
 """The events a connection reports for streaming calls only."""
 
 _OWED = 4096
@@ -83,6 +87,14 @@ class _End:
 
 
 END = _End()
+
+
+class _Wait:
+    """The marker :meth:`StreamCore.receive_nowait` returns when :meth:`receive` must
+    be awaited."""
+
+
+WAIT = _Wait()
 
 
 class _Box(Protocol):
@@ -135,13 +147,19 @@ class _Waiter:
         return trio.lowlevel.Abort.SUCCEEDED
 
 
-_flush_scheduled: weakref.WeakSet[Link] = weakref.WeakSet()
-"""Links with a flush task started and not yet run (one task per link, not per message);
-weak, so a link whose nursery ended before its task ran is not kept."""
+class _Sender:
+    """What a sending side (one call) needs to batch its writes: its link, and whether a
+    flush task it started has yet to run."""
+
+    __slots__ = ("flush_pending", "link")
+
+    def __init__(self) -> None:
+        self.link: Link | None = None
+        self.flush_pending = False
 
 
-async def _flush_later(link: Link) -> None:
-    _flush_scheduled.discard(link)
+async def _flush_later(sender: _Sender, link: Link) -> None:
+    sender.flush_pending = False
     await link.flush()
 
 
@@ -152,17 +170,20 @@ async def _write_batch(link: Link) -> None:
     await trio.lowlevel.checkpoint()
 
 
-def _write_soon(link: Link) -> Awaitable[None] | None:
-    """After queueing a frame: leave it to a flush task (None), or, past
-    :data:`_BATCH_BYTES`, the awaitable that writes now and yields. Below a batch nothing
-    here waits, so a message costs no scheduling."""
-    if link._bytes_to_send() >= _BATCH_BYTES:
+def _write_soon(sender: _Sender, link: Link, queued: int) -> Awaitable[None] | None:
+    """After queueing a frame (``queued``: the bytes the connection now holds to send):
+    leave it to a flush task (None), or, past :data:`_BATCH_BYTES`, the awaitable that
+    writes now and yields. Below a batch nothing here waits, so a message costs no
+    scheduling. At most one flush task per sender is pending (a task per message would
+    cost more than the message)."""
+    if queued >= _BATCH_BYTES:
+        # (bytes a partial write left are being written by a sender at work already)
         return _write_batch(link)
-    if link not in _flush_scheduled and not link._sending:
+    if not sender.flush_pending and not link._sending:
         nursery = link._nursery
         if nursery is not None:
-            _flush_scheduled.add(link)
-            nursery.start_soon(_flush_later, link)
+            sender.flush_pending = True
+            nursery.start_soon(_flush_later, sender, link)
     return None
 
 
@@ -187,6 +208,7 @@ class StreamCore:
         self._messages: collections.deque[bytes] = collections.deque()
         self._receiver = _Waiter()
         self._sender = _Waiter()
+        self._batch = _Sender()
         self._link: Link | None = None
         self._call_id = 0
         self._box: _Box | None = None
@@ -194,6 +216,8 @@ class StreamCore:
         self._ended = False  # END sent
         self._done = False  # closed locally (finished, cancelled or failed)
         self._owed = 0  # bytes of messages taken and not yet given back as credit
+        self._decode = codec.decode
+        self._result: Any = method.result
 
     # -- set up by the channel -----------------------------------------------------------
 
@@ -201,8 +225,8 @@ class StreamCore:
         self._link, self._call_id, self._box, self._release = link, call_id, box, release
 
     def on_event(self, event: Event) -> None:
-        if isinstance(event, MessageReceived):
-            self._messages.append(event.payload)
+        if isinstance(event, MessagesReceived):
+            self._messages.extend(event.payloads)
             self._receiver.wake()
         elif isinstance(event, WindowOpened):
             self._sender.wake()
@@ -236,10 +260,31 @@ class StreamCore:
             return exc
         raise AssertionError("unpack_reply of a Failure returned")  # pragma: no cover
 
+    def receive_nowait(self) -> Any:
+        """The next item if taking it needs nothing awaited, else :data:`WAIT`:
+        :meth:`receive` then does the rest (credit to give back, the call's end, an item
+        that does not decode, waiting). Most items of a busy stream take this path."""
+        messages = self._messages
+        box = self._box
+        if not messages or box is None or box.reply is not None:
+            return WAIT
+        payload = messages[0]
+        owed = self._owed + len(payload)
+        if owed >= _OWED or len(messages) == 1:
+            return WAIT  # credit goes back now: receive() may have to write
+        try:
+            item = self._decode(self._result, payload)
+        except CodecError:
+            return WAIT  # receive() takes it again and fails the call
+        messages.popleft()
+        self._owed = owed
+        return item
+
     async def receive(self) -> Any:
         """The next item of the server's stream, or :data:`END`; raises the call's error
         once the messages sent before it are taken."""
-        await self.start()
+        if self._link is None:
+            await self.start()
         link, box = self._link, self._box
         assert link is not None and box is not None
         result = self.method.result
@@ -256,6 +301,10 @@ class StreamCore:
                     self._owed = 0
                     if link.conn.consume(self._call_id, owed):
                         await link.flush()
+                    # Items taken without waiting (receive_nowait): let a cancellation
+                    # in every _OWED bytes (the scheduler gets its turn when the queue
+                    # runs dry).
+                    await trio.lowlevel.checkpoint_if_cancelled()
                 try:
                     return self.codec.decode(result, payload)
                 except CodecError as exc:
@@ -290,16 +339,17 @@ class StreamCore:
                 if failure is not None:
                     raise failure
                 return
-            if conn.stream_credit(self._call_id) > 0:
-                break
+            queued = conn.queue_message(self._call_id, payload)
+            if queued >= 0:
+                break  # queued (or dropped: the call was cancelled here)
             if trio.current_time() >= self.deadline:
                 raise DeadlineExceeded(f"{self.method.path}: deadline passed")
             with trio.move_on_at(self.deadline):
                 await self._sender.wait()
-        conn.send_message(self._call_id, payload)
-        write = _write_soon(link)
-        if write is not None:
-            await write
+        if queued:
+            write = _write_soon(self._batch, link, queued)
+            if write is not None:
+                await write
 
     async def end(self) -> None:
         """Half-close: no more items from this side."""
@@ -404,10 +454,16 @@ class ServerStream(_Typed, Generic[R]):
         return self
 
     async def __anext__(self) -> R:
-        item = await self._core.receive()
+        core = self._core
+        item: R  # (not cast(): a function call per item)
+        if core.__class__ is StreamCore:
+            item = core.receive_nowait()
+            if item is not WAIT:
+                return item
+        item = await core.receive()
         if item is END:
             raise StopAsyncIteration
-        return cast(R, item)
+        return item
 
 
 class ClientStream(_Typed, Generic[S, R]):
@@ -447,10 +503,16 @@ class BidiStream(_Typed, Generic[S, R]):
         return self
 
     async def __anext__(self) -> R:
-        item = await self._core.receive()
+        core = self._core
+        item: R  # (not cast(): a function call per item)
+        if core.__class__ is StreamCore:
+            item = core.receive_nowait()
+            if item is not WAIT:
+                return item
+        item = await core.receive()
         if item is END:
             raise StopAsyncIteration
-        return cast(R, item)
+        return item
 
 
 # -- server ------------------------------------------------------------------------------
@@ -499,11 +561,13 @@ class ServerCallStream:
         self._taken = 0
         self._receiver = _Waiter()
         self._sender = _Waiter()
+        self._batch = _Sender()
+        self._queue_message = link.conn.queue_message
 
     def on_event(self, event: Event) -> None:
-        if isinstance(event, MessageReceived):
+        if isinstance(event, MessagesReceived):
             if self.method.client_stream is not None:
-                self._messages.append(event.payload)
+                self._messages.extend(event.payloads)
                 self._receiver.wake()
             # (a method without a client stream ignores messages: § 18 of protocol.md)
         elif isinstance(event, EndReceived):
@@ -550,9 +614,23 @@ class ServerCallStream:
             # The call ended under us (CANCEL, deadline): the cancel reaches this task.
             await trio.lowlevel.checkpoint()
             return
-        write = _write_soon(self.link)
+        write = _write_soon(self._batch, self.link, conn.bytes_to_send())
         if write is not None:
             await write
+
+    def send_soon(self, payload: bytes) -> Awaitable[None] | None:
+        """Queue one message if that needs no waiting (None: done, though it may still
+        be unwritten); otherwise what to await: the write of a full batch, or
+        :meth:`send` (no credit now, the call has ended, an oversized message)."""
+        try:
+            queued = self._queue_message(self.call_id, payload)
+        except RpcError:
+            queued = -1  # send() raises it with the method's path
+        if queued > 0:
+            if queued < _BATCH_BYTES and self._batch.flush_pending:
+                return None  # _write_soon's answer, without the call
+            return _write_soon(self._batch, self.link, queued)
+        return self.send(payload)
 
     async def run(self, handler: Callable[..., Any], payload: bytes,
                   metadata: Mapping[str, str], deadline: float, *,
@@ -561,19 +639,23 @@ class ServerCallStream:
         return await run_handler(self.method, self.codec, handler, payload, metadata,
                                  deadline, self.send,
                                  self.incoming() if self.method.client_stream else None,
-                                 interceptors=interceptors, peer=peer)
+                                 interceptors=interceptors, peer=peer,
+                                 send_soon=self.send_soon)
 
 
 async def run_handler(method: MethodSpec, codec: Codec, handler: Callable[..., Any],
                       payload: bytes, metadata: Mapping[str, str], deadline: float,
                       send: Callable[[bytes], Awaitable[None]],
                       incoming: AsyncIterator[Any] | None = None, *,
-                      interceptors: Sequence[Interceptor] = (), peer: str = "") -> Reply:
+                      interceptors: Sequence[Interceptor] = (), peer: str = "",
+                      send_soon: Callable[[bytes], Awaitable[None] | None] | None = None,
+                      ) -> Reply:
     """Run a streaming method's handler through the server ``interceptors`` (as a unary
     call's: they see the call before its arguments are decoded, and may refuse it):
     decode the arguments (the client's stream, ``incoming``, goes last), ``send`` each
     item it yields encoded, and return the reply that ends the call, mapped as
-    :mod:`rpcx.runtime.dispatch` maps a unary call's."""
+    :mod:`rpcx.runtime.dispatch` maps a unary call's. ``send_soon``, if given, is tried
+    first for each item (see :meth:`ServerCallStream.send_soon`)."""
     path = method.path
 
     async def invoke(call: CallInfo) -> Any:
@@ -589,14 +671,20 @@ async def run_handler(method: MethodSpec, codec: Codec, handler: Callable[..., A
             assert result_spec is not None
             items = handler(*args)
             try:
+                encode = codec.encode
                 async for item in items:
                     try:
-                        data = codec.encode(result_spec, item)
+                        data = encode(result_spec, item)
                     except CodecError as exc:
                         logger.error("handler for %s yielded an invalid item: %s", path, exc)
                         raise RpcError(Status.INTERNAL,
                                        f"internal error in {path}: invalid item") from None
-                    await send(data)
+                    if send_soon is None:
+                        await send(data)
+                    else:
+                        pending = send_soon(data)
+                        if pending is not None:
+                            await pending
             finally:
                 aclose = getattr(items, "aclose", None)
                 if aclose is not None:

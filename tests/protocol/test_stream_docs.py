@@ -16,7 +16,7 @@ from rpcx.codec import get_codec
 from rpcx.protocol import Connection, Role
 from rpcx.protocol.events import (
     EndReceived,
-    MessageReceived,
+    MessagesReceived,
     RequestReceived,
     ResponseReceived,
 )
@@ -73,7 +73,7 @@ def exchange() -> list[tuple[str, str, bytes]]:
     server.send_message(call, codec.encode(watch.result, event))
     sent("server → client", "MESSAGE: the first item of call 1", server, client)
     (received,) = client.events()
-    assert isinstance(received, MessageReceived)
+    assert isinstance(received, MessagesReceived)
     assert client.consume(call, INITIAL_WINDOW // 2)  # as if half the window was used
     sent("client → server", f"WINDOW: call 1 grants {INITIAL_WINDOW // 2} more bytes",
          client, server)
@@ -89,7 +89,7 @@ def exchange() -> list[tuple[str, str, bytes]]:
          server)
     client.end_stream(second)
     sent("client → server", "END: call 2 sends no more items (half-close)", client, server)
-    assert [type(e) for e in server.events()] == [RequestReceived, MessageReceived,
+    assert [type(e) for e in server.events()] == [RequestReceived, MessagesReceived,
                                                   EndReceived]
     return out
 

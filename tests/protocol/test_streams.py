@@ -16,7 +16,7 @@ from rpcx.protocol.events import (
     CallAborted,
     ConnectionTerminated,
     EndReceived,
-    MessageReceived,
+    MessagesReceived,
     RequestReceived,
     ResponseReceived,
     WindowOpened,
@@ -81,8 +81,8 @@ def test_flow_control_bounds_what_a_reader_holds_and_delivers_everything_in_orde
                 pass
         move(server, client)
         for event in client.events():
-            assert isinstance(event, MessageReceived)
-            held[event.call_id].append(event.payload)
+            assert isinstance(event, MessagesReceived)
+            held[event.call_id].extend(event.payloads)
         for call_id in ids:
             assert sum(map(len, held[call_id])) <= INITIAL_WINDOW + biggest + 6
             if call_id == stalled:
@@ -115,7 +115,7 @@ def test_a_writer_without_credit_is_refused_locally() -> None:
         server.send_message(call_id, b"x")
     move(server, client)
     (event,) = client.events()
-    assert isinstance(event, MessageReceived)
+    assert isinstance(event, MessagesReceived)
     assert client.consume(call_id, INITIAL_WINDOW)  # queues a WINDOW
     move(client, server)
     assert server.events() == [WindowOpened(call_id=call_id)]
@@ -132,11 +132,11 @@ def test_half_close_then_the_answer_ends_the_call() -> None:
         client.send_message(call_id, b"\x02")
     move(client, server)
     events = server.events()
-    assert [type(e) for e in events] == [RequestReceived, MessageReceived, EndReceived]
+    assert [type(e) for e in events] == [RequestReceived, MessagesReceived, EndReceived]
     assert server.send_message(call_id, b"\x03")  # the server still streams
     assert server.send_response(call_id, b"")
     move(server, client)
-    assert client.events() == [MessageReceived(call_id=call_id, payload=b"\x03"),
+    assert client.events() == [MessagesReceived(call_id=call_id, payloads=[b"\x03"]),
                                 ResponseReceived(call_id=call_id, payload=b"")]
     assert client.stream_credit(call_id) == 0
     assert not client.send_message(call_id, b"\x04")  # the call has ended
@@ -219,7 +219,7 @@ def test_a_message_over_max_frame_size_is_refused_before_sending() -> None:
 def test_a_stream_frame_with_a_meta_map_has_it_skipped() -> None:
     server, call_id = _server_after_request()
     server.receive_data(HEADER.pack(3, 0x08, 0, 1, call_id) + b"\xa0ab", 0)
-    assert server.events() == [MessageReceived(call_id=call_id, payload=b"ab")]
+    assert server.events() == [MessagesReceived(call_id=call_id, payloads=[b"ab"])]
 
 
 def test_deadline_covers_the_stream() -> None:
@@ -233,5 +233,5 @@ def test_deadline_covers_the_stream() -> None:
     data = server.data_to_send()
     client.receive_data(data, 0.5)
     events = client.events()
-    assert events[0] == MessageReceived(call_id=call_id, payload=b"\x01")
+    assert events[0] == MessagesReceived(call_id=call_id, payloads=[b"\x01"])
     assert events[1].status is Status.DEADLINE_EXCEEDED  # type: ignore[union-attr]
