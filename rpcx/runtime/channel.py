@@ -174,6 +174,10 @@ class _ClientLink:
                 and self.link.conn.state is ConnectionState.OPEN)
 
 
+def _no_event(_event: Event) -> None:
+    """A Link's owner until the real one is set (nothing runs in between)."""
+
+
 class Channel:
     """Calls to one address. Use :func:`open_channel` rather than constructing one.
 
@@ -230,20 +234,24 @@ class Channel:
 
     # -- the Invoker interface that generated stubs call -------------------------------
 
-    async def call(self, method: MethodSpec, args: tuple[Any, ...], *,
-                   timeout: float | None = None,
-                   metadata: Mapping[str, str] | None = None) -> Any:
-        """A unary call: encode, send, wait for the reply (retrying when safe), decode."""
+    def call(self, method: MethodSpec, args: tuple[Any, ...], *,
+             timeout: float | None = None,
+             metadata: Mapping[str, str] | None = None) -> Coroutine[Any, Any, Any]:
+        """A unary call: encode, send, wait for the reply (retrying when safe), decode.
+        (A coroutine to await, as from an ``async def``; without interceptors it is the
+        call's own, one layer less on every call.)"""
         self._stats["calls"] += 1
         deadline = effective_deadline(method, timeout, self.default_timeout)
+        if not self._interceptors:
+            # No CallInfo and no copy of the channel's metadata: nothing changes it.
+            return self._unary(method, args, deadline,
+                               {**self._metadata, **metadata} if metadata
+                               else self._metadata, count_failures=True)
+        return self._call_chain(CallInfo(method, {**self._metadata, **metadata} if metadata
+                                         else dict(self._metadata), deadline, args))
+
+    async def _call_chain(self, info: CallInfo) -> Any:
         try:
-            if not self._interceptors:
-                # No CallInfo and no copy of the channel's metadata: nothing changes it.
-                return await self._unary(method, args, deadline,
-                                         {**self._metadata, **metadata} if metadata
-                                         else self._metadata)
-            info = CallInfo(method, {**self._metadata, **metadata} if metadata else
-                            dict(self._metadata), deadline, args)
             return await run_chain(self._interceptors, info, self._unary_info)
         except RpcError:
             self._stats["failures"] += 1
@@ -321,8 +329,13 @@ class Channel:
         return self._unary(info.method, info.args, info.deadline, info.metadata)
 
     async def _unary(self, method: MethodSpec, args: tuple[Any, ...], deadline: float,
-                     metadata: Mapping[str, str]) -> Any:
-        payload = self.codec.encode(method.params, args)  # bad arguments raise here
+                     metadata: Mapping[str, str], *, count_failures: bool = False) -> Any:
+        try:
+            payload = self.codec.encode(method.params, args)  # bad arguments raise here
+        except RpcError:
+            if count_failures:
+                self._stats["failures"] += 1
+            raise
         key = None if method.idempotent else os.urandom(16)
         policy = self.retry
         attempt = 1
@@ -341,15 +354,21 @@ class Channel:
                     raise RemoteError(Status.INTERNAL,
                                       f"undecodable result from {method.path}: {exc}") from None
             except DeclaredError:
+                if count_failures:
+                    self._stats["failures"] += 1
                 raise
             except RpcError as exc:
                 # (an earlier attempt that may have run leaves the outcome unknown)
                 unknown = exc.outcome_unknown = exc.outcome_unknown or unknown
                 if (exc.code not in policy.retryable or attempt >= policy.max_attempts
                         or exc.details == TOO_LARGE):  # the same message is too large again
+                    if count_failures:
+                        self._stats["failures"] += 1
                     raise
                 pause = policy.backoff(attempt, self._random)
                 if trio.current_time() + pause >= deadline:
+                    if count_failures:
+                        self._stats["failures"] += 1
                     raise
             self._stats["retries"] += 1
             attempt += 1
@@ -503,10 +522,9 @@ class Channel:
                           max_frame_size=self._max_frame_size,
                           max_concurrent_calls=self._max_calls,
                           keepalive_interval=interval, keepalive_timeout=timeout)
-        holder: list[_ClientLink] = []
-        link = Link(stream, conn, lambda event: holder[0].on_event(event), name=self.address)
+        link = Link(stream, conn, _no_event, name=self.address)
         client_link = _ClientLink(link)
-        holder.append(client_link)
+        link.on_event = client_link.on_event  # (no lambda in between: once per reply)
         self._link = client_link
         self._nursery.start_soon(link.run)
         return client_link

@@ -110,7 +110,8 @@ class Link:
         self.stream = stream
         self.conn = conn
         self.name = name
-        self._on_event = on_event
+        self.on_event = on_event
+        """Told each event of the connection (the owner may set it after construction)."""
         self._sending = False
         # Sockets take a write without waiting (see _write_nowait); what they did not
         # take waits here, ahead of anything the connection queues later.
@@ -258,7 +259,7 @@ class Link:
 
     def _process(self) -> None:
         for event in self.conn.events():
-            self._on_event(event)
+            self.on_event(event)
             if isinstance(event, ConnectionTerminated):
                 self.rearm()
 
