@@ -116,6 +116,9 @@ class Link:
         # Sockets take a write without waiting (see _write_nowait); what they did not
         # take waits here, ahead of anything the connection queues later.
         self._send_nowait = stream.send_nowait if isinstance(stream, SocketStream) else None
+        # ... and a reader that has just emptied one waits before its next recv.
+        self._receive_after_wait = stream.receive_after_wait \
+            if isinstance(stream, SocketStream) else None
         self._unsent = b""
         self._flushed = trio.Event()
         self._timer_scope: trio.CancelScope | None = None
@@ -164,12 +167,19 @@ class Link:
         if not await self._run_work(scope):
             return
         await self.flush()
+        drained = False  # the last read emptied the socket: wait before the next recv
+        receive_after_wait = self._receive_after_wait
+        data: bytes | bytearray
         while not self.finished():
             try:
-                data = await self.stream.receive_some(RECEIVE_SIZE)
+                if drained and receive_after_wait is not None:
+                    data = await receive_after_wait(RECEIVE_SIZE)
+                else:
+                    data = await self.stream.receive_some(RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 # Reset, or closed under us: treat as end of stream; the core aborts calls.
                 data = b""
+            drained = len(data) < RECEIVE_SIZE
             if self.finished():
                 break
             try:
