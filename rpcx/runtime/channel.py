@@ -94,12 +94,15 @@ class _Pending:
         self.reply: bytes | Failure | None = None
         self._task: trio.lowlevel.Task | None = None
 
-    def resolve(self, reply: bytes | Failure) -> None:
+    def resolve(self, reply: bytes | Failure) -> bool:
+        """Keep the reply and wake the caller; True if a parked caller was woken."""
         if self.reply is None:
             self.reply = reply
             task, self._task = self._task, None
             if task is not None:
                 trio.lowlevel.reschedule(task)
+                return True
+        return False
 
     async def wait(self) -> None:
         """Until resolved (a checkpoint: cancellable like any trio wait)."""
@@ -123,9 +126,10 @@ class _StreamPending(_Pending):
         super().__init__()
         self.core = core
 
-    def resolve(self, reply: bytes | Failure) -> None:
+    def resolve(self, reply: bytes | Failure) -> bool:
         super().resolve(reply)
         self.core.wake()
+        return False  # (not a unary caller: see _ClientLink.woken)
 
 
 class _ClientLink:
@@ -134,6 +138,11 @@ class _ClientLink:
     def __init__(self, link: Link) -> None:
         self.link = link
         self.pending: dict[int, _Pending] = {}
+        self.woken = 0
+        """Unary callers woken with their reply that have not run yet. While there are
+        any, a caller that starts a new call leaves its request queued, and the last of
+        them to run writes what is queued: the requests of callers woken by one read
+        go out in two writes, not one each (64 calls in flight)."""
         self.streams: dict[int, StreamCore] = {}  # streaming calls (rpcx.runtime.streams)
 
     def on_event(self, event: Event) -> None:
@@ -164,9 +173,16 @@ class _ClientLink:
 
     def _resolve(self, call_id: int, reply: bytes | Failure) -> None:
         pending = self.pending.pop(call_id, None)
-        if pending is not None:
-            pending.resolve(reply)
+        if pending is not None and pending.resolve(reply):
+            self.woken += 1
         self.link.call_ended()
+
+    def caller_woke(self) -> None:
+        """A unary caller woken by :meth:`_resolve` runs: the last of those woken together
+        writes the requests the others left queued (see :attr:`woken`)."""
+        self.woken -= 1
+        if not self.woken and not self.link.flush_nowait() and not self.link.closed.is_set():
+            self.link.flush_soon()  # (the socket did not take it all, or not a socket)
 
     @property
     def usable(self) -> bool:
@@ -417,7 +433,10 @@ class Channel:
             # Inside the try: a caller cancelled while its request waits to be written
             # (another task is sending) must still cancel the call. Writing is bounded by
             # the deadline too: a peer that stops reading must not hold the caller.
-            if not link.link.flush_nowait() and not await link.link.flush(deadline=deadline):
+            # While callers woken with this one are still to run, the last of them writes
+            # this request with theirs (_ClientLink.woken).
+            if (not link.woken and not link.link.flush_nowait()
+                    and not await link.link.flush(deadline=deadline)):
                 link.pending.pop(call_id, None)
                 error = DeadlineExceeded(f"{method.path}: deadline passed while the "
                                          "request was being written (is the peer reading?)")
@@ -428,11 +447,15 @@ class Channel:
                 if pending.reply is None:
                     pending._task = trio.lowlevel.current_task()
                     await trio.lowlevel.wait_task_rescheduled(pending._abort)
+                    link.caller_woke()  # (only _resolve reschedules this task)
                 else:
                     await trio.lowlevel.checkpoint()
             else:
                 with trio.move_on_at(attempt_deadline):
+                    parked = pending.reply is None
                     await pending.wait()
+                    if parked:
+                        link.caller_woke()
         except trio.Cancelled:
             # The caller gave up: tell the server, so it cancels the handler.
             if link.pending.pop(call_id, None) is not None:

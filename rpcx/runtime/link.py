@@ -232,7 +232,7 @@ class Link:
             if scope.cancelled_caught and trio.current_time() >= scope.deadline:
                 self.conn.handle_timeout(trio.current_time())
                 self._process()
-                self._flush_soon()  # never write here: see _flush_soon
+                self.flush_soon()  # never write here: see flush_soon
             if self.finished():
                 # Send what is left (a last reply, our GOAWAY), then make the reader stop
                 # waiting for bytes that may never come.
@@ -241,7 +241,7 @@ class Link:
                 await trio.aclose_forcefully(self.stream)
                 return
 
-    def _flush_soon(self) -> None:
+    def flush_soon(self) -> None:
         """Have what is queued written by a task of its own, unless a sender is at work
         (it takes these frames too). The timer must never be the sender: a write to a
         peer that stopped reading may never end, and then no later deadline (nor the
