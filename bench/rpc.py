@@ -287,6 +287,10 @@ def serve_rpyc() -> None:
     import threading
 
     threading.Thread(target=server.start, daemon=True).start()
+    # ThreadedServer listens only once its thread runs start(): announcing before that
+    # made a loaded machine's client connect too early (ECONNREFUSED, the whole run lost).
+    while not server.active:
+        time.sleep(0.001)
     _announce(server.listener.getsockname()[1])
     sys.stdin.buffer.read()
     server.close()

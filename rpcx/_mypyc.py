@@ -29,6 +29,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "rpcx.protocol.call",
     "rpcx.protocol.connection",
     "rpcx.codec._cbor",
+    "rpcx.codec._typed",
 )
 """The modules the compiled build compiles (one list, read by ``hatch_build.py``)."""
 

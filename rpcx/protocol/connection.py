@@ -82,6 +82,27 @@ from rpcx.protocol.frames import (
 from rpcx.protocol.streams import STREAM_FRAME_TYPES, StreamsMixin, _Stream
 from rpcx.status import Status
 
+
+def _slot_setter(cls: type, name: str) -> Any:
+    """The setter of slot ``name`` of a slotted (attrs) event class: filling every slot
+    of ``object.__new__(cls)`` with these makes the object its ``__init__`` would make,
+    for a fraction of the cost (events of a frozen class, one per call each way)."""
+    slot = cls.__dict__[name]
+    assert slot.__class__.__name__ == "member_descriptor", (cls, name)
+    return slot.__set__
+
+
+_new_event: Final[Any] = object.__new__
+_SET_RESPONSE_CALL_ID: Final = _slot_setter(ResponseReceived, "call_id")
+_SET_RESPONSE_PAYLOAD: Final = _slot_setter(ResponseReceived, "payload")
+_SET_REQUEST_CALL_ID: Final = _slot_setter(RequestReceived, "call_id")
+_SET_REQUEST_METHOD: Final = _slot_setter(RequestReceived, "method")
+_SET_REQUEST_PAYLOAD: Final = _slot_setter(RequestReceived, "payload")
+_SET_REQUEST_METADATA: Final = _slot_setter(RequestReceived, "metadata")
+_SET_REQUEST_DEADLINE: Final = _slot_setter(RequestReceived, "deadline")
+_SET_REQUEST_KEY: Final = _slot_setter(RequestReceived, "idempotency_key")
+_SET_REQUEST_ONEWAY: Final = _slot_setter(RequestReceived, "oneway")
+
 __all__ = [
     "TOO_LARGE",
     "DEFAULT_FRAME_TIMEOUT",
@@ -754,7 +775,10 @@ class Connection(StreamsMixin):
                     self._streams.pop(call_id, None)
             else:
                 self._finish(call, CallInput.RECV_RESPONSE)  # raises
-            self._events.append(ResponseReceived(call_id=call_id, payload=payload))
+            event = _new_event(ResponseReceived)
+            _SET_RESPONSE_CALL_ID(event, call_id)
+            _SET_RESPONSE_PAYLOAD(event, payload)
+            self._events.append(event)
 
     def _on_request(self, call_id: int, method: str, payload: bytes, timeout_ms: int | None,
                     metadata: Mapping[str, str], key: bytes | None, oneway: bool,
@@ -775,10 +799,18 @@ class Connection(StreamsMixin):
         # Call.apply(RECV_REQUEST or RECV_ONEWAY) from IDLE, written out
         self._track(Call(Role.SERVER, call_id, method, deadline,
                          CallState.RUNNING_ONEWAY if oneway else CallState.RUNNING))
-        self._events.append(RequestReceived(
-            call_id=call_id, method=method, payload=payload, metadata=metadata,
-            deadline=deadline, idempotency_key=key, oneway=oneway,
-        ))
+        # RequestReceived(call_id=..., ...) without its attrs __init__ (keywords, a
+        # validator the call id has passed already, a frozen setattr per field): the
+        # slots filled directly, the same object (see _slot_setter).
+        event = _new_event(RequestReceived)
+        _SET_REQUEST_CALL_ID(event, call_id)
+        _SET_REQUEST_METHOD(event, method)
+        _SET_REQUEST_PAYLOAD(event, payload)
+        _SET_REQUEST_METADATA(event, metadata)
+        _SET_REQUEST_DEADLINE(event, deadline)
+        _SET_REQUEST_KEY(event, key)
+        _SET_REQUEST_ONEWAY(event, oneway)
+        self._events.append(event)
 
     def _on_goaway(self, frame: GoAwayFrame) -> None:
         self._events.append(GoAwayReceived(last_call_id=frame.last_call_id,

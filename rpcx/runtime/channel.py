@@ -94,12 +94,15 @@ class _Pending:
         self.reply: bytes | Failure | None = None
         self._task: trio.lowlevel.Task | None = None
 
-    def resolve(self, reply: bytes | Failure) -> None:
+    def resolve(self, reply: bytes | Failure) -> bool:
+        """Keep the reply and wake the caller; True if a parked caller was woken."""
         if self.reply is None:
             self.reply = reply
             task, self._task = self._task, None
             if task is not None:
                 trio.lowlevel.reschedule(task)
+                return True
+        return False
 
     async def wait(self) -> None:
         """Until resolved (a checkpoint: cancellable like any trio wait)."""
@@ -123,9 +126,10 @@ class _StreamPending(_Pending):
         super().__init__()
         self.core = core
 
-    def resolve(self, reply: bytes | Failure) -> None:
+    def resolve(self, reply: bytes | Failure) -> bool:
         super().resolve(reply)
         self.core.wake()
+        return False  # (not a unary caller: see _ClientLink.woken)
 
 
 class _ClientLink:
@@ -134,6 +138,11 @@ class _ClientLink:
     def __init__(self, link: Link) -> None:
         self.link = link
         self.pending: dict[int, _Pending] = {}
+        self.woken = 0
+        """Unary callers woken with their reply that have not run yet. While there are
+        any, a caller that starts a new call leaves its request queued, and the last of
+        them to run writes what is queued: the requests of callers woken by one read
+        go out in two writes, not one each (64 calls in flight)."""
         self.streams: dict[int, StreamCore] = {}  # streaming calls (rpcx.runtime.streams)
 
     def on_event(self, event: Event) -> None:
@@ -164,14 +173,25 @@ class _ClientLink:
 
     def _resolve(self, call_id: int, reply: bytes | Failure) -> None:
         pending = self.pending.pop(call_id, None)
-        if pending is not None:
-            pending.resolve(reply)
+        if pending is not None and pending.resolve(reply):
+            self.woken += 1
         self.link.call_ended()
+
+    def caller_woke(self) -> None:
+        """A unary caller woken by :meth:`_resolve` runs: the last of those woken together
+        writes the requests the others left queued (see :attr:`woken`)."""
+        self.woken -= 1
+        if not self.woken and not self.link.flush_nowait() and not self.link.closed.is_set():
+            self.link.flush_soon()  # (the socket did not take it all, or not a socket)
 
     @property
     def usable(self) -> bool:
         return (not self.link.closed.is_set()
                 and self.link.conn.state is ConnectionState.OPEN)
+
+
+def _no_event(_event: Event) -> None:
+    """A Link's owner until the real one is set (nothing runs in between)."""
 
 
 class Channel:
@@ -230,20 +250,24 @@ class Channel:
 
     # -- the Invoker interface that generated stubs call -------------------------------
 
-    async def call(self, method: MethodSpec, args: tuple[Any, ...], *,
-                   timeout: float | None = None,
-                   metadata: Mapping[str, str] | None = None) -> Any:
-        """A unary call: encode, send, wait for the reply (retrying when safe), decode."""
+    def call(self, method: MethodSpec, args: tuple[Any, ...], *,
+             timeout: float | None = None,
+             metadata: Mapping[str, str] | None = None) -> Coroutine[Any, Any, Any]:
+        """A unary call: encode, send, wait for the reply (retrying when safe), decode.
+        (A coroutine to await, as from an ``async def``; without interceptors it is the
+        call's own, one layer less on every call.)"""
         self._stats["calls"] += 1
         deadline = effective_deadline(method, timeout, self.default_timeout)
+        if not self._interceptors:
+            # No CallInfo and no copy of the channel's metadata: nothing changes it.
+            return self._unary(method, args, deadline,
+                               {**self._metadata, **metadata} if metadata
+                               else self._metadata, count_failures=True)
+        return self._call_chain(CallInfo(method, {**self._metadata, **metadata} if metadata
+                                         else dict(self._metadata), deadline, args))
+
+    async def _call_chain(self, info: CallInfo) -> Any:
         try:
-            if not self._interceptors:
-                # No CallInfo and no copy of the channel's metadata: nothing changes it.
-                return await self._unary(method, args, deadline,
-                                         {**self._metadata, **metadata} if metadata
-                                         else self._metadata)
-            info = CallInfo(method, {**self._metadata, **metadata} if metadata else
-                            dict(self._metadata), deadline, args)
             return await run_chain(self._interceptors, info, self._unary_info)
         except RpcError:
             self._stats["failures"] += 1
@@ -321,8 +345,13 @@ class Channel:
         return self._unary(info.method, info.args, info.deadline, info.metadata)
 
     async def _unary(self, method: MethodSpec, args: tuple[Any, ...], deadline: float,
-                     metadata: Mapping[str, str]) -> Any:
-        payload = self.codec.encode(method.params, args)  # bad arguments raise here
+                     metadata: Mapping[str, str], *, count_failures: bool = False) -> Any:
+        try:
+            payload = self.codec.encode(method.params, args)  # bad arguments raise here
+        except RpcError:
+            if count_failures:
+                self._stats["failures"] += 1
+            raise
         key = None if method.idempotent else os.urandom(16)
         policy = self.retry
         attempt = 1
@@ -341,15 +370,21 @@ class Channel:
                     raise RemoteError(Status.INTERNAL,
                                       f"undecodable result from {method.path}: {exc}") from None
             except DeclaredError:
+                if count_failures:
+                    self._stats["failures"] += 1
                 raise
             except RpcError as exc:
                 # (an earlier attempt that may have run leaves the outcome unknown)
                 unknown = exc.outcome_unknown = exc.outcome_unknown or unknown
                 if (exc.code not in policy.retryable or attempt >= policy.max_attempts
                         or exc.details == TOO_LARGE):  # the same message is too large again
+                    if count_failures:
+                        self._stats["failures"] += 1
                     raise
                 pause = policy.backoff(attempt, self._random)
                 if trio.current_time() + pause >= deadline:
+                    if count_failures:
+                        self._stats["failures"] += 1
                     raise
             self._stats["retries"] += 1
             attempt += 1
@@ -398,7 +433,10 @@ class Channel:
             # Inside the try: a caller cancelled while its request waits to be written
             # (another task is sending) must still cancel the call. Writing is bounded by
             # the deadline too: a peer that stops reading must not hold the caller.
-            if not link.link.flush_nowait() and not await link.link.flush(deadline=deadline):
+            # While callers woken with this one are still to run, the last of them writes
+            # this request with theirs (_ClientLink.woken).
+            if (not link.woken and not link.link.flush_nowait()
+                    and not await link.link.flush(deadline=deadline)):
                 link.pending.pop(call_id, None)
                 error = DeadlineExceeded(f"{method.path}: deadline passed while the "
                                          "request was being written (is the peer reading?)")
@@ -409,11 +447,15 @@ class Channel:
                 if pending.reply is None:
                     pending._task = trio.lowlevel.current_task()
                     await trio.lowlevel.wait_task_rescheduled(pending._abort)
+                    link.caller_woke()  # (only _resolve reschedules this task)
                 else:
                     await trio.lowlevel.checkpoint()
             else:
                 with trio.move_on_at(attempt_deadline):
+                    parked = pending.reply is None
                     await pending.wait()
+                    if parked:
+                        link.caller_woke()
         except trio.Cancelled:
             # The caller gave up: tell the server, so it cancels the handler.
             if link.pending.pop(call_id, None) is not None:
@@ -503,10 +545,9 @@ class Channel:
                           max_frame_size=self._max_frame_size,
                           max_concurrent_calls=self._max_calls,
                           keepalive_interval=interval, keepalive_timeout=timeout)
-        holder: list[_ClientLink] = []
-        link = Link(stream, conn, lambda event: holder[0].on_event(event), name=self.address)
+        link = Link(stream, conn, _no_event, name=self.address)
         client_link = _ClientLink(link)
-        holder.append(client_link)
+        link.on_event = client_link.on_event  # (no lambda in between: once per reply)
         self._link = client_link
         self._nursery.start_soon(link.run)
         return client_link

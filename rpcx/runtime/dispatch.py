@@ -107,6 +107,15 @@ class Dispatcher:
         calls run through them too: ``rpcx.runtime.streams``)."""
         return self._interceptors
 
+    def unary_route(self, path: str) -> Route | None:
+        """The route of a unary method when a call to it may skip :meth:`dispatch`'s
+        general path (no server interceptors): the server's fast path runs the same
+        steps itself (:meth:`decode_args`, the handler, :meth:`result_reply` or
+        :meth:`failure`). None otherwise (unknown or streaming method, interceptors)."""
+        if self._interceptors or (self.streaming and path in self.streaming):
+            return None
+        return self._routes.get(path)
+
     async def dispatch(self, path: str, payload: bytes, codec: Codec, *,
                        metadata: Mapping[str, str] | None = None,
                        deadline: float = math.inf, peer: str = "",
@@ -126,10 +135,7 @@ class Dispatcher:
         try:
             if self._interceptors:
                 async def invoke(call: CallInfo) -> Any:
-                    try:
-                        call.args = codec.decode(method.params, payload)
-                    except CodecError as exc:
-                        raise invalid_arguments(path, method.params, exc) from None
+                    call.args = self.decode_args(route, payload, codec)
                     with deadline_scope(call.deadline, call.metadata, idempotency_key):
                         return await route.handler(*call.args)
 
@@ -138,28 +144,46 @@ class Dispatcher:
                 result = await run_chain(self._interceptors, info, invoke)
             else:
                 # The same steps without the chain: no CallInfo, no closure.
-                try:
-                    args = codec.decode(method.params, payload)
-                except CodecError as exc:
-                    raise invalid_arguments(path, method.params, exc) from None
+                args = self.decode_args(route, payload, codec)
                 with deadline_scope(deadline, dict(metadata) if metadata else {},
                                     idempotency_key):
                     result = await route.handler(*args)
-        except DeclaredError as exc:
+        except Exception as exc:
+            return self.failure(method, exc, codec)
+        reply = self.result_reply(method, result, codec)
+        return Success(reply) if isinstance(reply, bytes) else reply
+
+    @staticmethod
+    def decode_args(route: Route, payload: bytes, codec: Codec) -> Any:
+        """The handler's arguments; undecodable ones raise INVALID_ARGUMENT."""
+        method = route.method
+        try:
+            return codec.decode(method.params, payload)
+        except CodecError as exc:
+            raise invalid_arguments(method.path, method.params, exc) from None
+
+    @staticmethod
+    def failure(method: MethodSpec, exc: Exception, codec: Codec) -> Failure:
+        """The reply to a handler (or its arguments) that raised ``exc``."""
+        if isinstance(exc, DeclaredError):
             return _declared_failure(method, exc, codec)
-        except RpcError as exc:
+        if isinstance(exc, RpcError):
             # A handler's words go out as written, but in lower case (protocol.md § 4.3)
             return Failure(exc.code, lower_start(exc.message), exc.details)
-        except Exception:
-            logger.exception("handler for %s raised", path)
-            return Failure(Status.INTERNAL, f"internal error in {path}")
+        logger.error("handler for %s raised", method.path, exc_info=exc)
+        return Failure(Status.INTERNAL, f"internal error in {method.path}")
+
+    @staticmethod
+    def result_reply(method: MethodSpec, result: Any, codec: Codec) -> bytes | Failure:
+        """The encoded result a handler returned (a successful reply's payload), or the
+        failure to send when it does not encode."""
         if method.result is None:
-            return Success(b"")
+            return b""
         try:
-            return Success(codec.encode(method.result, result))
+            return codec.encode(method.result, result)
         except CodecError as exc:
-            logger.error("handler for %s returned an invalid result: %s", path, exc)
-            return Failure(Status.INTERNAL, f"internal error in {path}: invalid result")
+            logger.error("handler for %s returned an invalid result: %s", method.path, exc)
+            return Failure(Status.INTERNAL, f"internal error in {method.path}: invalid result")
 
 
 def _declared_failure(method: MethodSpec, exc: DeclaredError, codec: Codec) -> Failure:

@@ -110,11 +110,15 @@ class Link:
         self.stream = stream
         self.conn = conn
         self.name = name
-        self._on_event = on_event
+        self.on_event = on_event
+        """Told each event of the connection (the owner may set it after construction)."""
         self._sending = False
         # Sockets take a write without waiting (see _write_nowait); what they did not
         # take waits here, ahead of anything the connection queues later.
         self._send_nowait = stream.send_nowait if isinstance(stream, SocketStream) else None
+        # ... and a reader that has just emptied one waits before its next recv.
+        self._receive_after_wait = stream.receive_after_wait \
+            if isinstance(stream, SocketStream) else None
         self._unsent = b""
         self._flushed = trio.Event()
         self._timer_scope: trio.CancelScope | None = None
@@ -163,12 +167,19 @@ class Link:
         if not await self._run_work(scope):
             return
         await self.flush()
+        drained = False  # the last read emptied the socket: wait before the next recv
+        receive_after_wait = self._receive_after_wait
+        data: bytes | bytearray
         while not self.finished():
             try:
-                data = await self.stream.receive_some(RECEIVE_SIZE)
+                if drained and receive_after_wait is not None:
+                    data = await receive_after_wait(RECEIVE_SIZE)
+                else:
+                    data = await self.stream.receive_some(RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 # Reset, or closed under us: treat as end of stream; the core aborts calls.
                 data = b""
+            drained = len(data) < RECEIVE_SIZE
             if self.finished():
                 break
             try:
@@ -221,7 +232,7 @@ class Link:
             if scope.cancelled_caught and trio.current_time() >= scope.deadline:
                 self.conn.handle_timeout(trio.current_time())
                 self._process()
-                self._flush_soon()  # never write here: see _flush_soon
+                self.flush_soon()  # never write here: see flush_soon
             if self.finished():
                 # Send what is left (a last reply, our GOAWAY), then make the reader stop
                 # waiting for bytes that may never come.
@@ -230,7 +241,7 @@ class Link:
                 await trio.aclose_forcefully(self.stream)
                 return
 
-    def _flush_soon(self) -> None:
+    def flush_soon(self) -> None:
         """Have what is queued written by a task of its own, unless a sender is at work
         (it takes these frames too). The timer must never be the sender: a write to a
         peer that stopped reading may never end, and then no later deadline (nor the
@@ -258,7 +269,7 @@ class Link:
 
     def _process(self) -> None:
         for event in self.conn.events():
-            self._on_event(event)
+            self.on_event(event)
             if isinstance(event, ConnectionTerminated):
                 self.rearm()
 

@@ -19,7 +19,7 @@ import trio
 from rpcx.schema import MethodSpec
 
 __all__ = ["current_deadline", "current_idempotency_key", "deadline_scope", "effective_deadline",
-           "incoming_metadata"]
+           "enter_call", "incoming_metadata"]
 
 _ambient_deadline: contextvars.ContextVar[float] = contextvars.ContextVar(
     "rpcx_deadline", default=math.inf)
@@ -70,6 +70,15 @@ class deadline_scope:
         _idempotency_key.reset(key_token)
         _incoming_metadata.reset(metadata_token)
         _ambient_deadline.reset(deadline_token)
+
+
+def enter_call(deadline: float, metadata: Mapping[str, str], key: bytes | None) -> None:
+    """What :class:`deadline_scope` makes ambient, set for good: only for code that runs
+    in a ``contextvars`` context of its own, which ends with it (a job of the server's
+    reader: ``rpcx.runtime.link``), so nothing needs resetting."""
+    _ambient_deadline.set(deadline)
+    _incoming_metadata.set(metadata)
+    _idempotency_key.set(key)
 
 
 def effective_deadline(method: MethodSpec, timeout: float | None,

@@ -184,6 +184,29 @@ class SocketStream(trio.abc.HalfCloseableStream):
         finally:
             self._receive_busy = False
 
+    async def receive_after_wait(self, max_bytes: int = DEFAULT_RECEIVE_SIZE) -> bytes:
+        """:meth:`receive_some` for a reader that has just emptied the socket (its last
+        read returned less than it asked for): waits until the socket is readable before
+        the first ``recv``, saving the ``recv`` that would find nothing (a system call and
+        a BlockingIOError per read). The same results, errors and checkpoint."""
+        if self._receive_busy:
+            raise trio.BusyResourceError("another task is reading from this stream")
+        sock = self._sock
+        if sock.fileno() == -1:
+            raise trio.ClosedResourceError("this socket was already closed")
+        self._receive_busy = True
+        try:
+            while True:
+                try:
+                    await _wait_readable(sock)
+                    return sock.recv(max_bytes)
+                except BlockingIOError:
+                    continue  # a spurious wake-up
+                except OSError as exc:
+                    raise _stream_error(exc) from exc
+        finally:
+            self._receive_busy = False
+
     # -- closing ------------------------------------------------------------------
 
     async def aclose(self) -> None:

@@ -145,3 +145,20 @@ def test_the_wire_module_numbers_agree_with_the_frame_enums() -> None:
 
     assert (_wire._REQUEST, _wire._RESPONSE, _wire._ONEWAY) == (
         FrameType.REQUEST, FrameType.RESPONSE, Flags.ONEWAY)
+
+
+def test_request_and_response_events_are_built_with_every_field() -> None:
+    # connection.py fills these events' slots directly (no attrs __init__): every field
+    # must be one it fills, so a field added later cannot be left unset.
+    import attrs
+
+    from rpcx.protocol import connection
+    from rpcx.protocol.events import RequestReceived, ResponseReceived
+
+    for cls, prefix in ((RequestReceived, "_SET_REQUEST_"), (ResponseReceived,
+                                                            "_SET_RESPONSE_")):
+        names = {f.name for f in attrs.fields(cls)}
+        setters = [value for name, value in vars(connection).items()
+                   if name.startswith(prefix)]
+        assert len(setters) == len(names)
+        assert {setter.__self__.__name__ for setter in setters} == names

@@ -64,6 +64,30 @@ async def test_send_nowait_and_receive_nowait() -> None:
         right.receive_nowait()
 
 
+async def test_receive_after_wait() -> None:
+    left, right = _pair()
+    async with trio.open_nursery() as nursery:
+        got: list[bytes] = []
+
+        async def read() -> None:
+            got.append(await right.receive_after_wait(100))
+
+        nursery.start_soon(read)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not got  # waiting, not busy-reading
+        with pytest.raises(trio.BusyResourceError):
+            await right.receive_some()
+        left.send_nowait(b"hello")
+    assert got == [b"hello"]
+    left.send_nowait(b"ready")  # already there: no wait needed
+    assert await right.receive_after_wait() == b"ready"
+    await left.aclose()
+    assert await right.receive_after_wait() == b""  # end of stream
+    await right.aclose()
+    with pytest.raises(trio.ClosedResourceError):
+        await right.receive_after_wait()
+
+
 async def test_send_nowait_after_eof_and_on_a_broken_connection() -> None:
     left, right = _pair()
     await left.send_eof()
