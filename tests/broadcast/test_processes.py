@@ -41,12 +41,13 @@ def free_ports(n: int) -> list[int]:
 
 def start(me: str, order: str, members: dict[str, str] | None, log: Path, *,
           join: str | None = None, listen: str | None = None,
-          count: int = PER_MEMBER) -> subprocess.Popen[str]:
+          count: int = PER_MEMBER, hold_at: int | None = None) -> subprocess.Popen[str]:
     group = ["-", "--join", join or "", "--listen", listen or ""] if members is None \
         else [json.dumps(members)]
+    hold = [] if hold_at is None else ["--hold-at", str(hold_at)]
     return subprocess.Popen(
         [sys.executable, "-m", "rpcx_broadcast.testing.member", me, order, group[0],
-         str(log), *group[1:], "--count", str(count), "--rate", str(RATE)],
+         str(log), *group[1:], "--count", str(count), "--rate", str(RATE), *hold],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
 
@@ -149,8 +150,11 @@ def test_a_fourth_process_joins_the_running_group(tmp_path: Path, order: str) ->
     logs = {n: tmp_path / f"{order}-{n}.jsonl" for n in [*names, "p3"]}
     # 7 s of broadcasting, so the group is still busy when p3 (a new process, which
     # takes a moment to start on a loaded machine) is admitted (its view is agreed by a
-    # majority first: a round trip or two through loops that are busy broadcasting)
-    procs = {n: start(n, order, members, logs[n], count=JOIN_RUN) for n in names}
+    # majority first: a round trip or two through loops that are busy broadcasting); on a
+    # machine so loaded that p3 is not in by the last second, the members hold there
+    # until it is (the join stays mid-run)
+    procs = {n: start(n, order, members, logs[n], count=JOIN_RUN, hold_at=JOIN_RUN - 40)
+             for n in names}
     try:
         for proc in procs.values():
             wait_for(proc, "ready", 20)
@@ -159,6 +163,11 @@ def test_a_fourth_process_joins_the_running_group(tmp_path: Path, order: str) ->
                             listen=f"tcp://127.0.0.1:{ports[3]}", count=PER_MEMBER)
         start_point = json.loads(wait_for(procs["p3"], "start", 20).split(" ", 1)[1])
         wait_for(procs["p3"], "ready", 10)
+        for name in names:  # p3 is in: the members may finish
+            stdin = procs[name].stdin
+            assert stdin is not None
+            stdin.write("go\n")
+            stdin.flush()
         for proc in procs.values():
             wait_for(proc, "done", 40)
         for proc in procs.values():
