@@ -16,7 +16,11 @@ broadcasts are delivered and every message it stores is held by every member of 
 then a ``stats {...}`` line, and keeps serving until stdin closes (or SIGTERM). With
 ``--hold-at K`` it stops after its first K broadcasts until a line arrives on stdin (at
 once if one came already): a test can keep a run going until something it waits for has
-happened, however slow the machine.
+happened, however slow the machine. With ``--start-on-stdin`` it prints ``loaded`` once
+its imports are done and opens the group only when a line arrives on stdin, so that a test
+can start members together (on a loaded machine, starting Python takes seconds: a member
+started that much later than the others would be suspected, failure_timeout, before it
+is up).
 """
 
 from __future__ import annotations
@@ -150,10 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen", help="this member's own address (with --join)")
     parser.add_argument("--hold-at", type=int, help="after this many broadcasts, wait for "
                         "a line on stdin before going on")
+    parser.add_argument("--start-on-stdin", action="store_true", help="print 'loaded', then "
+                        "wait for a line on stdin before opening the group")
     args = parser.parse_args(argv)
     if (args.members == "-") != (args.join is not None):
         parser.error("give MEMBERS_JSON, or '-' with --join ADDRESS --listen ADDRESS")
     members = None if args.members == "-" else json.loads(args.members)
+    if args.start_on_stdin:
+        print("loaded", flush=True)
+        if not sys.stdin.readline():
+            return 0  # stdin closed: stopped before it started
     with args.log.open("w", encoding="utf-8") as log:
         trio.run(run, args.me, args.order, members, log, args.count, args.rate, args.size,
                  args.join, args.listen, args.hold_at)
