@@ -13,7 +13,14 @@ them (``{"kind": "deliver", "origin": "p1", "seq": 3, "payload": "p1/3", "t": ..
 each line is flushed to the OS before the message leaves, so a SIGKILLed member's log is
 a true prefix of what it did). It prints ``ready`` once serving, ``done`` once its own
 broadcasts are delivered and every message it stores is held by every member of its view,
-then a ``stats {...}`` line, and keeps serving until stdin closes (or SIGTERM).
+then a ``stats {...}`` line, and keeps serving until stdin closes (or SIGTERM). With
+``--hold-at K`` it stops after its first K broadcasts until a line arrives on stdin (at
+once if one came already): a test can keep a run going until something it waits for has
+happened, however slow the machine. With ``--start-on-stdin`` it prints ``loaded`` once
+its imports are done and opens the group only when a line arrives on stdin, so that a test
+can start members together (on a loaded machine, starting Python takes seconds: a member
+started that much later than the others would be suspected, failure_timeout, before it
+is up).
 """
 
 from __future__ import annotations
@@ -53,7 +60,7 @@ def read_history(logs: dict[str, Path], crashed: Iterable[str] = ()) -> History:
 
 async def run(me: str, order: str, members: dict[str, str] | None, log: IO[str],
               count: int, rate: float, size: int, join: str | None = None,
-              listen: str | None = None) -> None:
+              listen: str | None = None, hold_at: int | None = None) -> None:
     def journal(kind: str, origin: str, seq: int, payload: bytes) -> None:
         text = payload[:64].decode("utf-8", "replace")
         log.write(json.dumps({"kind": kind, "origin": origin, "seq": seq, "payload": text,
@@ -76,14 +83,24 @@ async def run(me: str, order: str, members: dict[str, str] | None, log: IO[str],
                 if len(parts) == 3:
                     latencies.append(time.monotonic() - float(parts[1]))
 
-        async def stdin_closed() -> None:
-            await trio.to_thread.run_sync(sys.stdin.read, abandon_on_cancel=True)
+        line_read = trio.Event()
+        stdin_closed = trio.Event()
+
+        async def read_stdin() -> None:
+            while await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True):
+                line_read.set()
+            line_read.set()
+            stdin_closed.set()
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(reader)
+            nursery.start_soon(read_stdin)
             start = trio.current_time()
             pad = b"x" * max(0, size - 24)
             for k in range(count):
+                if k == hold_at and not line_read.is_set():
+                    await line_read.wait()
+                    start = trio.current_time() - k / rate  # go on at the same rate
                 await trio.sleep_until(start + k / rate)
                 # the system-wide monotonic clock, so another process can compute latency
                 await group.broadcast(b"%s/%d|%.6f|%s" % (me.encode(), k, time.monotonic(),
@@ -116,7 +133,7 @@ async def run(me: str, order: str, members: dict[str, str] | None, log: IO[str],
                             waiters.cancel_scope.cancel()
 
                     async def on_stdin() -> None:
-                        await stdin_closed()
+                        await stdin_closed.wait()
                         waiters.cancel_scope.cancel()
                     waiters.start_soon(on_signal)
                     waiters.start_soon(on_stdin)
@@ -135,13 +152,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=32, help="payload bytes")
     parser.add_argument("--join", help="address of a running member: join its group")
     parser.add_argument("--listen", help="this member's own address (with --join)")
+    parser.add_argument("--hold-at", type=int, help="after this many broadcasts, wait for "
+                        "a line on stdin before going on")
+    parser.add_argument("--start-on-stdin", action="store_true", help="print 'loaded', then "
+                        "wait for a line on stdin before opening the group")
     args = parser.parse_args(argv)
     if (args.members == "-") != (args.join is not None):
         parser.error("give MEMBERS_JSON, or '-' with --join ADDRESS --listen ADDRESS")
     members = None if args.members == "-" else json.loads(args.members)
+    if args.start_on_stdin:
+        print("loaded", flush=True)
+        if not sys.stdin.readline():
+            return 0  # stdin closed: stopped before it started
     with args.log.open("w", encoding="utf-8") as log:
         trio.run(run, args.me, args.order, members, log, args.count, args.rate, args.size,
-                 args.join, args.listen)
+                 args.join, args.listen, args.hold_at)
     return 0
 
 

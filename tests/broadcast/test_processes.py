@@ -8,10 +8,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -41,26 +43,69 @@ def free_ports(n: int) -> list[int]:
 
 def start(me: str, order: str, members: dict[str, str] | None, log: Path, *,
           join: str | None = None, listen: str | None = None,
-          count: int = PER_MEMBER) -> subprocess.Popen[str]:
+          count: int = PER_MEMBER, hold_at: int | None = None) -> subprocess.Popen[str]:
+    """A member process; one of a static group (``members``) opens the group only when
+    :func:`open_together` says so."""
     group = ["-", "--join", join or "", "--listen", listen or ""] if members is None \
-        else [json.dumps(members)]
+        else [json.dumps(members), "--start-on-stdin"]
+    hold = [] if hold_at is None else ["--hold-at", str(hold_at)]
     return subprocess.Popen(
         [sys.executable, "-m", "rpcx_broadcast.testing.member", me, order, group[0],
-         str(log), *group[1:], "--count", str(count), "--rate", str(RATE)],
+         str(log), *group[1:], "--count", str(count), "--rate", str(RATE), *hold],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
+def tell(proc: subprocess.Popen[str], line: str) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(line + "\n")
+    proc.stdin.flush()
+
+
+def open_together(procs: Iterable[subprocess.Popen[str]]) -> None:
+    """Once every member has started Python and imported rpcx (seconds apart on a loaded
+    machine: longer than the failure timeout), let them all open the group at once."""
+    procs = list(procs)
+    for proc in procs:
+        wait_for(proc, "loaded", 60)
+    for proc in procs:
+        tell(proc, "start")
+
+
+_OUTPUT: dict[subprocess.Popen[str], tuple[queue.Queue[str], threading.Thread]] = {}
+
+
+def _output(proc: subprocess.Popen[str]) -> queue.Queue[str]:
+    """The member's stdout lines as they come ("" at the end), read by a thread so that
+    :func:`wait_for` can give up on a member that goes silent."""
+    if proc not in _OUTPUT:
+        lines: queue.Queue[str] = queue.Queue()
+
+        def pump() -> None:
+            assert proc.stdout is not None
+            with contextlib.suppress(ValueError, OSError):
+                for line in proc.stdout:
+                    lines.put(line)
+            lines.put("")
+        thread = threading.Thread(target=pump, daemon=True)
+        thread.start()
+        _OUTPUT[proc] = (lines, thread)
+    return _OUTPUT[proc][0]
+
+
 def wait_for(proc: subprocess.Popen[str], word: str, timeout: float) -> str:
-    assert proc.stdout is not None
+    lines = _output(proc)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"no {word!r} within {timeout} s") from None
         if not line:
+            lines.put("")
             raise AssertionError(f"member exited (code {proc.poll()}) before {word!r}")
         if line.startswith(word):
             return line
-    raise AssertionError(f"no {word!r} within {timeout} s")
 
 
 def stop_all(procs: Iterable[subprocess.Popen[str]]) -> None:
@@ -76,8 +121,16 @@ def stop_all(procs: Iterable[subprocess.Popen[str]]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+        _lines, pump = _OUTPUT.pop(proc, (None, None))
+        if pump is not None:
+            pump.join(5)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def broadcasts_in(log: Path) -> int:
+    """How many broadcasts a member's log holds (each is flushed before it goes out)."""
+    return sum(1 for e in read_log(log) if e.kind == "broadcast") if log.exists() else 0
 
 
 def run_members(tmp_path: Path, order: str, kill: str | None) -> None:
@@ -85,12 +138,19 @@ def run_members(tmp_path: Path, order: str, kill: str | None) -> None:
     members = {n: f"tcp://127.0.0.1:{port}" for n, port in zip(names, free_ports(3),
                                                                    strict=True)}
     logs = {n: tmp_path / f"{order}-{n}.jsonl" for n in names}
-    procs = {n: start(n, order, members, logs[n]) for n in names}
+    # the victim stops halfway, however slow the machine, and is killed there while the
+    # others go on broadcasting
+    procs = {n: start(n, order, members, logs[n],
+                      hold_at=PER_MEMBER // 2 if n == kill else None) for n in names}
     try:
+        open_together(procs.values())
         for proc in procs.values():
             wait_for(proc, "ready", 20)
         if kill is not None:
-            time.sleep(0.6)  # mid-run: about a third of the broadcasts are out
+            deadline = time.monotonic() + 20
+            while broadcasts_in(logs[kill]) < PER_MEMBER // 2:  # mid-run
+                assert time.monotonic() < deadline, f"{kill} did not broadcast"
+                time.sleep(0.02)
             procs[kill].send_signal(signal.SIGKILL)
             procs[kill].wait(5)
         for name, proc in procs.items():
@@ -149,9 +209,13 @@ def test_a_fourth_process_joins_the_running_group(tmp_path: Path, order: str) ->
     logs = {n: tmp_path / f"{order}-{n}.jsonl" for n in [*names, "p3"]}
     # 7 s of broadcasting, so the group is still busy when p3 (a new process, which
     # takes a moment to start on a loaded machine) is admitted (its view is agreed by a
-    # majority first: a round trip or two through loops that are busy broadcasting)
-    procs = {n: start(n, order, members, logs[n], count=JOIN_RUN) for n in names}
+    # majority first: a round trip or two through loops that are busy broadcasting); on a
+    # machine so loaded that p3 is not in by the last second, the members hold there
+    # until it is (the join stays mid-run)
+    procs = {n: start(n, order, members, logs[n], count=JOIN_RUN, hold_at=JOIN_RUN - 40)
+             for n in names}
     try:
+        open_together(procs.values())
         for proc in procs.values():
             wait_for(proc, "ready", 20)
         time.sleep(0.5)  # mid-run
@@ -159,6 +223,8 @@ def test_a_fourth_process_joins_the_running_group(tmp_path: Path, order: str) ->
                             listen=f"tcp://127.0.0.1:{ports[3]}", count=PER_MEMBER)
         start_point = json.loads(wait_for(procs["p3"], "start", 20).split(" ", 1)[1])
         wait_for(procs["p3"], "ready", 10)
+        for name in names:  # p3 is in: the members may finish
+            tell(procs[name], "go")
         for proc in procs.values():
             wait_for(proc, "done", 40)
         for proc in procs.values():

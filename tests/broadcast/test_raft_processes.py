@@ -44,7 +44,7 @@ from rpcx_broadcast.testing.member import read_log
 ROOT = Path(__file__).resolve().parents[2]
 ELECTION_TIMEOUT = 0.5
 RATE = 40.0
-WAIT = 15.0
+WAIT = 30.0
 """Seconds any one awaited event may take (process start-up on a loaded machine)."""
 
 

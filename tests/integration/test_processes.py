@@ -63,7 +63,7 @@ async def test_declined_card_raises_card_declined_with_its_reason(target: Target
 
 async def test_deadline_expires_at_the_client_and_stops_the_server(target: Target) -> None:
     cancelled_before = target.server.logs.count(CANCELLED_LOG)
-    with trio.fail_after(10):
+    with trio.fail_after(20):
         async with target.channel() as channel:
             payments = PaymentsClient(channel)
             await seed_call(payments)  # connect first: time only the call below
@@ -72,10 +72,12 @@ async def test_deadline_expires_at_the_client_and_stops_the_server(target: Targe
                 await payments.process_payment(CARD, Decimal("12.00"), Currency.EUR,
                                                SLOW_MERCHANT, timeout=0.3)
             elapsed = trio.current_time() - start
-            assert 0.29 <= elapsed < 1.0, f"DeadlineExceeded after {elapsed:.3f} s"
-            # The deadline travelled: the handler was cancelled long before its 3 s.
+            # not before the deadline (no upper bound: on a loaded machine the wake-up
+            # comes late; that the 3 s handler did not finish is checked in the log)
+            assert elapsed >= 0.29, f"DeadlineExceeded after {elapsed:.3f} s"
+            # The deadline travelled: the handler was cancelled, not run to its end.
             assert await poll_until(
-                lambda: target.server.logs.count(CANCELLED_LOG) > cancelled_before, 1.5), (
+                lambda: target.server.logs.count(CANCELLED_LOG) > cancelled_before, 10), (
                 target.server.logs.describe())
             await seed_call(payments)  # the channel is still good
     assert "12.00 EUR" not in target.server.logs.text()
@@ -256,7 +258,7 @@ async def test_sigterm_drains_the_call_in_flight_and_refuses_new_ones(kind: str,
                             await seed_call(PaymentsClient(late), timeout=2)
             assert "error" not in outcome, f"{outcome['error']!r}\n{server.logs.describe()}"
             elapsed = outcome["elapsed"]
-            assert isinstance(elapsed, float) and 2.9 <= elapsed < 5.0
+            assert isinstance(elapsed, float) and elapsed >= 2.9  # it ran to its end
             assert server.logs.count("12.00 EUR (pay_000002)") == 1
             with trio.fail_after(5):
                 assert await server.process.wait() == 0, server.logs.describe()
