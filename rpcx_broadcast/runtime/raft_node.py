@@ -1249,8 +1249,5 @@ class RaftMember:
             self._window.pop(seq, None)
             self._own_delivered += 1
             self._last_progress = trio.current_time()
-        try:  # (no scheduling point per delivery while the channel has room)
-            self._deliver_send.send_nowait(delivery)
-        except trio.WouldBlock:
-            await self._deliver_send.send(delivery)
+        await self._deliver_send.send(delivery)
 
