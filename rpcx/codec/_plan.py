@@ -56,20 +56,18 @@ class _Planner:
             node.item = self.node(t.item)
             node.max_len = self.max_len
             return node
-        if kind is Kind.ENUM:
-            assert t.cls is not None
-            spec = spec_of(t.cls)
-            assert isinstance(spec, EnumSpec)
+        spec = spec_of(t.cls) if kind in (Kind.ENUM, Kind.STRUCT) and t.cls is not None \
+            else None
+        if kind is Kind.ENUM and isinstance(spec, EnumSpec):
             node = Node(_typed.K_ENUM)
             node.cls = spec.cls
             node.by_value = {member.value: member for member in spec.cls}
             return node
-        if kind is Kind.STRUCT:
-            assert t.cls is not None
-            spec = spec_of(t.cls)
-            assert isinstance(spec, StructSpec)
+        if kind is Kind.STRUCT and isinstance(spec, StructSpec):
             return self.struct(spec)
-        # maps, unions, timestamps: the ordinary converters, around plain CBOR
+        # maps, unions, timestamps (and a reference whose class is not what its kind
+        # says, which the ordinary converters handle as they always have): the ordinary
+        # converters, around plain CBOR
         node = Node(_typed.K_CONVERT)
         node.enc = self.encoders.get(t)
         node.dec = self.decoders.get(t)
