@@ -259,8 +259,10 @@ class _Reader:
                 self.pos = start + 1
                 exponent = self.item(depth + 2)
                 mantissa = self.item(depth + 2)
-                if (isinstance(exponent, int) and isinstance(mantissa, int)
-                        and exponent.__class__ is int and mantissa.__class__ is int
+                # (the class first, while the values are still objects: once narrowed to
+                # int, mypyc unboxes them and a bool's class would read as int)
+                if (exponent.__class__ is int and mantissa.__class__ is int
+                        and isinstance(exponent, int) and isinstance(mantissa, int)
                         and -DECIMAL_MAX_EXPONENT <= exponent <= DECIMAL_MAX_EXPONENT
                         and -MANTISSA_LIMIT < mantissa < MANTISSA_LIMIT):
                     return Decimal(mantissa).scaleb(exponent, EXACT)

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import cbor2
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -109,3 +110,10 @@ def test_the_payments_request_takes_the_fast_path() -> None:
     assert data == cbor2.dumps(value)
     assert isinstance(data, bytes)
     assert _cbor.loads(data, 32, _decimal) == value
+
+
+@pytest.mark.parametrize("data", [b"\xc4\x82\x00\xf4", b"\xc4\x82\xf5\x01", b"\xc4\x82\xf4\xf5"])
+def test_a_decimal_with_a_boolean_part_is_refused_like_cbor2_does(data: bytes) -> None:
+    """Found by the property test on the compiled build: tag 4 [0, false] came back as
+    Decimal('0') (a bool narrowed to int lost its class)."""
+    assert _cbor.loads(data, 32, _decimal) is _cbor.FALLBACK
