@@ -440,18 +440,10 @@ class _Typed:
         await self._core.aclose()
 
 
-class ServerStream(_Typed, Generic[R]):
-    """A call of a ``-> stream R`` method: iterate it (``async for``) inside ``async
-    with``; leaving the block early cancels the call."""
+class _Items(_Typed, Generic[R]):
+    """The receiving side of a stream call: ``async for`` its items."""
 
     __slots__ = ()
-
-    async def __aenter__(self) -> ServerStream[R]:
-        await self._enter()
-        return self
-
-    def __aiter__(self) -> ServerStream[R]:
-        return self
 
     async def __anext__(self) -> R:
         core = self._core
@@ -464,6 +456,21 @@ class ServerStream(_Typed, Generic[R]):
         if item is END:
             raise StopAsyncIteration
         return item
+
+
+class ServerStream(_Items[R]):
+    """A call of a ``-> stream R`` method: iterate it (``async for``) inside ``async
+    with``; leaving the block early cancels the call."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> ServerStream[R]:
+        await self._enter()
+        return self
+
+    def __aiter__(self) -> ServerStream[R]:
+        return self
+
 
 
 class ClientStream(_Typed, Generic[S, R]):
@@ -483,7 +490,7 @@ class ClientStream(_Typed, Generic[S, R]):
         return cast(R, await self._core.finish())
 
 
-class BidiStream(_Typed, Generic[S, R]):
+class BidiStream(_Items[R], Generic[S, R]):
     """A call with a ``stream S`` parameter and a ``stream R`` result: ``send`` and
     ``end`` one side, ``async for`` the other, in any order or from two tasks."""
 
@@ -501,18 +508,6 @@ class BidiStream(_Typed, Generic[S, R]):
 
     def __aiter__(self) -> BidiStream[S, R]:
         return self
-
-    async def __anext__(self) -> R:
-        core = self._core
-        item: R  # (not cast(): a function call per item)
-        if core.__class__ is StreamCore:
-            item = core.receive_nowait()
-            if item is not WAIT:
-                return item
-        item = await core.receive()
-        if item is END:
-            raise StopAsyncIteration
-        return item
 
 
 # -- server ------------------------------------------------------------------------------
