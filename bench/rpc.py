@@ -26,13 +26,20 @@ its own process on 127.0.0.1 and the client in this process:
   handler with identity serialisers (skipped, with a note, if grpcio is not installed:
   ``pip install -e '.[bench]'``).
 - ``rpyc threaded``: rpyc's ``ThreadedServer`` (a thread per connection, brine
-  serialisation), the fastest pure-Python peer: ``process_payment(merchant, (number,
-  expiry, cvc), "3.99", currency)`` -> ``(True, payment_id)``, the same message as plain
-  brine values (brine has no Decimal: the amount travels as text). rpyc's client is
-  synchronous, so its modes run in threads: one for ``sequential``, 64 threads with a
-  connection each for ``64 connections``; ``64 in flight`` on one connection is not
-  measured (rpyc serialises the calls of one connection). Skipped, with a note, if rpyc is
-  not installed (the ``bench`` extra).
+  serialisation), the fastest pure-Python peer, running **the same handler as rpcx's
+  server**: the example's ``Payments.process_payment`` (card checks, the ledger's charge
+  and event), driven to its end in rpyc's thread (it never waits for this merchant). The
+  message travels as plain brine values, ``process_payment(merchant, (number, expiry,
+  cvc), "3.99", currency)`` -> ``(True, payment_id)`` (brine has no Decimal: the amount
+  travels as text), and is turned into the handler's types (``Card``, ``Decimal``,
+  ``Currency``) on the way in, as rpcx's codec does. rpyc's client is synchronous, so
+  its modes run in threads: one for ``sequential``, 64 threads with a connection each
+  for ``64 connections``; ``64 in flight`` on one connection is not measured (rpyc
+  serialises the calls of one connection). Skipped, with a note, if rpyc is not
+  installed (the ``bench`` extra).
+- ``rpyc, card check only``: the same rpyc server with the handler that earlier rounds
+  measured (until 2026-12-05): only the Luhn check and a counter, none of the ledger's
+  work, so rpyc did less per call than rpcx's server. Kept for comparison with them.
 
 Three modes: ``sequential`` (one call in flight), ``64 in flight`` (64 tasks sharing one
 connection) and ``64 connections`` (64 connections from this one client process, one
@@ -264,23 +271,41 @@ async def serve_grpc() -> None:
     await server.stop(None)
 
 
-def serve_rpyc() -> None:
+def serve_rpyc(bare: bool = False) -> None:
     rpyc = _import_rpyc()
     from rpyc.utils.server import ThreadedServer
 
+    from examples.payments.payments_rpcx import CardDeclined
+    from examples.payments.service import luhn_ok
+
+    payments = Payments()
+
     class PaymentsRpyc(rpyc.Service):  # type: ignore[misc,name-defined]
-        """The payments call in brine's plain values, with the example's card check."""
+        """The payments call in brine's plain values, handled by the example's own
+        handler (``bare``: only its card-number check, as measured until 2026-12-05)."""
 
         charges = 0
 
         def exposed_process_payment(self, merchant: str, card: tuple[str, str, str],
                                     amount: str, currency: int) -> tuple[bool, str]:
-            from examples.payments.service import luhn_ok
-
-            if not luhn_ok(card[0]) or Decimal(amount) <= 0:
-                return False, ""
-            PaymentsRpyc.charges += 1
-            return True, f"pay_{PaymentsRpyc.charges:06d}"
+            if bare:
+                if not luhn_ok(card[0]) or Decimal(amount) <= 0:
+                    return False, ""
+                PaymentsRpyc.charges += 1
+                return True, f"pay_{PaymentsRpyc.charges:06d}"
+            number, expiry, cvc = card
+            coro = payments.process_payment(
+                Card(card_number=number, expiry_date=expiry, cvc=cvc), Decimal(amount),
+                Currency(currency), merchant)
+            try:
+                coro.send(None)
+            except StopIteration as done:
+                result = done.value
+                return result.success, result.payment_id
+            except CardDeclined as declined:
+                return False, declined.reason
+            coro.close()
+            raise RuntimeError(f"the handler waited (merchant {merchant!r})")
 
     server = ThreadedServer(PaymentsRpyc, hostname="127.0.0.1", port=0,
                             protocol_config={"allow_public_attrs": False})
@@ -302,8 +327,8 @@ def server_main(kind: str, profile: str | None) -> None:
         profiler.enable()
     if kind == "grpc":
         asyncio.run(serve_grpc())
-    elif kind == "rpyc":
-        serve_rpyc()
+    elif kind in ("rpyc", "rpyc-bare"):
+        serve_rpyc(bare=kind == "rpyc-bare")
     else:
         trio.run(serve_rpcx if kind == "rpcx" else serve_raw)
     if profiler and profile:
@@ -573,17 +598,19 @@ RPCX_GET = "rpcx get_payment"
 RPCX_IDEM = "rpcx process_payment @idempotent"
 GRPC = "grpcio aio echo"
 RPYC = "rpyc threaded"
+RPYC_BARE = "rpyc, card check only"
 RPYC_MODES = ("sequential", "64 connections")
 
 
 def run_kind(kind: str, warmup: float, seconds: float) -> list[Row]:
-    server = ServerProcess({GRPC: "grpc", RAW: "raw", RPYC: "rpyc"}.get(kind, "rpcx"))
+    server = ServerProcess({GRPC: "grpc", RAW: "raw", RPYC: "rpyc", RPYC_BARE: "rpyc-bare"}
+                           .get(kind, "rpcx"))
     rows = []
     try:
         for mode in MODES:
-            if kind == RPYC and mode not in RPYC_MODES:
+            if kind in (RPYC, RPYC_BARE) and mode not in RPYC_MODES:
                 continue
-            if kind == RPYC:
+            if kind in (RPYC, RPYC_BARE):
                 sample = rpyc_client(int(server.address), mode, warmup, seconds)
             elif kind == RAW:
                 sample = trio.run(raw_client, int(server.address), mode, warmup, seconds)
@@ -634,7 +661,7 @@ def table(rows: list[Row]) -> tuple[list[str], list[str]]:
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for mode in MODES:
         raw, grpc = by.get((RAW, mode)), by.get((GRPC, mode))
-        for name in (RAW, RPCX_PAY, RPCX_IDEM, RPCX_GET, GRPC, RPYC):
+        for name in (RAW, RPCX_PAY, RPCX_IDEM, RPCX_GET, GRPC, RPYC, RPYC_BARE):
             row = by.get((name, mode))
             if row is None:
                 continue
@@ -686,7 +713,7 @@ def write_results(block: str) -> None:
 
 
 KINDS = {"raw": RAW, "pay": RPCX_PAY, "idem": RPCX_IDEM, "get": RPCX_GET, "grpc": GRPC,
-         "rpyc": RPYC}
+         "rpyc": RPYC, "rpyc-bare": RPYC_BARE}
 
 
 def benchmark(seconds: float, warmup: float, write: bool, only: Sequence[str]) -> None:
@@ -696,10 +723,10 @@ def benchmark(seconds: float, warmup: float, write: bool, only: Sequence[str]) -
         note = "grpcio is not installed (`pip install -e '.[bench]'`): its row is skipped.\n"
         print(note.strip())
         kinds.remove(GRPC)
-    if RPYC in kinds and _import_rpyc() is None:
+    if (RPYC in kinds or RPYC_BARE in kinds) and _import_rpyc() is None:
         note += "rpyc is not installed (`pip install -e '.[bench]'`): its rows are skipped.\n"
         print(note.strip())
-        kinds.remove(RPYC)
+        kinds = [kind for kind in kinds if kind not in (RPYC, RPYC_BARE)]
     rows: list[Row] = []
     for kind in kinds:
         rows += run_kind(kind, warmup, seconds)
@@ -756,7 +783,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mode", choices=MODES, default="sequential",
                         help="the mode to profile")
     parser.add_argument("--top", type=int, default=30, help="profile lines to print")
-    parser.add_argument("--serve", choices=("rpcx", "raw", "grpc", "rpyc"),
+    parser.add_argument("--serve", choices=("rpcx", "raw", "grpc", "rpyc", "rpyc-bare"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
