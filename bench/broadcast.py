@@ -29,7 +29,6 @@ import contextlib
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ import trio
 import trio.testing
 
 import rpcx_broadcast
+from rpcx.testing import free_ports
 from rpcx_broadcast.runtime import ORDERS
 from rpcx_broadcast.testing.member import read_history
 
@@ -51,16 +51,6 @@ ORDER_LIST = ["reliable", "fifo", "causal", "total", "fifo_total", "lamport_fifo
 #: adapter does not count bytes); saturation and failover: bench/broadcast_saturation.py
 #: and tests/broadcast/_raft_failover.py
 PROCESS_ORDERS = [*ORDER_LIST, "raft"]
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def run_processes(order: str, n: int, count: int, rate: float,

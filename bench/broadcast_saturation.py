@@ -27,7 +27,6 @@ import functools
 import json
 import logging
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from pathlib import Path
 import trio
 
 import rpcx_broadcast
+from rpcx.testing import free_ports
 from rpcx_broadcast.runtime import make_stack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,16 +128,6 @@ async def member(me: str, order: str, members: dict[str, str], seconds: float, s
                                   "view": stats.view, "members": list(stats.members),
                                   "error": error}),
               flush=True)
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def run(order: str, n: int, seconds: float, size: int, memory: bool) -> dict[str, object]:

@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from rpcx.testing import free_ports
+
 ROOT = Path(__file__).resolve().parent.parent
 BODY = {"card": {"card_number": "4111 1111 1111 1111", "expiry_date": "10/2030",
                  "cvc": "123"}, "amount": "3.99", "currency": "GBP", "merchant": "Acme Ltd"}
@@ -31,9 +33,7 @@ PATH = "/payments.Payments/process_payment"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def wait_for(port: int, timeout: float = 20.0) -> None:

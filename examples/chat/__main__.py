@@ -14,12 +14,12 @@ checker, on each member's log.
 from __future__ import annotations
 
 import json
-import socket
 import sys
 
 import trio
 
 import rpcx_broadcast
+from rpcx.testing import free_ports
 from rpcx_broadcast import CAUSAL, Event, History
 
 NAMES = ("alice", "bob", "carol")
@@ -27,16 +27,6 @@ QUESTIONS = {"alice": ["anyone up for lunch?", "what time is the demo?"],
              "bob": ["who broke the build?", "coffee?"],
              "carol": ["is the wiki down?", "who has the projector?"]}
 TOTAL = sum(len(q) for q in QUESTIONS.values()) * len(NAMES)  # each question: itself + 2 replies
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 async def member(me: str, members: dict[str, str], transcripts: dict[str, list[dict[str, str]]],

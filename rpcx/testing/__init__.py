@@ -8,6 +8,9 @@ Streaming calls work too, in the caller's task (there is no network to wait on):
 stream's handler runs as the caller takes its items; a client stream's items are
 marshalled as they are sent and handed to the handler when the caller ends its side, so
 a bidirectional handler sees everything sent before the caller first reads.
+
+:func:`free_ports` finds ports for servers that other processes will start (demos,
+process tests, benchmarks), where no outgoing connection can take them first.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from rpcx.runtime.options import deadline_scope, effective_deadline
 from rpcx.runtime.streams import END, run_handler
 from rpcx.schema import MethodSpec
 from rpcx.status import Status
+from rpcx.testing.ports import free_ports
 from rpcx.text import lower_start
 
-__all__ = ["LocalChannel"]
+__all__ = ["LocalChannel", "free_ports"]
 
 
 class LocalChannel:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,21 +28,10 @@ from types import TracebackType
 import trio
 
 import rpcx
+from rpcx.testing.ports import free_ports
 from rpcx_broadcast._generated.replicated_rpcx import ReplicaStatus, ReplicationClient
 
 __all__ = ["ProcessCluster", "free_ports"]
-
-
-def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
-    """``n`` distinct TCP ports of ``host`` that nothing listens on right now."""
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind((host, 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _import_root(service: str) -> str | None:

@@ -10,7 +10,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from rpcx.testing import free_ports
 from rpcx_broadcast import History, check
 from rpcx_broadcast.runtime import FIFO_TOTAL, JOINABLE_ORDERS, ORDERS, TOTAL
 from rpcx_broadcast.testing.member import read_history, read_log
@@ -28,17 +28,6 @@ from rpcx_broadcast.testing.properties import prior_from_counts
 ROOT = Path(__file__).resolve().parents[2]
 PER_MEMBER = 60
 RATE = 40.0
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def start(me: str, order: str, members: dict[str, str] | None, log: Path, *,

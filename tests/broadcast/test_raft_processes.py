@@ -18,7 +18,6 @@ import functools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ import trio
 
 import rpcx
 from examples.kvstore.kvstore_rpcx import KvStoreClient
+from rpcx.testing import free_ports
 from rpcx_broadcast import (
     Event,
     History,
@@ -46,17 +46,6 @@ ELECTION_TIMEOUT = 0.5
 RATE = 40.0
 WAIT = 30.0
 """Seconds any one awaited event may take (process start-up on a loaded machine)."""
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = WAIT,

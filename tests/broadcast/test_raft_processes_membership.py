@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rpcx.testing import free_ports
 from rpcx_broadcast.testing.member import read_log
 from tests.broadcast.test_raft_processes import (
     Cluster,
     Member,
     check_logs,
-    free_ports,
     wait_until,
 )
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import attrs
 
+from rpcx.testing import free_ports
+
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 20.0
 
@@ -63,10 +65,8 @@ def payments_process(directory: Path, *extra: str) -> Iterator[PaymentsProcess]:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port below the kernel's ephemeral range that nothing listens on."""
+    return free_ports(1)[0]
 
 
 def raw_http(url: str, data: bytes, *, timeout: float = 5.0) -> bytes:
