@@ -231,7 +231,19 @@ class Replica(Generic[U, R]):
 
     async def _apply_deliveries(self) -> None:
         me = self.group.me
-        async for delivery in self.group.deliveries:
+        deliveries = self.group.deliveries
+        while True:
+            # What is queued is applied in one turn (no scheduling point per delivery),
+            # so the callers answered by one commit are woken together.
+            try:
+                delivery = deliveries.receive_nowait()
+            except trio.WouldBlock:
+                try:
+                    delivery = await deliveries.receive()
+                except trio.EndOfChannel:
+                    return
+            except trio.EndOfChannel:
+                return
             try:
                 update = self._decode(delivery.payload)
             except rpcx.CodecError as exc:
