@@ -194,11 +194,21 @@ class _Handler(idl.RaftService):
 
     async def push(self, sender: str, msgs: list[idl.RaftMsg]) -> None:
         self._check()
-        await self._member._inbox_send.send((sender, msgs))
+        await self._queue((sender, msgs))
 
     async def deliver(self, sender: str, msgs: list[idl.RaftMsg]) -> None:
         self._check()
-        await self._member._inbox_send.send((sender, msgs))
+        await self._queue((sender, msgs))
+
+    async def _queue(self, item: _Input) -> None:
+        # Without waiting while the inbox has room: a handler that never waits is
+        # answered by the connection's reader itself, with the other answers of the same
+        # read, instead of in a task of its own. A full inbox makes the caller wait
+        # (backpressure: one deliver in flight per peer).
+        try:
+            self._member._inbox_send.send_nowait(item)
+        except trio.WouldBlock:
+            await self._member._inbox_send.send(item)
 
     async def join(self, name: str, address: str) -> idl.JoinReply:
         self._check()
