@@ -30,6 +30,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "rpcx.protocol.connection",
     "rpcx.codec._cbor",
     "rpcx.codec._typed",
+    "rpcx.runtime.link",
 )
 """The modules the compiled build compiles (one list, read by ``hatch_build.py``)."""
 

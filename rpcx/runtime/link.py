@@ -142,19 +142,30 @@ class Link:
                 nursery.start_soon(self._reader_loop)
                 await self._reading_done.wait()
                 nursery.cancel_scope.cancel()
-        except* Exception:
-            # A bug on this connection (in rpcx or in an owner's event handler) ends this
-            # connection, never the server or channel that owns it: its calls are
-            # reported aborted, so nobody waits for them.
-            logger.exception("%s: connection ended by an internal error", self.name)
-            if not self.finished():
-                self.conn.close(trio.current_time(), status=Status.INTERNAL,
-                                message="internal error; the connection was closed")
-                self._process()
+        except BaseExceptionGroup as group:
+            # (``except* Exception``, written out: mypyc compiles no ``except*``)
+            bugs, rest = group.split(Exception)
+            if bugs is None:
+                raise  # (Cancelled, KeyboardInterrupt...: none of this method's business)
+            self._ended_by_bug(bugs)
+            if rest is not None:
+                raise rest from None  # (as except* re-raises what it did not match)
+        except Exception as exc:  # (the nursery wraps everything; just in case)
+            self._ended_by_bug(exc)
         finally:
             self.closed.set()
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(self.stream)
+
+    def _ended_by_bug(self, bug: BaseException) -> None:
+        # A bug on this connection (in rpcx or in an owner's event handler) ends this
+        # connection, never the server or channel that owns it: its calls are reported
+        # aborted, so nobody waits for them.
+        logger.error("%s: connection ended by an internal error", self.name, exc_info=bug)
+        if not self.finished():
+            self.conn.close(trio.current_time(), status=Status.INTERNAL,
+                            message="internal error; the connection was closed")
+            self._process()
 
     async def _reader_loop(self) -> None:
         # The task's one cancel scope: a job that waits in this task gets it (see the
