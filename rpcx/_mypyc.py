@@ -31,6 +31,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "rpcx.codec._cbor",
     "rpcx.codec._typed",
     "rpcx.runtime.link",
+    "rpcx.runtime.options",
     "rpcx.runtime.unary",
 )
 """The modules the compiled build compiles (one list, read by ``hatch_build.py``)."""

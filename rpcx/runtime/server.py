@@ -17,7 +17,6 @@ replays the first result.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -28,10 +27,7 @@ import trio
 
 from rpcx.codec import Codec, get_codec
 from rpcx.protocol import (
-    CallAborted,
-    CancelReceived,
     Connection,
-    DeadlineExpired,
     DedupCache,
     Event,
     RequestReceived,
@@ -55,8 +51,8 @@ from rpcx.runtime.accept import accept_forever, describe_peer
 from rpcx.runtime.dispatch import Dispatcher, Reply, Success
 from rpcx.runtime.interceptors import ServerInterceptor
 from rpcx.runtime.link import Link
-from rpcx.runtime.streams import STREAM_EVENTS, ServerCallStream
-from rpcx.runtime.unary import CallState, answer, run_call
+from rpcx.runtime.streams import ServerCallStream
+from rpcx.runtime.unary import CallState, ServerLink, answer
 from rpcx.transport import Transport, bound_url, parse_address, transport_for
 
 __all__ = ["Server", "ServerStatistics", "open_server", "serve"]
@@ -188,32 +184,9 @@ class Server:
         conn = Connection(Role.SERVER, now=trio.current_time(), budget=self.receive_budget,
                           **self._conn_options)
         owner = self._stats["connections_total"]  # owns the idempotency keys it sends
-        calls: dict[int, CallState] = {}
-        streams: dict[int, ServerCallStream] = {}
-        streaming = self.dispatcher.streaming
         peer = describe_peer(stream)
-
-        def on_event(event: Event) -> None:
-            if isinstance(event, RequestReceived):
-                state = calls[event.call_id] = CallState()
-                if streaming and event.method in streaming and not event.oneway:
-                    streams[event.call_id] = ServerCallStream(
-                        link, event.call_id, streaming[event.method], self.codec)
-                    link.queue_work(functools.partial(self._run_stream, link, event, state,
-                                                      calls, streams, peer), state.suspended)
-                    return
-                link.queue_work(functools.partial(run_call, self, link, event, state, calls,
-                                                  peer, owner), state.suspended)
-            elif isinstance(event, CancelReceived | DeadlineExpired | CallAborted):
-                running = calls.pop(event.call_id, None)
-                if running is not None:
-                    running.cancel()
-            elif isinstance(event, STREAM_EVENTS):
-                call_stream = streams.get(event.call_id)
-                if call_stream is not None:
-                    call_stream.on_event(event)
-
-        link = Link(stream, conn, on_event, name=peer)
+        link = Link(stream, conn, _no_event, name=peer)
+        link.on_event = ServerLink(self, link, peer, owner).on_event  # (no lambda between)
         self._links.add(link)
         if self._shutdown.is_set():
             # Accepted just as the drain began: tell it at once, like the others.
@@ -253,6 +226,10 @@ class Server:
     def statistics(self) -> ServerStatistics:
         return ServerStatistics(connections=len(self._links), calls_in_flight=self._in_flight,
                                 idempotency_entries=len(self._dedup), **self._stats)
+
+
+def _no_event(_event: Event) -> None:
+    """A Link's owner until the real one is set (nothing runs in between)."""
 
 
 def _reply_size(reply: Reply) -> int:

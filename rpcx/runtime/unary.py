@@ -10,9 +10,9 @@ rest of the runtime stays interpreted, beside it:
   :func:`attempt`; a connection's calls waiting for replies are a :class:`ClientLink`
   of :class:`Pending` calls, resolved by the connection's events.
 - server (``rpcx.runtime.server``): :class:`Server <rpcx.runtime.server.Server>` accepts
-  connections and queues one job per request; a unary request's job is
-  :func:`run_call` (a keyed one goes through the de-duplication cache:
-  :func:`execute`), with its :class:`CallState`.
+  connections; a connection's events go to its :class:`ServerLink`, which queues one
+  job per request; a unary request's job is :func:`run_call` (a keyed one goes through
+  the de-duplication cache: :func:`execute`), with its :class:`CallState`.
 
 The functions take the channel or the server as their first argument and read its
 settings from it; they behave exactly as the methods they were written from.
@@ -20,6 +20,7 @@ settings from it; they behave exactly as the methods they were written from.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -39,6 +40,7 @@ from rpcx.errors import (
 )
 from rpcx.protocol import (
     CallAborted,
+    CancelReceived,
     ConnectionState,
     ConnectionTerminated,
     DeadlineExpired,
@@ -58,7 +60,7 @@ from rpcx.runtime.dispatch import Failure, Reply, Route, Success, unpack_reply
 from rpcx.runtime.link import Link
 from rpcx.runtime.options import enter_call
 from rpcx.runtime.retry import RetryPolicy
-from rpcx.runtime.streams import STREAM_EVENTS, StreamCore
+from rpcx.runtime.streams import STREAM_EVENTS, ServerCallStream, StreamCore
 from rpcx.schema import MethodSpec
 from rpcx.status import Status
 
@@ -66,8 +68,8 @@ if TYPE_CHECKING:
     from rpcx.runtime.channel import Channel
     from rpcx.runtime.server import Server
 
-__all__ = ["CallState", "ClientLink", "Pending", "StreamPending", "answer", "attempt",
-           "execute", "run_call", "unary"]
+__all__ = ["CallState", "ClientLink", "Pending", "ServerLink", "StreamPending", "answer",
+           "attempt", "execute", "run_call", "unary"]
 
 logger = logging.getLogger("rpcx.server")  # (answer's, as the server's own)
 
@@ -353,6 +355,46 @@ class CallState:
         self.cancelled = True
         if self.scope is not None:
             self.scope.cancel()
+
+
+class ServerLink:
+    """A server connection's calls: each request becomes a job for the link's reader
+    (:func:`run_call`, or the server's ``_run_stream`` for a streaming call); a cancel,
+    an expired deadline or a lost connection cancels its job."""
+
+    def __init__(self, server: Server, link: Link, peer: str, owner: int) -> None:
+        self.server = server
+        self.link = link
+        self.peer = peer
+        self.owner = owner
+        """The connection's number: it owns the idempotency keys it sends."""
+        self.calls: dict[int, CallState] = {}
+        self.streams: dict[int, ServerCallStream] = {}
+        self.streaming: dict[str, MethodSpec] = server.dispatcher.streaming
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, RequestReceived):
+            state = self.calls[event.call_id] = CallState()
+            streaming = self.streaming
+            server = self.server
+            if streaming and event.method in streaming and not event.oneway:
+                self.streams[event.call_id] = ServerCallStream(
+                    self.link, event.call_id, streaming[event.method], server.codec)
+                self.link.queue_work(functools.partial(
+                    server._run_stream, self.link, event, state, self.calls, self.streams,
+                    self.peer), state.suspended)
+                return
+            self.link.queue_work(functools.partial(
+                run_call, server, self.link, event, state, self.calls, self.peer,
+                self.owner), state.suspended)
+        elif isinstance(event, (CancelReceived, DeadlineExpired, CallAborted)):
+            running = self.calls.pop(event.call_id, None)
+            if running is not None:
+                running.cancel()
+        elif isinstance(event, STREAM_EVENTS):
+            call_stream = self.streams.get(event.call_id)
+            if call_stream is not None:
+                call_stream.on_event(event)
 
 
 async def run_call(server: Server, link: Link, event: RequestReceived, state: CallState,
