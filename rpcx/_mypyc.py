@@ -30,6 +30,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "rpcx.protocol.connection",
     "rpcx.codec._cbor",
     "rpcx.codec._typed",
+    "rpcx.runtime.dispatch",
     "rpcx.runtime.link",
     "rpcx.runtime.options",
     "rpcx.runtime.unary",
