@@ -240,12 +240,12 @@ async def attempt(channel: Channel, method: MethodSpec, deadline: float,
                   policy: RetryPolicy) -> bytes | Failure:
     """One attempt of a unary call on ``channel``: the reply's payload (success) or a
     Failure carrying a declared error; other failures raise."""
-    now = trio.current_time()
+    current: ClientLink | None = channel._link
+    now = trio.current_time() if current is None else current.link.now()
     if now >= deadline:
         raise DeadlineExceeded(f"{method.path}: deadline passed before sending")
     # Waiting for a connection or for room on it counts against the deadline too.
     # (The common case, a usable connection with room, takes no cancel scope.)
-    current: ClientLink | None = channel._link
     max_calls: int = channel._max_calls
     link: ClientLink
     if (current is not None and not channel._closed and current.usable
