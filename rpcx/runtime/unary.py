@@ -402,7 +402,7 @@ async def run_call(server: Server, link: Link, event: RequestReceived, state: Ca
     """The job that answers a unary (or one-way) request on ``link``."""
     server._stats["calls"] += 1
     if state.cancelled or (event.deadline is not None
-                           and trio.current_time() >= event.deadline):
+                           and link.now() >= event.deadline):
         # Cancelled before it started (CANCEL in the same read, connection lost) or
         # arrived with no time left (timeout_ms 0): not run at all. The connection
         # answers it (its timer sends DEADLINE_EXCEEDED).
@@ -418,7 +418,7 @@ async def run_call(server: Server, link: Link, event: RequestReceived, state: Ca
         reply: Reply | None
         route = None if event.oneway else dispatcher.unary_route(event.method)
         if key is not None and not event.oneway and server._deduplicate:
-            reply = await execute(server, event, peer, owner, route)
+            reply = await execute(server, link, event, peer, owner, route)
         elif route is not None:
             # The common call, with Dispatcher.dispatch's steps written out (one
             # coroutine less, no Success): this job runs in a context of its own
@@ -456,8 +456,8 @@ async def run_call(server: Server, link: Link, event: RequestReceived, state: Ca
     link.rearm()  # the link writes the answer (after the read, or after this job)
 
 
-async def execute(server: Server, event: RequestReceived, peer: str, owner: int,
-                  route: Route | None) -> Reply:
+async def execute(server: Server, link: Link, event: RequestReceived, peer: str,
+                  owner: int, route: Route | None) -> Reply:
     """A call with an idempotency key: through the server's de-duplication cache.
     ``route``: the method's when the handler may run without ``Dispatcher.dispatch``
     (see :func:`run_call`)."""
@@ -468,7 +468,7 @@ async def execute(server: Server, event: RequestReceived, peer: str, owner: int,
     dedup = server._dedup
     dispatcher = server.dispatcher
     while True:
-        decision = dedup.begin(event.method, key, trio.current_time(), owner)
+        decision = dedup.begin(event.method, key, link.now(), owner)
         if isinstance(decision, Replay):
             server._stats["replayed"] += 1
             reply: Reply = decision.reply
@@ -505,7 +505,7 @@ async def execute(server: Server, event: RequestReceived, peer: str, owner: int,
             dedup.abandon(event.method, key)  # not finished: a retry may run it
             raise
         else:
-            dedup.complete(event.method, key, reply, trio.current_time())
+            dedup.complete(event.method, key, reply, link.now())
             return reply
         finally:
             done = server._dedup_done.pop(entry, None)
