@@ -139,7 +139,9 @@ class Channel:
         (A coroutine to await, as from an ``async def``; without interceptors it is the
         call's own, one layer less on every call.)"""
         self._stats["calls"] += 1
-        deadline = effective_deadline(method, timeout, self.default_timeout)
+        link = self._link
+        deadline = effective_deadline(method, timeout, self.default_timeout,
+                                      trio.current_time if link is None else link.link.now)
         if not self._interceptors:
             # No CallInfo and no copy of the channel's metadata: nothing changes it.
             return unary(self, method, args, deadline,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextvars
 import math
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import trio
 
@@ -75,9 +75,12 @@ def enter_call(deadline: float, metadata: Mapping[str, str], key: bytes | None) 
 
 
 def effective_deadline(method: MethodSpec, timeout: float | None,
-                       default_timeout: float | None) -> float:
-    """The absolute deadline for a new call: its own timeout, capped by the ambient one."""
+                       default_timeout: float | None,
+                       now: Callable[[], float] = trio.current_time) -> float:
+    """The absolute deadline for a new call: its own timeout, capped by the ambient one.
+    (``now``: the time, as ``trio.current_time`` gives it; a channel passes its
+    connection's cheaper reading of the same clock, ``Link.now``.)"""
     chosen = timeout if timeout is not None else (
         method.deadline if method.deadline is not None else default_timeout)
-    own = math.inf if chosen is None else trio.current_time() + chosen
+    own = math.inf if chosen is None else now() + chosen
     return min(own, _ambient.get()[0])
