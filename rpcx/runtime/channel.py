@@ -6,7 +6,8 @@ id. A call's life: client interceptors → encode → attempts (each on the curr
 connection, retried per the :class:`~rpcx.runtime.retry.RetryPolicy`) → decode or raise.
 
 Open one with :func:`open_channel`; it owns a nursery for the connection's reader, so
-nothing outlives the ``async with`` block.
+nothing outlives the ``async with`` block. A unary call's per-call steps (the attempts,
+the calls waiting for replies) are in :mod:`rpcx.runtime.unary`.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ blocks others. It is cancelled (once it waits: see ``rpcx.runtime.link``) at its
 deadline, when the client cancels or when the connection is lost. Non-idempotent calls
 carry an idempotency key: the server's de-duplication cache (shared by all connections,
 since a retry often arrives on a new one) makes a retried call execute at most once and
-replays the first result.
+replays the first result. A unary request's job (and the connection's event handler
+that queues it) is in :mod:`rpcx.runtime.unary`.
 """
 
 from __future__ import annotations
