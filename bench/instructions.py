@@ -470,8 +470,8 @@ LEVELS: dict[str, list[Target]] = {
     "runtime": [
         T("call", "rpcx.runtime.channel:Channel.call", "client", "channel",
           "`channel.py:Channel.call` (incl. below)", is_async=True),
-        T("run_call", "rpcx.runtime.server:Server._run_call", "server", "server",
-          "`server.py:Server._run_call` (incl. `_execute`, dispatch, reply)", is_async=True),
+        T("run_call", "rpcx.runtime.unary:run_call", "server", "server",
+          "`unary.py:run_call` (incl. `execute`, dispatch, reply)", is_async=True),
         T("process", "rpcx.runtime.link:Link._process", "client,server", "link",
           "`link.py:Link._process` (events() + on_event; server: queues the job)"),
         T("flush", "rpcx.runtime.link:Link.flush", "client,server", "link",
@@ -489,8 +489,8 @@ LEVELS: dict[str, list[Target]] = {
           "connection", "`connection.py:Connection.send_response` (incl. ResponseFrame)"),
         T("dispatch", "rpcx.runtime.dispatch:Dispatcher.dispatch", "server", "dispatch",
           "`dispatch.py:Dispatcher.dispatch` (incl. codec, handler)", is_async=True),
-        T("unary", "rpcx.runtime.channel:Channel._unary", "client", "channel",
-          "`channel.py:Channel._unary` (incl. encode, _attempt, decode)", is_async=True),
+        T("unary", "rpcx.runtime.channel:unary", "client", "channel",
+          "`unary.py:unary` (incl. encode, attempt, decode)", is_async=True),
         T("send_all", "rpcx.transport.sockets:SocketStream.send_all", "client,server", "socket",
           "`sockets.py:SocketStream.send_all` (only a write the socket did not take "
           "at once)", is_async=True),
@@ -507,8 +507,9 @@ LEVELS: dict[str, list[Target]] = {
         T("handler", "examples.payments.service:Payments.process_payment", "server",
           "handler", "the handler `Payments.process_payment` (Luhn check, ledger)",
           is_async=True),
-        T("attempt", "rpcx.runtime.channel:Channel._attempt", "client", "channel",
-          "`channel.py:Channel._attempt` (incl. start_call, flush, wait)", is_async=True),
+        T("attempt", "rpcx.runtime.unary:attempt", "client", "channel",
+          "`unary.py:attempt` (incl. start_call, flush, wait; pure build only: compiled, "
+          "`unary` calls it natively)", is_async=True),
         T("next_item", "rpcx.protocol.buffer:ReceiveBuffer.next_item", "client,server",
           "frames", "`buffer.py:ReceiveBuffer.next_item`"),
         T("scope_enter", "trio:CancelScope.__enter__", "client,server", "cancel scopes",
@@ -580,7 +581,11 @@ def install(pairs: list[str]) -> None:
             continue
         owner, attr = _resolve(target.dotted)
         original = getattr(owner, attr)
-        setattr(owner, attr, _wrap(original, helpers, target.is_async))
+        try:
+            setattr(owner, attr, _wrap(original, helpers, target.is_async))
+        except TypeError:  # a class compiled by mypyc (the compiled build) takes no wrapper
+            print(f"not measured: {target.dotted} (compiled)", file=sys.stderr)
+            continue
         if target.dotted == "rpcx.protocol.connection:encode_frame":
             import rpcx.protocol.frames as frames
             frames.encode_frame = getattr(owner, attr)

@@ -1,11 +1,20 @@
 """What the modules that mypyc may compile need from it, without depending on it.
 
 ``pip install -e .`` is pure Python and needs neither mypy nor mypy_extensions; the
-compiled build (``RPCX_MYPYC=1``, see ``hatch_build.py``) compiles a few byte-level modules
-with mypyc. Classes in those modules that must stay ordinary Python classes (attrs
-classes: mypyc would make them native and break attrs) are marked
-``@mypyc_attr(native_class=False)``; mypyc reads the mark when it compiles, and at run
-time it does nothing.
+compiled build (``RPCX_MYPYC=1``, see ``hatch_build.py``) compiles the modules of every
+call's path with mypyc: the byte-level ones and the runtime's hot path. Classes in those
+modules that must stay ordinary Python classes (attrs classes: mypyc would make them
+native and break attrs) are marked ``@mypyc_attr(native_class=False)``; a class that
+interpreted code subclasses is marked ``@mypyc_attr(allow_interpreted_subclasses=True)``
+(``Connection``: compiled callers then reach a subclass's overrides). mypyc reads the
+marks when it compiles, and at run time they do nothing.
+
+What stays interpreted, and why: modules with ``except*`` or async generators
+(``@asynccontextmanager``) that mypyc does not compile, and the places tests or users
+patch or subclass (``Channel`` and ``Server`` construct their ``Connection`` in
+interpreted code, so a test can hand them a subclass; ``SocketStream.send_nowait`` is
+patched by a test). A compiled function calls another compiled one natively, past any
+monkeypatched module or class attribute.
 """
 
 from __future__ import annotations
@@ -30,6 +39,10 @@ COMPILED_MODULES: tuple[str, ...] = (
     "rpcx.protocol.connection",
     "rpcx.codec._cbor",
     "rpcx.codec._typed",
+    "rpcx.runtime.dispatch",
+    "rpcx.runtime.link",
+    "rpcx.runtime.options",
+    "rpcx.runtime.unary",
 )
 """The modules the compiled build compiles (one list, read by ``hatch_build.py``)."""
 

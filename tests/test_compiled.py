@@ -30,3 +30,45 @@ def test_attrs_classes_in_compiled_modules_stay_attrs_classes() -> None:
     assert notice == Oversized(header)  # type: ignore[call-arg]
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         notice.header = header  # type: ignore[attr-defined]
+
+
+def test_the_runtime_s_reply_classes_stay_attrs_classes() -> None:
+    from rpcx.runtime.dispatch import Failure, Route, Success
+    from rpcx.status import Status
+
+    for cls in (Failure, Route, Success):
+        assert attrs.has(cls)
+    failure = Failure(Status.INTERNAL, "oops")
+    assert failure == Failure(Status.INTERNAL, "oops", {})
+    assert attrs.evolve(failure, local=True).local
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        failure.message = "changed"  # type: ignore[misc]
+
+
+def test_a_connection_subclass_s_override_is_what_a_compiled_link_calls() -> None:
+    """``Connection`` allows interpreted subclasses (tests inject bugs through one, see
+    tests/runtime/test_connection_isolation.py): a compiled ``Link`` must reach the
+    subclass's method, not the compiled one."""
+    import trio
+    import trio.testing
+
+    from rpcx.protocol import Connection, Role
+    from rpcx.runtime.link import Link
+
+    seen: list[bytes] = []
+
+    class Recording(Connection):
+        def receive_data(self, data: bytes, now: float) -> None:
+            seen.append(data)
+            super().receive_data(data, now)
+
+    async def main() -> None:
+        left, right = trio.testing.memory_stream_pair()
+        link = Link(left, Recording(Role.CLIENT, now=trio.current_time()), lambda _: None)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(link.run)
+            await right.send_all(b"not a preface")
+            with trio.fail_after(5):
+                await link.closed.wait()  # (the bytes end the connection: a bad preface)
+    trio.run(main)
+    assert seen and seen[0].startswith(b"not a preface")

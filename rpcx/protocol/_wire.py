@@ -85,7 +85,7 @@ _unpack_header = HEADER.unpack_from
 
 def parse_header(data: bytes | bytearray | memoryview) -> FrameHeader:
     """Decode the first 12 bytes of ``data`` (the caller guarantees there are 12)."""
-    header = FrameHeader._make(_unpack_header(data))
+    header = tuple.__new__(FrameHeader, _unpack_header(data))  # (_make, in C)
     if header.meta_length > header.body_length:
         raise RemoteProtocolError(
             f"meta_length {header.meta_length} exceeds body_length {header.body_length}"

@@ -34,6 +34,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final
 
+from rpcx._mypyc import mypyc_attr
 from rpcx.errors import LocalProtocolError, RemoteProtocolError, RpcError
 from rpcx.protocol._wire import (
     _ONEWAY,
@@ -143,6 +144,7 @@ class ConnectionState(enum.Enum):
     """Finished; flush ``data_to_send()`` and close the stream."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # (tests subclass it to inject a bug)
 class Connection(StreamsMixin):
     """One end of an rpcx connection; see the module docstring for the driving loop.
 

@@ -6,13 +6,13 @@ id. A call's life: client interceptors → encode → attempts (each on the curr
 connection, retried per the :class:`~rpcx.runtime.retry.RetryPolicy`) → decode or raise.
 
 Open one with :func:`open_channel`; it owns a nursery for the connection's reader, so
-nothing outlives the ``async with`` block.
+nothing outlives the ``async with`` block. A unary call's per-call steps (the attempts,
+the calls waiting for replies) are in :mod:`rpcx.runtime.unary`.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import random
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -23,23 +23,13 @@ import trio
 
 from rpcx.codec import Codec, get_codec
 from rpcx.errors import (
-    CodecError,
     DeadlineExceeded,
-    DeclaredError,
-    RemoteError,
     RpcError,
     Unavailable,
 )
 from rpcx.protocol import (
-    CallAborted,
     Connection,
-    ConnectionState,
-    ConnectionTerminated,
-    DeadlineExpired,
-    ErrorReceived,
     Event,
-    GoAwayReceived,
-    ResponseReceived,
     Role,
 )
 from rpcx.protocol.connection import (
@@ -47,15 +37,15 @@ from rpcx.protocol.connection import (
     DEFAULT_KEEPALIVE_TIMEOUT,
     DEFAULT_MAX_CONCURRENT_CALLS,
     DEFAULT_MAX_FRAME_SIZE,
-    TOO_LARGE,
 )
-from rpcx.runtime._errors import error_for, map_stream_errors
-from rpcx.runtime.dispatch import Failure, unpack_reply
+from rpcx.runtime._errors import map_stream_errors
+from rpcx.runtime.dispatch import Failure
 from rpcx.runtime.interceptors import CallInfo, ClientInterceptor, run_chain
 from rpcx.runtime.link import Link
 from rpcx.runtime.options import effective_deadline
 from rpcx.runtime.retry import RetryPolicy
-from rpcx.runtime.streams import STREAM_EVENTS, StreamCore
+from rpcx.runtime.streams import StreamCore
+from rpcx.runtime.unary import ClientLink, StreamPending, attempt, unary
 from rpcx.schema import MethodSpec
 from rpcx.status import Status
 from rpcx.transport import Transport, parse_address, transport_for
@@ -81,113 +71,6 @@ class ChannelStatistics:
     connect_failures: int
     open_calls: int
     connected: bool
-
-
-class _Pending:
-    """A call waiting for its reply: the caller parks on it (trio.lowlevel, cheaper than
-    an Event on this per-call path) and the reader resolves it. A successful reply is
-    kept as its payload (bytes), without a :class:`Success` around it."""
-
-    __slots__ = ("_task", "reply")
-
-    def __init__(self) -> None:
-        self.reply: bytes | Failure | None = None
-        self._task: trio.lowlevel.Task | None = None
-
-    def resolve(self, reply: bytes | Failure) -> bool:
-        """Keep the reply and wake the caller; True if a parked caller was woken."""
-        if self.reply is None:
-            self.reply = reply
-            task, self._task = self._task, None
-            if task is not None:
-                trio.lowlevel.reschedule(task)
-                return True
-        return False
-
-    async def wait(self) -> None:
-        """Until resolved (a checkpoint: cancellable like any trio wait)."""
-        if self.reply is not None:
-            await trio.lowlevel.checkpoint()
-            return
-        self._task = trio.lowlevel.current_task()
-        await trio.lowlevel.wait_task_rescheduled(self._abort)
-
-    def _abort(self, _: object) -> trio.lowlevel.Abort:
-        self._task = None
-        return trio.lowlevel.Abort.SUCCEEDED
-
-
-class _StreamPending(_Pending):
-    """A streaming call's outcome: also wakes the stream's reader and writer."""
-
-    __slots__ = ("core",)
-
-    def __init__(self, core: StreamCore) -> None:
-        super().__init__()
-        self.core = core
-
-    def resolve(self, reply: bytes | Failure) -> bool:
-        super().resolve(reply)
-        self.core.wake()
-        return False  # (not a unary caller: see _ClientLink.woken)
-
-
-class _ClientLink:
-    """A client connection and its calls awaiting replies."""
-
-    def __init__(self, link: Link) -> None:
-        self.link = link
-        self.pending: dict[int, _Pending] = {}
-        self.woken = 0
-        """Unary callers woken with their reply that have not run yet. While there are
-        any, a caller that starts a new call leaves its request queued, and the last of
-        them to run writes what is queued: the requests of callers woken by one read
-        go out in two writes, not one each (64 calls in flight)."""
-        self.streams: dict[int, StreamCore] = {}  # streaming calls (rpcx.runtime.streams)
-
-    def on_event(self, event: Event) -> None:
-        if isinstance(event, ResponseReceived):
-            self._resolve(event.call_id, event.payload)
-        elif isinstance(event, STREAM_EVENTS):
-            core = self.streams.get(event.call_id)
-            if core is not None:
-                core.on_event(event)
-        elif isinstance(event, ErrorReceived):
-            self._resolve(event.call_id, Failure(
-                event.status, event.message, dict(event.details),
-                error_name=event.error_name, error_payload=event.error_payload))
-        elif isinstance(event, DeadlineExpired):
-            self._resolve(event.call_id,
-                          Failure(Status.DEADLINE_EXCEEDED, "deadline exceeded", local=True))
-        elif isinstance(event, CallAborted):
-            self._resolve(event.call_id, Failure(event.status, event.message,
-                                                 dict(event.details),
-                                                 local=event.outcome_unknown))
-        elif isinstance(event, GoAwayReceived):
-            self.link.call_ended()  # callers waiting for room here must go elsewhere
-        elif isinstance(event, ConnectionTerminated):
-            for call_id in list(self.pending):
-                self._resolve(call_id, Failure(Status.UNAVAILABLE,
-                                               f"connection ended: {event.message}",
-                                               local=True))
-
-    def _resolve(self, call_id: int, reply: bytes | Failure) -> None:
-        pending = self.pending.pop(call_id, None)
-        if pending is not None and pending.resolve(reply):
-            self.woken += 1
-        self.link.call_ended()
-
-    def caller_woke(self) -> None:
-        """A unary caller woken by :meth:`_resolve` runs: the last of those woken together
-        writes the requests the others left queued (see :attr:`woken`)."""
-        self.woken -= 1
-        if not self.woken and not self.link.flush_nowait() and not self.link.closed.is_set():
-            self.link.flush_soon()  # (the socket did not take it all, or not a socket)
-
-    @property
-    def usable(self) -> bool:
-        return (not self.link.closed.is_set()
-                and self.link.conn.state is ConnectionState.OPEN)
 
 
 def _no_event(_event: Event) -> None:
@@ -240,7 +123,7 @@ class Channel:
         self._connect_timeout = connect_timeout
         self._reconnect_backoff = reconnect_backoff
         self._random = random.Random(seed)
-        self._link: _ClientLink | None = None
+        self._link: ClientLink | None = None
         self._connect_lock = trio.Lock()
         self._next_connect_at = -math.inf
         self._failed_connects = 0
@@ -257,12 +140,14 @@ class Channel:
         (A coroutine to await, as from an ``async def``; without interceptors it is the
         call's own, one layer less on every call.)"""
         self._stats["calls"] += 1
-        deadline = effective_deadline(method, timeout, self.default_timeout)
+        link = self._link
+        deadline = effective_deadline(method, timeout, self.default_timeout,
+                                      trio.current_time if link is None else link.link.now)
         if not self._interceptors:
             # No CallInfo and no copy of the channel's metadata: nothing changes it.
-            return self._unary(method, args, deadline,
-                               {**self._metadata, **metadata} if metadata
-                               else self._metadata, count_failures=True)
+            return unary(self, method, args, deadline,
+                         {**self._metadata, **metadata} if metadata else self._metadata,
+                         True)
         return self._call_chain(CallInfo(method, {**self._metadata, **metadata} if metadata
                                          else dict(self._metadata), deadline, args))
 
@@ -324,7 +209,7 @@ class Channel:
         call_id = link.link.conn.start_call(
             core.method.path, payload, now=now,
             timeout=None if deadline == math.inf else deadline - now, metadata=core.metadata)
-        pending = _StreamPending(core)
+        pending = StreamPending(core)
         link.pending[call_id] = pending
         link.streams[call_id] = core
 
@@ -342,146 +227,14 @@ class Channel:
     # -- calls ---------------------------------------------------------------------------
 
     def _unary_info(self, info: CallInfo) -> Coroutine[Any, Any, Any]:
-        return self._unary(info.method, info.args, info.deadline, info.metadata)
+        return unary(self, info.method, info.args, info.deadline, info.metadata)
 
-    async def _unary(self, method: MethodSpec, args: tuple[Any, ...], deadline: float,
-                     metadata: Mapping[str, str], *, count_failures: bool = False) -> Any:
-        try:
-            payload = self.codec.encode(method.params, args)  # bad arguments raise here
-        except RpcError:
-            if count_failures:
-                self._stats["failures"] += 1
-            raise
-        key = None if method.idempotent else os.urandom(16)
-        policy = self.retry
-        attempt = 1
-        unknown = False
-        while True:
-            self._stats["attempts"] += 1
-            try:
-                reply = await self._attempt(method, deadline, metadata, payload, key, policy)
-                if isinstance(reply, Failure):
-                    return unpack_reply(method, reply, self.codec)  # a declared error
-                if method.result is None:
-                    return None
-                try:  # unpack_reply(method, Success(reply), codec) without the Success
-                    return self.codec.decode(method.result, reply)
-                except CodecError as exc:
-                    raise RemoteError(Status.INTERNAL,
-                                      f"undecodable result from {method.path}: {exc}") from None
-            except DeclaredError:
-                if count_failures:
-                    self._stats["failures"] += 1
-                raise
-            except RpcError as exc:
-                # (an earlier attempt that may have run leaves the outcome unknown)
-                unknown = exc.outcome_unknown = exc.outcome_unknown or unknown
-                if (exc.code not in policy.retryable or attempt >= policy.max_attempts
-                        or exc.details == TOO_LARGE):  # the same message is too large again
-                    if count_failures:
-                        self._stats["failures"] += 1
-                    raise
-                pause = policy.backoff(attempt, self._random)
-                if trio.current_time() + pause >= deadline:
-                    if count_failures:
-                        self._stats["failures"] += 1
-                    raise
-            self._stats["retries"] += 1
-            attempt += 1
-            await trio.sleep(pause)
-
-    async def _attempt(self, method: MethodSpec, deadline: float, metadata: Mapping[str, str],
-                       payload: bytes, key: bytes | None, policy: RetryPolicy
-                       ) -> bytes | Failure:
-        """One attempt: the reply's payload (success) or a Failure carrying a declared
-        error; other failures raise."""
-        now = trio.current_time()
-        if now >= deadline:
-            raise DeadlineExceeded(f"{method.path}: deadline passed before sending")
-        # Waiting for a connection or for room on it counts against the deadline too.
-        # (The common case, a usable connection with room, takes no cancel scope.)
-        current = self._link
-        if (current is not None and not self._closed and current.usable
-                and current.link.conn.open_calls < self._max_calls):
-            link = current
-        else:
-            with trio.move_on_at(deadline):
-                while True:
-                    link = await self._ready_link(deadline)
-                    await link.link.wait_for_room(self._max_calls)
-                    if link.usable:
-                        break
-                    # The connection stopped taking calls while we waited (GOAWAY, lost):
-                    # the next round connects anew.
-            now = trio.current_time()
-            if now >= deadline:
-                raise DeadlineExceeded(f"{method.path}: deadline passed before sending")
-            if not link.usable:
-                raise Unavailable(f"{self.address}: connection closed while waiting to send")
-        call_id = link.link.conn.start_call(
-            method.path, payload, now=now,
-            timeout=None if deadline == math.inf else deadline - now,
-            metadata=metadata, idempotency_key=key)
-        pending = _Pending()
-        link.pending[call_id] = pending
-        link.link.rearm()
-        # Without an attempt timeout the connection's own timer ends the call at its
-        # deadline (DeadlineExpired), so this waits for no clock of its own.
-        attempt_deadline = math.inf if policy.attempt_timeout is None else min(
-            deadline, now + policy.attempt_timeout)
-        try:
-            # Inside the try: a caller cancelled while its request waits to be written
-            # (another task is sending) must still cancel the call. Writing is bounded by
-            # the deadline too: a peer that stops reading must not hold the caller.
-            # While callers woken with this one are still to run, the last of them writes
-            # this request with theirs (_ClientLink.woken).
-            if (not link.woken and not link.link.flush_nowait()
-                    and not await link.link.flush(deadline=deadline)):
-                link.pending.pop(call_id, None)
-                error = DeadlineExceeded(f"{method.path}: deadline passed while the "
-                                         "request was being written (is the peer reading?)")
-                error.outcome_unknown = True
-                raise error
-            if attempt_deadline == math.inf:
-                # pending.wait(), inline: one coroutine less per call
-                if pending.reply is None:
-                    pending._task = trio.lowlevel.current_task()
-                    await trio.lowlevel.wait_task_rescheduled(pending._abort)
-                    link.caller_woke()  # (only _resolve reschedules this task)
-                else:
-                    await trio.lowlevel.checkpoint()
-            else:
-                with trio.move_on_at(attempt_deadline):
-                    parked = pending.reply is None
-                    await pending.wait()
-                    if parked:
-                        link.caller_woke()
-        except trio.Cancelled:
-            # The caller gave up: tell the server, so it cancels the handler.
-            if link.pending.pop(call_id, None) is not None:
-                link.link.conn.cancel_call(call_id)
-                with trio.CancelScope(shield=True):
-                    await link.link.flush()
-            raise
-        if pending.reply is None:
-            # This attempt timed out before the call's deadline. A call with an
-            # idempotency key is left running on the server so its result is stored for
-            # the retry (it is only forgotten here, freeing its slot); one without a key
-            # is cancelled there.
-            link.pending.pop(call_id, None)
-            if link.link.conn.cancel_call(call_id, notify=key is None):
-                link.link.call_ended()
-                await link.link.flush()
-            error = DeadlineExceeded(f"{method.path}: attempt timed out")
-            error.outcome_unknown = True
-            raise error
-        reply = pending.reply
-        if isinstance(reply, Failure) and reply.error_name is None:
-            failed = error_for(reply.status, reply.message, reply.details)
-            # (the server's DEADLINE_EXCEEDED: the handler was running when time ran out)
-            failed.outcome_unknown = reply.local or reply.status is Status.DEADLINE_EXCEEDED
-            raise failed
-        return reply
+    def _attempt(self, method: MethodSpec, deadline: float, metadata: Mapping[str, str],
+                 payload: bytes, key: bytes | None, policy: RetryPolicy
+                 ) -> Coroutine[Any, Any, bytes | Failure]:
+        """One attempt (:func:`rpcx.runtime.unary.attempt`): the reply's payload
+        (success) or a Failure carrying a declared error; other failures raise."""
+        return attempt(self, method, deadline, metadata, payload, key, policy)
 
     async def _oneway(self, info: CallInfo) -> None:
         payload = self.codec.encode(info.method.params, info.args)
@@ -498,7 +251,7 @@ class Channel:
 
     # -- connections ---------------------------------------------------------------------
 
-    async def _ready_link(self, deadline: float) -> _ClientLink:
+    async def _ready_link(self, deadline: float) -> ClientLink:
         if self._closed:
             raise Unavailable(f"{self.address}: channel is closed")
         link = self._link
@@ -510,7 +263,7 @@ class Channel:
                 return link
             return await self._connect(deadline)
 
-    async def _connect(self, deadline: float) -> _ClientLink:
+    async def _connect(self, deadline: float) -> ClientLink:
         if self._next_connect_at > deadline:
             raise Unavailable(f"{self.address}: unreachable (next attempt after the deadline)")
         await trio.sleep_until(self._next_connect_at)
@@ -546,7 +299,7 @@ class Channel:
                           max_concurrent_calls=self._max_calls,
                           keepalive_interval=interval, keepalive_timeout=timeout)
         link = Link(stream, conn, _no_event, name=self.address)
-        client_link = _ClientLink(link)
+        client_link = ClientLink(link)
         link.on_event = client_link.on_event  # (no lambda in between: once per reply)
         self._link = client_link
         self._nursery.start_soon(link.run)
@@ -568,7 +321,7 @@ class Channel:
         if link is not None and not link.link.closed.is_set():
             link.link.conn.close(trio.current_time())
             for call_id in list(link.pending):
-                link._resolve(call_id, Failure(Status.UNAVAILABLE, "channel closed"))
+                link.resolve(call_id, Failure(Status.UNAVAILABLE, "channel closed"))
             with trio.CancelScope(shield=True):
                 with trio.move_on_after(_CLOSE_FLUSH_TIMEOUT):  # a peer may not be reading
                     await link.link.flush(wait=True)

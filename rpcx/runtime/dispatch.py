@@ -24,6 +24,7 @@ from typing import Any
 
 import attrs
 
+from rpcx._mypyc import mypyc_attr
 from rpcx.codec.base import Codec
 from rpcx.errors import CodecError, DeclaredError, RemoteError, RpcError
 from rpcx.runtime.arguments import invalid_arguments
@@ -38,12 +39,14 @@ __all__ = ["Dispatcher", "Failure", "Reply", "Success", "service_spec", "unpack_
 logger = logging.getLogger("rpcx.server")
 
 
+@mypyc_attr(native_class=False)
 @attrs.frozen
 class Success:
     payload: bytes
     """The encoded result (empty for a method that returns nothing)."""
 
 
+@mypyc_attr(native_class=False)
 @attrs.frozen
 class Failure:
     status: Status
@@ -63,6 +66,7 @@ Reply = Success | Failure
 Handler = Callable[..., Awaitable[Any]]
 
 
+@mypyc_attr(native_class=False)
 @attrs.frozen
 class Route:
     method: MethodSpec

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextvars
 import math
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import trio
 
@@ -21,22 +21,22 @@ from rpcx.schema import MethodSpec
 __all__ = ["current_deadline", "current_idempotency_key", "deadline_scope", "effective_deadline",
            "enter_call", "incoming_metadata"]
 
-_ambient_deadline: contextvars.ContextVar[float] = contextvars.ContextVar(
-    "rpcx_deadline", default=math.inf)
-_incoming_metadata: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
-    "rpcx_metadata", default=types.MappingProxyType({}))
-_idempotency_key: contextvars.ContextVar[bytes | None] = contextvars.ContextVar(
-    "rpcx_idempotency_key", default=None)
+_Ambient = tuple[float, Mapping[str, str], bytes | None]
+"""The RPC being handled: its deadline, its metadata, its idempotency key."""
+_NO_CALL: _Ambient = (math.inf, types.MappingProxyType({}), None)
+_ambient: contextvars.ContextVar[_Ambient] = contextvars.ContextVar(
+    "rpcx_call", default=_NO_CALL)
+"""One context variable for the three (each ``set`` copies the context's mapping)."""
 
 
 def current_deadline() -> float:
     """The deadline (trio time) of the RPC being handled by this task, or ``inf``."""
-    return _ambient_deadline.get()
+    return _ambient.get()[0]
 
 
 def incoming_metadata() -> Mapping[str, str]:
     """The metadata of the RPC being handled by this task (empty outside a handler)."""
-    return _incoming_metadata.get()
+    return _ambient.get()[1]
 
 
 def current_idempotency_key() -> bytes | None:
@@ -44,7 +44,7 @@ def current_idempotency_key() -> bytes | None:
     with every non-idempotent call, the same on each retry (None for an ``@idempotent``
     or one-way call, and outside a handler). A handler that forwards the call elsewhere
     (a replicated service does) passes it on so the retry is recognised there too."""
-    return _idempotency_key.get()
+    return _ambient.get()[2]
 
 
 class deadline_scope:
@@ -52,7 +52,7 @@ class deadline_scope:
     inside (the server uses this around each handler). A class rather than a generator:
     it is on every call's path."""
 
-    __slots__ = ("_deadline", "_key", "_metadata", "_tokens")
+    __slots__ = ("_deadline", "_key", "_metadata", "_token")
 
     def __init__(self, deadline: float, metadata: Mapping[str, str],
                  key: bytes | None = None) -> None:
@@ -61,30 +61,26 @@ class deadline_scope:
         self._key = key
 
     def __enter__(self) -> None:
-        self._tokens = (_ambient_deadline.set(self._deadline),
-                        _incoming_metadata.set(self._metadata),
-                        _idempotency_key.set(self._key))
+        self._token = _ambient.set((self._deadline, self._metadata, self._key))
 
     def __exit__(self, *exc: object) -> None:
-        deadline_token, metadata_token, key_token = self._tokens
-        _idempotency_key.reset(key_token)
-        _incoming_metadata.reset(metadata_token)
-        _ambient_deadline.reset(deadline_token)
+        _ambient.reset(self._token)
 
 
 def enter_call(deadline: float, metadata: Mapping[str, str], key: bytes | None) -> None:
     """What :class:`deadline_scope` makes ambient, set for good: only for code that runs
     in a ``contextvars`` context of its own, which ends with it (a job of the server's
     reader: ``rpcx.runtime.link``), so nothing needs resetting."""
-    _ambient_deadline.set(deadline)
-    _incoming_metadata.set(metadata)
-    _idempotency_key.set(key)
+    _ambient.set((deadline, metadata, key))
 
 
 def effective_deadline(method: MethodSpec, timeout: float | None,
-                       default_timeout: float | None) -> float:
-    """The absolute deadline for a new call: its own timeout, capped by the ambient one."""
+                       default_timeout: float | None,
+                       now: Callable[[], float] = trio.current_time) -> float:
+    """The absolute deadline for a new call: its own timeout, capped by the ambient one.
+    (``now``: the time, as ``trio.current_time`` gives it; a channel passes its
+    connection's cheaper reading of the same clock, ``Link.now``.)"""
     chosen = timeout if timeout is not None else (
         method.deadline if method.deadline is not None else default_timeout)
-    own = math.inf if chosen is None else trio.current_time() + chosen
-    return min(own, _ambient_deadline.get())
+    own = math.inf if chosen is None else now() + chosen
+    return min(own, _ambient.get()[0])

@@ -12,13 +12,12 @@ blocks others. It is cancelled (once it waits: see ``rpcx.runtime.link``) at its
 deadline, when the client cancels or when the connection is lost. Non-idempotent calls
 carry an idempotency key: the server's de-duplication cache (shared by all connections,
 since a retry often arrives on a new one) makes a retried call execute at most once and
-replays the first result.
+replays the first result. A unary request's job (and the connection's event handler
+that queues it) is in :mod:`rpcx.runtime.unary`.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
 import math
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -28,20 +27,12 @@ import attrs
 import trio
 
 from rpcx.codec import Codec, get_codec
-from rpcx.errors import LocalProtocolError
 from rpcx.protocol import (
-    CallAborted,
-    CancelReceived,
     Connection,
-    DeadlineExpired,
     DedupCache,
     Event,
-    Execute,
-    Overloaded,
-    Replay,
     RequestReceived,
     Role,
-    Wait,
 )
 from rpcx.protocol.budget import DEFAULT_MAX_BUFFERED_BYTES, ReceiveBudget
 from rpcx.protocol.connection import (
@@ -58,18 +49,14 @@ from rpcx.protocol.dedup import (
     DEFAULT_MAX_IDEMPOTENCY_CACHE,
 )
 from rpcx.runtime.accept import accept_forever, describe_peer
-from rpcx.runtime.dispatch import Dispatcher, Failure, Reply, Route, Success
+from rpcx.runtime.dispatch import Dispatcher, Reply, Success
 from rpcx.runtime.interceptors import ServerInterceptor
 from rpcx.runtime.link import Link
-from rpcx.runtime.options import enter_call
-from rpcx.runtime.streams import STREAM_EVENTS, ServerCallStream
-from rpcx.status import Status
+from rpcx.runtime.streams import ServerCallStream
+from rpcx.runtime.unary import CallState, ServerLink, answer
 from rpcx.transport import Transport, bound_url, parse_address, transport_for
 
 __all__ = ["Server", "ServerStatistics", "open_server", "serve"]
-
-logger = logging.getLogger("rpcx.server")
-
 
 @attrs.frozen
 class ServerStatistics:
@@ -198,32 +185,9 @@ class Server:
         conn = Connection(Role.SERVER, now=trio.current_time(), budget=self.receive_budget,
                           **self._conn_options)
         owner = self._stats["connections_total"]  # owns the idempotency keys it sends
-        calls: dict[int, _CallState] = {}
-        streams: dict[int, ServerCallStream] = {}
-        streaming = self.dispatcher.streaming
         peer = describe_peer(stream)
-
-        def on_event(event: Event) -> None:
-            if isinstance(event, RequestReceived):
-                state = calls[event.call_id] = _CallState()
-                if streaming and event.method in streaming and not event.oneway:
-                    streams[event.call_id] = ServerCallStream(
-                        link, event.call_id, streaming[event.method], self.codec)
-                    link.queue_work(functools.partial(self._run_stream, link, event, state,
-                                                      calls, streams, peer), state.suspended)
-                    return
-                link.queue_work(functools.partial(self._run_call, link, event, state, calls,
-                                                  peer, owner), state.suspended)
-            elif isinstance(event, CancelReceived | DeadlineExpired | CallAborted):
-                running = calls.pop(event.call_id, None)
-                if running is not None:
-                    running.cancel()
-            elif isinstance(event, STREAM_EVENTS):
-                call_stream = streams.get(event.call_id)
-                if call_stream is not None:
-                    call_stream.on_event(event)
-
-        link = Link(stream, conn, on_event, name=peer)
+        link = Link(stream, conn, _no_event, name=peer)
+        link.on_event = ServerLink(self, link, peer, owner).on_event  # (no lambda between)
         self._links.add(link)
         if self._shutdown.is_set():
             # Accepted just as the drain began: tell it at once, like the others.
@@ -233,64 +197,8 @@ class Server:
         finally:
             self._links.discard(link)
 
-    async def _run_call(self, link: Link, event: RequestReceived, state: _CallState,
-                        calls: dict[int, _CallState], peer: str, owner: int) -> None:
-        self._stats["calls"] += 1
-        if state.cancelled or (event.deadline is not None
-                               and trio.current_time() >= event.deadline):
-            # Cancelled before it started (CANCEL in the same read, connection lost) or
-            # arrived with no time left (timeout_ms 0): not run at all. The connection
-            # answers it (its timer sends DEADLINE_EXCEEDED).
-            return
-        self._in_flight += 1
-        try:
-            # No cancel scope here: if the handler waits, the reader task it runs in
-            # becomes its own and that task's scope is this call's (state.suspended).
-            # A cancel (CANCEL, deadline, lost connection) raises Cancelled in the
-            # handler, which ends the task; the protocol core has answered already.
-            key = event.idempotency_key
-            reply: Reply | None
-            route = None if event.oneway else self.dispatcher.unary_route(event.method)
-            if key is not None and not event.oneway and self._deduplicate:
-                reply = await self._execute(event, peer, owner, route)
-            elif route is not None:
-                # The common call, with Dispatcher.dispatch's steps written out (one
-                # coroutine less, no Success): this job runs in a context of its own
-                # (rpcx.runtime.link), so the ambient values need no resetting.
-                metadata = event.metadata
-                enter_call(math.inf if event.deadline is None else event.deadline,
-                           dict(metadata) if metadata else {}, key)
-                method = route.method
-                codec = self.codec
-                try:
-                    result = await route.handler(
-                        *self.dispatcher.decode_args(route, event.payload, codec))
-                except Exception as exc:
-                    reply = self.dispatcher.failure(method, exc, codec)
-                else:
-                    payload = self.dispatcher.result_reply(method, result, codec)
-                    if isinstance(payload, bytes):
-                        link.conn.send_response(event.call_id, payload)
-                        reply = None
-                    else:
-                        reply = payload
-            else:
-                reply = await self.dispatcher.dispatch(
-                    event.method, event.payload, self.codec, metadata=event.metadata,
-                    deadline=math.inf if event.deadline is None else event.deadline,
-                    peer=peer, idempotency_key=event.idempotency_key)
-        finally:
-            self._in_flight -= 1
-            if calls.get(event.call_id) is state:
-                del calls[event.call_id]  # finished: no cancel may reach its task now
-        if event.oneway:
-            link.conn.finish_oneway(event.call_id)
-        elif reply is not None:
-            _answer(link, event, reply)
-        link.rearm()  # the link writes the answer (after the read, or after this job)
-
-    async def _run_stream(self, link: Link, event: RequestReceived, state: _CallState,
-                          calls: dict[int, _CallState],
+    async def _run_stream(self, link: Link, event: RequestReceived, state: CallState,
+                          calls: dict[int, CallState],
                           streams: dict[int, ServerCallStream], peer: str) -> None:
         """A streaming call (``rpcx.runtime.streams``): through the server interceptors,
         not de-duplicated; cancelled like any call."""
@@ -313,102 +221,16 @@ class Server:
             streams.pop(event.call_id, None)
             if calls.get(event.call_id) is state:
                 del calls[event.call_id]
-        _answer(link, event, reply)
+        answer(link, event, reply)
         link.rearm()  # the link writes the answer after this job
-
-    async def _execute(self, event: RequestReceived, peer: str, owner: int,
-                       route: Route | None) -> Reply:
-        """A call with an idempotency key: through the de-duplication cache. ``route``:
-        the method's when the handler may run without ``Dispatcher.dispatch`` (see
-        :meth:`_run_call`)."""
-        deadline = math.inf if event.deadline is None else event.deadline
-        key = event.idempotency_key
-        assert key is not None
-        entry = (event.method, key)
-        while True:
-            decision = self._dedup.begin(event.method, key, trio.current_time(), owner)
-            if isinstance(decision, Replay):
-                self._stats["replayed"] += 1
-                reply: Reply = decision.reply
-                return reply
-            if isinstance(decision, Overloaded):
-                return Failure(Status.RESOURCE_EXHAUSTED, decision.reason)
-            if isinstance(decision, Wait):
-                # Only a duplicate pays for an event: the first execution sets it if present.
-                waiter = self._dedup_done.get(entry)
-                if waiter is None:
-                    waiter = self._dedup_done[entry] = trio.Event()
-                await waiter.wait()
-                continue
-            assert isinstance(decision, Execute)
-            try:
-                if route is not None:
-                    # Dispatcher.dispatch's steps, as in _run_call (a context of its own)
-                    metadata = event.metadata
-                    enter_call(deadline, dict(metadata) if metadata else {}, key)
-                    codec = self.codec
-                    try:
-                        result = await route.handler(
-                            *self.dispatcher.decode_args(route, event.payload, codec))
-                    except Exception as exc:
-                        reply = self.dispatcher.failure(route.method, exc, codec)
-                    else:
-                        payload = self.dispatcher.result_reply(route.method, result, codec)
-                        reply = Success(payload) if isinstance(payload, bytes) else payload
-                else:
-                    reply = await self.dispatcher.dispatch(
-                        event.method, event.payload, self.codec, metadata=event.metadata,
-                        deadline=deadline, peer=peer, idempotency_key=key)
-            except BaseException:
-                self._dedup.abandon(event.method, key)  # not finished: a retry may run it
-                raise
-            else:
-                self._dedup.complete(event.method, key, reply, trio.current_time())
-                return reply
-            finally:
-                waiter = self._dedup_done.pop(entry, None)
-                if waiter is not None:
-                    waiter.set()
 
     def statistics(self) -> ServerStatistics:
         return ServerStatistics(connections=len(self._links), calls_in_flight=self._in_flight,
                                 idempotency_entries=len(self._dedup), **self._stats)
 
 
-class _CallState:
-    """One request on the server: cancelled yet, and the cancel scope that cancels its
-    handler once the handler has waited (before that, nothing can interrupt it)."""
-
-    __slots__ = ("cancelled", "scope")
-
-    def __init__(self) -> None:
-        self.cancelled = False
-        self.scope: trio.CancelScope | None = None
-
-    def suspended(self, scope: trio.CancelScope) -> None:
-        self.scope = scope
-        if self.cancelled:
-            scope.cancel()
-
-    def cancel(self) -> None:
-        self.cancelled = True
-        if self.scope is not None:
-            self.scope.cancel()
-
-
-def _answer(link: Link, event: RequestReceived, reply: Reply) -> None:
-    """Queue the reply to ``event`` on its connection."""
-    if isinstance(reply, Success):
-        link.conn.send_response(event.call_id, reply.payload)
-        return
-    try:
-        link.conn.send_error(event.call_id, reply.status, reply.message, reply.details,
-                             error_name=reply.error_name, error_payload=reply.error_payload)
-    except LocalProtocolError as exc:
-        # Say, details the wire cannot carry: fail this call, not the server.
-        logger.error("handler for %s: %s", event.method, exc)
-        link.conn.send_error(event.call_id, Status.INTERNAL,
-                             f"internal error in {event.method}")
+def _no_event(_event: Event) -> None:
+    """A Link's owner until the real one is set (nothing runs in between)."""
 
 
 def _reply_size(reply: Reply) -> int:

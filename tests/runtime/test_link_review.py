@@ -16,8 +16,8 @@ import trio.testing
 import rpcx
 from rpcx.codec import CborCodec
 from rpcx.protocol import Connection, ErrorReceived, Event, ResponseReceived, Role
-from rpcx.runtime.channel import _Pending
 from rpcx.runtime.link import WRITE_HIGH_WATER, Link, _RunJob
+from rpcx.runtime.unary import Pending
 from rpcx.schema import ServiceSpec, StructSpec, spec_of
 from rpcx.transport.base import Address, parse_address
 from rpcx.transport.memory import default as memory_transport
@@ -602,7 +602,7 @@ async def test_a_client_that_stops_reading_and_sending_is_dropped_at_its_keepali
 
 
 async def test_a_pending_call_resolved_before_it_waits_returns_at_once() -> None:
-    pending = _Pending()
+    pending = Pending()
     pending.resolve(b"early")
     pending.resolve(b"late")  # the first answer wins
     with trio.fail_after(1):
@@ -612,14 +612,14 @@ async def test_a_pending_call_resolved_before_it_waits_returns_at_once() -> None
 
 async def test_a_pending_call_is_woken_by_its_answer_and_a_cancelled_wait_is_forgotten(
         autojump_clock: trio.testing.MockClock) -> None:
-    pending = _Pending()
+    pending = Pending()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(pending.wait)
         await trio.testing.wait_all_tasks_blocked()
         pending.resolve(b"x")
     assert pending.reply == b"x"
 
-    abandoned = _Pending()
+    abandoned = Pending()
     with trio.move_on_after(1) as scope:
         await abandoned.wait()
     assert scope.cancelled_caught
