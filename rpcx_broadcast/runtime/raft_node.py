@@ -55,7 +55,7 @@ import math
 import random
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import attrs
 import trio
@@ -172,6 +172,19 @@ class Snapshottable(Protocol):
         ...
 
 
+_T = TypeVar("_T")
+
+
+async def _send_when_full(channel: trio.MemorySendChannel[_T], item: _T) -> None:
+    """Queue ``item``, reaching a scheduling point only if the channel is full (then
+    waiting for room, as ``send`` does): items queued one after another in one turn stay
+    in that turn."""
+    try:
+        channel.send_nowait(item)
+    except trio.WouldBlock:
+        await channel.send(item)
+
+
 SECRET_METADATA = "rpcx-group-secret"
 """Metadata key under which members send the group's ``secret`` with their calls."""
 
@@ -205,10 +218,7 @@ class _Handler(idl.RaftService):
         # answered by the connection's reader itself, with the other answers of the same
         # read, instead of in a task of its own. A full inbox makes the caller wait
         # (backpressure: one deliver in flight per peer).
-        try:
-            self._member._inbox_send.send_nowait(item)
-        except trio.WouldBlock:
-            await self._member._inbox_send.send(item)
+        await _send_when_full(self._member._inbox_send, item)
 
     async def join(self, name: str, address: str) -> idl.JoinReply:
         self._check()
@@ -1259,10 +1269,7 @@ class RaftMember:
             self._window.pop(seq, None)
             self._own_delivered += 1
             self._last_progress = trio.current_time()
-        try:  # no scheduling point per delivery while the channel has room: the entries
-            # of one commit are delivered in one turn, and the callers they answer are
-            # woken together (their replies then share a write)
-            self._deliver_send.send_nowait(delivery)
-        except trio.WouldBlock:
-            await self._deliver_send.send(delivery)
+        # no scheduling point per delivery while the channel has room: the entries of one
+        # commit are delivered in one turn, and the callers they answer are woken together
+        await _send_when_full(self._deliver_send, delivery)
 

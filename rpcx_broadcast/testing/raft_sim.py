@@ -385,21 +385,30 @@ class _Sim:
             if name in self.torn_pending and ready.must_sync:
                 self.torn_write(name, ready, storage)
                 return
-            for send in ready.persist(storage):
-                self.record_sent(name, node, send)
-                self.send(name, send)
-            if ready.snapshot is not None:
-                member.machine = _Machine.from_snapshot(ready.snapshot)
-                self.check_snapshot(name, ready.snapshot, member.machine)
-                self.result.snapshots_installed += 1
+            self.complete(name, member, ready, storage)
+
+    def complete(self, name: str, member: _Member, ready: Ready, storage: Storage, *,
+                 apply: bool = True) -> None:
+        """Persist ``ready``, send what it holds, install its snapshot, apply its
+        committed entries (unless ``apply`` is false: they were applied already),
+        advance, and compact the log when a snapshot is due."""
+        node = member.node
+        for send in ready.persist(storage):
+            self.record_sent(name, node, send)
+            self.send(name, send)
+        if ready.snapshot is not None:
+            member.machine = _Machine.from_snapshot(ready.snapshot)
+            self.check_snapshot(name, ready.snapshot, member.machine)
+            self.result.snapshots_installed += 1
+        if apply:
             for entry in ready.committed:
                 self.apply(name, member, entry)
-            node.advance(ready)
-            every = self.c.snapshot_every
-            if every and node.applied - node.log.snapshot_index >= every:
-                machine = member.machine
-                node.compact(node.applied, machine.data() + _filler(machine.digest))
-                self.result.compactions += 1
+        node.advance(ready)
+        every = self.c.snapshot_every
+        if every and node.applied - node.log.snapshot_index >= every:
+            machine = member.machine
+            node.compact(node.applied, machine.data() + _filler(machine.digest))
+            self.result.compactions += 1
 
     def torn_write(self, name: str, ready: Ready, storage: Storage) -> None:
         """Crash in the middle of persisting ``ready``: a prefix of its writes survives."""

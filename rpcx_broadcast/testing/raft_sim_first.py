@@ -24,7 +24,6 @@ from .raft_sim import (
     _RESTART,
     RaftSimConfig,
     RaftSimResult,
-    _filler,
     _Member,
     _Sim,
     make_schedule,
@@ -118,28 +117,13 @@ class SendFirstSim(_Sim):
 
     def finish(self, name: str, member: _Member, ready: Ready) -> None:
         """The write is done (or there was none): persist, send the rest, apply."""
-        node, storage = member.node, self.storages[name]
+        storage = self.storages[name]
         if name in self.torn_pending and ready.must_sync:
             self.torn_write(name, ready, storage)
             return
-        for send in ready.persist(storage):
-            self.record_sent(name, node, send)
-            self.send(name, send)
-        if ready.snapshot is not None:
-            member.machine = type(member.machine).from_snapshot(ready.snapshot)
-            self.check_snapshot(name, ready.snapshot, member.machine)
-            self.result.snapshots_installed += 1
-        if id(ready) in self.applied_early:
-            self.applied_early.discard(id(ready))
-        else:
-            for entry in ready.committed:
-                self.apply(name, member, entry)
-        node.advance(ready)
-        every = self.c.snapshot_every
-        if every and node.applied - node.log.snapshot_index >= every:
-            machine = member.machine
-            node.compact(node.applied, machine.data() + _filler(machine.digest))
-            self.result.compactions += 1
+        early = id(ready) in self.applied_early
+        self.applied_early.discard(id(ready))
+        self.complete(name, member, ready, storage, apply=not early)
 
 
 def run_send_first(seed: int, config: RaftSimConfig | None = None, *,

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rpcx.errors import LocalProtocolError, RemoteProtocolError
-from rpcx.protocol import Connection, Role
+from rpcx.protocol import Connection
 from rpcx.protocol.events import (
     CallAborted,
     ConnectionTerminated,
@@ -24,16 +24,9 @@ from rpcx.protocol.events import (
 )
 from rpcx.protocol.frames import HEADER
 from rpcx.protocol.streams import INITIAL_WINDOW, encode_end, encode_message, encode_window
+from tests.protocol.test_streams import pair
 from tests.streams.service import Streams
 from tests.streams.test_runtime import pair as served
-
-
-def pair() -> tuple[Connection, Connection]:
-    client = Connection(Role.CLIENT, now=0, keepalive_interval=None)
-    server = Connection(Role.SERVER, now=0, keepalive_interval=None)
-    server.receive_data(client.data_to_send(), 0)
-    client.receive_data(server.data_to_send(), 0)
-    return client, server
 
 
 def flat(events: list[Event]) -> list[object]:

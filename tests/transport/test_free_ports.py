@@ -4,6 +4,7 @@ outgoing connection cannot take them first (below the kernel's ephemeral range).
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -51,6 +52,13 @@ def test_without_room_below_the_range_the_kernel_picks(monkeypatch: pytest.Monke
             sock.bind(("127.0.0.1", port))
 
 
-def test_the_range_is_read_from_the_kernel_or_defaults() -> None:
-    low, high = ports.ephemeral_range()
-    assert 0 < low <= high <= 65535
+def test_the_range_is_the_kernels_or_linuxs_default(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    kernel = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    if kernel.exists():
+        low, high = (int(x) for x in kernel.read_text().split())
+        assert ports.ephemeral_range() == (low, high)
+    monkeypatch.setattr(ports, "Path", lambda _: tmp_path / "missing")
+    assert ports.ephemeral_range() == (32768, 60999)
+    (tmp_path / "missing").write_text("not numbers\n")
+    assert ports.ephemeral_range() == (32768, 60999)
