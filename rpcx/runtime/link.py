@@ -22,6 +22,18 @@ that moment, the only thing its task does, so the task's scope is the job's: it 
 to the job's ``on_suspend`` callback, and cancelling it cancels just that job. (Entering
 and leaving a trio cancel scope costs about 48,000 instructions; a scope per request was
 the largest single cost of a call on the server.)
+
+**A caller that reads its own reply** (client, socket streams). A reader task that wakes a
+caller takes one more trip through trio's run loop before the caller runs: on a
+sequential call that trip is on the critical path. So when the reader's read woke callers
+and left no call open, it lets go of the reading (the role is *free*) and parks; a caller
+that then starts the connection's only call reads for itself (:meth:`Link.take_reading`,
+:meth:`Link.read_once`, :meth:`Link.release_reading`), processing whatever arrives as the
+reader would (other calls' replies included) until its own reply is in; then the reading
+is free again and the reader task is woken, to take it if no caller did meanwhile. The
+reader task parks without a cancel scope; a caller whose call ends while it waits for
+bytes (its deadline; the connection lost) is woken by
+:meth:`rpcx.transport.sockets.SocketStream.interrupt_receive`.
 """
 
 from __future__ import annotations
@@ -50,6 +62,15 @@ WRITE_HIGH_WATER = 256 * 1024
 """Bytes queued behind a sender at work above which :meth:`Link.flush` waits for it."""
 _FINAL_FLUSH_TIMEOUT = 5.0
 """Seconds a finished connection spends sending what is left before it closes anyway."""
+
+# Who reads the stream (Link._role); see "A caller that reads its own reply" above.
+_READER = 0
+"""The reader task (waiting for bytes, or processing them)."""
+_FREE = 1
+"""Nobody: the reader task is woken or parked until ``woken`` falls to 0; a caller that
+starts the only call may take the reading."""
+_CALLER = 2
+"""A caller, until its reply is in; the reader task is parked."""
 
 
 Job = Callable[[], Coroutine[Any, Any, None]]
@@ -116,9 +137,18 @@ class Link:
         # Sockets take a write without waiting (see _write_nowait); what they did not
         # take waits here, ahead of anything the connection queues later.
         self._send_nowait = stream.send_nowait if isinstance(stream, SocketStream) else None
-        # ... and a reader that has just emptied one waits before its next recv.
-        self._receive_after_wait = stream.receive_after_wait \
-            if isinstance(stream, SocketStream) else None
+        # ... and a reader that has just emptied one waits before its next recv; its
+        # wait can be interrupted (a caller reading its own reply).
+        self._receive_or_interrupt: Callable[[int, bool], Awaitable[bytes | None]] | None = \
+            stream.receive_or_interrupt if isinstance(stream, SocketStream) else None
+        self._interrupt_receive: Callable[[], bool] | None = \
+            stream.interrupt_receive if isinstance(stream, SocketStream) else None
+        self._drained = False  # the last read emptied the socket: wait before the next recv
+        self._role = _READER
+        self._parked: trio.lowlevel.Task | None = None  # the reader task, while parked
+        self.woken = 0
+        """Callers woken with their reply (by the client's event handler) that have not
+        run yet: while there are any, the reader does not take the reading back."""
         self._unsent = b""
         self._flushed = trio.Event()
         self._timer_scope: trio.CancelScope | None = None
@@ -183,19 +213,29 @@ class Link:
         if not await self._run_work(scope):
             return
         await self.flush()
-        drained = False  # the last read emptied the socket: wait before the next recv
-        receive_after_wait = self._receive_after_wait
+        receive_or_interrupt = self._receive_or_interrupt
+        received: bytes | None
         data: bytes | bytearray
         while not self.finished():
+            role = self._role
+            if role != _READER:
+                if role == _FREE and not self.woken:
+                    self._role = _READER
+                else:
+                    await self._park()  # until a caller lets go of the reading
+                    continue
             try:
-                if drained and receive_after_wait is not None:
-                    data = await receive_after_wait(RECEIVE_SIZE)
+                if receive_or_interrupt is not None:
+                    received = await receive_or_interrupt(RECEIVE_SIZE, self._drained)
+                    if received is None:
+                        continue  # (interrupted: not done to this task; look again)
+                    data = received
                 else:
                     data = await self.stream.receive_some(RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 # Reset, or closed under us: treat as end of stream; the core aborts calls.
                 data = b""
-            drained = len(data) < RECEIVE_SIZE
+            self._drained = len(data) < RECEIVE_SIZE
             if self.finished():
                 break
             try:
@@ -205,6 +245,11 @@ class Link:
                 logger.warning("%s: peer broke the protocol: %s", self.name, exc)
             self.rearm()  # a request just received may carry the earliest deadline
             self._process()
+            if (self.woken and receive_or_interrupt is not None
+                    and self.conn.open_calls == 0):
+                # The callers just woken may start the next calls: let one of them read
+                # its own reply (see the module docstring).
+                self._role = _FREE
             if self._work and not await self._run_work(scope):
                 return  # a job suspended: another task reads now
             if not self.flush_nowait():
@@ -233,6 +278,91 @@ class Link:
                 # reading) before running more, so memory stays bounded.
                 await self.flush()
         return True
+
+    # -- a caller that reads its own reply (see the module docstring) ---------------------
+
+    async def _park(self) -> None:
+        self._parked = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._unpark)
+
+    def _unpark(self, _: object) -> trio.lowlevel.Abort:
+        self._parked = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _wake_reader(self) -> None:
+        task = self._parked
+        if task is not None:
+            self._parked = None
+            trio.lowlevel.reschedule(task)
+
+    @property
+    def reading_by(self) -> str:
+        """Who reads the stream now: ``"task"`` (the reader task), ``"caller"`` (a caller
+        reading its own reply) or ``"nobody"`` (free, until the reader task or a caller
+        takes it). For tests and diagnostics."""
+        return ("task", "nobody", "caller")[self._role]
+
+    def take_reading(self) -> bool:
+        """For a caller whose call is the only one open, its request sent: True if it now
+        reads the stream itself (nobody else does) until its reply is in, with
+        :meth:`read_once`, and then calls :meth:`release_reading`."""
+        if self._role == _FREE and self.conn.open_calls == 1 and not self.finished():
+            self._role = _CALLER
+            return True
+        return False
+
+    async def read_once(self) -> bool:
+        """Wait for bytes and process them, as the reader task does (a caller that took the
+        reading). False once the connection has ended. Cancellable while it waits, and
+        then nothing was read; a wait ended by :meth:`interrupt_reading` reads nothing."""
+        receive = self._receive_or_interrupt
+        assert receive is not None and self._role == _CALLER
+        received: bytes | None
+        try:
+            received = await receive(RECEIVE_SIZE, self._drained)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            received = b""
+        if received is None:
+            return not self.finished()
+        self._drained = len(received) < RECEIVE_SIZE
+        if self.finished():
+            return False
+        try:
+            try:
+                self.conn.receive_data(received, self.now())
+            except RemoteProtocolError as exc:
+                logger.warning("%s: peer broke the protocol: %s", self.name, exc)
+            self.rearm()
+            self._process()
+        except Exception as bug:
+            # (As a bug in the reader task's processing: it ends this connection only.)
+            self._ended_by_bug(bug)
+            return False
+        if not self.flush_nowait() and not self.finished():
+            self.flush_soon()  # (the caller does not wait for another sender's write)
+        return not self.finished()
+
+    def interrupt_reading(self) -> None:
+        """End the wait of the caller reading (:meth:`read_once`) if it waits for bytes:
+        its call has ended by other means (deadline, connection lost)."""
+        interrupt = self._interrupt_receive
+        if interrupt is not None and self._role == _CALLER:
+            interrupt()
+
+    def release_reading(self) -> None:
+        """The caller that took the reading is done (reply in, cancelled, or the
+        connection ended): the reading is free; the reader task takes it when it runs
+        (woken now, or by the last of the callers this one woke: :meth:`caller_ran`)."""
+        self._role = _FREE
+        if not self.woken or self.finished():
+            self._wake_reader()
+
+    def caller_ran(self) -> None:
+        """A caller woken with its reply runs (the client's ``woken`` count just fell by
+        one): the last of them wakes the reader task if the reading is still free."""
+        self.woken -= 1
+        if not self.woken and self._role == _FREE:
+            self._wake_reader()
 
     def _hand_over(self) -> None:
         assert self._nursery is not None
@@ -288,6 +418,7 @@ class Link:
             self.on_event(event)
             if isinstance(event, ConnectionTerminated):
                 self.rearm()
+                self._wake_reader()  # a parked reader task must see the end too
 
     def _has_output(self) -> bool:
         return bool(self._unsent) or self.conn.has_data_to_send()

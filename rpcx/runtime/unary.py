@@ -81,11 +81,18 @@ class Pending:
     an Event on this per-call path) and the reader resolves it. A successful reply is
     kept as its payload (bytes), without a :class:`Success` around it."""
 
-    __slots__ = ("reply", "task")
+    __slots__ = ("reading", "reply", "task")
 
     def __init__(self) -> None:
         self.reply: bytes | Failure | None = None
         self.task: trio.lowlevel.Task | None = None
+        self.reading = False
+        """Its caller reads the connection itself (``Link.take_reading``)."""
+
+    def done(self) -> bool:
+        """The reply is in. (A method, not ``reply is None``: after such a test, mypy
+        keeps ``reply`` narrowed across awaits, and mypyc compiles the narrowed type.)"""
+        return self.reply is not None
 
     def resolve(self, reply: bytes | Failure) -> bool:
         """Keep the reply and wake the caller; True if a parked caller was woken."""
@@ -122,7 +129,7 @@ class StreamPending(Pending):
     def resolve(self, reply: bytes | Failure) -> bool:
         super().resolve(reply)
         self.core.wake()
-        return False  # (not a unary caller: see ClientLink.woken)
+        return False  # (not a unary caller: see Link.woken)
 
 
 class ClientLink:
@@ -131,11 +138,11 @@ class ClientLink:
     def __init__(self, link: Link) -> None:
         self.link = link
         self.pending: dict[int, Pending] = {}
-        self.woken = 0
-        """Unary callers woken with their reply that have not run yet. While there are
-        any, a caller that starts a new call leaves its request queued, and the last of
-        them to run writes what is queued: the requests of callers woken by one read
-        go out in two writes, not one each (64 calls in flight)."""
+        # ``link.woken``: unary callers woken with their reply that have not run yet.
+        # While there are any, a caller that starts a new call leaves its request
+        # queued, and the last of them to run writes what is queued: the requests of
+        # callers woken by one read go out in two writes, not one each (64 calls in
+        # flight). (The link keeps the count: its reader lets these callers read.)
         self.streams: dict[int, StreamCore] = {}  # streaming calls (rpcx.runtime.streams)
 
     def on_event(self, event: Event) -> None:
@@ -166,16 +173,20 @@ class ClientLink:
 
     def resolve(self, call_id: int, reply: bytes | Failure) -> None:
         pending = self.pending.pop(call_id, None)
-        if pending is not None and pending.resolve(reply):
-            self.woken += 1
+        if pending is not None:
+            if pending.resolve(reply):
+                self.link.woken += 1
+            elif pending.reading:
+                self.link.interrupt_reading()  # (if it waits for bytes: ended otherwise)
         self.link.call_ended()
 
     def caller_woke(self) -> None:
         """A unary caller woken by :meth:`resolve` runs: the last of those woken together
-        writes the requests the others left queued (see :attr:`woken`)."""
-        self.woken -= 1
-        if not self.woken and not self.link.flush_nowait() and not self.link.closed.is_set():
-            self.link.flush_soon()  # (the socket did not take it all, or not a socket)
+        writes the requests the others left queued (see ``link.woken``)."""
+        link = self.link
+        link.caller_ran()
+        if not link.woken and not link.flush_nowait() and not link.closed.is_set():
+            link.flush_soon()  # (the socket did not take it all, or not a socket)
 
     @property
     def usable(self) -> bool:
@@ -284,7 +295,7 @@ async def attempt(channel: Channel, method: MethodSpec, deadline: float,
         # the deadline too: a peer that stops reading must not hold the caller.
         # While callers woken with this one are still to run, the last of them writes
         # this request with theirs (ClientLink.woken).
-        if (not link.woken and not link.link.flush_nowait()
+        if (not link.link.woken and not link.link.flush_nowait()
                 and not await link.link.flush(deadline=deadline)):
             link.pending.pop(call_id, None)
             error = DeadlineExceeded(f"{method.path}: deadline passed while the "
@@ -292,13 +303,29 @@ async def attempt(channel: Channel, method: MethodSpec, deadline: float,
             error.outcome_unknown = True
             raise error
         if attempt_deadline == math.inf:
-            # pending.wait(), inline: one coroutine less per call
-            if pending.reply is None:
-                pending.task = trio.lowlevel.current_task()
-                await trio.lowlevel.wait_task_rescheduled(pending.abort)
-                link.caller_woke()  # (only ClientLink.resolve reschedules this task)
-            else:
+            if pending.done():
                 await trio.lowlevel.checkpoint()
+            else:
+                if link.link.take_reading():
+                    # The only call open: read the reply here rather than be woken by
+                    # the reader task (a trip through trio's run loop less; see
+                    # rpcx.runtime.link). Every read_once is a checkpoint.
+                    pending.reading = True
+                    try:
+                        while not pending.done():
+                            if not await link.link.read_once():
+                                break
+                    finally:
+                        pending.reading = False
+                        link.link.release_reading()
+                    if not pending.done():  # (ended, its events not seen: never seen)
+                        link.resolve(call_id, Failure(Status.UNAVAILABLE,
+                                                      "connection ended", local=True))
+                if not pending.done():
+                    # pending.wait(), inline: one coroutine less per call
+                    pending.task = trio.lowlevel.current_task()
+                    await trio.lowlevel.wait_task_rescheduled(pending.abort)
+                    link.caller_woke()  # (only ClientLink.resolve reschedules this task)
         else:
             with trio.move_on_at(attempt_deadline):
                 parked = pending.reply is None

@@ -7,7 +7,11 @@ for two tasks sending or receiving at once) and adds two methods that never wait
 checkpoint:
 
 - :meth:`SocketStream.send_nowait` writes what the socket takes now and says how much;
-- :meth:`SocketStream.receive_nowait` returns what has arrived, or None if nothing has.
+- :meth:`SocketStream.receive_nowait` returns what has arrived, or None if nothing has;
+- :meth:`SocketStream.receive_or_interrupt` receives as :meth:`receive_some` does, but
+  another task can end its wait with :meth:`SocketStream.interrupt_receive` (it then
+  returns None): a caller that reads its own reply is woken this way when its call ends
+  without one (deadline, connection lost).
 
 :class:`rpcx.runtime.link.Link` writes through ``send_nowait`` first: a request or an
 answer that fits the socket's buffer (nearly all of them) goes out without a cancel scope,
@@ -55,6 +59,8 @@ class SocketStream(trio.abc.HalfCloseableStream):
         self._sock = sock
         self._send_busy = False
         self._receive_busy = False
+        self._receive_waiting = False
+        """A :meth:`receive_or_interrupt` waits for readability (and can be interrupted)."""
 
     @classmethod
     def adopt(cls, stream: trio.SocketStream) -> SocketStream:
@@ -108,6 +114,10 @@ class SocketStream(trio.abc.HalfCloseableStream):
                         waited = True
                         try:
                             await _wait_writable(sock)
+                        except trio.ClosedResourceError:
+                            if sock.fileno() == -1:
+                                raise
+                            # interrupt_receive woke every waiter on the socket: try again
                         except OSError as exc:
                             raise _stream_error(exc) from exc
                     except OSError as exc:
@@ -124,7 +134,14 @@ class SocketStream(trio.abc.HalfCloseableStream):
             raise trio.ClosedResourceError("socket was already closed")
         self._send_busy = True
         try:
-            await _wait_writable(self._sock)
+            while True:
+                try:
+                    await _wait_writable(self._sock)
+                    return
+                except trio.ClosedResourceError:
+                    if self._sock.fileno() == -1:
+                        raise
+                    # (woken by interrupt_receive, not by a close: wait again)
         finally:
             self._send_busy = False
 
@@ -206,6 +223,61 @@ class SocketStream(trio.abc.HalfCloseableStream):
                     raise _stream_error(exc) from exc
         finally:
             self._receive_busy = False
+
+    async def receive_or_interrupt(self, max_bytes: int = DEFAULT_RECEIVE_SIZE,
+                                   wait_first: bool = False) -> bytes | None:
+        """:meth:`receive_some` (or, with ``wait_first``, :meth:`receive_after_wait`), except
+        that while it waits for bytes another task may end the wait with
+        :meth:`interrupt_receive`: it then returns None, having read nothing. The same
+        results, errors and checkpoint otherwise."""
+        if self._receive_busy:
+            raise trio.BusyResourceError("another task is reading from this stream")
+        sock = self._sock
+        if sock.fileno() == -1:
+            raise trio.ClosedResourceError("this socket was already closed")
+        self._receive_busy = True
+        try:
+            if not wait_first:
+                await _checkpoint_if_cancelled()
+                try:
+                    data = sock.recv(max_bytes)
+                except BlockingIOError:
+                    pass
+                except OSError as exc:
+                    raise _stream_error(exc) from exc
+                else:
+                    await _cancel_shielded_checkpoint()
+                    return data
+            while True:
+                self._receive_waiting = True
+                try:
+                    await _wait_readable(sock)
+                except trio.ClosedResourceError:
+                    if sock.fileno() == -1:
+                        raise
+                    return None  # interrupt_receive
+                finally:
+                    self._receive_waiting = False
+                try:
+                    return sock.recv(max_bytes)
+                except BlockingIOError:
+                    continue  # a spurious wake-up
+                except OSError as exc:
+                    raise _stream_error(exc) from exc
+        finally:
+            self._receive_busy = False
+
+    def interrupt_receive(self) -> bool:
+        """End the wait of a task in :meth:`receive_or_interrupt` (it returns None); True if
+        one was waiting. Uses ``trio.lowlevel.notify_closing`` without closing the socket:
+        every waiter on the socket wakes with ``ClosedResourceError`` while its descriptor
+        is still open, which this class's own waits take as "wait again" (a writer) or
+        "interrupted" (that reader). Nothing else may wait on this socket."""
+        if not self._receive_waiting:
+            return False
+        self._receive_waiting = False
+        trio.lowlevel.notify_closing(self._sock)
+        return True
 
     # -- closing ------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ async def _many_callers(address: str) -> tuple[list[str], rpcx.Channel]:
                 for n in range(CALLERS):
                     nursery.start_soon(caller, n)
         link = channel._link
-        assert link is not None and link.woken == 0 and not link.link.conn.has_data_to_send()
+        assert link is not None and link.link.woken == 0 and not link.link.conn.has_data_to_send()
     return replies, channel
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,98 @@ async def test_tcp_and_unix_transports_use_it(tmp_path: Path) -> None:
         await server.aclose()
         for listener in listeners:
             await listener.aclose()
+
+
+@pytest.fixture
+async def closing() -> AsyncIterator[list[SocketStream]]:
+    """Streams to close when the test ends."""
+    streams: list[SocketStream] = []
+    yield streams
+    for stream in streams:
+        await stream.aclose()
+
+
+async def test_receive_or_interrupt_reads_as_receive_some_does(closing: list[SocketStream]) -> None:
+    left, right = _pair()
+    closing.extend((left, right))
+    left.send_nowait(b"ready")
+    assert await right.receive_or_interrupt(100) == b"ready"  # there: no wait
+    async with trio.open_nursery() as nursery:
+        got: list[bytes | None] = []
+
+        async def read() -> None:
+            got.append(await right.receive_or_interrupt(100, wait_first=True))
+
+        nursery.start_soon(read)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not got
+        with pytest.raises(trio.BusyResourceError):
+            await right.receive_or_interrupt()
+        left.send_nowait(b"hello")
+    assert got == [b"hello"]
+    assert not right.interrupt_receive()  # nobody waits: nothing to interrupt
+    await left.aclose()
+    assert await right.receive_or_interrupt() == b""  # end of stream
+
+
+async def test_interrupt_receive_ends_the_wait_and_reads_nothing(
+        closing: list[SocketStream]) -> None:
+    left, right = _pair()
+    closing.extend((left, right))
+    got: list[bytes | None] = []
+    async with trio.open_nursery() as nursery:
+
+        async def read() -> None:
+            got.append(await right.receive_or_interrupt(100, wait_first=True))
+
+        nursery.start_soon(read)
+        await trio.testing.wait_all_tasks_blocked()
+        assert right.interrupt_receive()
+    assert got == [None]
+    # The stream is intact: what is sent now is read whole, by a new wait.
+    left.send_nowait(b"after")
+    assert await right.receive_or_interrupt(100, wait_first=True) == b"after"
+
+
+async def test_a_real_close_is_not_taken_for_an_interrupt(closing: list[SocketStream]) -> None:
+    _left, right = _pair()
+    closing.extend((_left, right))
+    async with trio.open_nursery() as nursery:
+        errors: list[BaseException] = []
+
+        async def read() -> None:
+            try:
+                await right.receive_or_interrupt(100, wait_first=True)
+            except trio.ClosedResourceError as exc:
+                errors.append(exc)
+
+        nursery.start_soon(read)
+        await trio.testing.wait_all_tasks_blocked()
+        await right.aclose()
+    assert len(errors) == 1
+
+
+async def test_an_interrupt_does_not_break_a_writer_waiting_on_the_same_socket(
+        closing: list[SocketStream]) -> None:
+    # interrupt_receive wakes every waiter on the socket; a blocked send_all must wait
+    # again and deliver every byte, in order.
+    left, right = _pair()
+    closing.extend((left, right))
+    left.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    payload = bytes(range(256)) * 4096  # 1 MiB: far more than the buffers hold
+    received = bytearray()
+    interrupted: list[bytes | None] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(left.send_all, payload)
+
+        async def read_left() -> None:
+            interrupted.append(await left.receive_or_interrupt(100, wait_first=True))
+
+        nursery.start_soon(read_left)
+        await trio.testing.wait_all_tasks_blocked()  # the writer waits for room
+        assert left.interrupt_receive()
+        await trio.testing.wait_all_tasks_blocked()
+        while len(received) < len(payload):
+            received += await right.receive_some(65536)
+    assert interrupted == [None]
+    assert bytes(received) == payload
