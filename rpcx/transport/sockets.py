@@ -61,6 +61,8 @@ class SocketStream(trio.abc.HalfCloseableStream):
         self._receive_busy = False
         self._receive_waiting = False
         """A :meth:`receive_or_interrupt` waits for readability (and can be interrupted)."""
+        self._interrupted = False
+        """:meth:`interrupt_receive` was called during the current wait."""
 
     @classmethod
     def adopt(cls, stream: trio.SocketStream) -> SocketStream:
@@ -249,6 +251,7 @@ class SocketStream(trio.abc.HalfCloseableStream):
                     await _cancel_shielded_checkpoint()
                     return data
             while True:
+                self._interrupted = False
                 self._receive_waiting = True
                 try:
                     await _wait_readable(sock)
@@ -261,6 +264,10 @@ class SocketStream(trio.abc.HalfCloseableStream):
                 try:
                     return sock.recv(max_bytes)
                 except BlockingIOError:
+                    if self._interrupted:
+                        # interrupt_receive came after epoll had woken this task (so it
+                        # woke nobody) and there was nothing to read: it ends the wait.
+                        return None
                     continue  # a spurious wake-up
                 except OSError as exc:
                     raise _stream_error(exc) from exc
@@ -276,6 +283,7 @@ class SocketStream(trio.abc.HalfCloseableStream):
         if not self._receive_waiting:
             return False
         self._receive_waiting = False
+        self._interrupted = True  # (in case epoll has woken the waiter already)
         trio.lowlevel.notify_closing(self._sock)
         return True
 
