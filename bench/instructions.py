@@ -546,7 +546,7 @@ LEVELS: dict[str, list[Target]] = {
           "`interceptors.py:CallInfo.__init__`"),
         T("rearm", "rpcx.runtime.link:Link.rearm", "client,server", "link",
           "`link.py:Link.rearm` (next_deadline)"),
-        T("unpack_reply", "rpcx.runtime.channel:unpack_reply", "client", "channel",
+        T("unpack_reply", "rpcx.runtime.unary:unpack_reply", "client", "channel",
           "`dispatch.py:unpack_reply` (incl. decode)"),
         T("data_to_send", "rpcx.protocol.connection:Connection.data_to_send",
           "client,server", "connection", "`connection.py:Connection.data_to_send`"),
@@ -580,7 +580,10 @@ def install(pairs: list[str]) -> None:
             IDEM_STUB = helpers
             continue
         owner, attr = _resolve(target.dotted)
-        original = getattr(owner, attr)
+        original = getattr(owner, attr, None)
+        if original is None:  # moved or renamed: say so rather than stop the whole run
+            print(f"not measured: {target.dotted} (not found)", file=sys.stderr)
+            continue
         try:
             setattr(owner, attr, _wrap(original, helpers, target.is_async))
         except TypeError:  # a class compiled by mypyc (the compiled build) takes no wrapper

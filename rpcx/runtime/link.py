@@ -39,6 +39,7 @@ bytes (its deadline; the connection lost) is woken by
 from __future__ import annotations
 
 import collections
+import contextlib
 import contextvars
 import logging
 import math
@@ -213,6 +214,7 @@ class Link:
         if not await self._run_work(scope):
             return
         await self.flush()
+        self._drained = False  # (a reader taking over: try the socket first)
         receive_or_interrupt = self._receive_or_interrupt
         received: bytes | None
         data: bytes | bytearray
@@ -339,7 +341,10 @@ class Link:
             self._ended_by_bug(bug)
             return False
         if not self.flush_nowait() and not self.finished():
-            self.flush_soon()  # (the caller does not wait for another sender's write)
+            # (The caller does not wait for another sender's write. RuntimeError: the
+            # link's nursery is closing, as the link is ending.)
+            with contextlib.suppress(RuntimeError):
+                self.flush_soon()
         return not self.finished()
 
     def interrupt_reading(self) -> None:

@@ -294,7 +294,7 @@ async def attempt(channel: Channel, method: MethodSpec, deadline: float,
         # (another task is sending) must still cancel the call. Writing is bounded by
         # the deadline too: a peer that stops reading must not hold the caller.
         # While callers woken with this one are still to run, the last of them writes
-        # this request with theirs (ClientLink.woken).
+        # this request with theirs (Link.woken).
         if (not link.link.woken and not link.link.flush_nowait()
                 and not await link.link.flush(deadline=deadline)):
             link.pending.pop(call_id, None)

@@ -1,5 +1,5 @@
 """Callers woken by one read leave their next requests queued for the last of them to
-write (``rpcx.runtime.unary.ClientLink.woken``): many calls in flight on one connection
+write (``rpcx.runtime.link.Link.woken``): many calls in flight on one connection
 cost a few writes per read, not one per call, and no request is ever left unwritten."""
 
 from __future__ import annotations
