@@ -177,65 +177,31 @@ class SocketStream(trio.abc.HalfCloseableStream):
             max_bytes = DEFAULT_RECEIVE_SIZE
         if max_bytes < 1:
             raise ValueError("max_bytes must be >= 1")
-        if self._receive_busy:
-            raise trio.BusyResourceError("another task is reading from this stream")
-        self._receive_busy = True
-        try:
-            await _checkpoint_if_cancelled()
-            sock = self._sock
-            try:
-                data = sock.recv(max_bytes)
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                raise _stream_error(exc) from exc
-            else:
-                await _cancel_shielded_checkpoint()
-                return data
-            while True:
-                try:
-                    await _wait_readable(sock)
-                    return sock.recv(max_bytes)
-                except BlockingIOError:
-                    continue  # a spurious wake-up
-                except OSError as exc:
-                    raise _stream_error(exc) from exc
-        finally:
-            self._receive_busy = False
+        data = await self.receive_or_interrupt(max_bytes, False, interruptible=False)
+        assert data is not None  # (only an interruptible receive returns None)
+        return data
 
     async def receive_after_wait(self, max_bytes: int = DEFAULT_RECEIVE_SIZE) -> bytes:
         """:meth:`receive_some` for a reader that has just emptied the socket (its last
         read returned less than it asked for): waits until the socket is readable before
         the first ``recv``, saving the ``recv`` that would find nothing (a system call and
         a BlockingIOError per read). The same results, errors and checkpoint."""
-        if self._receive_busy:
-            raise trio.BusyResourceError("another task is reading from this stream")
-        sock = self._sock
-        if sock.fileno() == -1:
-            raise trio.ClosedResourceError("this socket was already closed")
-        self._receive_busy = True
-        try:
-            while True:
-                try:
-                    await _wait_readable(sock)
-                    return sock.recv(max_bytes)
-                except BlockingIOError:
-                    continue  # a spurious wake-up
-                except OSError as exc:
-                    raise _stream_error(exc) from exc
-        finally:
-            self._receive_busy = False
+        data = await self.receive_or_interrupt(max_bytes, True, interruptible=False)
+        assert data is not None
+        return data
 
     async def receive_or_interrupt(self, max_bytes: int = DEFAULT_RECEIVE_SIZE,
-                                   wait_first: bool = False) -> bytes | None:
+                                   wait_first: bool = False, *,
+                                   interruptible: bool = True) -> bytes | None:
         """:meth:`receive_some` (or, with ``wait_first``, :meth:`receive_after_wait`), except
         that while it waits for bytes another task may end the wait with
         :meth:`interrupt_receive`: it then returns None, having read nothing. The same
-        results, errors and checkpoint otherwise."""
+        results, errors and checkpoint otherwise. (``interruptible=False``: exactly
+        :meth:`receive_some` / :meth:`receive_after_wait`, which use it.)"""
         if self._receive_busy:
             raise trio.BusyResourceError("another task is reading from this stream")
         sock = self._sock
-        if sock.fileno() == -1:
+        if wait_first and sock.fileno() == -1:
             raise trio.ClosedResourceError("this socket was already closed")
         self._receive_busy = True
         try:
@@ -251,20 +217,23 @@ class SocketStream(trio.abc.HalfCloseableStream):
                     await _cancel_shielded_checkpoint()
                     return data
             while True:
-                self._interrupted = False
-                self._receive_waiting = True
+                if interruptible:
+                    self._interrupted = False
+                    self._receive_waiting = True
                 try:
                     await _wait_readable(sock)
                 except trio.ClosedResourceError:
-                    if sock.fileno() == -1:
+                    if not interruptible or sock.fileno() == -1:
                         raise
                     return None  # interrupt_receive
+                except OSError as exc:  # (the registration failed: a bad descriptor)
+                    raise _stream_error(exc) from exc
                 finally:
                     self._receive_waiting = False
                 try:
                     return sock.recv(max_bytes)
                 except BlockingIOError:
-                    if self._interrupted:
+                    if self._interrupted and interruptible:
                         # interrupt_receive came after epoll had woken this task (so it
                         # woke nobody) and there was nothing to read: it ends the wait.
                         return None
