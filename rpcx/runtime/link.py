@@ -54,7 +54,7 @@ from rpcx.protocol.events import ConnectionTerminated
 from rpcx.status import Status
 from rpcx.transport.sockets import SocketStream
 
-__all__ = ["Link"]
+__all__ = ["Link", "Waiter"]
 
 logger = logging.getLogger("rpcx.link")
 
@@ -126,6 +126,30 @@ class _RunJob(Awaitable[None]):
                     return
 
 
+class Waiter:
+    """One task waits until something changes (cheaper than a fresh trio.Event each
+    time on a per-message or per-call path): the link's parked reader task, a stream's
+    reader and writer."""
+
+    __slots__ = ("_task",)
+
+    def __init__(self) -> None:
+        self._task: trio.lowlevel.Task | None = None
+
+    def wake(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            trio.lowlevel.reschedule(task)
+
+    async def wait(self) -> None:
+        self._task = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort)
+
+    def _abort(self, _: object) -> trio.lowlevel.Abort:
+        self._task = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+
 class Link:
     def __init__(self, stream: trio.abc.Stream, conn: Connection,
                  on_event: Callable[[Event], None], *, name: str = "") -> None:
@@ -146,7 +170,7 @@ class Link:
             stream.interrupt_receive if isinstance(stream, SocketStream) else None
         self._drained = False  # the last read emptied the socket: wait before the next recv
         self._role = _READER
-        self._parked: trio.lowlevel.Task | None = None  # the reader task, while parked
+        self._parked = Waiter()  # the reader task, while the reading is not its own
         self.woken = 0
         """Callers woken with their reply (by the client's event handler) that have not
         run yet: while there are any, the reader does not take the reading back."""
@@ -224,7 +248,7 @@ class Link:
                 if role == _FREE and not self.woken:
                     self._role = _READER
                 else:
-                    await self._park()  # until a caller lets go of the reading
+                    await self._parked.wait()  # until a caller lets go of the reading
                     continue
             try:
                 if receive_or_interrupt is not None:
@@ -240,13 +264,7 @@ class Link:
             self._drained = len(data) < RECEIVE_SIZE
             if self.finished():
                 break
-            try:
-                self.conn.receive_data(bytes(data), self.now())
-            except RemoteProtocolError as exc:
-                # Already reported as events, with an error GOAWAY queued for the peer.
-                logger.warning("%s: peer broke the protocol: %s", self.name, exc)
-            self.rearm()  # a request just received may carry the earliest deadline
-            self._process()
+            self._take_in(bytes(data))
             if (self.woken and receive_or_interrupt is not None
                     and self.conn.open_calls == 0):
                 # The callers just woken may start the next calls: let one of them read
@@ -283,20 +301,6 @@ class Link:
 
     # -- a caller that reads its own reply (see the module docstring) ---------------------
 
-    async def _park(self) -> None:
-        self._parked = trio.lowlevel.current_task()
-        await trio.lowlevel.wait_task_rescheduled(self._unpark)
-
-    def _unpark(self, _: object) -> trio.lowlevel.Abort:
-        self._parked = None
-        return trio.lowlevel.Abort.SUCCEEDED
-
-    def _wake_reader(self) -> None:
-        task = self._parked
-        if task is not None:
-            self._parked = None
-            trio.lowlevel.reschedule(task)
-
     @property
     def reading_by(self) -> str:
         """Who reads the stream now: ``"task"`` (the reader task), ``"caller"`` (a caller
@@ -330,12 +334,7 @@ class Link:
         if self.finished():
             return False
         try:
-            try:
-                self.conn.receive_data(received, self.now())
-            except RemoteProtocolError as exc:
-                logger.warning("%s: peer broke the protocol: %s", self.name, exc)
-            self.rearm()
-            self._process()
+            self._take_in(received)
         except Exception as bug:
             # (As a bug in the reader task's processing: it ends this connection only.)
             self._ended_by_bug(bug)
@@ -346,6 +345,17 @@ class Link:
             with contextlib.suppress(RuntimeError):
                 self.flush_soon()
         return not self.finished()
+
+    def _take_in(self, data: bytes) -> None:
+        """Bytes read (by the reader task or a reading caller) into the connection, and
+        its events to the owner."""
+        try:
+            self.conn.receive_data(data, self.now())
+        except RemoteProtocolError as exc:
+            # Already reported as events, with an error GOAWAY queued for the peer.
+            logger.warning("%s: peer broke the protocol: %s", self.name, exc)
+        self.rearm()  # a request just received may carry the earliest deadline
+        self._process()
 
     def interrupt_reading(self) -> None:
         """End the wait of the caller reading (:meth:`read_once`) if it waits for bytes:
@@ -360,14 +370,14 @@ class Link:
         (woken now, or by the last of the callers this one woke: :meth:`caller_ran`)."""
         self._role = _FREE
         if not self.woken or self.finished():
-            self._wake_reader()
+            self._parked.wake()
 
     def caller_ran(self) -> None:
         """A caller woken with its reply runs (the client's ``woken`` count just fell by
         one): the last of them wakes the reader task if the reading is still free."""
         self.woken -= 1
         if not self.woken and self._role == _FREE:
-            self._wake_reader()
+            self._parked.wake()
 
     def _hand_over(self) -> None:
         assert self._nursery is not None
@@ -423,7 +433,7 @@ class Link:
             self.on_event(event)
             if isinstance(event, ConnectionTerminated):
                 self.rearm()
-                self._wake_reader()  # a parked reader task must see the end too
+                self._parked.wake()  # a parked reader task must see the end too
 
     def _has_output(self) -> bool:
         return bool(self._unsent) or self.conn.has_data_to_send()

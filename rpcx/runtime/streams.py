@@ -45,7 +45,7 @@ from rpcx.runtime._errors import error_for
 from rpcx.runtime.arguments import argument_details, invalid_arguments
 from rpcx.runtime.dispatch import Failure, Reply, Success, _declared_failure, unpack_reply
 from rpcx.runtime.interceptors import CallInfo, Proceed, run_chain
-from rpcx.runtime.link import Link
+from rpcx.runtime.link import Link, Waiter
 from rpcx.runtime.options import deadline_scope
 from rpcx.schema import MethodSpec, StructSpec, list_of
 from rpcx.status import Status
@@ -124,29 +124,6 @@ class StreamInvoker(Protocol):
                     metadata: Mapping[str, str] | None = None) -> Stream: ...
 
 
-class _Waiter:
-    """One task waits until something changes (cheaper than a fresh trio.Event each
-    time on the per-message path)."""
-
-    __slots__ = ("_task",)
-
-    def __init__(self) -> None:
-        self._task: trio.lowlevel.Task | None = None
-
-    def wake(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            trio.lowlevel.reschedule(task)
-
-    async def wait(self) -> None:
-        self._task = trio.lowlevel.current_task()
-        await trio.lowlevel.wait_task_rescheduled(self._abort)
-
-    def _abort(self, _: object) -> trio.lowlevel.Abort:
-        self._task = None
-        return trio.lowlevel.Abort.SUCCEEDED
-
-
 class _Sender:
     """What a sending side (one call) needs to batch its writes: its link, and whether a
     flush task it started has yet to run."""
@@ -206,8 +183,8 @@ class StreamCore:
         self.metadata = metadata
         self._start = start
         self._messages: collections.deque[bytes] = collections.deque()
-        self._receiver = _Waiter()
-        self._sender = _Waiter()
+        self._receiver = Waiter()
+        self._sender = Waiter()
         self._batch = _Sender()
         self._link: Link | None = None
         self._call_id = 0
@@ -554,8 +531,8 @@ class ServerCallStream:
         self._messages: collections.deque[bytes] = collections.deque()
         self._ended = False
         self._taken = 0
-        self._receiver = _Waiter()
-        self._sender = _Waiter()
+        self._receiver = Waiter()
+        self._sender = Waiter()
         self._batch = _Sender()
         self._queue_message = link.conn.queue_message
 

@@ -318,7 +318,9 @@ async def attempt(channel: Channel, method: MethodSpec, deadline: float,
                     finally:
                         pending.reading = False
                         link.link.release_reading()
-                    if not pending.done():  # (ended, its events not seen: never seen)
+                    if not pending.done():
+                        # The connection ended and nobody has processed its end yet
+                        # (closed outside a read): the call fails as the end would.
                         link.resolve(call_id, Failure(Status.UNAVAILABLE,
                                                       "connection ended", local=True))
                 if not pending.done():
