@@ -10,7 +10,7 @@ nested deeper than ``max_depth``. Bytes after the first complete CBOR item are i
 from __future__ import annotations
 
 import decimal
-from typing import Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import cbor2
 
@@ -29,6 +29,9 @@ from rpcx.codec.convert import (
 )
 from rpcx.errors import CodecError
 from rpcx.text import plain
+
+if TYPE_CHECKING:
+    from rpcx.codec import _ctyped
 
 __all__ = ["CborCodec"]
 
@@ -49,6 +52,19 @@ _fast_loads: Final = _cbor.loads
 _FALLBACK: Final = _cbor.FALLBACK
 _typed_encode: Final = _typed.encode
 _typed_decode: Final = _typed.decode
+
+try:  # the compiled build's C module (hatch_build.py); the pure build goes without
+    from rpcx.codec._ctyped import decode as _c_decode
+    from rpcx.codec._ctyped import encode as _c_encode
+    from rpcx.codec._ctyped import prepare as _c_prepare
+    _C_TYPED = True
+    """The typed path in C (rpcx.codec._ctyped) is there: a plan without maps, unions
+    or timestamps takes it, in either build (when False, the three names are unbound)."""
+except ImportError:  # pragma: no cover - depends on the build
+    _C_TYPED = False
+_TYPED: Final = _FAST or _C_TYPED
+"""Typed values go straight to bytes and back (rpcx.codec._typed or _ctyped)."""
+_Plan = tuple[Schema, "_typed.Node | None", "_ctyped.Plan | None"]
 
 
 def _refuse(tag: int) -> NoReturn:
@@ -119,33 +135,48 @@ class CborCodec(LimitedCodec):
                  max_collection_len: int = DEFAULT_MAX_COLLECTION_LEN) -> None:
         super().__init__(max_message_bytes=max_message_bytes, max_depth=max_depth,
                          max_collection_len=max_collection_len)
-        self._plans: dict[int, tuple[Schema, _typed.Node | None]] = {}
-        """Compiled build: the typed path's plan per schema (``rpcx.codec._typed``)."""
+        self._plans: dict[int, _Plan] = {}
+        """Compiled build: the typed path's plan per schema: the schema, its plan for
+        ``rpcx.codec._typed`` (when that is compiled) and its copy for
+        ``rpcx.codec._ctyped`` (None when the C module is missing or does not take it)."""
 
-    def _plan(self, schema: Schema) -> _typed.Node | None:
+    def _plan(self, schema: Schema) -> _Plan:
         from rpcx.codec._plan import plan
         from rpcx.schema import StructSpec, TypeRef
 
         given: object = schema  # (typed, but a caller may pass anything)
-        if not isinstance(given, TypeRef | StructSpec):
-            return None  # the ordinary path refuses it
-        node = plan(given, self._encoders, self._decoders, self.max_collection_len)
-        self._plans[id(schema)] = (schema, node)
-        return node
+        node = plan(given, self._encoders, self._decoders, self.max_collection_len) \
+            if isinstance(given, TypeRef | StructSpec) else None  # (else: refused below)
+        c_plan = _c_prepare(node, _FALLBACK, decimal.Decimal) \
+            if node is not None and _C_TYPED else None
+        entry = (schema, node if _FAST else None, c_plan)
+        self._plans[id(schema)] = entry
+        return entry
 
     def encode(self, schema: Schema, value: object) -> bytes:
-        if _FAST:
-            # Typed value straight to bytes (rpcx.codec._typed); anything it does not
-            # take, and every error, goes the ordinary way below.
+        if _C_TYPED:
+            # the common case first: a known plan the C module takes
             known = self._plans.get(id(schema))
-            node = known[1] if known is not None and known[0] is schema \
-                else self._plan(schema)
-            if node is not None:
-                typed = _typed_encode(node, value)
-                if isinstance(typed, bytes):
-                    if len(typed) > self.max_message_bytes:
-                        raise too_big(len(typed), self.max_message_bytes)
+            if known is not None and known[0] is schema and known[2] is not None:
+                typed = _c_encode(known[2], value)
+                if isinstance(typed, bytes) and len(typed) <= self.max_message_bytes:
                     return typed
+        if _TYPED:
+            # Typed value straight to bytes (rpcx.codec._ctyped or _typed); anything it
+            # does not take, and every error, goes the ordinary way below.
+            known = self._plans.get(id(schema))
+            if known is None or known[0] is not schema:
+                known = self._plan(schema)
+            c_plan = known[2]
+            if c_plan is not None:
+                typed = _c_encode(c_plan, value)
+            else:
+                node = known[1]
+                typed = _typed_encode(node, value) if node is not None else _FALLBACK
+            if isinstance(typed, bytes):
+                if len(typed) > self.max_message_bytes:
+                    raise too_big(len(typed), self.max_message_bytes)
+                return typed
         # Written out in each codec rather than shared through the base class: this is
         # the call path, and the shared version measured 2-3 % slower.
         entry = self._enc_cache.get(id(schema))
@@ -168,6 +199,14 @@ class CborCodec(LimitedCodec):
         return data
 
     def decode(self, schema: Schema, data: bytes) -> Any:
+        if _C_TYPED:
+            # the common case first: a known plan the C module takes, and bytes
+            known = self._plans.get(id(schema))
+            if (known is not None and known[0] is schema and known[2] is not None
+                    and type(data) is bytes and len(data) <= self.max_message_bytes):
+                typed = _c_decode(known[2], data, self.max_depth)
+                if typed is not _FALLBACK:
+                    return typed
         entry = self._dec_cache.get(id(schema))
         if entry is not None and entry[0] is schema:
             convert = entry[1]
@@ -179,14 +218,21 @@ class CborCodec(LimitedCodec):
             data = bytes(data)
         if len(data) > self.max_message_bytes:
             raise too_big(len(data), self.max_message_bytes)
-        if _FAST:
+        if _TYPED:
             known = self._plans.get(id(schema))
-            node = known[1] if known is not None and known[0] is schema \
-                else self._plan(schema)
-            if node is not None:
-                typed = _typed_decode(node, data, self.max_depth, _decimal)
+            if known is None or known[0] is not schema:
+                known = self._plan(schema)
+            c_plan = known[2]
+            if c_plan is not None:
+                typed = _c_decode(c_plan, data, self.max_depth)
                 if typed is not _FALLBACK:
                     return typed
+            else:
+                node = known[1]
+                if node is not None:
+                    typed = _typed_decode(node, data, self.max_depth, _decimal)
+                    if typed is not _FALLBACK:
+                        return typed
         plain = _fast_loads(data, self.max_depth, _decimal) if _FAST else _FALLBACK
         try:
             if plain is _FALLBACK:
