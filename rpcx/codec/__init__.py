@@ -23,6 +23,12 @@ from rpcx.codec.base import (
     Schema as Schema,
 )
 from rpcx.codec.base import (
+    decoder_of as decoder_of,
+)
+from rpcx.codec.base import (
+    encoder_of as encoder_of,
+)
+from rpcx.codec.base import (
     get_codec as get_codec,
 )
 from rpcx.codec.cbor_codec import CborCodec as CborCodec
@@ -36,5 +42,7 @@ __all__ = [
     "Codec",
     "JsonCodec",
     "Schema",
+    "decoder_of",
+    "encoder_of",
     "get_codec",
 ]

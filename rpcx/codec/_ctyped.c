@@ -1292,6 +1292,144 @@ encode(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* ------------------------------------------------- per-schema callables */
+
+/* Decoder(plan, max_depth, max_bytes, slow): ``decoder(data)`` is ``decode(plan, data,
+ * max_depth)`` for bytes of at most max_bytes, and ``slow(data)`` for everything else
+ * (other types, larger inputs, the fallback): the codec's whole decode for one schema,
+ * callable without a Python frame on the common path. Encoder likewise. */
+typedef struct {
+    PyObject_HEAD
+    PlanObject *plan;
+    Py_ssize_t max_depth;
+    Py_ssize_t max_bytes;
+    PyObject *slow;
+    vectorcallfunc vectorcall;
+} CallableObject;
+
+static void
+callable_dealloc(CallableObject *self)
+{
+    Py_XDECREF(self->plan);
+    Py_XDECREF(self->slow);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+decoder_call(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    CallableObject *self = (CallableObject *)callable;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs != 1 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "a decoder takes one argument: the bytes");
+        return NULL;
+    }
+    PyObject *data = args[0];
+    if (PyBytes_CheckExact(data) && PyBytes_GET_SIZE(data) <= self->max_bytes
+            && self->plan->count > 0) {
+        Reader reader = {
+            (const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), 0,
+            self->max_depth, self->plan,
+        };
+        PyObject *result = dec(&reader, 0, 0);
+        if (result != NULL)
+            return result;
+        if (PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception))
+                return NULL;
+            PyErr_Clear();
+        }
+    }
+    return PyObject_CallOneArg(self->slow, data);
+}
+
+static PyObject *
+encoder_call(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    CallableObject *self = (CallableObject *)callable;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs != 1 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "an encoder takes one argument: the value");
+        return NULL;
+    }
+    if (self->plan->count > 0) {
+        Out out;
+        out.buf = out.small;
+        out.len = 0;
+        out.cap = sizeof out.small;
+        PyObject *result = NULL;
+        if (enc(&out, self->plan, 0, args[0], 0) == 0) {
+            if (out.len <= self->max_bytes)
+                result = PyBytes_FromStringAndSize(out.buf, out.len);
+        } else if (PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+                if (out.buf != out.small)
+                    PyMem_Free(out.buf);
+                return NULL;
+            }
+            PyErr_Clear();
+        }
+        if (out.buf != out.small)
+            PyMem_Free(out.buf);
+        if (result != NULL)
+            return result;
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    /* the ordinary path: it also raises every error (a value too large included) */
+    return PyObject_CallOneArg(self->slow, args[0]);
+}
+
+static PyTypeObject DecoderType;
+
+static PyObject *
+callable_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *plan, *slow;
+    Py_ssize_t max_depth, max_bytes;
+    static char *names[] = {"plan", "max_depth", "max_bytes", "slow", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!nnO", names, &PlanType, &plan,
+                                     &max_depth, &max_bytes, &slow))
+        return NULL;
+    if (!PyCallable_Check(slow)) {
+        PyErr_SetString(PyExc_TypeError, "slow must be callable");
+        return NULL;
+    }
+    CallableObject *self = (CallableObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->plan = (PlanObject *)Py_NewRef(plan);
+    self->max_depth = max_depth;
+    self->max_bytes = max_bytes;
+    self->slow = Py_NewRef(slow);
+    self->vectorcall = type == &DecoderType ? decoder_call : encoder_call;
+    return (PyObject *)self;
+}
+
+static PyTypeObject DecoderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rpcx.codec._ctyped.Decoder",
+    .tp_basicsize = sizeof(CallableObject),
+    .tp_dealloc = (destructor)callable_dealloc,
+    .tp_vectorcall_offset = offsetof(CallableObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = callable_new,
+    .tp_doc = "Decoder(plan, max_depth, max_bytes, slow): one schema's decode.",
+};
+
+static PyTypeObject EncoderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rpcx.codec._ctyped.Encoder",
+    .tp_basicsize = sizeof(CallableObject),
+    .tp_dealloc = (destructor)callable_dealloc,
+    .tp_vectorcall_offset = offsetof(CallableObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = callable_new,
+    .tp_doc = "Encoder(plan, max_depth, max_bytes, slow): one schema's encode.",
+};
+
 /* ------------------------------------------------------------------ the module */
 
 static PyMethodDef methods[] = {
@@ -1324,9 +1462,10 @@ PyInit__ctyped(void)
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL)
         return NULL;
-    Py_INCREF(&PlanType);
-    if (PyModule_AddObject(module, "Plan", (PyObject *)&PlanType) < 0) {
-        Py_DECREF(&PlanType);
+    if (PyType_Ready(&DecoderType) < 0 || PyType_Ready(&EncoderType) < 0
+            || PyModule_AddObjectRef(module, "Plan", (PyObject *)&PlanType) < 0
+            || PyModule_AddObjectRef(module, "Decoder", (PyObject *)&DecoderType) < 0
+            || PyModule_AddObjectRef(module, "Encoder", (PyObject *)&EncoderType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any, Final, Protocol, TypeAlias
 
 from rpcx.schema import StructSpec, TypeRef
@@ -12,6 +14,8 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "Codec",
     "Schema",
+    "decoder_of",
+    "encoder_of",
     "get_codec",
 ]
 
@@ -41,6 +45,27 @@ class Codec(Protocol):
     def encode(self, schema: Schema, value: object) -> bytes: ...
 
     def decode(self, schema: Schema, data: bytes) -> Any: ...
+
+
+def decoder_of(codec: Codec, schema: Schema) -> Callable[[bytes], Any]:
+    """``codec.decode`` for one schema as one callable: the codec's own, made for the
+    schema, when it has a ``decoder(schema)`` method (:class:`CborCodec` does), else
+    ``decode`` with the schema bound. For a loop that decodes many values of one type
+    (the items of a stream)."""
+    make = getattr(codec, "decoder", None)
+    if make is not None:
+        decoder: Callable[[bytes], Any] = make(schema)
+        return decoder
+    return functools.partial(codec.decode, schema)
+
+
+def encoder_of(codec: Codec, schema: Schema) -> Callable[[Any], bytes]:
+    """``codec.encode`` for one schema as one callable (see :func:`decoder_of`)."""
+    make = getattr(codec, "encoder", None)
+    if make is not None:
+        encoder: Callable[[Any], bytes] = make(schema)
+        return encoder
+    return functools.partial(codec.encode, schema)
 
 
 _DEFAULTS: dict[str, Codec] = {}

@@ -10,6 +10,8 @@ nested deeper than ``max_depth``. Bytes after the first complete CBOR item are i
 from __future__ import annotations
 
 import decimal
+import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import cbor2
@@ -54,6 +56,8 @@ _typed_encode: Final = _typed.encode
 _typed_decode: Final = _typed.decode
 
 try:  # the compiled build's C module (hatch_build.py); the pure build goes without
+    from rpcx.codec._ctyped import Decoder as _CDecoder
+    from rpcx.codec._ctyped import Encoder as _CEncoder
     from rpcx.codec._ctyped import decode as _c_decode
     from rpcx.codec._ctyped import encode as _c_encode
     from rpcx.codec._ctyped import prepare as _c_prepare
@@ -152,6 +156,29 @@ class CborCodec(LimitedCodec):
         entry = (schema, node if _FAST else None, c_plan)
         self._plans[id(schema)] = entry
         return entry
+
+    def decoder(self, schema: Schema) -> Callable[[bytes], Any]:
+        """``decode`` for one schema as one callable: with the C module, a
+        ``rpcx.codec._ctyped.Decoder`` (no Python frame for a message it takes)."""
+        slow = functools.partial(self.decode, schema)
+        if _C_TYPED:
+            known = self._plans.get(id(schema))
+            if known is None or known[0] is not schema:
+                known = self._plan(schema)
+            if known[2] is not None:
+                return _CDecoder(known[2], self.max_depth, self.max_message_bytes, slow)
+        return slow
+
+    def encoder(self, schema: Schema) -> Callable[[Any], bytes]:
+        """``encode`` for one schema as one callable (see :meth:`decoder`)."""
+        slow = functools.partial(self.encode, schema)
+        if _C_TYPED:
+            known = self._plans.get(id(schema))
+            if known is None or known[0] is not schema:
+                known = self._plan(schema)
+            if known[2] is not None:
+                return _CEncoder(known[2], self.max_depth, self.max_message_bytes, slow)
+        return slow
 
     def encode(self, schema: Schema, value: object) -> bytes:
         if _C_TYPED:

@@ -38,7 +38,7 @@ from typing import Any, Generic, Protocol, TypeVar, cast
 import attrs
 import trio
 
-from rpcx.codec.base import Codec
+from rpcx.codec.base import Codec, decoder_of, encoder_of
 from rpcx.errors import CodecError, DeadlineExceeded, DeclaredError, RemoteError, RpcError
 from rpcx.protocol.events import EndReceived, Event, MessagesReceived, WindowOpened
 from rpcx.runtime._errors import error_for
@@ -171,6 +171,10 @@ Start = Callable[["StreamCore", bytes], Awaitable[None]]
 """The channel's part: send the REQUEST and :meth:`StreamCore.attach` the call."""
 
 
+def _no_items(payload: bytes) -> Any:
+    raise CodecError("the method returns no value")  # (a receiver never takes one)
+
+
 class StreamCore:
     """One streaming call on a channel, untyped (the generated stubs wrap it)."""
 
@@ -193,8 +197,9 @@ class StreamCore:
         self._ended = False  # END sent
         self._done = False  # closed locally (finished, cancelled or failed)
         self._owed = 0  # bytes of messages taken and not yet given back as credit
-        self._decode = codec.decode
         self._result: Any = method.result
+        self._decode = decoder_of(codec, method.result) if method.result is not None \
+            else _no_items
 
     # -- set up by the channel -----------------------------------------------------------
 
@@ -250,7 +255,7 @@ class StreamCore:
         if owed >= _OWED or len(messages) == 1:
             return WAIT  # credit goes back now: receive() may have to write
         try:
-            item = self._decode(self._result, payload)
+            item = self._decode(payload)
         except CodecError:
             return WAIT  # receive() takes it again and fails the call
         messages.popleft()
@@ -643,10 +648,10 @@ async def run_handler(method: MethodSpec, codec: Codec, handler: Callable[..., A
             assert result_spec is not None
             items = handler(*args)
             try:
-                encode = codec.encode
+                encode = encoder_of(codec, result_spec)
                 async for item in items:
                     try:
-                        data = encode(result_spec, item)
+                        data = encode(item)
                     except CodecError as exc:
                         logger.error("handler for %s yielded an invalid item: %s", path, exc)
                         raise RpcError(Status.INTERNAL,
