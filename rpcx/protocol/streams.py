@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from rpcx.errors import LocalProtocolError, RemoteProtocolError, RpcError
+from rpcx.protocol._wire import message_run
 from rpcx.protocol.call import CallState, Role
 from rpcx.protocol.events import EndReceived, MessagesReceived, WindowOpened
 from rpcx.protocol.frames import HEADER, FrameHeader
@@ -312,6 +313,12 @@ class StreamsMixin:
             server = self.role is Role.SERVER
             window = stream.recv_window
             while pos + _HEADER_SIZE <= end:
+                # the frames of this call, natively in the compiled build
+                before = len(payloads)
+                pos, window = message_run(raw, pos, call_id, window, limit, payloads)
+                taken += len(payloads) - before
+                if pos + _HEADER_SIZE > end:
+                    break
                 size, kind, _, meta, frame_call = _unpack_header(raw, pos)
                 stop = pos + _HEADER_SIZE + size
                 if kind != _MESSAGE or meta or not 0 < size <= limit or stop > end:
