@@ -11,8 +11,11 @@ Off unless ``RPCX_MYPYC=1`` is set; without it every build is pure Python, and
 - ``python hatch_build.py --inplace`` / ``--clean`` do the same two things without pip
   (CI uses them; they need mypy and setuptools installed).
 
-The modules are listed once, in ``rpcx._mypyc.COMPILED_MODULES``;
-``python -c "import rpcx._mypyc as m; print(m.compiled())"`` says which are compiled.
+The modules are listed once, in ``rpcx._mypyc.COMPILED_MODULES``; the same builds also
+build the hand-written C extensions of ``rpcx._mypyc.C_MODULES`` (``rpcx.codec._ctyped``,
+from ``rpcx/codec/_ctyped.c``), which have no pure Python counterpart: the pure build does
+without them. ``python -c "import rpcx._mypyc as m; print(m.compiled())"`` says which are
+compiled.
 Results are byte for byte the same on both builds (CI runs the tests on both).
 """
 
@@ -40,15 +43,37 @@ def enabled() -> bool:
     return os.environ.get(SWITCH, "") not in ("", "0")
 
 
-def modules() -> list[str]:
-    """``COMPILED_MODULES`` read from rpcx/_mypyc.py without importing rpcx."""
+def _listed(name: str) -> list[str]:
+    """The tuple ``name`` of rpcx/_mypyc.py, read without importing rpcx."""
     tree = ast.parse((ROOT / "rpcx" / "_mypyc.py").read_text(encoding="utf-8"))
     for node in tree.body:
         if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and node.target.id == "COMPILED_MODULES" and node.value is not None):
+                and node.target.id == name and node.value is not None):
             value = ast.literal_eval(node.value)
             return list(value)
-    raise RuntimeError("COMPILED_MODULES not found in rpcx/_mypyc.py")
+    raise RuntimeError(f"{name} not found in rpcx/_mypyc.py")
+
+
+def modules() -> list[str]:
+    """``COMPILED_MODULES``: the modules compiled with mypyc."""
+    return _listed("COMPILED_MODULES")
+
+
+def c_modules() -> list[str]:
+    """``C_MODULES``: the hand-written C extensions, each built from the ``.c`` file at
+    its module's path."""
+    return _listed("C_MODULES")
+
+
+def _c_sources() -> list[tuple[str, str]]:
+    """Each C extension's module name and ``.c`` source (relative to the root)."""
+    sources = []
+    for name in c_modules():
+        source = Path(*name.split(".")).with_suffix(".c")
+        if not (ROOT / source).is_file():
+            raise RuntimeError(f"{source}, the source of {name} (C_MODULES), is missing")
+        sources.append((name, source.as_posix()))
+    return sources
 
 
 def _suffix() -> str:
@@ -56,17 +81,22 @@ def _suffix() -> str:
 
 
 def compile_into(out_dir: Path) -> list[Path]:
-    """Compile the modules with mypyc; the extensions land under ``out_dir`` at their
-    package paths (plus mypyc's shared runtime library at the top). Returns them."""
+    """Compile the modules with mypyc, and build the C extensions; the extensions land
+    under ``out_dir`` at their package paths (plus mypyc's shared runtime library at the
+    top). Returns them."""
     from mypyc.build import mypycify
-    from setuptools import Distribution  # type: ignore[import-untyped]
+    from setuptools import Distribution, Extension  # type: ignore[import-untyped]
 
     sources = [str(Path(*name.split(".")).with_suffix(".py")) for name in modules()]
+    c_sources = _c_sources()
+    flags = [] if sys.platform == "win32" else ["-O2"]  # (MSVC optimises by default)
     cwd = os.getcwd()
     os.chdir(ROOT)  # mypy reads pyproject.toml's [tool.mypy] and finds rpcx from here
     try:
         with tempfile.TemporaryDirectory(prefix="rpcx-mypyc-") as work:
             extensions = mypycify(sources, opt_level="3", target_dir=work)
+            extensions += [Extension(name, [source], extra_compile_args=flags)
+                           for name, source in c_sources]
             dist = Distribution({"name": "rpcx-compiled", "ext_modules": extensions})
             command: Any = dist.get_command_obj("build_ext")
             command.build_lib = str(out_dir)
@@ -95,7 +125,7 @@ def clean() -> list[Path]:
     removed = []
     suffix = _suffix()
     candidates = [ROOT / Path(*name.split(".")).with_name(
-        name.rsplit(".", 1)[1] + suffix) for name in modules()]
+        name.rsplit(".", 1)[1] + suffix) for name in modules() + c_modules()]
     candidates += list(ROOT.glob(f"*__mypyc{suffix}"))
     for path in candidates:
         if path.exists():

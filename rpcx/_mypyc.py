@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["COMPILED_MODULES", "compiled", "mypyc_attr"]
+__all__ = ["COMPILED_MODULES", "C_MODULES", "compiled", "mypyc_attr"]
 
 if TYPE_CHECKING:
     from mypy_extensions import mypyc_attr as mypyc_attr
@@ -47,13 +47,31 @@ COMPILED_MODULES: tuple[str, ...] = (
 """The modules the compiled build compiles (one list, read by ``hatch_build.py``)."""
 
 
+C_MODULES: tuple[str, ...] = (
+    "rpcx.codec._ctyped",
+)
+"""Hand-written C extensions the compiled build also builds, each from the ``.c`` file at
+its module's path (``rpcx/codec/_ctyped.c``; read by ``hatch_build.py``). They have no
+Python source: the pure build does not have them, and the code that uses one imports it
+when it can and does without it otherwise."""
+
+
 def compiled() -> dict[str, bool]:
     """For each module of :data:`COMPILED_MODULES`: was it imported from a compiled
-    extension (``True``) or from its ``.py`` source (``False``)? Imports them."""
+    extension (``True``) or from its ``.py`` source (``False``)? And for each of
+    :data:`C_MODULES`: can it be imported (``True``: it was built) or not (``False``)?
+    Imports them."""
     import importlib
 
     result = {}
     for name in COMPILED_MODULES:
         module = importlib.import_module(name)
         result[name] = not str(getattr(module, "__file__", "")).endswith(".py")
+    for name in C_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            result[name] = False
+        else:
+            result[name] = True
     return result

@@ -1,6 +1,7 @@
 """The optional compiled build (``RPCX_MYPYC=1``, ``hatch_build.py``): CI runs the tests on
 both builds and sets ``RPCX_EXPECT_COMPILED`` to say which one it means to test, so a
-build that silently fell back to pure Python (or left compiled modules behind) fails."""
+build that silently fell back to pure Python (or left compiled modules behind, or did not
+build a C extension of ``rpcx._mypyc.C_MODULES``) fails."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ import os
 import attrs
 import pytest
 
-from rpcx._mypyc import COMPILED_MODULES, compiled
+from rpcx._mypyc import C_MODULES, COMPILED_MODULES, compiled
 
 
 def test_the_build_is_the_one_ci_asked_for() -> None:
     expected = os.environ.get("RPCX_EXPECT_COMPILED")
     if expected is None:
         pytest.skip("RPCX_EXPECT_COMPILED is not set (CI sets it to 0 or 1)")
-    assert compiled() == {name: expected == "1" for name in COMPILED_MODULES}
+    # (the C extensions of C_MODULES too: built and importable in the compiled build only)
+    assert compiled() == {name: expected == "1" for name in COMPILED_MODULES + C_MODULES}
 
 
 def test_attrs_classes_in_compiled_modules_stay_attrs_classes() -> None:

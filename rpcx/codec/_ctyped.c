@@ -36,8 +36,9 @@ enum { DEFAULT_CONST = 0, DEFAULT_LIST = 1, DEFAULT_DICT = 2, DEFAULT_COPY = 3 }
 #define DECIMAL_MAX_EXPONENT 6144
 #define FAST_ADJUSTED (DECIMAL_MAX_EXPONENT - DECIMAL_MAX_DIGITS)
 #define MANTISSA_LIMIT 10000000000000000000ULL /* 10**19 */
-#define MAX_NESTING 400 /* deeper than this, give up (the ordinary path decides) */
-#define SMALL_FIELDS 32
+#define MAX_NESTING 200 /* deeper than this, give up (the ordinary path decides); with
+                          * the frames below (under 400 bytes a level), 80 KiB of stack */
+#define SMALL_FIELDS 16
 #define SMALL_ENUM 64
 
 static PyObject *value_name; /* "_value_" */
@@ -915,35 +916,43 @@ put_byte(Out *out, unsigned char byte)
     return 0;
 }
 
-/* The smallest head of major type ``major`` (already shifted) and argument ``value``. */
+/* The smallest head of major type ``major`` (already shifted) and argument ``value``,
+ * into ``head`` (9 bytes); returns its size. */
+static int
+head_of(unsigned char *head, unsigned major, uint64_t value)
+{
+    if (value < 24) {
+        head[0] = (unsigned char)(major | value);
+        return 1;
+    }
+    if (value < 0x100) {
+        head[0] = (unsigned char)(major | 24);
+        head[1] = (unsigned char)value;
+        return 2;
+    }
+    if (value < 0x10000) {
+        head[0] = (unsigned char)(major | 25);
+        head[1] = (unsigned char)(value >> 8);
+        head[2] = (unsigned char)value;
+        return 3;
+    }
+    if (value < 0x100000000ULL) {
+        head[0] = (unsigned char)(major | 26);
+        for (int i = 0; i < 4; i++)
+            head[1 + i] = (unsigned char)(value >> (24 - 8 * i));
+        return 5;
+    }
+    head[0] = (unsigned char)(major | 27);
+    for (int i = 0; i < 8; i++)
+        head[1 + i] = (unsigned char)(value >> (56 - 8 * i));
+    return 9;
+}
+
 static int
 put_head(Out *out, unsigned major, uint64_t value)
 {
     unsigned char head[9];
-    int size;
-    if (value < 24) {
-        head[0] = (unsigned char)(major | value);
-        size = 1;
-    } else if (value < 0x100) {
-        head[0] = (unsigned char)(major | 24);
-        head[1] = (unsigned char)value;
-        size = 2;
-    } else if (value < 0x10000) {
-        head[0] = (unsigned char)(major | 25);
-        head[1] = (unsigned char)(value >> 8);
-        head[2] = (unsigned char)value;
-        size = 3;
-    } else if (value < 0x100000000ULL) {
-        head[0] = (unsigned char)(major | 26);
-        for (int i = 0; i < 4; i++)
-            head[1 + i] = (unsigned char)(value >> (24 - 8 * i));
-        size = 5;
-    } else {
-        head[0] = (unsigned char)(major | 27);
-        for (int i = 0; i < 8; i++)
-            head[1 + i] = (unsigned char)(value >> (56 - 8 * i));
-        size = 9;
-    }
+    int size = head_of(head, major, value);
     return put(out, (const char *)head, size);
 }
 
@@ -1122,19 +1131,13 @@ enc_struct(Out *out, PlanObject *plan, CNode *node, PyObject *obj, int depth)
     }
     /* a longer head: move the fields to make room */
     unsigned char head[9];
-    Out scratch;
-    scratch.buf = scratch.small;
-    scratch.len = 0;
-    scratch.cap = sizeof scratch.small;
-    if (put_head(&scratch, 0xA0, count) < 0)
-        return -1;
-    Py_ssize_t extra = scratch.len - 1;
-    memcpy(head, scratch.buf, (size_t)scratch.len);
+    Py_ssize_t size = head_of(head, 0xA0, count);
+    Py_ssize_t extra = size - 1;
     if (reserve(out, extra) < 0)
         return -1;
     memmove(out->buf + start + 1 + extra, out->buf + start + 1,
             (size_t)(out->len - start - 1));
-    memcpy(out->buf + start, head, (size_t)scratch.len);
+    memcpy(out->buf + start, head, (size_t)size);
     out->len += extra;
     return 0;
 }
