@@ -92,6 +92,10 @@ def _slot_setters(cls: type[Any], names: list[str]) -> list[Callable[[Any, Any],
     slots = set(cls.__dict__.get("__slots__", ())) - {"__weakref__"}
     if slots != set(names):
         return None
+    try:
+        object.__new__(cls)  # refused for a class built on dict, set... (not object)
+    except TypeError:
+        return None
     setters = []
     for name in names:
         slot = cls.__dict__.get(name)

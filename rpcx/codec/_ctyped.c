@@ -84,9 +84,38 @@ static PyTypeObject PlanType;
 
 /* ------------------------------------------------------------------ the plan */
 
+/* The plan holds classes, defaults and functions, which may refer back to it (a class
+ * whose attribute keeps a decoder): the collector must see those references. There is
+ * no tp_clear: a plan stays whole while anything can call it; the other objects of such
+ * a cycle (a class, a dict) break it. */
+static int
+plan_traverse(PlanObject *self, visitproc visit, void *arg)
+{
+    if (self->nodes != NULL) {
+        for (Py_ssize_t i = 0; i < self->count; i++) {
+            CNode *node = &self->nodes[i];
+            Py_VISIT(node->cls);
+            Py_VISIT(node->by_value);
+            if (node->fields != NULL) {
+                for (Py_ssize_t j = 0; j < node->nfields; j++) {
+                    CField *f = &node->fields[j];
+                    Py_VISIT(f->name);
+                    Py_VISIT(f->default_value);
+                    Py_VISIT(f->copy);
+                    Py_VISIT(f->key);
+                }
+            }
+        }
+    }
+    Py_VISIT(self->fallback);
+    Py_VISIT(self->decimal_type);
+    return 0;
+}
+
 static void
 plan_dealloc(PlanObject *self)
 {
+    PyObject_GC_UnTrack(self);
     if (self->nodes != NULL) {
         for (Py_ssize_t i = 0; i < self->count; i++) {
             CNode *node = &self->nodes[i];
@@ -118,7 +147,8 @@ static PyTypeObject PlanType = {
     .tp_name = "rpcx.codec._ctyped.Plan",
     .tp_basicsize = sizeof(PlanObject),
     .tp_dealloc = (destructor)plan_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_traverse = (traverseproc)plan_traverse,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "A typed CBOR plan, copied into C (made by prepare()).",
 };
 
@@ -248,7 +278,14 @@ static int
 find_slots(CNode *cnode)
 {
     PyTypeObject *type = (PyTypeObject *)cnode->cls;
-    if (type->tp_flags & Py_TPFLAGS_IS_ABSTRACT)
+    if (type->tp_flags & Py_TPFLAGS_IS_ABSTRACT || type->tp_alloc != PyType_GenericAlloc)
+        return 0;
+    /* object.__new__ refuses a class whose nearest built-in base is not object (a dict
+     * subclass, say): its instances need that base's own construction */
+    PyTypeObject *base = type;
+    while (base != NULL && (base->tp_flags & Py_TPFLAGS_HEAPTYPE))
+        base = base->tp_base;
+    if (base != &PyBaseObject_Type)
         return 0;
     PyObject *dict = type->tp_dict;
     for (Py_ssize_t j = 0; j < cnode->nfields; j++) {
@@ -268,7 +305,15 @@ find_slots(CNode *cnode)
     }
     for (Py_ssize_t j = 0; j < cnode->nfields; j++) {
         PyObject *descr = PyDict_GetItemWithError(dict, cnode->fields[j].name);
-        cnode->fields[j].offset = ((PyMemberDescrObject *)descr)->d_member->offset;
+        Py_ssize_t offset = ((PyMemberDescrObject *)descr)->d_member->offset;
+        for (Py_ssize_t k = 0; k < j; k++) {
+            if (cnode->fields[k].offset == offset) { /* two fields, one slot */
+                for (k = 0; k < j; k++)
+                    cnode->fields[k].offset = -1;
+                return 0;
+            }
+        }
+        cnode->fields[j].offset = offset;
     }
     cnode->by_slots = 1;
     /* reading a slot directly is what getattr does when the class keeps the generic
@@ -461,11 +506,14 @@ prepare(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(order);
         Py_RETURN_NONE;
     }
-    plan = PyObject_New(PlanObject, &PlanType);
+    plan = PyObject_GC_New(PlanObject, &PlanType);
     if (plan == NULL)
         goto error;
     plan->count = 0;
     plan->nodes = NULL;
+    plan->fallback = NULL;
+    plan->decimal_type = NULL;
+    PyObject_GC_Track(plan);
     plan->fallback = Py_NewRef(args[1]);
     plan->decimal_type = Py_NewRef(args[2]);
     Py_ssize_t n = PyList_GET_SIZE(order);
@@ -546,6 +594,17 @@ read_int(Reader *r, uint64_t *magnitude, int *negative)
 }
 
 static PyObject *dec(Reader *r, Py_ssize_t index, Py_ssize_t depth);
+
+/* The decoders compare depths with max_depth - 1: every max_depth of 1 or less gives up
+ * on the first container, and beyond MAX_NESTING + 2 MAX_NESTING decides first. Clamped
+ * to that range, so the comparisons cannot overflow. */
+static Py_ssize_t
+clamp_depth(Py_ssize_t max_depth)
+{
+    if (max_depth < 0)
+        return 0;
+    return max_depth > MAX_NESTING + 2 ? MAX_NESTING + 2 : max_depth;
+}
 
 static PyObject *
 int_object(uint64_t magnitude, int negative)
@@ -851,7 +910,7 @@ decode(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     Reader reader = {
         (const unsigned char *)PyBytes_AS_STRING(args[1]), PyBytes_GET_SIZE(args[1]), 0,
-        max_depth, plan,
+        clamp_depth(max_depth), plan,
     };
     if (plan->count == 0)
         return give_up(plan);
@@ -1081,8 +1140,12 @@ enc_struct(Out *out, PlanObject *plan, CNode *node, PyObject *obj, int depth)
         if (node->cls == NULL) {
             if (PyTuple_CheckExact(obj))
                 value = Py_NewRef(PyTuple_GET_ITEM(obj, f->index));
-            else if (PyList_CheckExact(obj))
+            else if (PyList_CheckExact(obj)) {
+                /* (Python code run by an earlier field may have shrunk the list) */
+                if (f->index >= PyList_GET_SIZE(obj))
+                    return -1;
                 value = Py_NewRef(PyList_GET_ITEM(obj, f->index));
+            }
             else
                 value = PySequence_GetItem(obj, f->index);
         } else if (slots) {
@@ -1155,13 +1218,20 @@ enc(Out *out, PlanObject *plan, Py_ssize_t index, PyObject *value, int depth)
     case K_STRING: {
         if (cls != &PyUnicode_Type)
             return -1;
-        Py_ssize_t size;
-        const char *data = PyUnicode_AsUTF8AndSize(value, &size);
-        if (data == NULL)
+        if (PyUnicode_IS_ASCII(value)) { /* its characters are its UTF-8 */
+            Py_ssize_t size = PyUnicode_GET_LENGTH(value);
+            if (put_head(out, 0x60, (uint64_t)size) < 0)
+                return -1;
+            return put(out, (const char *)PyUnicode_DATA(value), size);
+        }
+        /* a temporary UTF-8 copy (PyUnicode_AsUTF8AndSize would keep one on the str) */
+        PyObject *utf8 = PyUnicode_AsUTF8String(value);
+        if (utf8 == NULL)
             return -1; /* lone surrogates: the ordinary path reports them */
-        if (put_head(out, 0x60, (uint64_t)size) < 0)
-            return -1;
-        return put(out, data, size);
+        int failed = put_head(out, 0x60, (uint64_t)PyBytes_GET_SIZE(utf8)) < 0
+            || put(out, PyBytes_AS_STRING(utf8), PyBytes_GET_SIZE(utf8)) < 0;
+        Py_DECREF(utf8);
+        return failed ? -1 : 0;
     }
     case K_INT: {
         long long number;
@@ -1310,9 +1380,18 @@ typedef struct {
     vectorcallfunc vectorcall;
 } CallableObject;
 
+static int
+callable_traverse(CallableObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->plan);
+    Py_VISIT(self->slow);
+    return 0;
+}
+
 static void
 callable_dealloc(CallableObject *self)
 {
+    PyObject_GC_UnTrack(self);
     Py_XDECREF(self->plan);
     Py_XDECREF(self->slow);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -1402,7 +1481,7 @@ callable_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (self == NULL)
         return NULL;
     self->plan = (PlanObject *)Py_NewRef(plan);
-    self->max_depth = max_depth;
+    self->max_depth = clamp_depth(max_depth);
     self->max_bytes = max_bytes;
     self->slow = Py_NewRef(slow);
     self->vectorcall = type == &DecoderType ? decoder_call : encoder_call;
@@ -1416,7 +1495,8 @@ static PyTypeObject DecoderType = {
     .tp_dealloc = (destructor)callable_dealloc,
     .tp_vectorcall_offset = offsetof(CallableObject, vectorcall),
     .tp_call = PyVectorcall_Call,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_traverse = (traverseproc)callable_traverse,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_HAVE_GC,
     .tp_new = callable_new,
     .tp_doc = "Decoder(plan, max_depth, max_bytes, slow): one schema's decode.",
 };
@@ -1428,7 +1508,8 @@ static PyTypeObject EncoderType = {
     .tp_dealloc = (destructor)callable_dealloc,
     .tp_vectorcall_offset = offsetof(CallableObject, vectorcall),
     .tp_call = PyVectorcall_Call,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_traverse = (traverseproc)callable_traverse,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_HAVE_GC,
     .tp_new = callable_new,
     .tp_doc = "Encoder(plan, max_depth, max_bytes, slow): one schema's encode.",
 };

@@ -19,6 +19,7 @@ import os
 import struct
 import sys
 import tracemalloc
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -1046,3 +1047,88 @@ def make_struct_once() -> type:
                                       FieldSpec(2, "m", map_of(INT, INT), {})]))
     return _WITH_MAP[0]
 
+
+
+# -- review findings ----------------------------------------------------------------------
+
+
+@attrs.define(slots=True, kw_only=True)
+class DictStruct(dict):  # type: ignore[type-arg]
+    """A struct class built on dict: object.__new__ refuses it, so no path may build it by
+    writing its slots (an instance without dict's own construction crashes when used)."""
+
+    a: int
+
+
+setattr(DictStruct, "__rpcx_spec__",  # noqa: B010
+        StructSpec("test.DictStruct", DictStruct, (FieldSpec(1, "a", INT),)))
+
+
+def test_a_struct_on_a_built_in_base_is_built_by_its_class() -> None:
+    node, plan = _plans(struct_ref(DictStruct))
+    assert node.setters is None
+    value = _check_decode(node, plan, b"\xa1\x01\x05", DEPTH)
+    assert isinstance(value, DictStruct) and value.a == 5
+    assert "x" not in value and len(value) == 0  # a working dict
+
+
+def test_a_parameter_list_that_shrinks_while_it_is_encoded_gives_up() -> None:
+    node, plan = _plans(PARAMS_WITH_A_LIST)
+    params: list[Any] = []
+
+    class Shrinking(list):  # type: ignore[type-arg]
+        def __bool__(self) -> bool:
+            params.clear()
+            return False
+
+    params[:] = [Shrinking(), 1, "x"]
+    assert _ctyped.encode(plan, params) is FALLBACK
+    params[:] = [Shrinking(), 1, "x"]
+    assert _typed.encode(node, params) is FALLBACK
+
+
+PARAMS_WITH_A_LIST = StructSpec("test.Svc.shrink", None, (
+    FieldSpec(1, "items", list_of(INT), []), FieldSpec(2, "n", INT), FieldSpec(3, "s", STRING)))
+
+
+def test_a_class_holding_its_own_decoder_is_collected() -> None:
+    """Plans and the per-schema callables take part in garbage collection: a cycle
+    through them (a class keeping its decoder) does not keep the class alive."""
+    def make() -> weakref.ref[type]:
+        cls = make_struct([FieldSpec(1, "a", INT)], "test.Cyclic")
+        decoder = CborCodec().decoder(struct_ref(cls))
+        assert decoder(b"\xa1\x01\x05").a == 5
+        cls.decode = staticmethod(decoder)
+        return weakref.ref(cls)
+
+    refs = [make() for _ in range(20)]
+    gc.collect()
+    assert sum(ref() is not None for ref in refs) == 0
+
+
+@pytest.mark.parametrize("max_depth", [-(2**63), -1, 0, 1, 2, 202, 2**62, 2**63 - 1])
+def test_any_max_depth_is_taken_safely(max_depth: int) -> None:
+    node, plan = _plans(LINK_REF)
+    data = b"\xa2\x01\x00\x02\xa1\x01\x00"
+    _check_decode(node, plan, data, max_depth)
+    decoder = _ctyped.Decoder(plan, max_depth, 1 << 20, lambda d: FALLBACK)
+    got = decoder(data)
+    expected = _typed.decode(node, data, max_depth, _decimal)
+    assert (got is FALLBACK and expected is FALLBACK) or _same(got, expected)
+
+
+def test_encoding_a_non_ascii_string_keeps_no_copy_on_it() -> None:
+    node, plan = _plans(struct_ref(DictFree))
+    text = "é" * 1000
+    before = sys.getsizeof(text)
+    _check_encode(node, plan, DictFree(s=text))
+    assert sys.getsizeof(text) == before  # (PyUnicode_AsUTF8AndSize would cache UTF-8)
+
+
+@attrs.define(slots=True, kw_only=True)
+class DictFree:
+    s: str
+
+
+setattr(DictFree, "__rpcx_spec__",  # noqa: B010
+        StructSpec("test.DictFree", DictFree, (FieldSpec(1, "s", STRING),)))
