@@ -13,8 +13,10 @@ What stays interpreted, and why: modules with ``except*`` or async generators
 (``@asynccontextmanager``) that mypyc does not compile, and the places tests or users
 patch or subclass (``Channel`` and ``Server`` construct their ``Connection`` in
 interpreted code, so a test can hand them a subclass; ``SocketStream.send_nowait`` is
-patched by a test). A compiled function calls another compiled one natively, past any
-monkeypatched module or class attribute.
+patched by a test; ``rpcx.protocol.streams``, whose ``StreamsMixin`` declares the
+connection's attributes it uses under ``TYPE_CHECKING``, which a native class cannot). A
+compiled function calls another compiled one natively, past any monkeypatched module or
+class attribute.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "rpcx.runtime.link",
     "rpcx.runtime.options",
     "rpcx.runtime.unary",
+    "rpcx.runtime.streams",
 )
 """The modules the compiled build compiles (one list, read by ``hatch_build.py``)."""
 
