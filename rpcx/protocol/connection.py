@@ -83,6 +83,10 @@ from rpcx.protocol.frames import (
 from rpcx.protocol.streams import STREAM_FRAME_TYPES, StreamsMixin, _Stream
 from rpcx.status import Status
 
+_pack_header: Final = HEADER.pack
+_HEADER_SIZE: Final = HEADER.size
+_MESSAGE: Final = 0x08
+
 
 def _slot_setter(cls: type, name: str) -> Any:
     """The setter of slot ``name`` of a slotted (attrs) event class: filling every slot
@@ -255,6 +259,29 @@ class Connection(StreamsMixin):
     def _queue(self, data: bytes) -> None:
         self._out.append(data)
         self._out_bytes += len(data)
+
+    # (The sender's loop of a streaming call, so part of rpcx.protocol.streams; written
+    # here because this module is compiled in the compiled build and that one is not.)
+    def queue_message(self, call_id: int, payload: bytes) -> int:
+        """:meth:`send_message` for a sender's loop. Returns, once the MESSAGE is queued,
+        the bytes now waiting in :meth:`data_to_send` (positive: what a sender batching
+        its writes needs next); 0 if the call has ended (nothing sent); -1 if there is no
+        credit now (nothing sent: wait for :class:`~rpcx.protocol.events.WindowOpened`,
+        then try again). Raises what :meth:`send_message` raises for a message that can
+        never be sent."""
+        stream = self._streams.get(call_id)
+        size = len(payload)
+        if (stream is not None and stream.sendable and stream.send_credit > 0
+                and 0 < size <= self.max_frame_size and call_id in self._calls):
+            # send_message without the checks its first message passed (the call is
+            # two-way, the client has not ended it)
+            stream.send_credit -= size
+            self._out.append(_pack_header(size, _MESSAGE, 0, 0, call_id) + payload)
+            self._out_bytes += _HEADER_SIZE + size
+            return self._out_bytes
+        if payload and call_id in self._calls and self.stream_credit(call_id) <= 0:
+            return -1
+        return self._out_bytes if self.send_message(call_id, payload) else 0
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timeout` must next be called; None if never."""

@@ -20,8 +20,10 @@ a call that does not read stalls only itself.
 A receiver takes a run of MESSAGE frames (every one that follows another in its input)
 at once and reports it as one :class:`~rpcx.protocol.events.MessagesReceived` per call,
 its payloads in order: the per-message work is a header, a few checks and a slice. A
-sender's loop uses :meth:`StreamsMixin.queue_message`, which skips the checks its call
-passed with its first message.
+sender's loop uses ``Connection.queue_message``, which skips the checks its call passed
+with its first message (written in ``connection.py``, which the compiled build compiles;
+this module stays interpreted). The receiver's scan of a run is
+``rpcx.protocol._wire.message_run``, compiled likewise.
 
 Which methods stream, and in which direction, is not on the wire: both sides know it
 from the method. ``docs/protocol.md`` § 18 is the specification; :class:`StreamsMixin`
@@ -183,26 +185,6 @@ class StreamsMixin:
         stream.sendable = True
         self._queue(encode_message(call_id, payload))
         return True
-
-    def queue_message(self, call_id: int, payload: bytes) -> int:
-        """:meth:`send_message` for a sender's loop. Returns, once the MESSAGE is queued,
-        the bytes now waiting in :meth:`data_to_send` (positive: what a sender batching
-        its writes needs next); 0 if the call has ended (nothing sent); -1 if there is no
-        credit now (nothing sent: wait for :class:`~rpcx.protocol.events.WindowOpened`,
-        then try again). Raises what :meth:`send_message` raises for a message that can
-        never be sent."""
-        stream = self._streams.get(call_id)
-        size = len(payload)
-        if (stream is not None and stream.sendable and stream.send_credit > 0
-                and 0 < size <= self.max_frame_size and call_id in self._calls):
-            # send_message without the checks its first message passed (the call is
-            # two-way, the client has not ended it)
-            stream.send_credit -= size
-            self._queue(_pack_header(size, _MESSAGE, 0, 0, call_id) + payload)
-            return self.bytes_to_send()
-        if payload and call_id in self._calls and self.stream_credit(call_id) <= 0:
-            return -1
-        return self.bytes_to_send() if self.send_message(call_id, payload) else 0
 
     def consume(self, call_id: int, size: int) -> bool:
         """The application used a received message of ``size`` payload bytes: give the
