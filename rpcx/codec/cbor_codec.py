@@ -157,28 +157,29 @@ class CborCodec(LimitedCodec):
         self._plans[id(schema)] = entry
         return entry
 
+    def _c_plan(self, schema: Schema) -> _ctyped.Plan | None:
+        """The schema's plan for the C module, or None (see :meth:`_plan`)."""
+        known = self._plans.get(id(schema))
+        if known is None or known[0] is not schema:
+            known = self._plan(schema)
+        return known[2]
+
     def decoder(self, schema: Schema) -> Callable[[bytes], Any]:
         """``decode`` for one schema as one callable: with the C module, a
         ``rpcx.codec._ctyped.Decoder`` (no Python frame for a message it takes)."""
         slow = functools.partial(self.decode, schema)
-        if _C_TYPED:
-            known = self._plans.get(id(schema))
-            if known is None or known[0] is not schema:
-                known = self._plan(schema)
-            if known[2] is not None:
-                return _CDecoder(known[2], self.max_depth, self.max_message_bytes, slow)
-        return slow
+        plan = self._c_plan(schema) if _C_TYPED else None
+        if plan is None:
+            return slow
+        return _CDecoder(plan, self.max_depth, self.max_message_bytes, slow)
 
     def encoder(self, schema: Schema) -> Callable[[Any], bytes]:
         """``encode`` for one schema as one callable (see :meth:`decoder`)."""
         slow = functools.partial(self.encode, schema)
-        if _C_TYPED:
-            known = self._plans.get(id(schema))
-            if known is None or known[0] is not schema:
-                known = self._plan(schema)
-            if known[2] is not None:
-                return _CEncoder(known[2], self.max_depth, self.max_message_bytes, slow)
-        return slow
+        plan = self._c_plan(schema) if _C_TYPED else None
+        if plan is None:
+            return slow
+        return _CEncoder(plan, self.max_depth, self.max_message_bytes, slow)
 
     def encode(self, schema: Schema, value: object) -> bytes:
         if _C_TYPED:
