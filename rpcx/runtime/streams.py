@@ -45,7 +45,7 @@ from rpcx.runtime._errors import error_for
 from rpcx.runtime.arguments import argument_details, invalid_arguments
 from rpcx.runtime.dispatch import Failure, Reply, Success, _declared_failure, unpack_reply
 from rpcx.runtime.interceptors import CallInfo, Proceed, run_chain
-from rpcx.runtime.link import Link, Waiter
+from rpcx.runtime.link import WRITE_HIGH_WATER, Link, Waiter
 from rpcx.runtime.options import deadline_scope
 from rpcx.schema import MethodSpec, StructSpec, list_of
 from rpcx.status import Status
@@ -125,14 +125,16 @@ class StreamInvoker(Protocol):
 
 
 class _Sender:
-    """What a sending side (one call) needs to batch its writes: its link, and whether a
-    flush task it started has yet to run."""
+    """What a sending side (one call) needs to batch its writes: its link, whether a
+    flush task it started has yet to run, and the bytes it queued behind another task's
+    write since it last let the others run."""
 
-    __slots__ = ("flush_pending", "link")
+    __slots__ = ("flush_pending", "link", "unyielded")
 
     def __init__(self) -> None:
         self.link: Link | None = None
         self.flush_pending = False
+        self.unyielded = 0
 
 
 async def _flush_later(sender: _Sender, link: Link) -> None:
@@ -147,13 +149,24 @@ async def _write_batch(link: Link) -> None:
     await trio.lowlevel.checkpoint()
 
 
-def _write_soon(sender: _Sender, link: Link, queued: int) -> Awaitable[None] | None:
-    """After queueing a frame (``queued``: the bytes the connection now holds to send):
-    leave it to a flush task (None), or, past :data:`_BATCH_BYTES`, the awaitable that
-    writes now and yields. Below a batch nothing here waits, so a message costs no
-    scheduling. At most one flush task per sender is pending (a task per message would
-    cost more than the message)."""
+def _write_soon(sender: _Sender, link: Link, queued: int,
+                size: int) -> Awaitable[None] | None:
+    """After queueing a frame of ``size`` payload bytes (``queued``: the bytes the
+    connection now holds to send): leave it to a flush task (None), or, past
+    :data:`_BATCH_BYTES`, the awaitable that writes now and yields. Below a batch nothing
+    here waits, so a message costs no scheduling. At most one flush task per sender is
+    pending (a task per message would cost more than the message).
+
+    While another task is writing (the socket is full) and the connection holds no more
+    than :data:`~rpcx.runtime.link.WRITE_HIGH_WATER`, that task takes these bytes too:
+    the sender then yields once per batch of its own bytes, not after every message
+    (which made the streams of a busy connection take turns message by message)."""
     if queued >= _BATCH_BYTES:
+        if link._sending and queued <= WRITE_HIGH_WATER:
+            sender.unyielded += size
+            if sender.unyielded < _BATCH_BYTES:
+                return None
+        sender.unyielded = 0
         # (bytes a partial write left are being written by a sender at work already)
         return _write_batch(link)
     if not sender.flush_pending and not link._sending:
@@ -329,7 +342,7 @@ class StreamCore:
             with trio.move_on_at(self.deadline):
                 await self._sender.wait()
         if queued:
-            write = _write_soon(self._batch, link, queued)
+            write = _write_soon(self._batch, link, queued, len(payload))
             if write is not None:
                 await write
 
@@ -591,7 +604,7 @@ class ServerCallStream:
             # The call ended under us (CANCEL, deadline): the cancel reaches this task.
             await trio.lowlevel.checkpoint()
             return
-        write = _write_soon(self._batch, self.link, conn.bytes_to_send())
+        write = _write_soon(self._batch, self.link, conn.bytes_to_send(), len(payload))
         if write is not None:
             await write
 
@@ -606,7 +619,7 @@ class ServerCallStream:
         if queued > 0:
             if queued < _BATCH_BYTES and self._batch.flush_pending:
                 return None  # _write_soon's answer, without the call
-            return _write_soon(self._batch, self.link, queued)
+            return _write_soon(self._batch, self.link, queued, len(payload))
         return self.send(payload)
 
     async def run(self, handler: Callable[..., Any], payload: bytes,
