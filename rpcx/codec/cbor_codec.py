@@ -157,18 +157,18 @@ class CborCodec(LimitedCodec):
         self._plans[id(schema)] = entry
         return entry
 
-    def _c_plan(self, schema: Schema) -> _ctyped.Plan | None:
-        """The schema's plan for the C module, or None (see :meth:`_plan`)."""
+    def _known(self, schema: Schema) -> _Plan:
+        """The schema's plans (see :meth:`_plan`), made on first use."""
         known = self._plans.get(id(schema))
         if known is None or known[0] is not schema:
             known = self._plan(schema)
-        return known[2]
+        return known
 
     def decoder(self, schema: Schema) -> Callable[[bytes], Any]:
         """``decode`` for one schema as one callable: with the C module, a
         ``rpcx.codec._ctyped.Decoder`` (no Python frame for a message it takes)."""
         slow = functools.partial(self.decode, schema)
-        plan = self._c_plan(schema) if _C_TYPED else None
+        plan = self._known(schema)[2] if _C_TYPED else None
         if plan is None:
             return slow
         return _CDecoder(plan, self.max_depth, self.max_message_bytes, slow)
@@ -176,30 +176,22 @@ class CborCodec(LimitedCodec):
     def encoder(self, schema: Schema) -> Callable[[Any], bytes]:
         """``encode`` for one schema as one callable (see :meth:`decoder`)."""
         slow = functools.partial(self.encode, schema)
-        plan = self._c_plan(schema) if _C_TYPED else None
+        plan = self._known(schema)[2] if _C_TYPED else None
         if plan is None:
             return slow
         return _CEncoder(plan, self.max_depth, self.max_message_bytes, slow)
 
     def encode(self, schema: Schema, value: object) -> bytes:
-        if _C_TYPED:
-            # the common case first: a known plan the C module takes
-            known = self._plans.get(id(schema))
-            if known is not None and known[0] is schema and known[2] is not None:
-                typed = _c_encode(known[2], value)
-                if isinstance(typed, bytes) and len(typed) <= self.max_message_bytes:
-                    return typed
         if _TYPED:
             # Typed value straight to bytes (rpcx.codec._ctyped or _typed); anything it
             # does not take, and every error, goes the ordinary way below.
-            known = self._plans.get(id(schema))
+            known = self._plans.get(id(schema))  # (_known, inline: the call path)
             if known is None or known[0] is not schema:
                 known = self._plan(schema)
-            c_plan = known[2]
+            _, node, c_plan = known
             if c_plan is not None:
                 typed = _c_encode(c_plan, value)
             else:
-                node = known[1]
                 typed = _typed_encode(node, value) if node is not None else _FALLBACK
             if isinstance(typed, bytes):
                 if len(typed) > self.max_message_bytes:
@@ -227,19 +219,6 @@ class CborCodec(LimitedCodec):
         return data
 
     def decode(self, schema: Schema, data: bytes) -> Any:
-        if _C_TYPED:
-            # the common case first: a known plan the C module takes, and bytes
-            known = self._plans.get(id(schema))
-            if (known is not None and known[0] is schema and known[2] is not None
-                    and type(data) is bytes and len(data) <= self.max_message_bytes):
-                typed = _c_decode(known[2], data, self.max_depth)
-                if typed is not _FALLBACK:
-                    return typed
-        entry = self._dec_cache.get(id(schema))
-        if entry is not None and entry[0] is schema:
-            convert = entry[1]
-        else:
-            convert = self._decoders.get(schema)
         if type(data) is not bytes:
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise CodecError(f"expected bytes to decode, got {type(data).__name__}")
@@ -247,20 +226,22 @@ class CborCodec(LimitedCodec):
         if len(data) > self.max_message_bytes:
             raise too_big(len(data), self.max_message_bytes)
         if _TYPED:
-            known = self._plans.get(id(schema))
+            known = self._plans.get(id(schema))  # (_known, inline: the call path)
             if known is None or known[0] is not schema:
                 known = self._plan(schema)
-            c_plan = known[2]
+            _, node, c_plan = known
             if c_plan is not None:
                 typed = _c_decode(c_plan, data, self.max_depth)
-                if typed is not _FALLBACK:
-                    return typed
             else:
-                node = known[1]
-                if node is not None:
-                    typed = _typed_decode(node, data, self.max_depth, _decimal)
-                    if typed is not _FALLBACK:
-                        return typed
+                typed = _typed_decode(node, data, self.max_depth, _decimal) \
+                    if node is not None else _FALLBACK
+            if typed is not _FALLBACK:
+                return typed
+        entry = self._dec_cache.get(id(schema))
+        if entry is not None and entry[0] is schema:
+            convert = entry[1]
+        else:
+            convert = self._decoders.get(schema)
         plain = _fast_loads(data, self.max_depth, _decimal) if _FAST else _FALLBACK
         try:
             if plain is _FALLBACK:
